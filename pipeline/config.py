@@ -1,0 +1,137 @@
+"""Paths and parameters: the one place that knows where every stage reads and writes.
+
+Every stage runs per dataset (``synthetic``, ``uci`` or a customer's own ledger). A stage's parameters are
+its block in ``params.yaml`` overlaid with ``datasets.<name>.<stage>`` so one dataset can differ from the
+defaults without copying them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJ_ROOT = Path(__file__).resolve().parents[1]
+PARAMS_FILE = "params.yaml"
+
+log = logging.getLogger("pipeline")
+
+
+class PipelineError(RuntimeError):
+    """An error a user can act on: names the stage, the file and the fix. Printed without a traceback."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """All stage inputs and outputs for one dataset, relative to the project root."""
+
+    dataset: str
+    root: Path = PROJ_ROOT
+
+    def _p(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    @property
+    def raw(self) -> Path:
+        return self._p("data", "raw", self.dataset)
+
+    @property
+    def interim(self) -> Path:
+        return self._p("data", "interim", self.dataset)
+
+    @property
+    def quarantine(self) -> Path:
+        return self._p("data", "quarantine", self.dataset)
+
+    @property
+    def processed(self) -> Path:
+        return self._p("data", "processed", self.dataset)
+
+    @property
+    def models(self) -> Path:
+        return self._p("models", self.dataset)
+
+    @property
+    def reports(self) -> Path:
+        return self._p("reports", self.dataset)
+
+    @property
+    def metrics(self) -> Path:
+        return self._p("metrics", self.dataset)
+
+    @property
+    def plots(self) -> Path:
+        return self._p("plots", self.dataset)
+
+    @property
+    def exports(self) -> Path:
+        return self._p("exports", self.dataset)
+
+    @property
+    def monitoring(self) -> Path:
+        return self._p("monitoring", self.dataset)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in recursively (override wins); inputs are not mutated."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(root: Path = PROJ_ROOT) -> dict[str, Any]:
+    """Read the whole ``params.yaml``."""
+    path = root / PARAMS_FILE
+    if not path.exists():
+        raise PipelineError(f"{path}: params file not found; run from the project root")
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def stage_params(stage: str, dataset: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``stage`` block overlaid with ``datasets.<dataset>.<stage>``, plus ``base`` under key ``base``."""
+    params = load_params() if params is None else params
+    datasets = params.get("datasets", {})
+    if dataset not in datasets:
+        raise PipelineError(
+            f"params.yaml: dataset '{dataset}' is not declared under 'datasets' "
+            f"(known: {', '.join(sorted(datasets)) or 'none'})"
+        )
+    merged = deep_merge(params.get(stage, {}), datasets[dataset].get(stage))
+    merged["base"] = deep_merge(params.get("base", {}), datasets[dataset].get("base"))
+    return merged
+
+
+def stage_argparser(stage: str, description: str) -> argparse.ArgumentParser:
+    """The common command line of a stage: ``python -m pipeline.<stage> --dataset NAME``."""
+    parser = argparse.ArgumentParser(prog=f"python -m pipeline.{stage}", description=description)
+    parser.add_argument("--dataset", default="synthetic", help="dataset name from params.yaml")
+    return parser
+
+
+def setup_logging() -> None:
+    """One line per step, with the stage name; quiet third-party loggers."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("matplotlib", "numexpr", "py4j", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_stage(main_fn, stage: str) -> None:
+    """Run a stage's ``main`` so that a ``PipelineError`` ends with one clear line and exit code 2."""
+    import sys
+
+    setup_logging()
+    try:
+        main_fn()
+    except PipelineError as exc:
+        print(f"[{stage}] ERROR: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
