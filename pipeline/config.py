@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-PROJ_ROOT = Path(__file__).resolve().parents[1]
+PROJ_ROOT = Path(os.environ.get("CREDIT_PIPELINE_ROOT") or Path(__file__).resolve().parents[1])
 PARAMS_FILE = "params.yaml"
 
 log = logging.getLogger("pipeline")

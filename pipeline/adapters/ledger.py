@@ -1,0 +1,189 @@
+"""The generic path: a one-row-per-invoice ledger export mapped into the canonical tables.
+
+This is how a customer's own data comes in. ``ingest.column_map.ledger`` renames the export's
+headers to:
+
+- required: ``invoice_id``, ``customer_id``, ``invoice_date``, ``due_date``, ``amount``;
+- optional: ``currency``; ``settled_date`` and/or ``days_late`` (days after the due date, negative
+  = early); ``paid_amount`` (default: the invoice amount); ``claim_amount``, ``claim_date``,
+  ``claim_reason``; customer attributes ``name``, ``segment``, ``region``, ``group_id``,
+  ``credit_limit``, ``competitor_share``.
+
+Mapping rules: each row is an invoice. A row with a settled date, or else a days-late figure, is
+paid: one payment ``<invoice_id>-P`` dated the settled date (else due date + days late). A row with
+a claim amount gives one claim ``<invoice_id>-C`` dated ``claim_date`` (else the settled date, else
+the due date). Customers are the distinct ``customer_id`` values with their first non-null
+attributes, unless ``customers_file`` names a canonical customer master. An unparseable settled
+date or days-late figure is passed on as text, so the schema quarantines that payment (rule
+``parses_as_date``, the unreadable text in the reason) with the ledger row. The file is streamed in
+chunks; it is read once per output table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.adapters.files import TableSource, open_table
+from pipeline.config import PipelineError
+from pipeline.schemas import COLUMNS, REQUIRED
+
+LEDGER_REQUIRED = ("invoice_id", "customer_id", "invoice_date", "due_date", "amount")
+CUSTOMER_ATTRS = ("name", "segment", "region", "group_id", "credit_limit", "competitor_share")
+LEDGER_COLUMNS = [
+    *LEDGER_REQUIRED,
+    "currency",
+    "settled_date",
+    "days_late",
+    "paid_amount",
+    "claim_amount",
+    "claim_date",
+    "claim_reason",
+    *CUSTOMER_ATTRS,
+]
+META = ["_source_file", "_source_row"]
+
+
+def _dates(s: pd.Series, date_format: str) -> pd.Series:
+    return pd.to_datetime(s, format=date_format, errors="coerce")
+
+
+def invoices_from(chunk: pd.DataFrame) -> pd.DataFrame:
+    """The invoice columns of a ledger chunk."""
+    cols = [c for c in COLUMNS["invoices"] if c in chunk]
+    return chunk[cols + META]
+
+
+def payments_from(chunk: pd.DataFrame, date_format: str = "ISO8601") -> pd.DataFrame:
+    """One payment per settled ledger row: settled date, else due date + days late."""
+    settled = (
+        chunk["settled_date"]
+        if "settled_date" in chunk
+        else pd.Series(None, index=chunk.index, dtype=object)
+    )
+    late = (
+        chunk["days_late"]
+        if "days_late" in chunk
+        else pd.Series(None, index=chunk.index, dtype=object)
+    )
+    paid = settled.notna() | late.notna()
+    c = chunk[paid]
+    from_late = _dates(c["due_date"], date_format) + pd.to_timedelta(
+        pd.to_numeric(late[paid], errors="coerce"), unit="D"
+    )
+    unreadable = "due_date " + c["due_date"].astype(str) + " + days_late " + late[paid].astype(str)
+    from_late = from_late.dt.strftime("%Y-%m-%d").where(from_late.notna(), unreadable)
+    date = settled[paid].where(settled[paid].notna(), from_late)
+    amount = (
+        c["paid_amount"].where(c["paid_amount"].notna(), c["amount"])
+        if "paid_amount" in c
+        else c["amount"]
+    )
+    return pd.DataFrame(
+        {
+            "payment_id": c["invoice_id"] + "-P",
+            "customer_id": c["customer_id"],
+            "invoice_id": c["invoice_id"],
+            "payment_date": date,
+            "amount": amount,
+            "_source_file": c["_source_file"],
+            "_source_row": c["_source_row"],
+        }
+    )
+
+
+def claims_from(chunk: pd.DataFrame) -> pd.DataFrame:
+    """One claim per ledger row with a claim amount."""
+    if "claim_amount" not in chunk:
+        return pd.DataFrame(columns=[*COLUMNS["claims"], *META])
+    c = chunk[chunk["claim_amount"].notna()]
+    date = c["claim_date"] if "claim_date" in c else pd.Series(None, index=c.index, dtype=object)
+    for fallback in ("settled_date", "due_date"):
+        if fallback in c:
+            date = date.where(date.notna(), c[fallback])
+    return pd.DataFrame(
+        {
+            "claim_id": c["invoice_id"] + "-C",
+            "invoice_id": c["invoice_id"],
+            "customer_id": c["customer_id"],
+            "claim_date": date,
+            "amount": c["claim_amount"],
+            "reason": c["claim_reason"] if "claim_reason" in c else None,
+            "_source_file": c["_source_file"],
+            "_source_row": c["_source_row"],
+        }
+    )
+
+
+def customers_from(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame:
+    """Distinct customers with their first non-null attributes (one pass)."""
+    parts = []
+    for chunk in chunks:
+        cols = ["customer_id", *[a for a in CUSTOMER_ATTRS if a in chunk], *META]
+        parts.append(chunk.loc[chunk["customer_id"].notna(), cols])
+    allrows = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["customer_id", *META])
+    )
+    return allrows.groupby("customer_id", sort=False, as_index=False).first()
+
+
+def open_tables(
+    raw_dir: Path, params: dict[str, Any]
+) -> tuple[dict[str, TableSource], dict[str, Any]]:
+    """Streamed canonical tables from the ledger named in ``params['file']``."""
+    name = params.get("file")
+    if not name:
+        raise PipelineError(
+            "params.yaml: ingest.file must name the ledger export for source invoice_ledger"
+        )
+    chunksize = int(params.get("chunksize", 500_000))
+    column_map = params.get("column_map") or {}
+    date_format = params.get("date_format", "ISO8601")
+    ledger = open_table(
+        Path(raw_dir) / name,
+        "ledger",
+        LEDGER_COLUMNS,
+        LEDGER_REQUIRED,
+        column_map=column_map.get("ledger"),
+        chunksize=chunksize,
+        encoding=params.get("encoding", "auto"),
+    )
+    files, enc = ledger.files, ledger.encoding
+
+    def derived(fn):
+        return lambda: (fn(chunk) for chunk in ledger.chunks())
+
+    sources = {
+        "invoices": TableSource(
+            "invoices", files, derived(invoices_from), ledger.unknown_columns, enc
+        ),
+        "payments": TableSource(
+            "payments", files, derived(lambda c: payments_from(c, date_format)), [], enc
+        ),
+        "claims": TableSource("claims", files, derived(claims_from), [], enc),
+    }
+    if params.get("customers_file"):
+        sources["customers"] = open_table(
+            Path(raw_dir) / params["customers_file"],
+            "customers",
+            list(COLUMNS["customers"]),
+            REQUIRED["customers"],
+            column_map=column_map.get("customers"),
+            chunksize=chunksize,
+            encoding=params.get("encoding", "auto"),
+        )
+    else:
+        sources["customers"] = TableSource(
+            "customers", files, lambda: iter([customers_from(ledger.chunks())]), [], enc
+        )
+    notes = {
+        "adapter": "invoice_ledger",
+        "ledger_file": name,
+        "customers": params.get("customers_file") or "distinct customer_id of the ledger",
+    }
+    return sources, notes

@@ -1,0 +1,390 @@
+"""Stage ``evaluate``: scorecard vs logistic challenger vs boosting reference vs rule grading, out
+of time.
+
+On the ``oot`` sample (matured goods and bads only; for a dataset with one observation point it is
+a stratified holdout) every method gets AUC with DeLong and Hanley–McNeil intervals, Gini and KS,
+by count and exposure-weighted (weight = open balance at the as-of date, negative or missing
+balances count 0), and a gains table by decile. The scorecard is tested against the rule grading
+with the paired DeLong test.
+
+The rule grading is an ordinal score A < B < C < D in risk. ``UNDEFINED`` (no grade from the rules)
+is, by ``evaluate.rule_undefined``: ``exclude`` - left out of the comparison sample for every
+method so that all methods are compared on the same cases (the report counts them) - or ``worst`` -
+ranked with D. The rules reject ``evaluate.rule_reject_grades`` (default D, the veto grade); the
+scorecard is cut into A-D with the same shares as the rule grades, so its A-C accept exactly the
+rules' approval rate (up to tied scores) and the migration matrix and the swap set describe the
+same decision.
+
+Outputs: metrics/<ds>/evaluate.json, plots/<ds>/evaluate_*.csv|png, reports/<ds>/comparison.md and
+reports/<ds>/evaluate_gains.csv.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import evaluate_report as report
+from pipeline import metrics
+from pipeline.challenger import predict_pd
+from pipeline.config import (
+    PROJ_ROOT,
+    Paths,
+    PipelineError,
+    run_stage,
+    stage_argparser,
+    stage_params,
+)
+from pipeline.io import code_version, read_json, write_csv, write_json
+from pipeline.scorecard import load_card, score_frame
+
+log = logging.getLogger("pipeline.evaluate")
+
+GRADES = ("A", "B", "C", "D")
+UNDEFINED = "UNDEFINED"
+METHODS = {  # method -> label for people
+    "scorecard": "WoE points scorecard",
+    "logistic": "Logistic challenger (raw features)",
+    "boosting": "Gradient boosting (benchmark only)",
+    "rules": "Rule grading A-D",
+}
+SNAPSHOT_COLUMNS = ("customer_id", "as_of_date", "is_bad", "exposure", "rule_grade")
+
+
+# ---------------------------------------------------------------------------------------- sample
+def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], path: Path) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise PipelineError(
+            f"{path}: column(s) {', '.join(missing)} missing (rule: evaluate input contract, "
+            "docs/architecture.md); rerun the stage that writes this file"
+        )
+
+
+def oot_sample(
+    snapshots: pd.DataFrame,
+    samples: pd.DataFrame,
+    boosting: pd.DataFrame,
+    rule_undefined: str = "exclude",
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Matured goods and bads of the ``oot`` sample with the boosting PD and the ordinal rule score
+    attached.
+
+    Returns the frame (with ``risk_rules`` = 1..4 and ``weight`` = exposure ≥ 0) and counts of what
+    was left out. A key in the OOT sample with no snapshot or no boosting prediction is an input
+    error."""
+    keys = ["customer_id", "as_of_date"]
+    for name, table in (
+        ("snapshots", snapshots),
+        ("samples", samples),
+        ("boosting_predictions", boosting),
+    ):
+        dup = table.duplicated(keys)
+        if dup.any():
+            raise PipelineError(
+                f"{name}.parquet: row {int(np.flatnonzero(dup.to_numpy())[0])}, columns "
+                f"customer_id/as_of_date: duplicated key (rule: one row per customer and date)"
+            )
+    oot = samples.loc[samples["sample"] == "oot", keys]
+    if oot.empty:
+        raise PipelineError("samples.parquet: no row with sample == 'oot'; rerun the train stage")
+    frame = oot.merge(snapshots, on=keys, how="left", indicator=True, validate="one_to_one")
+    lost = frame["_merge"] != "both"
+    if lost.any():
+        row = frame.loc[lost, keys].iloc[0].to_dict()
+        raise PipelineError(
+            f"snapshots.parquet: OOT key {row} (row {int(np.flatnonzero(lost)[0])} of the OOT "
+            "sample) has no snapshot; samples.parquet and snapshots.parquet are out of step"
+        )
+    frame = frame.drop(columns="_merge")
+    counts = {"oot_rows": int(len(frame))}
+    frame = frame[frame["is_bad"].notna()].copy()
+    counts["immature_or_indeterminate"] = counts["oot_rows"] - int(len(frame))
+    frame = frame.merge(
+        boosting[[*keys, "pd_boosting"]], on=keys, how="left", validate="one_to_one"
+    )
+    if frame["pd_boosting"].isna().any():
+        row = frame.loc[frame["pd_boosting"].isna(), keys].iloc[0].to_dict()
+        raise PipelineError(
+            f"boosting_predictions.parquet: no pd_boosting for OOT key {row} "
+            "(column pd_boosting, rule: every OOT row is predicted); rerun the train stage"
+        )
+    grade = frame["rule_grade"].astype("string").fillna(UNDEFINED)
+    unknown = ~grade.isin([*GRADES, UNDEFINED])
+    if unknown.any():
+        i = int(np.flatnonzero(unknown.to_numpy())[0])
+        key = frame[keys].iloc[i].to_dict()
+        raise PipelineError(
+            f"snapshots.parquet: row {i} of the OOT sample {key}, column rule_grade: "
+            f"{grade.iloc[i]!r} is not one of {', '.join(GRADES)} or {UNDEFINED}"
+        )
+    undefined = grade == UNDEFINED
+    counts["rule_grade_undefined"] = int(undefined.sum())
+    if rule_undefined == "exclude":
+        frame, grade = frame[~undefined].copy(), grade[~undefined]
+    elif rule_undefined == "worst":
+        grade = grade.where(~undefined, "D")
+    else:
+        raise PipelineError(
+            f"params.yaml evaluate.rule_undefined: {rule_undefined!r} is not exclude|worst"
+        )
+    frame["rule_grade_used"] = grade.astype(str).to_numpy()
+    frame["risk_rules"] = (
+        frame["rule_grade_used"].map({g: i + 1 for i, g in enumerate(GRADES)}).astype(float)
+    )
+    frame["is_bad"] = frame["is_bad"].astype(int)
+    frame["weight"] = pd.to_numeric(frame["exposure"], errors="coerce").fillna(0.0).clip(lower=0.0)
+    counts["compared"] = int(len(frame))
+    if frame["is_bad"].nunique() < 2:
+        raise PipelineError("OOT sample: the comparison needs both goods and bads (column is_bad)")
+    return frame.reset_index(drop=True), counts
+
+
+def add_model_scores(frame: pd.DataFrame, card: dict, logistic: dict) -> pd.DataFrame:
+    """Scorecard score, PD and first reason code, and the logistic PD; ``risk_<method>`` = higher
+    is riskier.
+    """
+    scored = score_frame(card, frame)
+    out = frame.copy()
+    out["score"] = scored["score"].to_numpy()
+    out["pd_scorecard"] = scored["pd_model"].to_numpy()
+    out["reason_1"] = scored["reason_1"].to_numpy() if "reason_1" in scored else None
+    out["pd_logistic"] = predict_pd(logistic, frame)
+    out["risk_scorecard"] = -out["score"].astype(float)
+    out["risk_logistic"] = out["pd_logistic"]
+    out["risk_boosting"] = out["pd_boosting"].astype(float)
+    return out
+
+
+# ------------------------------------------------------------------------------------ comparison
+def _safe(fn, *args, **kwargs) -> dict[str, Any] | None:
+    """A metric that cannot be computed (e.g. no bad exposure) is reported as null."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as exc:
+        log.warning("metric skipped: %s", exc)
+        return None
+
+
+def discrimination(frame: pd.DataFrame, risk_col: str, level: float) -> dict[str, Any]:
+    """AUC with CIs, Gini and KS by count and exposure-weighted for one risk column."""
+    out: dict[str, Any] = {}
+    for basis, w in (("count", None), ("exposure", frame["weight"].to_numpy())):
+        res = _safe(metrics.auc_with_ci, frame["is_bad"], frame[risk_col], w, level)
+        ks = _safe(metrics.ks_statistic, frame["is_bad"], frame[risk_col], w)
+        out[basis] = None if res is None else {**res, "ks": ks["ks"] if ks else None}
+    return out
+
+
+def paired_tests(frame: pd.DataFrame, level: float) -> dict[str, Any]:
+    """Paired DeLong tests of the scorecard against each other method, by count and
+    exposure-weighted.
+    """
+    out: dict[str, Any] = {}
+    for other in ("rules", "logistic", "boosting"):
+        out[f"scorecard_vs_{other}"] = {
+            basis: _safe(
+                metrics.delong_paired_test,
+                frame["is_bad"],
+                frame["risk_scorecard"],
+                frame[f"risk_{other}"],
+                w,
+                level,
+            )
+            for basis, w in (("count", None), ("exposure", frame["weight"].to_numpy()))
+        }
+    return out
+
+
+def matched_grades(frame: pd.DataFrame) -> pd.Series:
+    """Scorecard grades A-D holding the same shares of the sample as the rule grades (ties kept
+    together).
+    """
+    shares = frame["rule_grade_used"].value_counts(normalize=True).reindex(GRADES, fill_value=0.0)
+    # bands_by_shares counts from the riskiest case: D first
+    band = metrics.bands_by_shares(frame["risk_scorecard"], shares.to_numpy()[::-1])
+    return pd.Series(np.asarray(GRADES[::-1])[band], index=frame.index, name="scorecard_grade")
+
+
+def decision_analysis(frame: pd.DataFrame, reject_grades: list[str]) -> dict[str, Any]:
+    """Bad rate per grade for both gradings, the migration table, and the swap set at the rules'
+    approval rate.
+    """
+    w = frame["weight"].to_numpy()
+    accept_rules = ~frame["rule_grade_used"].isin(reject_grades).to_numpy()
+    accept_card = ~frame["scorecard_grade"].isin(reject_grades).to_numpy()
+    return {
+        "rule_grades": metrics.grade_table(frame["rule_grade_used"], frame["is_bad"], GRADES, w),
+        "scorecard_grades": metrics.grade_table(
+            frame["scorecard_grade"], frame["is_bad"], GRADES, w
+        ),
+        "migration": metrics.migration_table(
+            frame["rule_grade_used"], frame["scorecard_grade"], frame["is_bad"], GRADES, GRADES, w
+        ),
+        "swap_set": metrics.swap_set(frame["is_bad"], accept_rules, accept_card, w),
+        "approval_rate_rules": float(accept_rules.mean()),
+        "approval_rate_scorecard": float(accept_card.mean()),
+    }
+
+
+def migration_summary(migration: pd.DataFrame) -> dict[str, Any]:
+    """Share and bad rate of customers the scorecard grades better, the same, or worse than the
+    rules.
+    """
+    rank = {g: i for i, g in enumerate(GRADES)}
+    move = migration["grade_to"].map(rank) - migration["grade_from"].map(rank)
+    out = {}
+    for name, mask in (("upgraded", move < 0), ("same", move == 0), ("downgraded", move > 0)):
+        part = migration[mask]
+        n, bads = int(part["count"].sum()), int(part["bads"].sum())
+        out[name] = {
+            "count": n,
+            "share": n / max(int(migration["count"].sum()), 1),
+            "bad_rate": bads / n if n else None,
+        }
+    return out
+
+
+def models_on_all_rows(
+    snapshots: pd.DataFrame,
+    samples: pd.DataFrame,
+    boosting: pd.DataFrame,
+    card: dict,
+    logistic: dict,
+) -> dict[str, float]:
+    """AUC by count of the three models on every matured OOT row, rule grade UNDEFINED included
+    (the figure the train stage reports; the comparison itself uses the common sample)."""
+    full = add_model_scores(oot_sample(snapshots, samples, boosting, "worst")[0], card, logistic)
+    return {m: metrics.auc(full["is_bad"], full[f"risk_{m}"]) for m in METHODS if m != "rules"} | {
+        "n": int(len(full))
+    }
+
+
+def gains_tables(frame: pd.DataFrame, n_bands: int) -> pd.DataFrame:
+    """Gains tables by decile (band 1 = riskiest) of every method, by count and by exposure."""
+    parts = []
+    for method in METHODS:
+        for basis, w in (("count", None), ("exposure", frame["weight"].to_numpy())):
+            table = _safe(
+                metrics.gains_table, frame["is_bad"], frame[f"risk_{method}"], w, n_bands
+            )
+            if table is not None:
+                parts.append(table.assign(method=method, basis=basis))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["method", "basis", *[c for c in out.columns if c not in ("method", "basis")]]]
+
+
+# -------------------------------------------------------------------------------------------- main
+def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dict[str, Any]:
+    """Read the inputs of ``dataset`` under ``root``, compare the methods, write the outputs."""
+    p = stage_params("evaluate", dataset, params)
+    split_method = (
+        stage_params("train", dataset, params).get("split", {}).get("method", "out_of_time")
+    )
+    level, n_bands = float(p.get("ci_level", 0.95)), int(p.get("n_bands", 10))
+    reject = list(p.get("rule_reject_grades", ["D"]))
+    paths = Paths(dataset, root)
+    files = {
+        "snapshots": paths.processed / "snapshots.parquet",
+        "samples": paths.processed / "samples.parquet",
+        "boosting": paths.processed / "boosting_predictions.parquet",
+        "card": paths.models / "scorecard.json",
+        "logistic": paths.models / "logistic.json",
+    }
+    for name, path in files.items():
+        if not path.is_file():
+            raise PipelineError(
+                f"{path}: input '{name}' not found; run the features and train stages first"
+            )
+    snapshots = pd.read_parquet(files["snapshots"])
+    samples = pd.read_parquet(files["samples"])
+    boosting = pd.read_parquet(files["boosting"])
+    _require(snapshots, SNAPSHOT_COLUMNS, files["snapshots"])
+    _require(samples, ["customer_id", "as_of_date", "sample"], files["samples"])
+    _require(boosting, ["customer_id", "as_of_date", "pd_boosting"], files["boosting"])
+    card, logistic = load_card(files["card"]), read_json(files["logistic"])
+
+    frame, counts = oot_sample(snapshots, samples, boosting, p.get("rule_undefined", "exclude"))
+    frame = add_model_scores(frame, card, logistic)
+    frame["scorecard_grade"] = matched_grades(frame)
+    result: dict[str, Any] = {
+        "dataset": dataset,
+        "code_version": code_version(),
+        "sample": {
+            **counts,
+            "name": "oot",
+            "kind": "stratified_holdout"
+            if split_method == "stratified_holdout"
+            else "out_of_time",
+            "n_bad": int(frame["is_bad"].sum()),
+            "bad_rate": float(frame["is_bad"].mean()),
+            "exposure": float(frame["weight"].sum()),
+            "as_of_first": frame["as_of_date"].min(),
+            "as_of_last": frame["as_of_date"].max(),
+            "customers": int(frame["customer_id"].nunique()),
+        },
+        "methods": {m: discrimination(frame, f"risk_{m}", level) for m in METHODS},
+        "paired_tests": paired_tests(frame, level),
+        "models_all_matured_oot": models_on_all_rows(snapshots, samples, boosting, card, logistic),
+        "params": {
+            "ci_level": level,
+            "n_bands": n_bands,
+            "rule_reject_grades": reject,
+            "rule_undefined": p.get("rule_undefined", "exclude"),
+        },
+    }
+    if "true_pd" in frame.columns and frame["true_pd"].notna().any():  # synthetic: the ceiling
+        known = frame[frame["true_pd"].notna()]
+        result["true_pd"] = discrimination(
+            known.assign(risk_true_pd=known["true_pd"].astype(float)), "risk_true_pd", level
+        )
+    decisions = decision_analysis(frame, reject)
+    result["decision"] = {
+        "approval_rate_rules": decisions["approval_rate_rules"],
+        "approval_rate_scorecard": decisions["approval_rate_scorecard"],
+        "swap_set": {
+            r["segment"]: {
+                k: r[k] for k in ("count", "share", "bads", "bad_rate", "weighted_bad_rate")
+            }
+            for r in decisions["swap_set"].to_dict("records")
+        },
+        "migration": migration_summary(decisions["migration"]),
+    }
+    tables = {
+        "roc": report.roc_table(frame),
+        "ks": report.ks_table(frame),
+        "score_distribution": report.score_distribution(frame),
+        "bad_rate_by_band": report.bad_rate_by_band(frame, n_bands),
+    }
+    for name, table in tables.items():
+        write_csv(table, paths.plots / f"evaluate_{name}.csv")
+    report.write_plots(tables, decisions["migration"], result, paths.plots, dataset)
+    gains = gains_tables(frame, n_bands)
+    write_csv(gains, paths.reports / "evaluate_gains.csv")
+    write_json(result, paths.metrics / "evaluate.json")
+    text = report.comparison_markdown(result, decisions, tables["bad_rate_by_band"], frame, card)
+    paths.reports.mkdir(parents=True, exist_ok=True)
+    (paths.reports / "comparison.md").write_text(text, encoding="utf-8")
+    log.info(
+        "evaluate %s: %d OOT cases, AUC scorecard %.4f, rules %.4f",
+        dataset,
+        len(frame),
+        result["methods"]["scorecard"]["count"]["auc"],
+        result["methods"]["rules"]["count"]["auc"],
+    )
+    return result
+
+
+def main() -> None:
+    args = stage_argparser(
+        "evaluate", "Compare scorecard, challenger, boosting and rule grading out of time"
+    ).parse_args()
+    run(args.dataset)
+
+
+if __name__ == "__main__":
+    run_stage(main, "evaluate")

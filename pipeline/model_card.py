@@ -1,0 +1,180 @@
+"""The model card (exports/<ds>/model_card.md): what the scorecard is, how it was built, how well
+it ranks and is calibrated, the limits it sets and what it cannot do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def _fmt(v: Any, spec: str = ".4f") -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    return format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def _table(frame: pd.DataFrame) -> list[str]:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame.itertuples(index=False):
+        cells = [
+            (_fmt(v, ",.4g") if isinstance(v, float) else str(v)).replace("|", "\\|") for v in row
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _discrimination(evaluation: dict | None) -> list[str]:
+    if not evaluation or "methods" not in evaluation:
+        return ["Not available: metrics/<ds>/evaluate.json was absent when publishing."]
+    rows = []
+    for method, bases in evaluation["methods"].items():
+        for basis, m in (bases or {}).items():
+            if isinstance(m, dict):
+                rows.append(
+                    {
+                        "method": method,
+                        "weighting": basis,
+                        "AUC": _fmt(m.get("auc")),
+                        "Gini": _fmt(m.get("gini")),
+                        "KS": _fmt(m.get("ks")),
+                    }
+                )
+    if not rows:
+        return ["evaluate.json holds no per-method metrics."]
+    return [
+        "Out-of-time (or stratified holdout) sample, goods and bads only; the rule grading "
+        "is ranked A=1 … D=4.",
+        "",
+        *_table(pd.DataFrame(rows)),
+    ]
+
+
+def model_card_markdown(
+    card: dict,
+    cutoffs: dict,
+    limits: pd.DataFrame,
+    policy: pd.DataFrame,
+    bands: pd.DataFrame,
+    evaluation: dict | None,
+    dataset: str,
+    bad_definition: str | None = None,
+) -> str:
+    """Markdown model card from the card, the master scale, the policy tables and evaluate.json."""
+    sample, scaling = card.get("sample", {}), card["scaling"]
+    prov = card.get("provenance", {})
+    feats = pd.DataFrame(
+        [
+            {
+                "feature": f["name"],
+                "reason": f.get("reason_code"),
+                "IV": f.get("iv"),
+                "coefficient": f.get("coefficient"),
+                "bins": len(f["bins"]),
+                "points min": min(b["points"] for b in f["bins"]),
+                "points max": max(b["points"] for b in f["bins"]),
+                "unseen": f["unseen_points"],
+                "text": f.get("reason_text"),
+            }
+            for f in card["features"]
+        ]
+    )
+    grades = pd.DataFrame(cutoffs["grades"])
+    keep = [
+        c
+        for c in (
+            "grade",
+            "letter_grade",
+            "score_min",
+            "score_max",
+            "pd",
+            "count",
+            "observed_bad_rate",
+        )
+        if c in grades
+    ]
+    cal = cutoffs.get("calibration", {})
+    lines = [
+        f"# Model card: credit scorecard `{dataset}`",
+        "",
+        "## Data",
+        f"- Dataset `{dataset}`; training rows {sample.get('n_train', '–')}, of which bad "
+        f"{sample.get('n_bad', '–')}.",
+        f"- Training data SHA-256 `{prov.get('training_data_sha256', '–')}`; code version "
+        f"`{prov.get('code_version', '–')}`.",
+        f"- Bad definition: {bad_definition or card.get('target', {}).get('event', 'bad')}.",
+        "",
+        "## Features and points",
+        f"WoE logistic scorecard, {len(card['features'])} characteristics; score = sum of "
+        f"points; {scaling.get('base_score')} points at good:bad odds "
+        f"{scaling.get('base_odds')}:1, {scaling.get('pdo')} points to double the odds. "
+        "Full points table: scorecard.csv / scorecard.xlsx.",
+        "",
+        *_table(feats),
+        "",
+        "## Discrimination",
+        *_discrimination(evaluation),
+        "",
+        "## Calibration and master scale",
+        f"Score → PD by `{cal.get('method', '–')}` calibration, fitted on a sample disjoint "
+        "from training; grade PD = the grade's published PD. Score intervals are "
+        "[score_min, score_max).",
+        "",
+        *_table(grades[keep]),
+        "",
+        "## Comparison with the rule grading",
+        "See the rules rows of the discrimination table above and reports/<ds>/comparison.md "
+        "(migration matrix, swap set).",
+        "",
+        "## Limits and credit policy",
+        "Limit = min(need, capacity caps, expected-loss cap); binding constraint per cell. "
+        "Size band = average monthly invoiced amount; typical size = band median at each "
+        "customer's latest snapshot.",
+        "",
+        *_table(
+            limits[
+                [
+                    "letter_grade",
+                    "size_band",
+                    "typical_monthly_sales",
+                    "pd",
+                    "need",
+                    "expected_loss_cap",
+                    "limit",
+                    "binding",
+                ]
+            ]
+        ),
+        "",
+        *_table(
+            policy[
+                [
+                    "letter_grade",
+                    "terms",
+                    "review_months",
+                    "grade_factor",
+                    "net_worth_share",
+                    "turnover_share",
+                ]
+            ]
+        ),
+        "",
+        "Behaviour triggers (all grades):",
+        f"- {policy['trigger_raise'].iloc[0]}",
+        f"- {policy['trigger_cut'].iloc[0]}",
+        f"- {policy['trigger_suspend'].iloc[0]}",
+        "",
+        "## Known limitations",
+        "- Points and PDs hold for a population like the development sample; re-validate "
+        "after a change of customers, products or terms (see the monitor stage).",
+        "- Limits use the grade's PD, an LGD and an expected-loss budget from params; they are "
+        "a policy, not an estimate of what a customer can repay. Capacity caps apply only "
+        "when net worth or turnover are in the customer master.",
+        "- Customers without sales history get no credit (need = 0) until they have one.",
+        "- The calibration tests assume independent defaults; one economic cycle in the data "
+        "makes the PDs point-in-time.",
+        "- Protected attributes are never scored; fairness is reported separately.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""Stage ``publish``: the bundle the business runs, the scorecard exports and the credit policy.
+
+Reads models/<ds>/scorecard.json (train), models/<ds>/grade_cutoffs.json (calibrate),
+data/processed/<ds>/snapshots.parquet (size-band statistics), metrics/<ds>/evaluate.json
+(discrimination, if present) and the ``publish`` params. Writes exports/<ds>/: scorecard.json
+(card + calibration + master scale + policy), scorecard.sql, scorecard.xlsx, scorecard.csv,
+limit_table.csv, credit_policy.csv, dunning_strategy.csv, boundary_cases.csv, model_card.md.
+The SQL export is executed on DuckDB against the boundary set before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import pandas as pd
+
+from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
+from pipeline.exports import (
+    SQL_INPUT_TABLE,
+    boundary_cases,
+    check_against_python,
+    points_table,
+    scorecard_sql,
+    scorecard_workbook,
+    workbook_bytes,
+)
+from pipeline.io import code_version, read_json, write_csv, write_json
+from pipeline.model_card import model_card_markdown
+from pipeline.policy import (
+    band_statistics,
+    credit_policy_table,
+    dunning_table,
+    letter_pds,
+    limit_table,
+)
+from pipeline.scorecard import load_card
+
+log = logging.getLogger("pipeline.publish")
+BUNDLE_SCHEMA = "1.0"
+
+
+def check_cutoffs(cutoffs: dict, source: str) -> list[dict]:
+    """The master-scale grades, checked: letter grades present, score_min falling, PDs rising."""
+    grades = cutoffs.get("grades") or []
+    if not grades:
+        raise PipelineError(f"{source}: no 'grades'; run the calibrate stage")
+    for i, g in enumerate(grades):
+        for key in ("grade", "letter_grade", "score_min", "pd"):
+            if key not in g:
+                raise PipelineError(f"{source}: grades[{i}] has no '{key}'")
+    mins = [g["score_min"] for g in grades[:-1]]
+    if any(m is None for m in mins) or any(b >= a for a, b in zip(mins, mins[1:], strict=False)):
+        raise PipelineError(f"{source}: score_min must fall strictly from the best grade on")
+    pds = [g["pd"] for g in grades]
+    if any(b <= a for a, b in zip(pds, pds[1:], strict=False)):
+        raise PipelineError(f"{source}: grade PDs must rise strictly from grade to grade")
+    return grades
+
+
+def latest_sizes(snapshots: pd.DataFrame, size_measure: str) -> pd.Series:
+    """Each customer's size measure at their latest snapshot."""
+    if size_measure not in snapshots.columns:
+        raise PipelineError(
+            f"snapshots.parquet: column '{size_measure}' (publish.size_measure) not found"
+        )
+    last = (
+        snapshots.sort_values(["customer_id", "as_of_date"])
+        .groupby("customer_id", sort=True)
+        .tail(1)
+    )
+    return last[size_measure]
+
+
+def build_bundle(card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame) -> dict:
+    """The published scorecard.json: the card plus calibration, master scale and policy."""
+    policy = {k: v for k, v in params.items() if k != "base"}
+    return {
+        **card,
+        "bundle": {
+            "schema_version": BUNDLE_SCHEMA,
+            "code_version": code_version(),
+            "scored_by": "python -m pipeline.score --card <this file> --input <file>",
+        },
+        "calibration": cutoffs["calibration"],
+        "master_scale": {"scale": cutoffs.get("scale"), "grades": cutoffs["grades"]},
+        "policy": {**policy, "limit_table": limits.to_dict("records")},
+    }
+
+
+def bad_definition(features_params: dict) -> str:
+    """The bad definition in words, from the features stage's label params."""
+    label = features_params.get("label", {})
+    if label.get("source") == "customer_flag":
+        return "the source's own default flag (one observation point)"
+    return (
+        f"an invoice more than {label.get('bad_days_beyond_terms', '?')} days beyond terms "
+        f"within {label.get('performance_window_months', '?')} months of the observation "
+        f"date, above {label.get('material_amount', '?')} and "
+        f"{label.get('material_share', 0):.0%} of exposure"
+    )
+
+
+def verify_sql(card: dict, grades: list[dict], sql: str, cases: pd.DataFrame) -> None:
+    """Run the SQL export on DuckDB over the boundary set; raise on any difference."""
+    con = duckdb.connect()
+    con.register(SQL_INPUT_TABLE, cases)
+    got = con.execute(sql).df()
+    check_against_python(card, cases, got, "scorecard.sql")
+
+
+def main() -> None:
+    args = stage_argparser(
+        "publish", "Publish the scorecard bundle, exports and policy."
+    ).parse_args()
+    params = stage_params("publish", args.dataset)
+    paths = Paths(args.dataset)
+    card = load_card(paths.models / "scorecard.json")
+    cutoffs_path = paths.models / "grade_cutoffs.json"
+    if not cutoffs_path.is_file():
+        raise PipelineError(f"{cutoffs_path}: not found; run the calibrate stage first")
+    cutoffs = read_json(cutoffs_path)
+    grades = check_cutoffs(cutoffs, str(cutoffs_path))
+    snap_path = paths.processed / "snapshots.parquet"
+    size_measure = params.get("size_measure", "avg_monthly_invoiced")
+    snapshots = pd.read_parquet(snap_path, columns=["customer_id", "as_of_date", size_measure])
+    evaluate_path = paths.metrics / "evaluate.json"
+    evaluation = read_json(evaluate_path) if evaluate_path.is_file() else None
+
+    bands = band_statistics(latest_sizes(snapshots, size_measure), params["size_bands"])
+    limits = limit_table(letter_pds(grades), bands, params)
+    policy = credit_policy_table(params)
+    dunning = dunning_table(params)
+    cases = boundary_cases(card, grades)
+    sql = scorecard_sql(card, grades)
+    verify_sql(card, grades, sql, cases)
+    bundle = build_bundle(card, cutoffs, params, limits)
+    workbook = scorecard_workbook(card, grades, limits, policy, cases)
+
+    out = paths.exports
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(bundle, out / "scorecard.json")
+    (out / "scorecard.sql").write_text(sql, encoding="utf-8")
+    (out / "scorecard.xlsx").write_bytes(workbook_bytes(workbook))
+    write_csv(points_table(card), out / "scorecard.csv")
+    write_csv(limits, out / "limit_table.csv")
+    write_csv(policy, out / "credit_policy.csv")
+    write_csv(dunning, out / "dunning_strategy.csv")
+    cases.to_csv(out / "boundary_cases.csv", index=False, lineterminator="\n")  # full precision
+    (out / "model_card.md").write_text(
+        model_card_markdown(
+            card,
+            cutoffs,
+            limits,
+            policy,
+            bands,
+            evaluation,
+            args.dataset,
+            bad_definition(stage_params("features", args.dataset)),
+        ),
+        encoding="utf-8",
+    )
+    log.info(
+        "published %s: %d features, %d grades, %d boundary cases checked on DuckDB",
+        out,
+        len(card["features"]),
+        len(grades),
+        len(cases),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main, "publish")

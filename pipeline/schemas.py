@@ -1,0 +1,371 @@
+"""The canonical receivables ledger as pandera schemas, and per-row quarantine bookkeeping.
+
+Validation runs in two passes, both with pandera in lazy mode so every failure is collected:
+
+1. **parse** (`parse_schema`): each column is coerced to its canonical dtype; a value that does not
+   parse (a date such as ``2024-13-01``, an amount such as ``12,5x``) fails rule
+   ``parses_as_<type>``.
+2. **rules** (`rules_schema`): keys, ranges and cross-table rules (payment → existing invoice or
+   customer, due date not before invoice date, payment not before its invoice, amounts finite and >
+   0, currency present, nothing dated after the data cut-off).
+
+pandera reports failure cases; `quarantine_reasons` turns them into one row per rejected source row
+with the first broken rule (`_rule`, `_column`) and all broken rules in `_reason`. A row is either
+accepted or quarantined, never both, so rows read = rows accepted + rows quarantined.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.engines import pandas_engine
+
+TABLES = ("customers", "invoices", "payments", "claims")
+KEYS = {
+    "customers": "customer_id",
+    "invoices": "invoice_id",
+    "payments": "payment_id",
+    "claims": "claim_id",
+}
+AMOUNT = {"invoices": "amount", "payments": "amount", "claims": "amount"}
+DATE = "date"
+EXPERT_SCORES = [
+    "expert_character",
+    "expert_capacity",
+    "expert_capital",
+    "expert_collateral",
+    "expert_conditions",
+    "expert_coverage",
+]
+
+# canonical columns and dtypes (DATE = datetime64[ns] normalised to midnight), in output order
+COLUMNS: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "str",
+        "name": "str",
+        "segment": "str",
+        "region": "str",
+        "onboarding_date": DATE,
+        "group_id": "str",
+        "competitor_share": "float64",
+        "credit_limit": "float64",
+        "net_worth": "float64",
+        "annual_turnover": "float64",
+        **{c: "Int64" for c in EXPERT_SCORES},
+        "expert_approver": "str",
+        "expert_reason": "str",
+        "expert_date": DATE,
+        "source_default_flag": "Int64",
+        "protected_sex": "str",
+        "protected_marital_status": "str",
+        "protected_age": "Int64",
+        "protected_education": "str",
+    },
+    "invoices": {
+        "invoice_id": "str",
+        "customer_id": "str",
+        "invoice_date": DATE,
+        "due_date": DATE,
+        "amount": "float64",
+        "currency": "str",
+        "write_off_date": DATE,
+    },
+    "payments": {
+        "payment_id": "str",
+        "customer_id": "str",
+        "invoice_id": "str",
+        "payment_date": DATE,
+        "amount": "float64",
+    },
+    "claims": {
+        "claim_id": "str",
+        "invoice_id": "str",
+        "customer_id": "str",
+        "claim_date": DATE,
+        "amount": "float64",
+        "reason": "str",
+    },
+    "truth": {
+        "customer_id": "str",
+        "true_pd_12m": "float64",
+        "latent_risk": "float64",
+        "default_date": DATE,
+    },
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_id",),
+    "invoices": ("invoice_id", "customer_id", "invoice_date", "due_date", "amount"),
+    "payments": ("payment_id", "customer_id", "payment_date", "amount"),
+    "claims": ("claim_id", "customer_id", "claim_date", "amount"),
+    "truth": ("customer_id", "true_pd_12m"),
+}
+# columns that may be absent from the source file but must be non-null in the output
+DEFAULTED = {"invoices": {"currency"}}
+
+# contractual dates, allowed after the data cut-off (every other date is an event that happened)
+NOT_EVENT_DATES = {"due_date", "default_date"}
+# wide (row-level, several columns) rules and the column each one is reported against
+WIDE_RULE_COLUMN = {
+    "due_not_before_invoice": "due_date",
+    "write_off_not_before_invoice": "write_off_date",
+    "payment_not_before_invoice": "payment_date",
+    "customer_matches_invoice": "customer_id",
+}
+# when a row breaks several rules, `_rule` names the first in this order
+RULE_ORDER = (
+    "parses_as_text",
+    "parses_as_number",
+    "parses_as_integer",
+    "parses_as_date",
+    "required",
+    "duplicate_id",
+    "customer_exists",
+    "invoice_exists",
+    "customer_matches_invoice",
+    "amount_finite",
+    "amount_positive",
+    "currency_present",
+    "due_not_before_invoice",
+    "payment_not_before_invoice",
+    "write_off_not_before_invoice",
+    "future_date",
+    "in_range",
+)
+PARSE_RULE = {
+    "str": "parses_as_text",
+    "float64": "parses_as_number",
+    "Int64": "parses_as_integer",
+    DATE: "parses_as_date",
+}
+
+
+def _dtype(kind: str, date_format: str):
+    if kind == DATE:
+        return pandas_engine.DateTime(to_datetime_kwargs={"format": date_format})
+    return kind
+
+
+def parse_schema(table: str, date_format: str = "ISO8601") -> pa.DataFrameSchema:
+    """Types only: coerce each canonical column present; unparseable values fail."""
+    return pa.DataFrameSchema(
+        {
+            c: pa.Column(_dtype(k, date_format), nullable=True, required=False)
+            for c, k in COLUMNS[table].items()
+        },
+        coerce=True,
+        strict=False,
+    )
+
+
+@dataclass
+class RuleContext:
+    """What the cross-table rules of one table need from the tables validated before it.
+
+    ``seen_ids``: keys of this table accepted from earlier chunks (duplicates across chunks).
+    """
+
+    data_cutoff: pd.Timestamp | None = None
+    customer_ids: pd.Index | None = None
+    invoices: pd.DataFrame | None = None  # index invoice_id; columns customer_id, invoice_date
+    seen_ids: set = field(default_factory=set)
+
+
+def _not_future(cutoff: pd.Timestamp | None) -> list[pa.Check]:
+    if cutoff is None:
+        return []
+    return [pa.Check(lambda s: s.isna() | (s <= cutoff), name="future_date")]
+
+
+def _in(ids: pd.Index | None, name: str, nullable: bool = False) -> list[pa.Check]:
+    """Membership via the unique index's cached hash engine: O(chunk) per chunk, not O(table)."""
+    if ids is None:
+        return []
+    return [
+        pa.Check(
+            lambda s: pd.Series(ids.get_indexer(s) >= 0, index=s.index) | (s.isna() & nullable),
+            name=name,
+        )
+    ]
+
+
+def rules_schema(table: str, ctx: RuleContext) -> pa.DataFrameSchema:
+    """Keys, ranges and cross-table rules for ``table`` (frame coerced by `parse_schema`)."""
+    key = KEYS.get(table)
+    amount = [
+        pa.Check(lambda s: np.isfinite(s) | s.isna(), name="amount_finite"),
+        pa.Check(lambda s: (s > 0) | ~np.isfinite(s), name="amount_positive"),
+    ]
+    cols: dict[str, pa.Column] = {}
+    checks: list[pa.Check] = []
+    for column, kind in COLUMNS[table].items():
+        required = column in REQUIRED[table] or column in DEFAULTED.get(table, ())
+        col_checks: list[pa.Check] = []
+        if kind == DATE and column not in NOT_EVENT_DATES:
+            col_checks += _not_future(ctx.data_cutoff)
+        cols[column] = pa.Column(nullable=not required, checks=col_checks, required=False)
+    if key:
+        cols[key].checks.append(
+            pa.Check(
+                lambda s: ~(s.map(ctx.seen_ids.__contains__) | s.duplicated(keep="first")),
+                name="duplicate_id",
+            )
+        )
+    if table in AMOUNT:
+        cols["amount"].checks.extend(amount)
+    if table == "customers":
+        cols["competitor_share"].checks.append(pa.Check.in_range(0, 1, name="in_range"))
+        for c in ("credit_limit", "net_worth", "annual_turnover"):
+            cols[c].checks.append(pa.Check.ge(0, name="in_range"))
+        for c in EXPERT_SCORES:
+            cols[c].checks.append(pa.Check.isin([1, 2, 3, 4, 5], name="in_range"))
+        cols["source_default_flag"].checks.append(pa.Check.isin([0, 1], name="in_range"))
+    if table == "invoices":
+        cols["customer_id"].checks += _in(ctx.customer_ids, "customer_exists")
+        cols["currency"].checks.append(
+            pa.Check(lambda s: s.str.strip().str.len() > 0, name="currency_present")
+        )
+        checks += [
+            pa.Check(
+                lambda df: ~(df["due_date"] < df["invoice_date"]), name="due_not_before_invoice"
+            ),
+            pa.Check(
+                lambda df: ~(df["write_off_date"] < df["invoice_date"]),
+                name="write_off_not_before_invoice",
+            ),
+        ]
+    if table in ("payments", "claims"):
+        cols["customer_id"].checks += _in(ctx.customer_ids, "customer_exists")
+        if ctx.invoices is not None:
+            cols["invoice_id"].checks += _in(ctx.invoices.index, "invoice_exists", nullable=True)
+            checks.append(
+                pa.Check(
+                    lambda df: (
+                        df["_invoice_customer"].isna()
+                        | (df["customer_id"] == df["_invoice_customer"])
+                    ),
+                    name="customer_matches_invoice",
+                )
+            )
+    if table == "payments" and ctx.invoices is not None:
+        checks.append(
+            pa.Check(
+                lambda df: ~(df["payment_date"] < df["_invoice_date"]),
+                name="payment_not_before_invoice",
+            )
+        )
+    return pa.DataFrameSchema(cols, checks=checks, strict=False)
+
+
+def with_invoice_lookup(df: pd.DataFrame, invoices: pd.DataFrame | None) -> pd.DataFrame:
+    """Add ``_invoice_date``/``_invoice_customer`` from accepted invoices."""
+    if invoices is None or "invoice_id" not in df:
+        return df
+    found = invoices.reindex(df["invoice_id"])
+    return df.assign(
+        _invoice_date=found["invoice_date"].to_numpy(),
+        _invoice_customer=found["customer_id"].to_numpy(),
+    )
+
+
+def _rule_name(check: object, kind: str | None) -> str:
+    text = str(check)
+    if text.startswith(("coerce_dtype", "dtype(")):
+        return PARSE_RULE.get(kind or "", "parses_as_text")
+    if text in ("not_nullable", "column_in_dataframe"):
+        return "required"
+    if text.startswith(("in_range", "isin", "greater_than")):
+        return "in_range"
+    return text
+
+
+def failures_by_row(err: pa.errors.SchemaErrors, table: str) -> pd.DataFrame:
+    """pandera failure cases as ``index, rule, column, value`` (one per broken rule)."""
+    fc = err.failure_cases
+    if fc["index"].isna().any():  # a check that could not run is a bug, never a quarantine reason
+        raise RuntimeError(f"{table}: schema check failed to run:\n{fc[fc['index'].isna()]}")
+    fc = fc.copy()
+    kinds = COLUMNS[table]
+    pairs = zip(fc["check"], fc["column"], strict=True)
+    fc["rule"] = [_rule_name(chk, kinds.get(col)) for chk, col in pairs]
+    fc.loc[(fc["rule"] == "required") & (fc["column"] == "currency"), "rule"] = "currency_present"
+    wide_column = fc["rule"].map(WIDE_RULE_COLUMN)
+    fc = fc[wide_column.isna() | (fc["column"] == wide_column)]
+    fc = fc.drop_duplicates(["index", "rule", "column"])
+    value = [_show(v) for v in fc["failure_case"]]
+    return fc[["index", "rule", "column"]].assign(value=value)
+
+
+def _show(value: object) -> str:
+    """A failing value as the reason text shows it (the same text whatever the chunk's dtype)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "null"
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d") if value == value.normalize() else value.isoformat()
+    return str(value)
+
+
+def quarantine_reasons(failures: pd.DataFrame) -> pd.DataFrame:
+    """One row per failing row: first broken ``_rule``/``_column``, all in ``_reason``."""
+    order = {r: i for i, r in enumerate(RULE_ORDER)}
+    f = failures.assign(_order=failures["rule"].map(order).fillna(len(order)))
+    f = f.sort_values(["index", "_order", "rule", "column"], kind="stable")
+    text = f["rule"] + "(" + f["column"].astype(str) + "=" + f["value"] + ")"
+    reasons = text.groupby(f["index"], sort=True).agg("; ".join)
+    first = f.groupby("index", sort=True).first()
+    return pd.DataFrame({"_rule": first["rule"], "_column": first["column"], "_reason": reasons})
+
+
+def validate(
+    df: pd.DataFrame, schema: pa.DataFrameSchema, table: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate lazily: (passing rows, coerced if the schema coerces; failing rows' reasons)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # pandera's own concat of failure cases
+            return schema.validate(df, lazy=True), _no_reasons()
+    except pa.errors.SchemaErrors as err:
+        reasons = quarantine_reasons(failures_by_row(err, table))
+    ok = df.drop(index=reasons.index)
+    if schema.coerce and len(ok):
+        ok = schema.validate(ok)
+    return ok, reasons
+
+
+def _no_reasons() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "_rule": pd.Series(dtype=object),
+            "_column": pd.Series(dtype=object),
+            "_reason": pd.Series(dtype=object),
+        }
+    )
+
+
+def empty_table(table: str) -> pd.DataFrame:
+    """A zero-row canonical table with the canonical dtypes."""
+    return conform(pd.DataFrame(index=pd.RangeIndex(0)), table)
+
+
+ABSENT = {DATE: "datetime64[ns]", "float64": "float64", "Int64": "Int64"}
+
+
+def conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Canonical column order and dtypes; absent columns as typed nulls; dates at midnight."""
+    out = {}
+    for column, kind in COLUMNS[table].items():
+        if column not in df:
+            out[column] = pd.Series(None, index=df.index, dtype=ABSENT.get(kind, object))
+            continue
+        s = df[column]
+        if kind == DATE:
+            s = pd.to_datetime(s).dt.normalize().astype("datetime64[ns]")
+        elif kind == "str":
+            s = s.astype(object).where(s.notna(), None)
+        else:
+            s = s.astype(kind)
+        out[column] = s
+    return pd.DataFrame(out, index=df.index)

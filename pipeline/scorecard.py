@@ -1,0 +1,683 @@
+"""WoE logistic points scorecard: OptBinning bins, statsmodels fit, PDO scaling, JSON card.
+
+The card (``models/<ds>/scorecard.json``, schema in docs/architecture.md) is the model: every bin
+edge, category group, WoE, count, bad rate and integer point is in it, and :func:`score_frame` is
+the one function that scores a frame from it. The fitted :class:`WoEScorecard` scores through the
+same function on its own card, so a saved and reloaded card gives exactly the in-memory scores.
+
+Conventions (Siddiqi / OptBinning): WoE = ln(%good / %bad), odds are good:bad, a higher score is
+lower risk, logit P(bad) = intercept + sum(coefficient * WoE), so every coefficient must be
+negative.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from pipeline.config import PipelineError
+from pipeline.io import read_json
+
+log = logging.getLogger("pipeline.scorecard")
+
+SCHEMA_VERSION = "1.0"
+CARD_KIND = "woe_logistic_scorecard"
+HALDANE = 0.5
+EMPTY_BIN_RULES = ("worst", "neutral")
+BASELINE_METHODS = ("max", "mean")
+
+
+# --------------------------------------------------------------------------------------- scaling
+def scaling_constants(base_score: float, base_odds: float, pdo: float) -> tuple[float, float]:
+    """Factor and offset of score = offset + factor * ln(odds good:bad).
+
+    factor = pdo / ln 2 and offset = base_score - factor * ln(base_odds); 600 at 50:1 with PDO 20
+    gives factor 28.8539 and offset 487.1229 (domain.md §3.1).
+    """
+    if pdo <= 0 or base_odds <= 0:
+        raise PipelineError(
+            f"params.yaml train.scaling: pdo ({pdo}) and base_odds ({base_odds}) must be > 0"
+        )
+    factor = pdo / math.log(2.0)
+    return factor, base_score - factor * math.log(base_odds)
+
+
+def attribute_points(
+    coefficient: float, woe: Any, intercept: float, n_features: int, factor: float, offset: float
+) -> np.ndarray:
+    """Unrounded attribute points: -(coefficient * WoE + intercept / n) * factor + offset / n."""
+    woe = np.asarray(woe, dtype=float)
+    return -(coefficient * woe + intercept / n_features) * factor + offset / n_features
+
+
+def score_to_pd(score: Any, factor: float, offset: float) -> np.ndarray:
+    """P(bad) implied by a score: 1 / (1 + exp((score - offset) / factor))."""
+    z = (np.asarray(score, dtype=float) - offset) / factor
+    return 1.0 / (1.0 + np.exp(z))
+
+
+# ----------------------------------------------------------------------------------- bin lookup
+def numeric_column(values: pd.Series, feature: str) -> np.ndarray:
+    """Values as float64 with NaN for missing; text is an input error, not 'missing'."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return pd.to_numeric(values).astype("float64").to_numpy(na_value=np.nan)
+    coerced = pd.to_numeric(values, errors="coerce")
+    bad = coerced.isna() & values.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise PipelineError(
+            f"input row {row}, column '{feature}': value {values.iloc[row]!r} is not a number "
+            "(rule: numeric scorecard feature); fix the value or leave it empty for 'missing'"
+        )
+    return coerced.astype("float64").to_numpy(na_value=np.nan)
+
+
+def _category_key(value: Any) -> str:
+    """Categories are matched as text so that the JSON card and a frame agree on them."""
+    return str(value)
+
+
+def assign_bins(feature: dict, values: pd.Series) -> np.ndarray:
+    """Position of each value's bin in ``feature['bins']``; -1 for an unseen category.
+
+    Range bins are half-open ``[lower, upper)`` as in OptBinning; NaN/null goes to the ``missing``
+    bin, listed special values to the ``special`` bin.
+    """
+    bins = feature["bins"]
+    kinds = [b["type"] for b in bins]
+    out = np.full(len(values), -1, dtype=np.int64)
+    if feature["dtype"] == "numeric":
+        x = numeric_column(values, feature["name"])
+        missing = np.isnan(x)
+        ranges = [i for i, k in enumerate(kinds) if k == "range"]
+        uppers = np.array([bins[i]["upper"] for i in ranges[:-1]], dtype=float)
+        out[~missing] = np.asarray(ranges)[np.searchsorted(uppers, x[~missing], side="right")]
+        if "special" in kinds:
+            pos = kinds.index("special")
+            special = np.isin(x, np.asarray(bins[pos]["values"], dtype=float)) & ~missing
+            out[special] = pos
+    else:
+        missing = values.isna().to_numpy()
+        lookup = {
+            _category_key(c): i
+            for i, b in enumerate(bins)
+            if b["type"] == "category"
+            for c in b["categories"]
+        }
+        keys = values[~missing].astype(object).map(_category_key)
+        out[~missing] = keys.map(lookup).fillna(-1).astype("int64").to_numpy()
+    out[missing] = kinds.index("missing")
+    return out
+
+
+# ------------------------------------------------------------------------------------ scoring
+def score_frame(card: dict, X: pd.DataFrame) -> pd.DataFrame:
+    """Score ``X`` with a scorecard card: points per feature, integer score, PD and top reason
+    codes.
+
+    Returns ``score`` (int), ``pd_model`` (float), ``points__<feature>`` (int) and ``reason_1``…
+    ``reason_<top_n>`` (codes, null where fewer shortfalls), indexed like ``X``. A feature absent
+    from ``X`` or an unseen category scores the feature's ``unseen_points``.
+    """
+    features = card["features"]
+    n = len(X)
+    points = np.empty((n, len(features)), dtype=np.int64)
+    baselines = np.array([f["baseline_points"] for f in features], dtype=float)
+    for j, feat in enumerate(features):
+        table = np.array(
+            [b["points"] for b in feat["bins"]] + [feat["unseen_points"]], dtype=np.int64
+        )
+        if feat["name"] not in X.columns:
+            log.warning(
+                "feature '%s' absent from the input: scored with its unseen points", feat["name"]
+            )
+            points[:, j] = feat["unseen_points"]
+            continue
+        points[:, j] = table[assign_bins(feat, X[feat["name"]])]  # -1 picks the unseen entry
+    score = points.sum(axis=1)
+    scaling = card["scaling"]
+    out = pd.DataFrame(index=X.index)
+    out["score"] = score
+    out["pd_model"] = score_to_pd(score, scaling["factor"], scaling["offset"])
+    for j, feat in enumerate(features):
+        out[f"points__{feat['name']}"] = points[:, j]
+    top_n = card.get("reason_codes", {}).get("top_n", 4)
+    codes = np.array([f["reason_code"] for f in features], dtype=object)
+    reasons = reason_codes(baselines[None, :] - points, codes, top_n)
+    for k in range(top_n):
+        out[f"reason_{k + 1}"] = reasons[:, k]
+    return out
+
+
+def reason_codes(shortfall: np.ndarray, codes: np.ndarray, top_n: int = 4) -> np.ndarray:
+    """Top ``top_n`` codes per row by shortfall (descending), shortfalls <= 0 dropped, ties by
+    column order.
+    """
+    shortfall = np.asarray(shortfall, dtype=float)
+    order = np.argsort(-shortfall, axis=1, kind="stable")[:, :top_n]
+    ranked = np.take_along_axis(shortfall, order, axis=1)
+    out = np.asarray(codes, dtype=object)[order]
+    out[ranked <= 0] = None
+    if out.shape[1] < top_n:
+        out = np.hstack([out, np.full((out.shape[0], top_n - out.shape[1]), None, dtype=object)])
+    return out
+
+
+def load_card(path: Path | str) -> dict:
+    """Read and check a scorecard card written by the train stage."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: scorecard card not found; run the train stage first")
+    card = read_json(path)
+    if card.get("kind") != CARD_KIND or card.get("schema_version") != SCHEMA_VERSION:
+        raise PipelineError(
+            f"{path}: not a scorecard card of schema {SCHEMA_VERSION} (kind={card.get('kind')!r}, "
+            f"schema_version={card.get('schema_version')!r})"
+        )
+    for key in ("scaling", "intercept", "features"):
+        if key not in card:
+            raise PipelineError(f"{path}: key '{key}' missing from the card")
+    return card
+
+
+# ------------------------------------------------------------------------------------ fitting
+@dataclass
+class _Binned:
+    """One characteristic after binning: its bins (card dicts), IV and the solver status."""
+
+    name: str
+    dtype: str
+    bins: list[dict] = field(default_factory=list)
+    iv: float = 0.0
+    status: str = ""
+
+
+def _woe_table(bins: list[dict], goods: np.ndarray, bads: np.ndarray, empty_bin_woe: str) -> None:
+    """Fill count, count_bad, bad_rate, woe (ln(%good/%bad)) and woe_basis into ``bins`` in place.
+
+    A bin with goods but no bads (or the reverse) gets 0.5 added to both counts (Haldane) so its
+    WoE is finite and still observed. An empty bin (no training rows, e.g. no missing values at
+    fit) gets the worst observed WoE of the feature (``worst``) or 0 (``neutral``), stated in
+    ``woe_basis``.
+    """
+    total_good, total_bad = goods.sum(), bads.sum()
+    observed = []
+    for b, g, d in zip(bins, goods, bads, strict=True):
+        b["count"], b["count_bad"] = int(g + d), int(d)
+        b["bad_rate"] = float(d / (g + d)) if g + d else None
+        if g + d == 0:
+            continue
+        if g == 0 or d == 0:
+            g, d = g + HALDANE, d + HALDANE
+            b["woe_basis"] = "observed_haldane"
+        else:
+            b["woe_basis"] = "observed"
+        b["woe"] = float(math.log((g / total_good) / (d / total_bad)))
+        observed.append(b["woe"])
+    fill = min(observed) if empty_bin_woe == "worst" else 0.0
+    for b in bins:
+        if b["count"] == 0:
+            b["woe"], b["woe_basis"] = fill, f"empty_bin_{empty_bin_woe}"
+
+
+def _information_value(bins: list[dict]) -> float:
+    total_good = sum(b["count"] - b["count_bad"] for b in bins)
+    total_bad = sum(b["count_bad"] for b in bins)
+    iv = 0.0
+    for b in bins:
+        g, d = b["count"] - b["count_bad"], b["count_bad"]
+        if g + d:
+            iv += (g / total_good - d / total_bad) * b["woe"]
+    return float(iv)
+
+
+def bin_feature(
+    name: str,
+    values: pd.Series,
+    y: np.ndarray,
+    *,
+    dtype: str,
+    special_codes: list,
+    monotonic_trend: str,
+    min_bin_size: float,
+    max_n_prebins: int,
+    empty_bin_woe: str = "worst",
+) -> _Binned:
+    """Optimal bins of one characteristic (OptBinning), with our own counts and observed WoE."""
+    from optbinning import OptimalBinning
+
+    binned = _Binned(name=name, dtype=dtype)
+    if dtype == "numeric":
+        x = numeric_column(values, name)
+        ob = OptimalBinning(
+            name=name,
+            dtype="numerical",
+            monotonic_trend=monotonic_trend,
+            min_bin_size=min_bin_size,
+            max_n_prebins=max_n_prebins,
+            special_codes=list(special_codes) or None,
+        )
+    else:  # categories are ordered by bad rate by OptBinning; no trend constraint
+        x = np.array([None if pd.isna(v) else _category_key(v) for v in values], dtype=object)
+        ob = OptimalBinning(
+            name=name,
+            dtype="categorical",
+            min_bin_size=min_bin_size,
+            max_n_prebins=max_n_prebins,
+            monotonic_trend=None,
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ob.fit(x, y)
+    binned.status = str(ob.status)
+    if dtype == "numeric":
+        edges = [None, *[float(s) for s in ob.splits], None]
+        binned.bins = [
+            {"type": "range", "lower": lo, "upper": up}
+            for lo, up in zip(edges[:-1], edges[1:], strict=False)
+        ]
+        binned.bins.append({"type": "special", "values": sorted(float(v) for v in special_codes)})
+    else:
+        groups = [sorted(_category_key(c) for c in grp) for grp in ob.splits]
+        binned.bins = [{"type": "category", "categories": grp} for grp in groups]
+    if dtype == "numeric" and not special_codes:
+        binned.bins.pop()  # no special values declared: no special bin
+    binned.bins.append({"type": "missing"})
+    spec = {"name": name, "dtype": dtype, "bins": binned.bins}
+    idx = assign_bins(spec, pd.Series(x, dtype="float64" if dtype == "numeric" else object))
+    seen = idx >= 0
+    bads = np.bincount(idx[seen], weights=y[seen], minlength=len(binned.bins))
+    counts = np.bincount(idx[seen], minlength=len(binned.bins))
+    _woe_table(binned.bins, counts - bads, bads, empty_bin_woe)
+    binned.iv = _information_value(binned.bins)
+    return binned
+
+
+def woe_matrix(features: list[dict], X: pd.DataFrame) -> pd.DataFrame:
+    """WoE-encode ``X`` with the bins of ``features``; unseen categories get the worst observed
+    WoE.
+    """
+    out = {}
+    for feat in features:
+        woe = np.array([b["woe"] for b in feat["bins"]] + [min(b["woe"] for b in feat["bins"])])
+        out[feat["name"]] = woe[assign_bins(feat, X[feat["name"]])]
+    return pd.DataFrame(out, index=X.index)
+
+
+def vif_table(W: pd.DataFrame) -> pd.Series:
+    """Variance inflation factor of each column (with an intercept), statsmodels."""
+    import statsmodels.api as sm
+    from statsmodels.stats.outliers_influence import variance_inflation_factor
+
+    if W.shape[1] < 2:
+        return pd.Series(1.0, index=W.columns)
+    exog = sm.add_constant(W.to_numpy(), has_constant="add")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vifs = [variance_inflation_factor(exog, i + 1) for i in range(W.shape[1])]
+    return pd.Series(vifs, index=W.columns, dtype=float)
+
+
+def fit_logit(W: pd.DataFrame, y: np.ndarray):
+    """statsmodels Logit of P(bad) on the WoE columns (Newton, no penalty)."""
+    import statsmodels.api as sm
+
+    exog = sm.add_constant(W, has_constant="add")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sm.Logit(y, exog).fit(disp=0, maxiter=200, method="newton")
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise PipelineError(
+            f"logistic fit on WoE of {list(W.columns)} failed ({exc}); "
+            "lower train.selection.max_vif or max_correlation"
+        ) from None
+
+
+class WoEScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
+    """WoE points scorecard as a scikit-learn estimator.
+
+    ``fit(X, y)`` with y = 1 bad, 0 good; ``transform`` gives the WoE of the selected
+    characteristics; ``predict_proba`` the card's PD (from the integer score); ``to_spec()`` the
+    JSON card.
+    """
+
+    def __init__(
+        self,
+        monotonic_trend: str = "auto_asc_desc",
+        min_bin_size: float = 0.05,
+        max_n_prebins: int = 20,
+        special_codes: list | dict | None = None,
+        categorical_features: list | None = None,
+        empty_bin_woe: str = "worst",
+        min_iv: float = 0.02,
+        max_iv: float = 5.0,
+        max_correlation: float = 0.8,
+        max_vif: float = 5.0,
+        max_features: int = 15,
+        base_score: float = 600,
+        base_odds: float = 50,
+        pdo: float = 20,
+        reason_baseline: str = "max",
+        top_n_reasons: int = 4,
+        reason_texts: dict | None = None,
+    ):
+        self.monotonic_trend = monotonic_trend
+        self.min_bin_size = min_bin_size
+        self.max_n_prebins = max_n_prebins
+        self.special_codes = special_codes
+        self.categorical_features = categorical_features
+        self.empty_bin_woe = empty_bin_woe
+        self.min_iv = min_iv
+        self.max_iv = max_iv
+        self.max_correlation = max_correlation
+        self.max_vif = max_vif
+        self.max_features = max_features
+        self.base_score = base_score
+        self.base_odds = base_odds
+        self.pdo = pdo
+        self.reason_baseline = reason_baseline
+        self.top_n_reasons = top_n_reasons
+        self.reason_texts = reason_texts
+
+    # ---- helpers
+    def _specials_for(self, name: str) -> list:
+        codes = self.special_codes
+        if codes is None:
+            return []
+        if isinstance(codes, dict):
+            return list(codes.get(name, []))
+        return list(codes)
+
+    def _dtype_for(self, X: pd.DataFrame, name: str) -> str:
+        if self.categorical_features is not None:
+            return "categorical" if name in self.categorical_features else "numeric"
+        col = X[name]
+        numeric = pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+        return "numeric" if numeric else "categorical"
+
+    def _decide(self, name: str, decision: str, reason: str) -> None:
+        self.selection_[name].update(decision=decision, reason=reason)
+
+    def _bin_and_screen(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        """Bin every column (OptBinning); drop all-missing, unsolved, weak or too-strong ones."""
+        self.binned_: dict[str, _Binned] = {}
+        self.selection_: dict[str, dict] = {}
+        for name in X.columns:
+            dtype = self._dtype_for(X, name)
+            entry = {"feature": name, "dtype": dtype, "iv": None, "n_bins": None}
+            self.selection_[name] = entry
+            if X[name].isna().all():
+                entry.update(
+                    decision="dropped", reason="all values missing in the training sample"
+                )
+                continue
+            b = bin_feature(
+                name,
+                X[name],
+                y,
+                dtype=dtype,
+                special_codes=self._specials_for(name),
+                monotonic_trend=self.monotonic_trend,
+                min_bin_size=self.min_bin_size,
+                max_n_prebins=self.max_n_prebins,
+                empty_bin_woe=self.empty_bin_woe,
+            )
+            self.binned_[name] = b
+            entry.update(iv=b.iv, n_bins=len(b.bins), binning_status=b.status)
+            if b.status not in ("OPTIMAL", "FEASIBLE"):
+                entry.update(decision="dropped", reason=f"binning solver status {b.status}")
+            elif b.iv < self.min_iv:
+                entry.update(
+                    decision="dropped", reason=f"IV {b.iv:.4f} < min_iv {self.min_iv} (weak)"
+                )
+            elif b.iv > self.max_iv:
+                entry.update(
+                    decision="dropped",
+                    reason=f"IV {b.iv:.4f} > max_iv {self.max_iv} (too good: check for leakage)",
+                )
+            else:
+                entry.update(decision="kept", reason="")
+
+    def _filter_correlated(self, X: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """In IV order, drop a feature whose WoE correlates above the limit with a kept one."""
+        candidates = sorted(
+            (n for n, e in self.selection_.items() if e["decision"] == "kept"),
+            key=lambda n: (-self.selection_[n]["iv"], n),
+        )
+        specs = [
+            {"name": n, "dtype": self.binned_[n].dtype, "bins": self.binned_[n].bins}
+            for n in candidates
+        ]
+        W = woe_matrix(specs, X)
+        corr = W.corr().fillna(0.0).abs()
+        kept: list[str] = []
+        for name in candidates:
+            clash = [
+                (corr.loc[name, k], k) for k in kept if corr.loc[name, k] > self.max_correlation
+            ]
+            if clash:
+                r, other = max(clash)
+                reason = (
+                    f"|correlation| {r:.3f} with {other} (higher IV) > "
+                    f"max_correlation {self.max_correlation}"
+                )
+                self._decide(name, "dropped", reason)
+            elif len(kept) >= self.max_features:
+                self._decide(name, "dropped", f"IV rank beyond max_features {self.max_features}")
+            else:
+                kept.append(name)
+        return W, kept
+
+    def _filter_vif(self, W: pd.DataFrame, kept: list[str]) -> list[str]:
+        """Drop the feature with the largest VIF until all are within ``max_vif``."""
+        kept = list(kept)
+        while len(kept) > 1:
+            vif = vif_table(W[kept])
+            worst = vif.idxmax()
+            if not vif[worst] > self.max_vif:
+                break
+            kept.remove(worst)
+            self._decide(worst, "dropped", f"VIF {vif[worst]:.2f} > max_vif {self.max_vif}")
+        return kept
+
+    def _fit_with_sign_check(self, W: pd.DataFrame, kept: list[str], y: np.ndarray):
+        """Fit; while a coefficient is >= 0, remove the most positive one and refit."""
+        kept = list(kept)
+        while True:
+            if not kept:
+                raise PipelineError(
+                    "no characteristic survived selection; lower train.selection.min_iv"
+                )
+            model = fit_logit(W[kept], y)
+            coefs = model.params.drop("const")
+            if (coefs < 0).all():
+                return model, kept
+            worst = coefs.idxmax()
+            kept.remove(worst)
+            reason = (
+                f"coefficient {coefs[worst]:+.4f} >= 0 contradicts the WoE order of its bins "
+                "(sign check); removed and refitted"
+            )
+            self._decide(worst, "dropped", reason)
+
+    # ---- fit
+    def fit(self, X: pd.DataFrame, y: Any) -> WoEScorecard:
+        """Bin, select, fit the logistic model with the sign check, scale and round points."""
+        if not isinstance(X, pd.DataFrame):
+            raise PipelineError(
+                "WoEScorecard.fit: X must be a pandas DataFrame with named columns"
+            )
+        if self.empty_bin_woe not in EMPTY_BIN_RULES:
+            raise PipelineError(
+                f"empty_bin_woe must be one of {EMPTY_BIN_RULES}, got {self.empty_bin_woe!r}"
+            )
+        if self.reason_baseline not in BASELINE_METHODS:
+            raise PipelineError(f"reason_baseline must be one of {BASELINE_METHODS}")
+        y = np.asarray(y, dtype=float)
+        if len(y) != len(X) or not np.isin(y, (0.0, 1.0)).all():
+            raise PipelineError(
+                "WoEScorecard.fit: y must be 0 (good) / 1 (bad) for every row of X"
+            )
+        if y.sum() == 0 or y.sum() == len(y):
+            raise PipelineError("WoEScorecard.fit: the training sample needs both goods and bads")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.classes_ = np.array([0, 1])
+        self.factor_, self.offset_ = scaling_constants(self.base_score, self.base_odds, self.pdo)
+
+        self._bin_and_screen(X, y)
+        W, kept = self._filter_correlated(X)
+        kept = self._filter_vif(W, kept)
+        model, kept = self._fit_with_sign_check(W, kept, y)
+        self.model_ = model
+        self.vif_ = vif_table(W[kept])
+        self.selected_ = list(kept)
+        self.n_train_, self.n_bad_ = int(len(y)), int(y.sum())
+        self._build_card(X, W[kept])
+        return self
+
+    def _build_card(self, X: pd.DataFrame, W: pd.DataFrame) -> None:
+        """Integer points per bin, unseen points, reason-code baselines and the rounding drift."""
+        params, bse, pvalues = self.model_.params, self.model_.bse, self.model_.pvalues
+        intercept, n = float(params["const"]), len(self.selected_)
+        texts = self.reason_texts or {}
+        features, unrounded = [], np.zeros(len(W))
+        for j, name in enumerate(self.selected_):
+            beta = float(params[name])
+            bins = [dict(b) for b in self.binned_[name].bins]
+            raw = attribute_points(
+                beta, [b["woe"] for b in bins], intercept, n, self.factor_, self.offset_
+            )
+            for b, p in zip(bins, raw, strict=True):
+                b["points"] = int(np.round(p))
+                b["points_unrounded"] = float(p)
+            unrounded += attribute_points(
+                beta, W[name].to_numpy(), intercept, n, self.factor_, self.offset_
+            )
+            feat = {
+                "name": name,
+                "dtype": self.binned_[name].dtype,
+                "coefficient": beta,
+                "std_error": float(bse[name]),
+                "p_value": float(pvalues[name]),
+                "vif": float(self.vif_[name]),
+                "iv": float(self.binned_[name].iv),
+                "reason_code": f"R{j + 1:02d}",
+                "reason_text": texts.get(name, f"{name}: value scores below the reference"),
+                "unseen_points": min(b["points"] for b in bins),
+                "bins": bins,
+            }
+            train_points = np.array([b["points"] for b in bins])[assign_bins(feat, X[name])]
+            if self.reason_baseline == "max":
+                feat["baseline_points"] = int(max(b["points"] for b in bins))
+            else:
+                feat["baseline_points"] = float(round(train_points.mean(), 4))
+            features.append((feat, train_points))
+        self.card_features_ = [f for f, _ in features]
+        score = np.sum([p for _, p in features], axis=0)
+        drift = np.abs(score - unrounded)
+        bound = sum(
+            max(abs(b["points"] - b["points_unrounded"]) for b in f["bins"])
+            for f in self.card_features_
+        )
+        self.intercept_ = intercept
+        self.rounding_ = {
+            "method": "round_half_even",
+            "max_abs_drift": float(drift.max()),
+            "mean_abs_drift": float(drift.mean()),
+            "max_abs_drift_bound": float(bound),
+        }
+
+    # ---- outputs
+    def to_spec(self, dataset: str = "", provenance: dict | None = None) -> dict:
+        """The JSON card (schema_version 1.0, docs/architecture.md)."""
+        check_is_fitted(self, "card_features_")
+        prov = {"params": self.get_params()}
+        prov.update(provenance or {})
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": CARD_KIND,
+            "dataset": dataset,
+            "provenance": prov,
+            "sample": {"n_train": self.n_train_, "n_bad": self.n_bad_},
+            "target": {"event": "bad", "odds": "good:bad", "woe": "ln(%good / %bad)"},
+            "scaling": {
+                "base_score": self.base_score,
+                "base_odds": self.base_odds,
+                "pdo": self.pdo,
+                "factor": self.factor_,
+                "offset": self.offset_,
+            },
+            "intercept": self.intercept_,
+            "features": self.card_features_,
+            "rounding": self.rounding_,
+            "reason_codes": {
+                "method": "points_below_baseline",
+                "baseline": self.reason_baseline,
+                "top_n": self.top_n_reasons,
+                "ties": "feature order",
+            },
+            "bin_rules": {
+                "range": "[lower, upper), null = unbounded",
+                "woe_pure_bin": f"add {HALDANE} to goods and bads of a bin with none of either",
+                "empty_bin_woe": self.empty_bin_woe,
+                "unseen_points": "points of the feature's worst bin",
+            },
+            "selection": [self.selection_[n] for n in self.feature_names_in_],
+        }
+
+    def coefficient_table(self) -> pd.DataFrame:
+        """Intercept and coefficients with standard errors, z, p-values, VIF and IV."""
+        check_is_fitted(self, "model_")
+        m = self.model_
+        out = pd.DataFrame(
+            {
+                "term": m.params.index,
+                "coefficient": m.params.to_numpy(),
+                "std_error": m.bse.to_numpy(),
+                "z": m.tvalues.to_numpy(),
+                "p_value": m.pvalues.to_numpy(),
+            }
+        )
+        out["term"] = out["term"].replace({"const": "intercept"})
+        out["vif"] = out["term"].map(self.vif_)
+        out["iv"] = out["term"].map({n: self.binned_[n].iv for n in self.selected_})
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Selected characteristics, in card order."""
+        check_is_fitted(self, "selected_")
+        return np.asarray(self.selected_, dtype=object)
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """WoE of the selected characteristics."""
+        check_is_fitted(self, "card_features_")
+        return woe_matrix(self.card_features_, X)
+
+    def score(self, X: pd.DataFrame, y: Any, sample_weight: Any = None) -> float:
+        """ROC AUC of the card's PD (higher is better), the usual scorecard ranking measure."""
+        from sklearn.metrics import roc_auc_score
+
+        return float(roc_auc_score(y, self.predict_proba(X)[:, 1], sample_weight=sample_weight))
+
+    def score_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Points, score, PD and reason codes, through the one card scoring function."""
+        return score_frame(self.to_spec(), X)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """[P(good), P(bad)] with P(bad) = the card's pd_model from the integer score."""
+        p_bad = self.score_frame(X)["pd_model"].to_numpy()
+        return np.column_stack([1.0 - p_bad, p_bad])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 (bad) where P(bad) > 0.5."""
+        return (self.predict_proba(X)[:, 1] > 0.5).astype(int)

@@ -1,0 +1,458 @@
+"""Synthetic B2B receivables ledger with a known probability of default per customer.
+
+The generator is the ground truth the pipeline is checked against: every customer has a latent risk ``z``
+(standard normal) that drives, with noise, everything an analyst can observe (payment delays, claims,
+competitor share, expert scores) and, without noise, a constant monthly default hazard. So the true
+12-month PD of each customer is known exactly and written to ``truth``.
+
+Model (per customer ``i``; constants in `LedgerModel`):
+
+- **Onboarding**: a share of the book is on board in the first month, the rest join uniformly over the
+  period (cohorts for vintage analysis). Invoices start at onboarding; no ledger history before ``start``.
+- **Default**: monthly hazard ``h_i = exp(a + b·z_i)``; default time ``τ_i = onboarding + Exp(h_i)``;
+  ``true_pd_12m = 1 − exp(−12·h_i)`` (constant hazard, so it holds at any date the customer is alive).
+  A defaulter stops paying ``terms + 90`` days (plus up to a month) before ``τ``, so its first unpaid
+  invoice reaches 90 days beyond terms around ``τ``; deliveries stop 60 days after the first missed due
+  date. ``default_date`` in truth is the day the first invoice left unpaid reaches 90 days beyond terms
+  (the ledger's bad event), null when that is after the period. A share of defaulters is written off
+  (``invoices.write_off_date`` on every unpaid invoice) some months after default.
+- **Invoices**: Poisson count per month (customer rate), lognormal amounts around a customer size,
+  net terms 30/45/60 days per customer.
+- **Payments**: days beyond terms = customer mean (rising with risk) + invoice noise + an occasional
+  slow payment (more often for risky customers), capped at 75 days for customers who do not default.
+  Some invoices are paid in two instalments; some customers send unallocated cash (``invoice_id`` null,
+  allocated FIFO downstream). Allocated payments of an invoice sum to at most its amount (exactly its
+  amount once settled). Nothing is dated after the period end: later payments do not exist yet.
+- **Claims**: claims/deductions paid out to the customer, more frequent for risky customers.
+- **Customer master**: segment, region, size measures, competitor share (higher for risky customers;
+  missing for some) and the six Delphi expert scores (1–5, 5 = strongest; noisy signals of ``−z``) with
+  approver, reason and date for the customers the panel reviewed.
+
+Everything is vectorised numpy, generated in fixed blocks of customers, each from its own seed
+(`numpy.random.SeedSequence([seed, block])`), so the output is identical for a given seed whatever the
+chunking of the writer, and the CLI streams blocks to disk so 1M customers fit in memory.
+
+CLI: ``python -m pipeline.synth --customers N --months M --seed S --out DIR [--format csv|parquet]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import PipelineError
+from pipeline.schemas import COLUMNS
+
+DEFAULT_SEED = 20261129  # params.yaml base.seed
+BLOCK = 50_000  # customers per generation block (fixed: part of the seed contract)
+TABLE_NAMES = ("customers", "invoices", "payments", "claims", "truth")
+DAYS_PER_MONTH = 365.25 / 12
+SEGMENTS = np.array(
+    ["manufacturing", "wholesale", "retail", "construction", "services"], dtype=object
+)
+REGIONS = np.array(["East", "North", "South", "Central", "West"], dtype=object)
+CLAIM_REASONS = np.array(
+    ["quality", "short_delivery", "price_difference", "damaged_goods", "late_delivery"],
+    dtype=object,
+)
+APPROVERS = np.array(["Li Wei", "Zhang Min", "Wang Fang", "Chen Jie"], dtype=object)
+EXPERT_REASONS = np.array(
+    ["Delphi panel: onboarding review", "Delphi panel: annual review", "Delphi panel: site visit"],
+    dtype=object,
+)
+EXPERT_COLS = ["character", "capacity", "capital", "collateral", "conditions", "coverage"]
+
+
+@dataclass(frozen=True)
+class LedgerModel:
+    """The generator's constants (documented in the module docstring)."""
+
+    hazard_intercept: float = -5.3  # log monthly hazard at z = 0
+    hazard_slope: float = 1.0  # per unit of latent risk
+    initial_book_share: float = 0.3  # customers on board in the first month
+    invoices_per_month: float = 1.0  # mean Poisson rate across customers
+    invoice_size_median: float = 20_000.0  # CNY
+    terms_days: tuple[int, ...] = (30, 45, 60)
+    terms_probs: tuple[float, ...] = (0.5, 0.3, 0.2)
+    dbt_intercept: float = 1.0  # mean days beyond terms at z = 0
+    dbt_slope: float = 4.0  # days per unit of latent risk
+    dbt_customer_sd: float = 1.5
+    slow_payment_prob: float = 0.04  # at z = 0; doubles per unit of risk
+    slow_payment_mean_days: float = 18.0
+    max_dbt_survivor: int = 75  # never 90+ days beyond terms without defaulting
+    partial_prob: float = 0.08
+    unallocated_customer_share: float = 0.08
+    claim_prob: float = 0.02  # per invoice at z = 0; rises with risk
+    write_off_share: float = 0.5  # of defaulters
+    competitor_missing_share: float = 0.15
+    expert_reviewed_share: float = 0.6
+
+
+def _month_starts(start: str, n_months: int) -> np.ndarray:
+    """First day (int days since epoch) of each month of the period, plus the month after the end."""
+    first = np.datetime64(pd.Timestamp(start).strftime("%Y-%m"), "M")
+    return (first + np.arange(n_months + 1)).astype("datetime64[D]").astype(np.int64)
+
+
+def _to_dates(days: np.ndarray) -> np.ndarray:
+    """Int days since epoch (NaT where negative) → datetime64[ns]."""
+    out = days.astype("datetime64[D]").astype("datetime64[ns]")
+    out[days < 0] = np.datetime64("NaT")
+    return out
+
+
+def _ids(prefix: str, numbers: np.ndarray, width: int = 0) -> np.ndarray:
+    """String keys such as ``C0001`` (object array; ``width`` = zero padding)."""
+    text = numbers.astype(str) if width == 0 else np.char.zfill(numbers.astype(str), width)
+    return np.char.add(prefix, text).astype(object)
+
+
+def _cents_to_amount(cents: np.ndarray) -> np.ndarray:
+    return cents.astype(np.float64) / 100.0
+
+
+def _block(
+    rng: np.random.Generator,
+    first_customer: int,
+    n: int,
+    months: np.ndarray,
+    id_width: int,
+    model: LedgerModel,
+) -> dict[str, pd.DataFrame]:
+    """All five tables for customers ``first_customer … first_customer + n − 1`` (invoice/payment/claim
+    ids are numbered within the block and renumbered by the caller)."""
+    m = model
+    n_months = len(months) - 1
+    end_day = months[-1] - 1  # last day of the period
+    z = rng.standard_normal(n)
+    cust_no = np.arange(first_customer, first_customer + n)
+
+    # onboarding and default
+    on_month = np.where(
+        rng.random(n) < m.initial_book_share, 0, rng.integers(0, max(n_months - 2, 1), n)
+    )
+    month_len = months[on_month + 1] - months[on_month]
+    on_day = months[on_month] + (rng.random(n) * month_len).astype(np.int64)
+    hazard = np.exp(m.hazard_intercept + m.hazard_slope * z)  # per month
+    true_pd = 1.0 - np.exp(-12.0 * hazard)
+    tau = on_day + (rng.exponential(1.0, n) / hazard * DAYS_PER_MONTH).astype(np.int64)
+    terms = np.asarray(m.terms_days)[rng.choice(len(m.terms_days), n, p=m.terms_probs)]
+    stop = np.maximum(
+        tau - terms - 90 - rng.integers(0, 31, n), on_day
+    )  # last day anything is paid
+    hold = stop + terms + 60  # deliveries stop: 60 days after the first missed due date (roughly)
+
+    # customer behaviour parameters
+    rate = m.invoices_per_month * rng.gamma(4.0, 0.25, n)
+    log_size = np.log(m.invoice_size_median) + 0.9 * rng.standard_normal(n)
+    dbt_mean = m.dbt_intercept + m.dbt_slope * z + m.dbt_customer_sd * rng.standard_normal(n)
+    slow_prob = np.clip(m.slow_payment_prob * 2.0**z, 0, 0.5)
+    partial_prob = np.clip(m.partial_prob * 1.5**z, 0, 0.5)
+    claim_prob = np.clip(m.claim_prob * 2.2**z, 0, 0.5)
+    unallocated = rng.random(n) < m.unallocated_customer_share
+
+    # invoices: Poisson count per customer-month, active from onboarding to hold
+    counts = rng.poisson(rate[:, None], (n, n_months))
+    month_idx = np.arange(n_months)
+    counts[month_idx[None, :] < on_month[:, None]] = 0
+    counts[months[None, :-1] > hold[:, None]] = 0
+    inv_cust = np.repeat(np.arange(n), counts.sum(axis=1))
+    inv_month = np.repeat(np.tile(month_idx, n), counts.ravel())
+    lo = np.maximum(months[inv_month], on_day[inv_cust])
+    hi = months[inv_month + 1]
+    inv_day = lo + (rng.random(len(inv_cust)) * (hi - lo)).astype(np.int64)
+    # a defaulter's last delivery, shortly after it stops paying: the invoice that goes unpaid
+    last = np.flatnonzero(stop < end_day)
+    inv_cust = np.concatenate([inv_cust, last])
+    inv_day = np.concatenate([inv_day, stop[last] + rng.integers(1, 31, len(last))])
+    keep = inv_day <= np.minimum(hold[inv_cust], end_day)
+    inv_cust, inv_day = inv_cust[keep], inv_day[keep]
+    order = np.lexsort((inv_day, inv_cust))
+    inv_cust, inv_day = inv_cust[order], inv_day[order]
+    n_inv = len(inv_cust)
+    due_day = inv_day + terms[inv_cust]
+    inv_cents = np.maximum(
+        np.rint(np.exp(log_size[inv_cust] + 0.5 * rng.standard_normal(n_inv)) * 100), 100
+    ).astype(np.int64)
+
+    # settlement day of each invoice
+    noise = rng.standard_normal(n_inv) * (2.0 + 0.3 * np.maximum(dbt_mean[inv_cust], 0))
+    slow = (rng.random(n_inv) < slow_prob[inv_cust]) * rng.exponential(
+        m.slow_payment_mean_days, n_inv
+    )
+    dbt = np.rint(dbt_mean[inv_cust] + noise + slow).astype(np.int64)
+    dbt = np.clip(dbt, -terms[inv_cust], m.max_dbt_survivor)
+    pay_day = np.maximum(due_day + dbt, inv_day)
+    partial = rng.random(n_inv) < partial_prob[inv_cust]
+    first_day = inv_day + (rng.random(n_inv) * (pay_day - inv_day)).astype(np.int64)
+    first_cents = np.rint(inv_cents * rng.uniform(0.2, 0.8, n_inv)).astype(np.int64)
+    first_cents = np.clip(first_cents, 1, inv_cents - 1)
+
+    # payment rows: the final (or only) payment, plus the first instalment of partial payments
+    p_inv = np.concatenate([np.arange(n_inv), np.flatnonzero(partial)])
+    p_day = np.concatenate([pay_day, first_day[partial]])
+    p_cents = np.concatenate(
+        [np.where(partial, inv_cents - first_cents, inv_cents), first_cents[partial]]
+    )
+    p_cust = inv_cust[p_inv]
+    paid = (p_day <= stop[p_cust]) & (p_day <= end_day)
+    p_inv, p_day, p_cents, p_cust = p_inv[paid], p_day[paid], p_cents[paid], p_cust[paid]
+    porder = np.lexsort((p_inv, p_day, p_cust))
+    p_inv, p_day, p_cents, p_cust = p_inv[porder], p_day[porder], p_cents[porder], p_cust[porder]
+
+    # defaults as the ledger sees them: the first invoice never paid in full reaches 90 days beyond terms
+    settled_cents = np.bincount(p_inv, weights=p_cents, minlength=n_inv).astype(np.int64)
+    unpaid = (settled_cents < inv_cents) & (pay_day > stop[inv_cust])
+    first_unpaid_due = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first_unpaid_due, inv_cust[unpaid], due_day[unpaid])
+    default_day = np.where(first_unpaid_due + 90 <= end_day, first_unpaid_due + 90, -1)
+    written_off = (default_day >= 0) & (rng.random(n) < m.write_off_share)
+    wo_day = np.where(written_off, default_day + rng.integers(30, 181, n), -1)
+    wo_day = np.where(wo_day <= end_day, wo_day, -1)
+    inv_wo = np.where(unpaid & (wo_day[inv_cust] >= 0), np.maximum(wo_day[inv_cust], inv_day), -1)
+
+    # claims
+    has_claim = rng.random(n_inv) < claim_prob[inv_cust]
+    c_inv = np.flatnonzero(has_claim)
+    c_day = inv_day[c_inv] + rng.integers(5, 61, len(c_inv))
+    c_cents = np.maximum(
+        np.rint(inv_cents[c_inv] * rng.uniform(0.02, 0.15, len(c_inv))), 1
+    ).astype(np.int64)
+    c_reason = CLAIM_REASONS[rng.integers(0, len(CLAIM_REASONS), len(c_inv))]
+    c_linked = rng.random(len(c_inv)) < 0.9
+    c_ok = c_day <= end_day
+    c_inv, c_day, c_cents, c_reason, c_linked = (
+        a[c_ok] for a in (c_inv, c_day, c_cents, c_reason, c_linked)
+    )
+
+    # customer master
+    comp_zero = rng.random(n) < 1.0 / (1.0 + np.exp(0.3 + 1.0 * z))
+    comp_mean = 1.0 / (1.0 + np.exp(1.3 - 0.6 * z))
+    comp = np.round(rng.beta(2.0 * comp_mean / (1 - comp_mean), 2.0), 2)
+    comp = np.where(comp_zero, 0.0, np.clip(comp, 0.01, 1.0))
+    comp[rng.random(n) < m.competitor_missing_share] = np.nan
+    monthly = rate * np.exp(log_size + 0.125)
+    turnover = np.round(12 * monthly * np.exp(1.0 + 0.5 * rng.standard_normal(n)), -3)
+    net_worth = np.round(turnover * np.exp(-1.2 - 0.3 * z + 0.5 * rng.standard_normal(n)), -3)
+    credit_limit = np.round(2 * monthly, -3)
+    reviewed = rng.random(n) < m.expert_reviewed_share
+    expert = {
+        f"expert_{c}": pd.array(
+            np.where(
+                reviewed, np.clip(np.rint(3.0 - 0.8 * z + rng.standard_normal(n)), 1, 5), np.nan
+            ),
+            dtype="Int64",
+        )
+        for c in EXPERT_COLS
+    }
+    expert_day = np.where(reviewed, np.minimum(on_day + rng.integers(0, 31, n), end_day), -1)
+    cust_id = _ids("C", cust_no, id_width)
+    none = np.full(n, None, dtype=object)
+    customers = pd.DataFrame(
+        {
+            "customer_id": cust_id,
+            "name": _ids("Customer ", cust_no, id_width),
+            "segment": SEGMENTS[rng.integers(0, len(SEGMENTS), n)],
+            "region": REGIONS[rng.integers(0, len(REGIONS), n)],
+            "onboarding_date": _to_dates(on_day),
+            "group_id": np.where(rng.random(n) < 0.1, _ids("G", cust_no // 7, id_width), None),
+            "competitor_share": comp,
+            "credit_limit": credit_limit,
+            "net_worth": net_worth,
+            "annual_turnover": turnover,
+            **expert,
+            "expert_approver": np.where(
+                reviewed, APPROVERS[rng.integers(0, len(APPROVERS), n)], None
+            ),
+            "expert_reason": np.where(
+                reviewed, EXPERT_REASONS[rng.integers(0, len(EXPERT_REASONS), n)], None
+            ),
+            "expert_date": _to_dates(expert_day),
+            "source_default_flag": pd.array([pd.NA] * n, dtype="Int64"),
+            "protected_sex": none,
+            "protected_marital_status": none,
+            "protected_age": pd.array([pd.NA] * n, dtype="Int64"),
+            "protected_education": none,
+        }
+    )
+    invoices = pd.DataFrame(
+        {
+            "invoice_no": np.arange(n_inv),
+            "customer_id": cust_id[inv_cust],
+            "invoice_date": _to_dates(inv_day),
+            "due_date": _to_dates(due_day),
+            "amount": _cents_to_amount(inv_cents),
+            "currency": "CNY",
+            "write_off_date": _to_dates(inv_wo),
+        }
+    )
+    payments = pd.DataFrame(
+        {
+            "customer_id": cust_id[p_cust],
+            "invoice_no": np.where(unallocated[p_cust], -1, p_inv),
+            "payment_date": _to_dates(p_day),
+            "amount": _cents_to_amount(p_cents),
+        }
+    )
+    claims = pd.DataFrame(
+        {
+            "invoice_no": np.where(c_linked, c_inv, -1),
+            "customer_id": cust_id[inv_cust[c_inv]],
+            "claim_date": _to_dates(c_day),
+            "amount": _cents_to_amount(c_cents),
+            "reason": c_reason,
+        }
+    ).sort_values(["customer_id", "claim_date", "invoice_no"], kind="stable")
+    truth = pd.DataFrame(
+        {
+            "customer_id": cust_id,
+            "true_pd_12m": np.round(true_pd, 6),
+            "latent_risk": np.round(z, 4),
+            "default_date": _to_dates(default_day),
+        }
+    )
+    return {
+        "customers": customers,
+        "invoices": invoices,
+        "payments": payments,
+        "claims": claims,
+        "truth": truth,
+    }
+
+
+def _number(frame: pd.DataFrame, table: str, prefix: str, offsets: dict[str, int]) -> pd.DataFrame:
+    """Give a block's rows global keys (``I…``, ``P…``, ``K…``) and resolve ``invoice_no`` → ``invoice_id``."""
+    out = frame.reset_index(drop=True)
+    key = {"invoices": "invoice_id", "payments": "payment_id", "claims": "claim_id"}[table]
+    out[key] = _ids(prefix, np.arange(len(out)) + offsets[table] + 1)
+    if "invoice_no" in out:
+        no = out.pop("invoice_no").to_numpy()
+        inv = _ids("I", no + offsets["invoices"] + 1)
+        out["invoice_id"] = np.where(no >= 0, inv, None)
+    return out[list(COLUMNS[table])]
+
+
+def iter_blocks(
+    n_customers: int,
+    n_months: int,
+    start: str = "2023-01-01",
+    seed: int = DEFAULT_SEED,
+    model: LedgerModel | None = None,
+) -> Iterator[dict[str, pd.DataFrame]]:
+    """The ledger in blocks of `BLOCK` customers (canonical tables, global keys), for streaming writers."""
+    if n_customers < 1 or n_months < 1:
+        raise PipelineError(
+            f"synth: need at least 1 customer and 1 month (got {n_customers}, {n_months})"
+        )
+    model = model or LedgerModel()
+    months = _month_starts(start, n_months)
+    width = max(4, len(str(n_customers)))
+    offsets = {"invoices": 0, "payments": 0, "claims": 0}
+    for b, first in enumerate(range(0, n_customers, BLOCK)):
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, b])))
+        raw = _block(rng, first + 1, min(BLOCK, n_customers - first), months, width, model)
+        out = {"customers": raw["customers"], "truth": raw["truth"]}
+        for table, prefix in (("invoices", "I"), ("payments", "P"), ("claims", "K")):
+            out[table] = _number(raw[table], table, prefix, offsets)
+        for table in offsets:
+            offsets[table] += len(raw[table])
+        yield out
+
+
+def generate_ledger(
+    n_customers: int,
+    n_months: int,
+    start: str = "2023-01-01",
+    seed: int = DEFAULT_SEED,
+    model: LedgerModel | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The synthetic ledger as canonical tables: customers, invoices, payments, claims, truth.
+
+    Deterministic for a given seed. Months run from the month of ``start``; nothing is dated after the
+    last day of the last month (the data cut-off).
+    """
+    parts: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLE_NAMES}
+    for block in iter_blocks(n_customers, n_months, start, seed, model):
+        for table, frame in block.items():
+            parts[table].append(frame)
+    return {t: pd.concat(parts[t], ignore_index=True) for t in TABLE_NAMES}
+
+
+CSV_FLOAT = {"truth": "%.6g"}
+
+
+def write_csv_table(frame: pd.DataFrame, path: Path, table: str, header: bool = True) -> None:
+    """Append one block of a table to a CSV (compact floats: amounts to the cent, ISO dates)."""
+    frame.to_csv(
+        path,
+        mode="w" if header else "a",
+        header=header,
+        index=False,
+        lineterminator="\n",
+        float_format=CSV_FLOAT.get(table, "%.12g"),
+        date_format="%Y-%m-%d",
+    )
+
+
+def write_ledger(
+    out_dir: Path,
+    n_customers: int,
+    n_months: int,
+    start: str = "2023-01-01",
+    seed: int = DEFAULT_SEED,
+    fmt: str = "csv",
+) -> dict[str, int]:
+    """Generate block by block and stream to ``out_dir/<table>.<fmt>``; returns row counts per table."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = {t: 0 for t in TABLE_NAMES}
+    writers: dict[str, pq.ParquetWriter] = {}
+    try:
+        for i, block in enumerate(iter_blocks(n_customers, n_months, start, seed)):
+            for table, frame in block.items():
+                path = out_dir / f"{table}.{fmt}"
+                if fmt == "csv":
+                    write_csv_table(frame, path, table, header=i == 0)
+                else:
+                    arrow = pa.Table.from_pandas(
+                        frame, preserve_index=False
+                    ).replace_schema_metadata(None)
+                    if table not in writers:
+                        writers[table] = pq.ParquetWriter(path, arrow.schema, compression="zstd")
+                    writers[table].write_table(arrow.cast(writers[table].schema))
+                rows[table] += len(frame)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.synth", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--customers", type=int, required=True)
+    parser.add_argument("--months", type=int, required=True)
+    parser.add_argument(
+        "--start", default="2023-01-01", help="first month of the ledger (default 2023-01-01)"
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = write_ledger(args.out, args.customers, args.months, args.start, args.seed, args.format)
+    print(f"synth: wrote {rows} to {args.out} in {time.perf_counter() - t0:.1f}s")
+
+
+if __name__ == "__main__":
+    from pipeline.config import run_stage
+
+    run_stage(main, "synth")

@@ -1,0 +1,352 @@
+"""Stage ``train``: samples, the WoE scorecard, a raw logistic challenger, a boosting benchmark.
+
+Inputs: ``data/processed/<ds>/snapshots.parquet`` and ``feature_dictionary.csv`` (rows with scoring
+= True). Outputs: ``data/processed/<ds>/samples.parquet``, ``boosting_predictions.parquet``,
+``models/<ds>/scorecard.json``, ``logistic.json``, ``train_report.json``,
+``metrics/<ds>/train.json`` and ``reports/<ds>/train_timing.json`` (wall-clock times, kept apart so
+the other outputs are byte-identical).
+
+Samples. ``out_of_time``: snapshots dated on/after ``split.oot_start`` are ``oot``. A customer seen
+in both periods keeps its earlier snapshots in development and its later ones in ``oot`` (the time
+split is the test; the overlap is counted in the report). Development customers go whole to
+``calibration`` (a seeded hash of customer_id, ``calibration_share``) or ``train``, so no customer
+is in both. ``stratified_holdout`` (one observation point, e.g. UCI): customers are split,
+stratified by their outcome, into ``oot`` (a stratified holdout, not out of time), ``calibration``
+and ``train``. Indeterminate and immature snapshots are ``excluded``. No cross-validation is run;
+any added CV must group by customer_id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+from pipeline.challenger import fit_challenger, predict_pd
+from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
+from pipeline.io import code_version, file_sha256, frame_sha256, write_json, write_parquet
+from pipeline.scorecard import WoEScorecard, score_frame
+
+log = logging.getLogger("pipeline.train")
+KEYS = ["customer_id", "as_of_date"]
+SAMPLES = ("train", "calibration", "oot", "excluded")
+
+
+def _hash_share(customer_id: pd.Series, seed: int) -> np.ndarray:
+    """A stable pseudo-uniform number in [0, 1) per customer, whatever the row order."""
+    key = f"{seed:016d}"[-16:]
+    h = pd.util.hash_pandas_object(customer_id.astype(str), index=False, hash_key=key).to_numpy()
+    return h / float(2**64)
+
+
+def assign_samples(snapshots: pd.DataFrame, split: dict, seed: int) -> pd.DataFrame:
+    """``customer_id, as_of_date, sample`` for every snapshot (rules in the module docstring)."""
+    out = snapshots[KEYS].copy()
+    eligible = snapshots["is_bad"].notna().to_numpy()
+    sample = np.full(len(out), "excluded", dtype=object)
+    method = split.get("method", "out_of_time")
+    cal_share = float(split.get("calibration_share", 0.25))
+    if method == "out_of_time":
+        if not split.get("oot_start"):
+            raise PipelineError(
+                "params.yaml train.split.oot_start: a date is required for out_of_time"
+            )
+        oot = eligible & (snapshots["as_of_date"] >= pd.Timestamp(split["oot_start"])).to_numpy()
+        dev = eligible & ~oot
+        in_cal = _hash_share(snapshots["customer_id"], seed) < cal_share
+        sample[oot] = "oot"
+        sample[dev & in_cal] = "calibration"
+        sample[dev & ~in_cal] = "train"
+    elif method == "stratified_holdout":
+        outcome = (
+            snapshots.loc[eligible].groupby("customer_id")["is_bad"].max().astype(int).sort_index()
+        )
+        rest, hold = train_test_split(
+            outcome.index.to_numpy(),
+            test_size=float(split["holdout_share"]),
+            stratify=outcome.to_numpy(),
+            random_state=seed,
+        )
+        rest = np.sort(rest)
+        _, cal = train_test_split(
+            rest, test_size=cal_share, stratify=outcome.loc[rest].to_numpy(), random_state=seed
+        )
+        where = pd.Series("train", index=outcome.index, dtype=object)
+        where.loc[hold], where.loc[cal] = "oot", "calibration"
+        sample[eligible] = snapshots.loc[eligible, "customer_id"].map(where).to_numpy()
+    else:
+        raise PipelineError(
+            f"params.yaml train.split.method: unknown '{method}' "
+            "(use out_of_time or stratified_holdout)"
+        )
+    out["sample"] = sample
+    return out
+
+
+def scoring_features(
+    dictionary: pd.DataFrame, snapshots: pd.DataFrame, path: Any
+) -> dict[str, str]:
+    """Feature → dtype of the dictionary rows with scoring = True, checked against snapshots."""
+    for col in ("feature", "dtype", "scoring"):
+        if col not in dictionary.columns:
+            raise PipelineError(
+                f"{path}: column '{col}' missing (rule: feature dictionary layout)"
+            )
+    flag = dictionary["scoring"].astype(str).str.strip().str.lower().isin(["true", "1", "yes"])
+    rows = dictionary.loc[flag]
+    features = dict(zip(rows["feature"], rows["dtype"], strict=True))
+    for i, name, dtype in zip(rows.index, rows["feature"], rows["dtype"], strict=True):
+        if name.startswith("protected_"):
+            raise PipelineError(
+                f"{path}: row {i}, column feature: '{name}' is a protected attribute "
+                "and must never be scored (rule: fairness); set scoring = False"
+            )
+        if name not in snapshots.columns:
+            raise PipelineError(
+                f"{path}: row {i}, column feature: '{name}' is not a snapshots column"
+            )
+        if dtype not in ("numeric", "categorical"):
+            raise PipelineError(
+                f"{path}: row {i}, column dtype: '{dtype}' must be numeric|categorical"
+            )
+    if not features:
+        raise PipelineError(f"{path}: no feature has scoring = True")
+    return features
+
+
+def _auc(y: pd.Series, p: np.ndarray) -> float | None:
+    y = y.astype(int)
+    return float(roc_auc_score(y, p)) if y.nunique() == 2 else None
+
+
+def build_scorecard(params: dict, features: dict[str, str]) -> WoEScorecard:
+    """The scorecard estimator configured from the train params block."""
+    b, s = params["binning"], params["selection"]
+    return WoEScorecard(
+        monotonic_trend=b["monotonic_trend"],
+        min_bin_size=b["min_bin_size"],
+        max_n_prebins=b["max_n_prebins"],
+        special_codes=b.get("special_codes") or None,
+        categorical_features=[f for f, d in features.items() if d == "categorical"],
+        empty_bin_woe=b.get("empty_bin_woe", "worst"),
+        min_iv=s["min_iv"],
+        max_iv=s["max_iv"],
+        max_correlation=s["max_correlation"],
+        max_vif=s["max_vif"],
+        max_features=s["max_features"],
+        base_score=params["scaling"]["base_score"],
+        base_odds=params["scaling"]["base_odds"],
+        pdo=params["scaling"]["pdo"],
+        reason_baseline=params["reason_codes"]["baseline"],
+        top_n_reasons=params["reason_codes"]["top_n"],
+    )
+
+
+def boosting_frame(X: pd.DataFrame, features: dict[str, str]) -> pd.DataFrame:
+    """Raw features for HistGradientBoosting: categoricals as categories, ±inf as missing."""
+    out = X.copy()
+    for f, d in features.items():
+        if d == "categorical":
+            out[f] = out[f].astype("string").astype("category")
+        else:
+            out[f] = pd.to_numeric(out[f]).astype(float).replace([np.inf, -np.inf], np.nan)
+    return out
+
+
+def train_models(
+    snapshots: pd.DataFrame,
+    samples: pd.DataFrame,
+    features: dict[str, str],
+    params: dict,
+    dataset: str,
+    reason_texts: dict[str, str],
+) -> dict[str, Any]:
+    """Fit the three models on ``train``; return the artefacts, predictions and timings."""
+    seed = int(params["base"]["seed"])
+    names = list(features)
+    is_train = (samples["sample"] == "train").to_numpy()
+    train = snapshots.loc[is_train]
+    if train["is_bad"].nunique() < 2:
+        raise PipelineError("train sample has only one outcome; check the label and split params")
+    y = train["is_bad"].astype(int)
+    timing: dict[str, float] = {}
+
+    t = time.perf_counter()
+    card_model = build_scorecard(params, features).set_params(reason_texts=reason_texts)
+    card_model.fit(train[names], y)
+    timing["scorecard_fit_s"] = time.perf_counter() - t
+    provenance = {
+        "code_version": code_version(),
+        "training_data_sha256": frame_sha256(train[KEYS + names + ["is_bad"]]),
+        "params": {k: v for k, v in params.items()},
+    }
+    card = card_model.to_spec(dataset=dataset, provenance=provenance)
+
+    t = time.perf_counter()
+    ch = params.get("challenger", {})
+    logistic = fit_challenger(
+        train[names],
+        y,
+        clip_quantile=ch.get("clip_quantile", 0.01),
+        max_correlation=ch.get("max_correlation", 0.95),
+    )
+    logistic["dataset"] = dataset
+    logistic["provenance"] = provenance
+    timing["logistic_fit_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    bparams = params["boosting"]
+    booster = HistGradientBoostingClassifier(
+        max_iter=bparams["max_iter"],
+        learning_rate=bparams["learning_rate"],
+        categorical_features="from_dtype",
+        random_state=seed,
+    )
+    usable = {f: d for f, d in features.items() if train[f].notna().any()}  # all-missing: no split
+    # OpenMP threads spin badly on a shared 2-core box; the thread count is a param
+    with threadpool_limits(limits=int(bparams.get("threads", 1)), user_api="openmp"):
+        booster.fit(boosting_frame(train[list(usable)], usable), y)
+        timing["boosting_fit_s"] = time.perf_counter() - t
+        pd_boost = booster.predict_proba(boosting_frame(snapshots[list(usable)], usable))[:, 1]
+
+    pd_card = score_frame(card, snapshots)["pd_model"].to_numpy()
+    pd_logistic = predict_pd(logistic, snapshots)
+    boosting = snapshots[KEYS].copy()
+    boosting["pd_boosting"] = pd_boost
+    return {
+        "card": card,
+        "logistic": logistic,
+        "model": card_model,
+        "timing": timing,
+        "predictions": {"scorecard": pd_card, "logistic": pd_logistic, "boosting": pd_boost},
+        "boosting": boosting,
+    }
+
+
+def train_metrics(
+    snapshots: pd.DataFrame, samples: pd.DataFrame, fitted: dict, features: dict, split_method: str
+) -> dict[str, Any]:
+    """AUC of each model per sample, sample sizes and bad rates."""
+    out: dict[str, Any] = {
+        "split_method": split_method,
+        "oot_is": "out_of_time" if split_method == "out_of_time" else "stratified_holdout",
+        "n_features_candidate": len(features),
+        "n_features_scorecard": len(fitted["card"]["features"]),
+        "n_features_logistic": len(fitted["logistic"]["features"]),
+    }
+    for name in ("train", "calibration", "oot"):
+        mask = (samples["sample"] == name).to_numpy()
+        y = snapshots.loc[mask, "is_bad"]
+        out[f"n_{name}"] = int(mask.sum())
+        out[f"bad_rate_{name}"] = float(y.astype(float).mean()) if mask.any() else None
+        for model, p in fitted["predictions"].items():
+            out[f"auc_{model}_{name}"] = _auc(y, p[mask]) if mask.any() else None
+    out["n_excluded"] = int((samples["sample"] == "excluded").sum())
+    return out
+
+
+def train_report(
+    fitted: dict,
+    samples: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    params: dict,
+    snapshots_sha256: str,
+) -> dict[str, Any]:
+    """Selection decisions, coefficient table with VIF and IV, rounding drift and sample rules."""
+    model: WoEScorecard = fitted["model"]
+    coefs = model.coefficient_table().replace({np.nan: None})
+    dev = samples["sample"].isin(["train", "calibration"])
+    overlap = len(
+        set(samples.loc[dev, "customer_id"])
+        & set(samples.loc[samples["sample"] == "oot", "customer_id"])
+    )
+    return {
+        "schema_version": "1.0",
+        "inputs": {"snapshots_sha256": snapshots_sha256, "code_version": code_version()},
+        "params": params,
+        "samples": {
+            "counts": samples["sample"].value_counts().reindex(SAMPLES, fill_value=0).to_dict(),
+            "customers_in_development_and_oot": overlap,
+            "rule": (
+                "out_of_time: as_of_date >= oot_start -> oot; a customer in both periods keeps "
+                "earlier snapshots in development, later ones in oot; calibration = whole "
+                "development customers by seeded hash"
+                if params["split"].get("method", "out_of_time") == "out_of_time"
+                else "stratified_holdout: single observation point; customers split stratified by "
+                "outcome into oot (a stratified holdout, not out of time), calibration, train"
+            ),
+        },
+        "selection": fitted["card"]["selection"],
+        "coefficients": coefs.to_dict(orient="records"),
+        "vif": {k: float(v) for k, v in model.vif_.items()},
+        "iv": {e["feature"]: e["iv"] for e in fitted["card"]["selection"]},
+        "rounding": fitted["card"]["rounding"],
+        "challenger_dropped": fitted["logistic"]["dropped"],
+        "boosting": {"published": False, "purpose": "benchmark of what the data allows"},
+    }
+
+
+def main() -> None:
+    args = stage_argparser(
+        "train", "Fit the WoE scorecard, logistic challenger and boosting benchmark."
+    ).parse_args()
+    params = stage_params("train", args.dataset)
+    paths = Paths(args.dataset)
+    snap_path = paths.processed / "snapshots.parquet"
+    dict_path = paths.processed / "feature_dictionary.csv"
+    for p in (snap_path, dict_path):
+        if not p.is_file():
+            raise PipelineError(f"{p}: not found; run the features stage first")
+    snapshots = pd.read_parquet(snap_path)
+    for col in KEYS + ["is_bad"]:
+        if col not in snapshots.columns:
+            raise PipelineError(f"{snap_path}: column '{col}' missing (rule: snapshots contract)")
+    snapshots = snapshots.sort_values(KEYS, kind="mergesort").reset_index(drop=True)
+    dictionary = pd.read_csv(dict_path)
+    features = scoring_features(dictionary, snapshots, dict_path)
+    texts = dict(
+        zip(
+            dictionary["feature"], dictionary.get("definition", dictionary["feature"]), strict=True
+        )
+    )
+    reason_texts = {f: f"Unfavourable: {texts.get(f, f)}" for f in features}
+
+    t0 = time.perf_counter()
+    samples = assign_samples(snapshots, params["split"], int(params["base"]["seed"]))
+    fitted = train_models(snapshots, samples, features, params, args.dataset, reason_texts)
+    metrics = train_metrics(
+        snapshots, samples, fitted, features, params["split"].get("method", "out_of_time")
+    )
+    report = train_report(fitted, samples, snapshots, params, file_sha256(snap_path))
+    timing = {
+        **fitted["timing"],
+        "total_s": time.perf_counter() - t0,
+        "n_snapshots": len(snapshots),
+    }
+
+    write_parquet(samples, paths.processed / "samples.parquet")
+    write_parquet(fitted["boosting"], paths.processed / "boosting_predictions.parquet")
+    write_json(fitted["card"], paths.models / "scorecard.json")
+    write_json(fitted["logistic"], paths.models / "logistic.json")
+    write_json(report, paths.models / "train_report.json")
+    write_json(metrics, paths.metrics / "train.json")
+    write_json(timing, paths.reports / "train_timing.json")
+    log.info(
+        "train %s: AUC oot scorecard %.4f, logistic %.4f, boosting %.4f; %d features in the card",
+        args.dataset,
+        metrics["auc_scorecard_oot"] or float("nan"),
+        metrics["auc_logistic_oot"] or float("nan"),
+        metrics["auc_boosting_oot"] or float("nan"),
+        metrics["n_features_scorecard"],
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main, "train")

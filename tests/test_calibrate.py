@@ -1,0 +1,253 @@
+"""Stage ``calibrate`` on a fabricated scorecard card, samples and snapshots (with a true PD)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import pipeline.calibrate as stage
+from pipeline.calibrate import calibrate, cutoffs_spec, scored_samples, true_pd_check
+from pipeline.calibration import assign_grade
+from pipeline.config import Paths, PipelineError, load_params, stage_params
+from pipeline.io import write_json, write_parquet
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+FACTOR, OFFSET = 28.8539, 487.1229
+PARAMS = {
+    "method": "auto",
+    "isotonic_min_sample": 50000,
+    "central_tendency": None,
+    "pd_floor": 0.0003,
+    "scale": "letter",
+    "n_grades": 10,
+    "min_grade_share": 0.02,
+    "pd_bands": "geometric",
+    "pd_targets": [],
+    "hl_df": "k",
+    "true_pd_tolerance": 0.2,
+}
+
+
+def fabricated_card() -> dict:
+    """One numeric feature ``x`` in 60 range bins; points = 420 + 5·bin, so score = points."""
+    edges = list(range(1, 60))
+    bins = []
+    for i in range(60):
+        bins.append(
+            {
+                "type": "range",
+                "lower": None if i == 0 else float(edges[i - 1]),
+                "upper": None if i == 59 else float(edges[i]),
+                "points": 420 + 5 * i,
+            }
+        )
+    bins.append({"type": "missing", "points": 500})
+    return {
+        "schema_version": "1.0",
+        "kind": "woe_logistic_scorecard",
+        "scaling": {
+            "base_score": 600,
+            "base_odds": 50,
+            "pdo": 20,
+            "factor": FACTOR,
+            "offset": OFFSET,
+        },
+        "intercept": -3.0,
+        "features": [
+            {
+                "name": "x",
+                "dtype": "numeric",
+                "coefficient": -1.0,
+                "reason_code": "R01",
+                "reason_text": "x is low",
+                "baseline_points": 715,
+                "unseen_points": 500,
+                "bins": bins,
+            }
+        ],
+    }
+
+
+def fabricated_data(n: int = 60000, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Snapshots whose true PD follows the card's score (shifted: the card overstates risk)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(30, 9, n).clip(0, 59.5)
+    score = 420 + 5 * np.floor(x)
+    true_pd = 1 / (1 + np.exp((score - 470) / 25))
+    is_bad = pd.array((rng.random(n) < true_pd).astype(int), dtype="Int8")
+    dates = np.where(np.arange(n) % 4 == 0, "2024-12-31", "2023-12-31")
+    snaps = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:06d}" for i in range(n)],
+            "as_of_date": pd.to_datetime(dates),
+            "is_bad": is_bad,
+            "x": x,
+            "true_pd": true_pd,
+        }
+    )
+    snaps.loc[::97, "is_bad"] = pd.NA  # indeterminate rows: excluded
+    sample = np.where(
+        snaps["as_of_date"] >= "2024-07-31",
+        "oot",
+        np.where(np.arange(n) % 3 == 0, "calibration", "train"),
+    )
+    sample = np.where(snaps["is_bad"].isna(), "excluded", sample)
+    samples = snaps[["customer_id", "as_of_date"]].assign(sample=sample)
+    return snaps, samples
+
+
+def test_calibrate_recovers_true_pd_and_tests():
+    snaps, samples = fabricated_data()
+    scored = scored_samples(fabricated_card(), snaps, samples)
+    assert scored["score"].between(420, 715).all()
+    result = calibrate(scored, PARAMS)
+    table = result["table"]
+    assert result["calibrator"].kind == "platt"  # 15k calibration rows < 50k
+    assert len(table) == 10 and np.all(np.diff(table["pd"]) > 0)
+    assert (table["share"] >= 0.02).all()
+    check = result["true_pd_check"]["calibration"]
+    assert check["all_within"], check["grades"]
+    assert set(result["tests"]) == {"calibration", "oot"}
+    assert result["tests"]["oot"]["portfolio"]["count"] == int((samples["sample"] == "oot").sum())
+    spec = cutoffs_spec(result, "fab", {"code_version": "test"})
+    grades = spec["grades"]
+    assert grades[0]["score_max"] is None and grades[-1]["score_min"] is None
+    assert [g["score_min"] for g in grades[:-1]] == [g["score_max"] for g in grades[1:]]
+    # the JSON grades list grades exactly as the in-memory table did
+    scores = result["graded"]["score"].to_numpy()
+    assert np.array_equal(assign_grade(scores, grades), result["graded"]["grade"].to_numpy())
+    assert {
+        "grade",
+        "letter_grade",
+        "score_min",
+        "score_max",
+        "pd",
+        "count",
+        "observed_bad_rate",
+    } <= set(grades[0])
+
+
+def test_calibrate_isotonic_and_central_tendency():
+    snaps, samples = fabricated_data()
+    params = {**PARAMS, "isotonic_min_sample": 1000, "central_tendency": 0.10}
+    result = calibrate(scored_samples(fabricated_card(), snaps, samples), params)
+    assert result["calibrator"].kind == "isotonic"
+    cal = result["graded"][
+        (result["graded"]["sample"] == "calibration") & result["graded"]["is_bad"].notna()
+    ]
+    assert cal["pd_calibrated"].mean() == pytest.approx(0.10, abs=1e-9)
+    assert np.all(np.diff(result["table"]["pd"]) > 0)
+
+
+def test_true_pd_check_by_hand():
+    table = pd.DataFrame({"grade": ["A", "B"], "pd": [0.01, 0.05]})
+    frame = pd.DataFrame(
+        {
+            "grade": ["A", "A", "B", "B"],
+            "is_bad": [0, 0, 0, 1],
+            "true_pd": [0.01, 0.0125, 0.03, 0.05],
+        }
+    )
+    check = true_pd_check(frame, table, 0.2)
+    # A: mean true .01125, gap |.01 − .01125| / .01125 = 1/9; B: mean .04, gap .01 / .04 = 0.25
+    assert [g["relative_gap"] for g in check["grades"]] == pytest.approx([1 / 9, 0.25])
+    assert [g["within_tolerance"] for g in check["grades"]] == [True, False]
+    assert check["all_within"] is False and check["max_relative_gap"] == pytest.approx(0.25)
+
+
+def test_missing_sample_row_is_a_pipeline_error():
+    snaps, samples = fabricated_data(2000)
+    with pytest.raises(PipelineError, match="has no sample"):
+        scored_samples(fabricated_card(), snaps, samples.iloc[1:])
+
+
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
+    params = (root / "params.yaml").read_text(encoding="utf-8")
+    (root / "params.yaml").write_text(  # a dataset overlay: Platt on this 15k sample
+        params.replace(
+            "datasets:\n", "datasets:\n  fab:\n    calibrate:\n      method: platt\n", 1
+        ),
+        encoding="utf-8",
+    )
+    snaps, samples = fabricated_data()
+    write_parquet(snaps, root / "data/processed/fab/snapshots.parquet")
+    write_parquet(samples, root / "data/processed/fab/samples.parquet")
+    write_json(fabricated_card(), root / "models/fab/scorecard.json")
+    return root
+
+
+def _run(root: Path) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "CREDIT_PIPELINE_ROOT": str(root),
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.calibrate", "--dataset", "fab"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+OUTPUTS = [
+    "models/fab/grade_cutoffs.json",
+    "models/fab/grade_cutoffs.csv",
+    "metrics/fab/calibrate.json",
+    "plots/fab/calibrate_reliability.csv",
+    "plots/fab/calibrate_reliability.png",
+    "reports/fab/calibration.md",
+]
+
+
+def _run_in_process(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main()`` against the scratch project, without a new interpreter."""
+    monkeypatch.setattr(stage, "Paths", lambda ds: Paths(ds, root=root))
+    monkeypatch.setattr(
+        stage, "stage_params", lambda s, ds: stage_params(s, ds, load_params(root))
+    )
+    monkeypatch.setattr(sys, "argv", ["calibrate", "--dataset", "fab"])
+    stage.main()
+
+
+def test_stage_writes_outputs_deterministically(tmp_path, monkeypatch):
+    root = _project(tmp_path)
+    _run_in_process(root, monkeypatch)
+    first = {p: (root / p).read_bytes() for p in OUTPUTS}
+    spec = json.loads(first["models/fab/grade_cutoffs.json"])
+    assert spec["calibration"]["method"] == "platt"
+    pds = [g["pd"] for g in spec["grades"]]
+    assert all(b > a for a, b in zip(pds, pds[1:], strict=False))
+    metrics = json.loads(first["metrics/fab/calibrate.json"])
+    assert metrics["true_pd_calibration"]["all_within_tolerance"] is True
+    assert "| AAA |" in first["reports/fab/calibration.md"].decode()
+    _run_in_process(root, monkeypatch)
+    second = {p: (root / p).read_bytes() for p in OUTPUTS}
+    spec2 = json.loads(second.pop("models/fab/grade_cutoffs.json"))
+    first.pop("models/fab/grade_cutoffs.json")
+    # code_version hashes the package source, which may change between the runs while
+    # the tree is being edited; everything else must be byte-identical
+    spec["provenance"].pop("code_version"), spec2["provenance"].pop("code_version")
+    assert spec2 == spec
+    assert second == first
+
+
+def test_stage_without_card_exits_with_a_clear_error(tmp_path):
+    root = _project(tmp_path)
+    (root / "models/fab/scorecard.json").unlink()
+    proc = _run(root)
+    assert proc.returncode == 2
+    assert "scorecard.json" in proc.stderr and "Traceback" not in proc.stderr

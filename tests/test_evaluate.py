@@ -1,0 +1,384 @@
+"""Tests of the evaluate stage on small fabricated inputs (a tiny card following
+docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pipeline import evaluate
+from pipeline.config import Paths, PipelineError
+from pipeline.io import write_json, write_parquet
+
+PARAMS = {
+    "base": {"seed": 1},
+    "datasets": {
+        "tiny": {},
+        "tinyholdout": {"train": {"split": {"method": "stratified_holdout"}}},
+    },
+    "train": {"split": {"method": "out_of_time"}},
+    "evaluate": {
+        "ci_level": 0.95,
+        "n_bands": 5,
+        "rule_reject_grades": ["D"],
+        "rule_undefined": "exclude",
+    },
+}
+FACTOR, OFFSET = 20 / math.log(2), 600 - 20 / math.log(2) * math.log(50)
+
+
+def tiny_card() -> dict:
+    """Two characteristics; points fall with days beyond terms and rise with the net collection
+    rate.
+    """
+
+    def rng(lower, upper, points):
+        return {"type": "range", "lower": lower, "upper": upper, "points": points}
+
+    return {
+        "schema_version": "1.0",
+        "kind": "woe_logistic_scorecard",
+        "dataset": "tiny",
+        "scaling": {
+            "base_score": 600,
+            "base_odds": 50,
+            "pdo": 20,
+            "factor": FACTOR,
+            "offset": OFFSET,
+        },
+        "intercept": -1.0,
+        "features": [
+            {
+                "name": "days_beyond_terms_max_12m",
+                "dtype": "numeric",
+                "reason_code": "R01",
+                "reason_text": "Worst days beyond terms is high",
+                "baseline_points": 300,
+                "unseen_points": 200,
+                "bins": [
+                    rng(None, 10, 300),
+                    rng(10, 30, 260),
+                    rng(30, 60, 220),
+                    rng(60, None, 180),
+                    {"type": "missing", "points": 240},
+                ],
+            },
+            {
+                "name": "net_collection_rate_12m",
+                "dtype": "numeric",
+                "reason_code": "R02",
+                "reason_text": "Net collection rate is low",
+                "baseline_points": 90,
+                "unseen_points": 50,
+                "bins": [
+                    rng(None, 0.9, 50),
+                    rng(0.9, 0.97, 70),
+                    rng(0.97, None, 90),
+                    {"type": "missing", "points": 60},
+                ],
+            },
+        ],
+        "reason_codes": {"top_n": 4},
+    }
+
+
+def tiny_logistic() -> dict:
+    return {
+        "schema_version": "1.0",
+        "kind": "raw_logistic",
+        "intercept": -2.0,
+        "features": [
+            {
+                "name": "days_beyond_terms_max_12m",
+                "clip_lower": 0.0,
+                "clip_upper": 120.0,
+                "impute_value": 5.0,
+                "mean": 20.0,
+                "scale": 20.0,
+                "coefficient": 0.9,
+            },
+            {
+                "name": "net_collection_rate_12m",
+                "clip_lower": 0.5,
+                "clip_upper": 1.0,
+                "impute_value": 0.98,
+                "mean": 0.95,
+                "scale": 0.05,
+                "coefficient": -0.4,
+            },
+        ],
+    }
+
+
+def fabricate(
+    root: Path, dataset: str = "tiny", n_customers: int = 300, seed: int = 7
+) -> pd.DataFrame:
+    """Snapshots (two OOT dates, one development date), samples, boosting PDs, a card and a
+    challenger.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for date in ("2024-06-30", "2024-07-31", "2024-08-31"):
+        dbt = rng.gamma(1.5, 15.0, n_customers)
+        ncr = np.clip(1 - rng.gamma(1.0, 0.04, n_customers), 0, 1)
+        logit = -3.2 + 0.04 * dbt - 8 * (ncr - 0.96)
+        pd_true = 1 / (1 + np.exp(-logit))
+        bad = (rng.random(n_customers) < pd_true).astype(int)
+        grade = np.select([dbt < 10, dbt < 25, dbt < 50], ["A", "B", "C"], "D").astype(object)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "customer_id": [f"c{i:04d}" for i in range(n_customers)],
+                    "as_of_date": pd.Timestamp(date),
+                    "is_bad": pd.array(bad, dtype="Int8"),
+                    "exposure": rng.gamma(2.0, 5000.0, n_customers),
+                    "days_beyond_terms_max_12m": dbt,
+                    "net_collection_rate_12m": ncr,
+                    "rule_grade": grade,
+                    "rule_subgrade": np.where(grade == "D", "DAB", "AAA"),
+                    "true_pd": pd_true,
+                }
+            )
+        )
+    snaps = pd.concat(rows, ignore_index=True)
+    snaps.loc[[5, n_customers + 100], "rule_grade"] = "UNDEFINED"
+    snaps.loc[[6, 7], "is_bad"] = pd.NA
+    snaps.loc[[8], "exposure"] = -50.0  # a credit balance counts as zero exposure
+    snaps.loc[[9], "days_beyond_terms_max_12m"] = np.nan
+    paths = Paths(dataset, root)
+    write_parquet(snaps, paths.processed / "snapshots.parquet")
+    sample = np.where(snaps["as_of_date"] >= pd.Timestamp("2024-07-31"), "oot", "train")
+    write_parquet(
+        snaps[["customer_id", "as_of_date"]].assign(sample=sample),
+        paths.processed / "samples.parquet",
+    )
+    noisy = 1 / (
+        1
+        + np.exp(
+            -(np.log(snaps["true_pd"] / (1 - snaps["true_pd"])) + rng.normal(0, 0.3, len(snaps)))
+        )
+    )
+    write_parquet(
+        snaps[["customer_id", "as_of_date"]].assign(pd_boosting=noisy),
+        paths.processed / "boosting_predictions.parquet",
+    )
+    write_json(tiny_card(), paths.models / "scorecard.json")
+    write_json(tiny_logistic(), paths.models / "logistic.json")
+    return snaps
+
+
+OUTPUTS = [
+    "metrics/{ds}/evaluate.json",
+    "reports/{ds}/comparison.md",
+    "reports/{ds}/evaluate_gains.csv",
+    *[
+        f"plots/{{ds}}/evaluate_{n}.{ext}"
+        for n in ("roc", "ks", "score_distribution", "bad_rate_by_band")
+        for ext in ("csv", "png")
+    ],
+    "plots/{ds}/evaluate_migration.png",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, pd.DataFrame, dict]:
+    root = tmp_path_factory.mktemp("evaluate")
+    snaps = fabricate(root)
+    result = evaluate.run("tiny", root=root, params=PARAMS)
+    return root, snaps, result
+
+
+def test_stage_writes_every_output(tiny_run):
+    root, _, _ = tiny_run
+    for rel in OUTPUTS:
+        path = root / rel.format(ds="tiny")
+        assert path.is_file() and path.stat().st_size > 0, rel
+    assert (root / "plots/tiny/evaluate_roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_counts_and_auc_agree_with_sklearn(tiny_run):
+    root, snaps, result = tiny_run
+    oot = snaps[snaps["as_of_date"] >= pd.Timestamp("2024-07-31")]
+    kept = oot[oot["is_bad"].notna() & (oot["rule_grade"] != "UNDEFINED")]
+    s = result["sample"]
+    assert (
+        s["oot_rows"] == 600 and s["immature_or_indeterminate"] == 0
+    )  # rows 6, 7 are development rows
+    assert s["rule_grade_undefined"] == 1 and s["compared"] == len(kept) == 599
+    assert result["methods"]["boosting"]["count"]["auc"] == pytest.approx(
+        roc_auc_score(
+            kept["is_bad"].astype(int),
+            kept.merge(pd.read_parquet(root / "data/processed/tiny/boosting_predictions.parquet"))[
+                "pd_boosting"
+            ],
+        )
+    )
+    rule_rank = kept["rule_grade"].map({"A": 1, "B": 2, "C": 3, "D": 4})
+    assert result["methods"]["rules"]["count"]["auc"] == pytest.approx(
+        roc_auc_score(kept["is_bad"].astype(int), rule_rank)
+    )
+    exposure = kept["exposure"].clip(lower=0)
+    assert result["methods"]["rules"]["exposure"]["auc"] == pytest.approx(
+        roc_auc_score(kept["is_bad"].astype(int), rule_rank, sample_weight=exposure)
+    )
+    assert "true_pd" in result
+    everything = result["models_all_matured_oot"]
+    boost = pd.read_parquet(root / "data/processed/tiny/boosting_predictions.parquet")
+    all_oot = oot.merge(boost)
+    assert everything["n"] == 600
+    assert everything["boosting"] == pytest.approx(
+        roc_auc_score(all_oot["is_bad"].astype(int), all_oot["pd_boosting"])
+    )
+    saved = json.loads((root / "metrics/tiny/evaluate.json").read_text())
+    assert saved["paired_tests"]["scorecard_vs_rules"]["count"]["auc_a"] == pytest.approx(
+        saved["methods"]["scorecard"]["count"]["auc"]
+    )
+
+
+def test_migration_and_swap_set_are_consistent(tiny_run):
+    _, _, result = tiny_run
+    d = result["decision"]
+    swap = d["swap_set"]
+    assert sum(v["count"] for v in swap.values()) == result["sample"]["compared"]
+    n = result["sample"]["compared"]
+    rules_accept = (
+        swap["accepted by both"]["count"] + swap["accepted by champion only (swap-out)"]["count"]
+    )
+    card_accept = (
+        swap["accepted by both"]["count"] + swap["accepted by challenger only (swap-in)"]["count"]
+    )
+    assert rules_accept / n == pytest.approx(d["approval_rate_rules"])
+    assert card_accept / n == pytest.approx(d["approval_rate_scorecard"])
+    assert (
+        abs(d["approval_rate_rules"] - d["approval_rate_scorecard"]) < 0.1
+    )  # ties in a 2-feature card
+    mig = d["migration"]
+    assert mig["upgraded"]["count"] + mig["same"]["count"] + mig["downgraded"]["count"] == n
+
+
+def test_report_is_readable(tiny_run):
+    root, _, result = tiny_run
+    text = (root / "reports/tiny/comparison.md").read_text()
+    for heading in (
+        "Which method ranks risk better",
+        "Bad rate per grade",
+        "Migration",
+        "Swap set",
+        "What changes for which customers",
+    ):
+        assert heading in text
+    assert "out-of-time sample" in text and "True PD of the generator" in text
+    assert "R01" in text or "R02" in text
+    plots = pd.read_csv(root / "plots/tiny/evaluate_roc.csv")
+    assert list(plots.columns) == [
+        "fpr",
+        "tpr_scorecard",
+        "tpr_logistic",
+        "tpr_boosting",
+        "tpr_rules",
+    ]
+    assert plots.iloc[0, 1:].ge(0).all() and (plots.iloc[-1, 1:] == 1).all()
+
+
+def test_outputs_are_byte_identical_across_runs(tiny_run, tmp_path):
+    root, _, _ = tiny_run
+    fabricate(tmp_path)
+    evaluate.run("tiny", root=tmp_path, params=PARAMS)
+    for rel in OUTPUTS:
+        first = (root / rel.format(ds="tiny")).read_bytes()
+        second = (tmp_path / rel.format(ds="tiny")).read_bytes()
+        if rel.startswith("metrics"):  # the code version hashes pipeline/*.py, edited concurrently
+            first, second = (re.sub(rb'"code_version": "[^"]*"', b"", x) for x in (first, second))
+        assert first == second, rel
+
+
+def test_holdout_is_named_as_such(tmp_path):
+    fabricate(tmp_path, dataset="tinyholdout", n_customers=120)
+    result = evaluate.run("tinyholdout", root=tmp_path, params=PARAMS)
+    assert result["sample"]["kind"] == "stratified_holdout"
+    assert "stratified hold-out" in (tmp_path / "reports/tinyholdout/comparison.md").read_text()
+
+
+# ------------------------------------------------------------------------------------ pure parts
+def _mini() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    keys = pd.DataFrame({"customer_id": list("abcdef"), "as_of_date": pd.Timestamp("2024-08-31")})
+    snaps = keys.assign(
+        is_bad=pd.array([0, 0, 1, 1, 0, pd.NA], dtype="Int8"),
+        exposure=[1.0, np.nan, 3.0, 4.0, 5.0, 6.0],
+        rule_grade=["A", "B", "D", "UNDEFINED", None, "C"],
+    )
+    samples = keys.assign(sample="oot")
+    boosting = keys.assign(pd_boosting=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    return snaps, samples, boosting
+
+
+def test_undefined_rule_exclude_and_worst():
+    snaps, samples, boosting = _mini()
+    frame, counts = evaluate.oot_sample(snaps, samples, boosting, "exclude")
+    # f is immature; d (UNDEFINED) and e (missing grade = UNDEFINED) are excluded
+    assert counts == {
+        "oot_rows": 6,
+        "immature_or_indeterminate": 1,
+        "rule_grade_undefined": 2,
+        "compared": 3,
+    }
+    assert frame["risk_rules"].tolist() == [1.0, 2.0, 4.0]
+    assert frame["weight"].tolist() == [1.0, 0.0, 3.0]
+    frame, _ = evaluate.oot_sample(snaps, samples, boosting, "worst")
+    assert frame["rule_grade_used"].tolist() == ["A", "B", "D", "D", "D"]
+    with pytest.raises(PipelineError, match="rule_undefined"):
+        evaluate.oot_sample(snaps, samples, boosting, "ignore")
+
+
+def test_bad_inputs_name_file_row_and_column():
+    snaps, samples, boosting = _mini()
+    with pytest.raises(PipelineError, match=r"row 1 of the OOT sample .*'b'.*column rule_grade"):
+        evaluate.oot_sample(
+            snaps.assign(rule_grade=["A", "E", "D", "A", "B", "C"]), samples, boosting
+        )
+    with pytest.raises(PipelineError, match="samples.parquet: row 6.*duplicated key"):
+        evaluate.oot_sample(snaps, pd.concat([samples, samples.iloc[[2]]]), boosting)
+    with pytest.raises(PipelineError, match="boosting_predictions.parquet.*pd_boosting"):
+        evaluate.oot_sample(snaps, samples, boosting.iloc[:2])
+    extra = pd.concat(
+        [
+            samples,
+            pd.DataFrame(
+                {
+                    "customer_id": ["z"],
+                    "as_of_date": [pd.Timestamp("2024-08-31")],
+                    "sample": ["oot"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    with pytest.raises(PipelineError, match="snapshots.parquet.*no snapshot"):
+        evaluate.oot_sample(snaps, extra, boosting)
+
+
+def test_missing_input_file_is_a_pipeline_error(tmp_path):
+    with pytest.raises(PipelineError, match="samples.parquet|snapshots.parquet"):
+        evaluate.run("tiny", root=tmp_path, params=PARAMS)
+
+
+def test_matched_grades_copy_rule_shares():
+    # 10 cases: rules give 4 A, 3 B, 2 C, 1 D; the best 4 scores become A, the next 3 B, ...
+    frame = pd.DataFrame(
+        {
+            "rule_grade_used": list("AAAABBBCCD"),
+            "risk_scorecard": -np.array([500, 490, 480, 470, 460, 450, 440, 430, 420, 410.0]),
+        }
+    )
+    frame = frame.sample(frac=1.0, random_state=3)
+    grades = evaluate.matched_grades(frame)
+    assert grades.sort_index().tolist() == list("AAAABBBCCD")
+    assert grades.value_counts().to_dict() == frame["rule_grade_used"].value_counts().to_dict()

@@ -1,0 +1,183 @@
+"""The bad definition on hand-made one-customer ledgers: thresholds, materiality, write-off, window edges."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.config import PipelineError
+from pipeline.feature_engine import assign_labels, compute_snapshots
+from tests.fixtures.ledger import as_canonical
+
+AS_OF = "2024-01-31"  # performance window (2024-01-31, 2025-01-31]
+DUE = pd.Timestamp("2024-01-31")
+PARAMS = {
+    "windows_months": [3, 6, 12],
+    "as_of": {"start": AS_OF, "end": AS_OF, "freq": "ME"},
+    "data_cutoff": "2025-12-31",
+    "label": {
+        "source": "ledger",
+        "performance_window_months": 12,
+        "bad_days_beyond_terms": 90,
+        "good_max_days_beyond_terms": 30,
+        "material_amount": 100.0,
+        "material_share": 0.01,
+    },
+}
+
+
+def ledger(
+    invoices: list[tuple], payments: list[tuple] = (), flag: int | None = 0
+) -> dict[str, pd.DataFrame]:
+    """invoices: (id, invoice_date, due_date, amount, write_off_date); payments: (id, invoice_id, date, amount)."""
+    inv = pd.DataFrame(
+        [(i, "c1", d, due, a, "CNY", wo) for i, d, due, a, wo in invoices],
+        columns=[
+            "invoice_id",
+            "customer_id",
+            "invoice_date",
+            "due_date",
+            "amount",
+            "currency",
+            "write_off_date",
+        ],
+    )
+    pay = pd.DataFrame(
+        [(p, "c1", i, d, a) for p, i, d, a in payments],
+        columns=["payment_id", "customer_id", "invoice_id", "payment_date", "amount"],
+    )
+    cust = pd.DataFrame(
+        {
+            "customer_id": ["c1"],
+            "onboarding_date": [pd.Timestamp("2023-01-01")],
+            "competitor_share": [0.1],
+            "credit_limit": [5000.0],
+            "source_default_flag": pd.array([flag], dtype="Int64"),
+            "protected_sex": ["F"],
+            "protected_marital_status": ["single"],
+            "protected_age": pd.array([40], dtype="Int64"),
+            "protected_education": ["university"],
+        }
+    )
+    claims = pd.DataFrame(
+        {
+            "claim_id": pd.Series(dtype=str),
+            "invoice_id": pd.Series(dtype=str),
+            "customer_id": pd.Series(dtype=str),
+            "claim_date": pd.Series(dtype="datetime64[ns]"),
+            "amount": pd.Series(dtype=float),
+            "reason": pd.Series(dtype=str),
+        }
+    )
+    return as_canonical({"customers": cust, "invoices": inv, "payments": pay, "claims": claims})
+
+
+def label_of(tables, **overrides) -> str:
+    params = {**PARAMS, **overrides, "label": {**PARAMS["label"], **overrides.get("label", {})}}
+    snaps = compute_snapshots(tables, params)["snapshots"]
+    assert len(snaps) == 1
+    return snaps["label"].iloc[0]
+
+
+def one_invoice(days_late: int | None, amount: float = 1000.0, write_off_after: int | None = None):
+    pays = [] if days_late is None else [("p1", "i1", DUE + pd.Timedelta(days=days_late), amount)]
+    wo = pd.NaT if write_off_after is None else DUE + pd.Timedelta(days=write_off_after)
+    return ledger([("i1", "2024-01-01", DUE, amount, wo)], pays)
+
+
+@pytest.mark.parametrize(
+    ("days_late", "expected"),
+    [
+        (-5, "good"),
+        (0, "good"),
+        (29, "good"),
+        (30, "indeterminate"),
+        (89, "indeterminate"),
+        (90, "bad"),
+        (200, "bad"),
+        (None, "bad"),
+    ],
+)
+def test_days_beyond_terms_thresholds(days_late, expected):
+    assert label_of(one_invoice(days_late)) == expected
+
+
+def test_absolute_materiality():
+    assert label_of(one_invoice(None, amount=100.0)) == "good"  # not above 100
+    assert label_of(one_invoice(None, amount=100.01)) == "bad"
+
+
+def test_relative_materiality_needs_both_components():
+    """150 unpaid is above the absolute floor but below 1% of the 1,000,150 exposure at t: not material."""
+    tables = ledger(
+        [
+            ("i1", "2024-01-01", DUE, 150.0, pd.NaT),
+            ("i2", "2024-01-20", "2024-02-20", 1_000_000.0, pd.NaT),
+        ],
+        [("p2", "i2", "2024-02-20", 1_000_000.0)],
+    )
+    assert label_of(tables) == "good"
+    tables = ledger(
+        [
+            ("i1", "2024-01-01", DUE, 150.0, pd.NaT),
+            ("i2", "2024-01-20", "2024-02-20", 10_000.0, pd.NaT),
+        ],
+        [("p2", "i2", "2024-02-20", 10_000.0)],
+    )
+    assert label_of(tables) == "bad"
+
+
+def test_write_off_in_window_is_bad_even_without_lateness():
+    assert label_of(one_invoice(None, amount=50.0, write_off_after=10)) == "bad"
+
+
+def test_window_edges():
+    # 30 DBT reached only after the window closes: due 2025-01-14, unpaid, 17 DBT at the window end
+    late_issue = ledger(
+        [
+            ("i0", "2023-12-01", "2023-12-31", 500.0, pd.NaT),
+            ("i1", "2024-12-15", "2025-01-14", 900.0, pd.NaT),
+        ],
+        [("p0", "i0", "2023-12-31", 500.0)],
+    )
+    assert label_of(late_issue) == "good"
+    # already 90+ before t and still unpaid: delinquent inside the window too
+    old = ledger([("i1", "2023-05-01", "2023-06-30", 1000.0, pd.NaT)])
+    assert label_of(old) == "bad"
+    # a 120-day late payment made before t is history, not outcome
+    history = ledger(
+        [("i1", "2023-05-01", "2023-06-30", 1000.0, pd.NaT)], [("p1", "i1", "2023-10-28", 1000.0)]
+    )
+    assert label_of(history) == "good"
+
+
+def test_immature_when_window_runs_past_cutoff():
+    assert label_of(one_invoice(None), data_cutoff="2025-01-30") == "immature"
+    assert label_of(one_invoice(None), data_cutoff="2025-01-31") == "bad"
+
+
+def test_customer_flag_source():
+    for flag, expected in ((1, "bad"), (0, "good"), (None, "indeterminate")):
+        tables = ledger(
+            [("i1", "2024-01-01", DUE, 1000.0, pd.NaT)], [("p1", "i1", DUE, 1000.0)], flag=flag
+        )
+        assert label_of(tables, label={"source": "customer_flag"}) == expected
+
+
+def test_is_bad_matches_label_and_unknown_source_is_rejected():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a"] * 4,
+            "as_of_date": pd.Timestamp(AS_OF),
+            "mature": [True, True, True, False],
+            "perf_bad_dbt": [1, 0, 0, 1],
+            "perf_written_off": [0, 0, 0, 0],
+            "perf_over_good": [1, 1, 0, 1],
+        }
+    )
+    out = assign_labels(frame, "ledger")
+    assert out["label"].tolist() == ["bad", "indeterminate", "good", "immature"]
+    assert out["is_bad"].iloc[0] == 1 and out["is_bad"].iloc[2] == 0
+    assert out["is_bad"].iloc[[1, 3]].isna().all()
+    with pytest.raises(PipelineError):
+        assign_labels(frame, "bureau")

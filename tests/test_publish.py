@@ -1,0 +1,129 @@
+"""The publish stage end to end on the hand card: every output, determinism, bad inputs."""
+
+from __future__ import annotations
+
+import sys
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import publish
+from pipeline.config import Paths, PipelineError
+from pipeline.exports import SQL_INPUT_TABLE, check_against_python
+from pipeline.io import write_json, write_parquet
+from pipeline.score import load_bundle, score_customers
+from tests.fixtures.cards import hand_card, hand_cutoffs
+
+OUTPUTS = [
+    "scorecard.json",
+    "scorecard.sql",
+    "scorecard.xlsx",
+    "scorecard.csv",
+    "limit_table.csv",
+    "credit_policy.csv",
+    "dunning_strategy.csv",
+    "boundary_cases.csv",
+    "model_card.md",
+]
+
+
+def stage_inputs(root, cutoffs=None) -> Paths:
+    paths = Paths("synthetic", root=root)
+    write_json(hand_card(), paths.models / "scorecard.json")
+    write_json(cutoffs or hand_cutoffs(), paths.models / "grade_cutoffs.json")
+    snaps = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "d"],
+            "as_of_date": pd.to_datetime(
+                ["2025-01-31", "2025-02-28", "2025-02-28", "2025-02-28", "2025-02-28"]
+            ),
+            "avg_monthly_invoiced": [1.0e9, 4000.0, 6000.0, 30000.0, 2.0e6],
+        }
+    )
+    write_parquet(snaps, paths.processed / "snapshots.parquet")
+    write_json(
+        {
+            "methods": {
+                "scorecard": {"count": {"auc": 0.8, "gini": 0.6, "ks": 0.45}},
+                "rules": {"count": {"auc": 0.7, "gini": 0.4, "ks": 0.3}},
+            }
+        },
+        paths.metrics / "evaluate.json",
+    )
+    return paths
+
+
+def run(monkeypatch, root) -> Paths:
+    monkeypatch.setattr(publish, "Paths", lambda ds: Paths(ds, root=root))
+    monkeypatch.setattr(sys, "argv", ["publish", "--dataset", "synthetic"])
+    publish.main()
+    return Paths("synthetic", root=root)
+
+
+def test_publish_writes_every_output_deterministically(monkeypatch, tmp_path):
+    paths = run(monkeypatch, tmp_path) if stage_inputs(tmp_path) else None
+    first = {name: (paths.exports / name).read_bytes() for name in OUTPUTS}
+    run(monkeypatch, tmp_path)
+    assert {name: (paths.exports / name).read_bytes() for name in OUTPUTS} == first
+
+
+def test_published_exports_agree(monkeypatch, tmp_path):
+    stage_inputs(tmp_path)
+    out = run(monkeypatch, tmp_path).exports
+    bundle = load_bundle(out / "scorecard.json")
+    cases = pd.read_csv(
+        out / "boundary_cases.csv",
+        dtype={"segment": object},
+        keep_default_na=False,
+        na_values={"days_beyond_terms_max_12m": [""], "net_collection_rate_12m": [""]},
+    )
+    cases["segment"] = cases["segment"].replace("", None)
+    # the CSV keeps full precision: one ulp below 15 is still below 15
+    assert (cases.days_beyond_terms_max_12m == np.nextafter(15.0, 0)).any()
+    con = duckdb.connect()
+    con.register(SQL_INPUT_TABLE, cases)
+    got = con.execute((out / "scorecard.sql").read_text()).df()
+    check_against_python(bundle, cases, got, "scorecard.sql")
+    scored = score_customers(bundle, cases)
+    assert (scored.score.to_numpy() == cases.expected_score.to_numpy()).all()
+    assert (scored.grade.to_numpy() == cases.expected_grade.to_numpy()).all()
+
+
+def test_limit_table_and_model_card(monkeypatch, tmp_path):
+    stage_inputs(tmp_path)
+    out = run(monkeypatch, tmp_path).exports
+    limits = pd.read_csv(out / "limit_table.csv")
+    assert set(limits.letter_grade) == {"A", "B", "C", "D"}
+    assert len(limits) == 4 * 5 and limits.binding.notna().all()
+    # latest snapshot per customer: a=4,000 and b=6,000 fall in [0, 10,000) -> median 5,000
+    band0 = limits[(limits.letter_grade == "A") & (limits.size_min == 0)].iloc[0]
+    assert band0.typical_monthly_sales == 5000 and band0.limit == 5000 * 2 * 1.5
+    card = (out / "model_card.md").read_text()
+    for section in (
+        "## Data",
+        "## Features and points",
+        "## Discrimination",
+        "## Calibration and master scale",
+        "## Comparison with the rule grading",
+        "## Limits and credit policy",
+        "## Known limitations",
+    ):
+        assert section in card
+    assert "0.8000" in card and "R01" in card
+
+
+def test_publish_refuses_non_monotone_master_scale(monkeypatch, tmp_path):
+    cutoffs = hand_cutoffs()
+    cutoffs["grades"][2]["pd"] = 0.001
+    stage_inputs(tmp_path, cutoffs)
+    with pytest.raises(PipelineError, match="rise strictly"):
+        run(monkeypatch, tmp_path)
+
+
+def test_publish_needs_calibrate_output(monkeypatch, tmp_path):
+    paths = stage_inputs(tmp_path)
+    (paths.models / "grade_cutoffs.json").unlink()
+    with pytest.raises(PipelineError, match="calibrate"):
+        run(monkeypatch, tmp_path)
