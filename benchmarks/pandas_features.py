@@ -110,8 +110,9 @@ def _day(t: pd.Timestamp) -> int:
     return int((t - pd.Timestamp("1970-01-01")).days)
 
 
-def open_balance(inv: pd.DataFrame, d: int) -> pd.DataFrame:
-    """Open balance and ageing buckets per customer at day ``d``."""
+def open_balance(inv: pd.DataFrame, d: int, bad_dbt: int = 90) -> pd.DataFrame:
+    """Open balance and ageing buckets per customer at day ``d``; ``default`` is the largest invoice amount
+    still open at ``bad_dbt`` or more days past due."""
     o = inv[
         (inv["invoice_day"] <= d) & (np.minimum(inv["settled_day"], inv["write_off_day"]) > d)
     ].copy()
@@ -139,9 +140,11 @@ def open_balance(inv: pd.DataFrame, d: int) -> pd.DataFrame:
         o[f"b_{name}"] = np.where(mask, o["open"], 0)
     o["overdue"] = ((dpd > 0) & (o["open"] > 0)).astype(int)
     o["dpd_open"] = np.where(o["open"] > 0, dpd, np.nan)
+    o["default"] = np.where((o["open"] > 0) & (dpd >= bad_dbt), o["cents"], np.nan)
     g = o.groupby("customer_id")
     out = g[["open", *[f"b_{n}" for n in buckets], "overdue"]].sum()
     out["worst"] = g["dpd_open"].max()
+    out["default"] = g["default"].max()
     return out
 
 
@@ -174,7 +177,7 @@ def pandas_features(tables: dict[str, pd.DataFrame], params: dict[str, Any]) -> 
         ids = first[first <= d].index
         f = pd.DataFrame(index=pd.Index(ids, name="customer_id"))
         f["as_of_date"] = t
-        ob = open_balance(inv, d).reindex(ids)
+        ob = open_balance(inv, d, int(label.get("bad_days_beyond_terms", 90))).reindex(ids)
         f["exposure"] = ob["open"].fillna(0) / 100.0
         mob = np.minimum(12, np.ceil((d - first.reindex(ids) + 1) / 30.4375))
         for name in ("current", "1_30", "31_60", "61_90", "90p"):
@@ -308,6 +311,17 @@ def pandas_features(tables: dict[str, pd.DataFrame], params: dict[str, Any]) -> 
         f["perf_over_good"] = ((worse_c > mat) & (worse_c > share * exp_c)).astype(int)
         wo = inv[(inv["write_off_day"] > d) & (inv["write_off_day"] <= perf_end)]
         f["perf_written_off"] = ids.isin(wo["customer_id"]).astype(int)
+        wo_c = (
+            inv[(inv["write_off_day"] <= d) & (inv["invoice_day"] <= d)]
+            .groupby("customer_id")["cents"]
+            .sum()
+            .reindex(ids)
+            .fillna(0)
+        )
+        f["written_off_amount_to_date"] = wo_c / 100.0
+        f["default_at_asof"] = (
+            ((ob["default"] > mat) & (ob["default"] > share * exp_c)) | (wo_c > 0)
+        ).astype(int)
         f["mature"] = _shift(t, int(label.get("performance_window_months", 12))) <= cutoff
         frames.append(f.reset_index())
     return (

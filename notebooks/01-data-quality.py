@@ -201,15 +201,24 @@ pd.DataFrame(
 # ## The bad definition
 # Bad = a material invoice reaching `features.label.bad_days_beyond_terms` days beyond terms (or written off)
 # within `performance_window_months` after the as-of date; indeterminate = worse than
-# `good_max_days_beyond_terms` but not bad; immature = the window runs past the data cut-off.
+# `good_max_days_beyond_terms` but not bad; immature = the window runs past the data cut-off;
+# in_default = already meeting the bad definition at the as-of date (a material invoice open at the bad
+# threshold, or a write-off on or before it): outside the scoring population, like immature.
 
 # %%
 print({k: features_params["label"][k] for k in features_params["label"]})
 mix = snapshots.groupby(["as_of_date", "label"]).size().unstack(fill_value=0)
-mix = mix.reindex(columns=[c for c in ("good", "indeterminate", "bad", "immature") if c in mix])
+label_colours = {
+    "good": "seagreen",
+    "indeterminate": "khaki",
+    "bad": "firebrick",
+    "immature": "lightgrey",
+    "in_default": "dimgrey",
+}
+mix = mix.reindex(columns=[c for c in label_colours if c in mix])
 fig, ax = plt.subplots(figsize=(9, 4))
 (mix.div(mix.sum(axis=1), axis=0) * 100).plot.area(
-    ax=ax, color=["seagreen", "khaki", "firebrick", "lightgrey"]
+    ax=ax, color=[label_colours[c] for c in mix.columns]
 )
 ax.set(
     title="Label mix by as-of date",

@@ -136,3 +136,10 @@ def run_stage(main_fn, stage: str) -> None:
     except PipelineError as exc:
         print(f"[{stage}] ERROR: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def progress(iterable, desc: str, **kwargs):
+    """A tqdm progress bar for long loops; silent when stderr is not a terminal (CI, dvc logs)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, disable=None, leave=False, **kwargs)

@@ -327,8 +327,8 @@ def comparison_markdown(
     ]
     lines += [
         f"Bads: {s['n_bad']:,} ({_pct(s['bad_rate'])}). Left out: "
-        f"{s['immature_or_indeterminate']:,} snapshots whose outcome is not known yet or "
-        f"indeterminate; {s['rule_grade_undefined']:,} with rule grade UNDEFINED ({undefined}).",
+        f"{s['immature_or_indeterminate']:,} snapshots whose outcome is not known yet, "
+        f"indeterminate or already in default at the as-of date; {s['rule_grade_undefined']:,} with rule grade UNDEFINED ({undefined}).",
         "",
         "## Which method ranks risk better",
         "",

@@ -29,7 +29,7 @@ from pipeline.feature_sql import (
 EPOCH = pd.Timestamp("1970-01-01")
 TABLES = ("customers", "invoices", "payments", "claims")
 PROTECTED = ("protected_sex", "protected_marital_status", "protected_age", "protected_education")
-LABELS = ("good", "bad", "indeterminate", "immature")
+LABELS = ("good", "bad", "indeterminate", "immature", "in_default")
 
 
 def to_day(ts: pd.Timestamp) -> int:
@@ -97,9 +97,13 @@ def roll_rate_months(
 def assign_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """``label`` and ``is_bad`` from the performance-window flags (ledger) or the source's own flag.
 
-    ledger: immature when the window runs past the data cut-off; else bad when a material invoice reached the
-    bad DBT threshold or an invoice was written off in the window; else indeterminate when a material invoice
-    reached the good threshold; else good. customer_flag: source_default_flag 1 bad, 0 good, null indeterminate.
+    ledger: in_default when the customer already meets the bad definition at t (``default_at_asof``: a
+    material open invoice at or beyond the bad DBT threshold, or any write-off on or before t): such accounts
+    are not part of the scoring population, whatever happens next. Else immature when the window runs past
+    the data cut-off; else bad when a material invoice reached the bad DBT threshold or an invoice was
+    written off in the window; else indeterminate when a material invoice reached the good threshold; else
+    good. customer_flag: source_default_flag 1 bad, 0 good, null indeterminate (the source defines the
+    population, so ``default_at_asof`` is not used).
     """
     if source == "customer_flag":
         flag = frame["source_default_flag"]
@@ -109,18 +113,21 @@ def assign_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     elif source == "ledger":
         label = np.select(
             [
+                frame["default_at_asof"] == 1,
                 ~frame["mature"].astype(bool),
                 (frame["perf_bad_dbt"] == 1) | (frame["perf_written_off"] == 1),
                 frame["perf_over_good"] == 1,
             ],
-            ["immature", "bad", "indeterminate"],
+            ["in_default", "immature", "bad", "indeterminate"],
             default="good",
         )
     else:
         raise PipelineError(
             f"params.yaml features.label.source: '{source}' is not ledger or customer_flag"
         )
-    out = frame.drop(columns=["mature", "perf_bad_dbt", "perf_written_off", "perf_over_good"])
+    out = frame.drop(
+        columns=["mature", "default_at_asof", "perf_bad_dbt", "perf_written_off", "perf_over_good"]
+    )
     out.insert(2, "label", pd.Series(label, index=frame.index, dtype="str"))
     out.insert(
         3,
@@ -285,6 +292,29 @@ def finish_snapshots(
 
 
 # --------------------------------------------------------------------------- feature dictionary
+RULE_COLUMNS = {
+    "grade_net_collection": (
+        "Rule indicator grade A–D from net_collection_rate (pipeline.rules)",
+        "grade",
+    ),
+    "grade_payment_timing": ("Rule indicator grade A–D from the payment-timing measure", "grade"),
+    "grade_competitor_share": ("Rule indicator grade A–D from competitor_share", "grade"),
+    "rule_subgrade": ("The three indicator letters in that order, '-' for a missing one", "grade"),
+    "rule_grade": ("Seed's rule-based grade A/B/C/D/UNDEFINED", "grade"),
+    "rule_grade_basis": ("three_indicators or two_indicators", "text"),
+    "rule_grade_reason": (
+        "Why the rule grade is what it is (completion used, veto, undefined)",
+        "text",
+    ),
+    "expert_score": ("Weighted 6C/Delphi expert score", "score 1–5"),
+    "overlay_notches": ("Notches applied by the expert overlay (+ = upgrade)", "notches"),
+    "final_grade": ("Rule grade after the bounded expert overlay", "grade"),
+    "override_reason": ("Reason recorded for an overlay override", "text"),
+    "override_approver": ("Approver of an overlay override", "text"),
+    "override_date": ("Date of an overlay override", "date"),
+}
+
+
 def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.DataFrame:
     """One row per snapshot column that is a feature or a carried attribute (keys and labels excluded)."""
     scoring_windows = {int(w) for w in params.get("windows_months", [3, 6, 12])}
@@ -659,6 +689,15 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
             False,
         ),
         (
+            "written_off_amount_to_date",
+            "Amount of the customer's invoices written off on or before the as-of date (any date); "
+            "above 0 puts the snapshot in the in_default label, never a model input",
+            None,
+            "currency",
+            "numeric",
+            False,
+        ),
+        (
             "true_pd",
             "Generator's 12-month PD (synthetic data only); for validation, never a model input",
             12,
@@ -666,6 +705,10 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
             "numeric",
             False,
         ),
+    ]
+    rows += [
+        (c, d, None, u, "categorical" if u != "notches" and u != "score 1–5" else "numeric", False)
+        for c, (d, u) in RULE_COLUMNS.items()
     ]
     table = pd.DataFrame(
         rows, columns=["feature", "definition", "window_months", "unit", "dtype", "scoring"]

@@ -307,7 +307,7 @@ FROM inv_settled i JOIN eval_days e
     )
     add(
         "open_items",
-        f"""SELECT o.eval_day, o.ck, o.due_day,
+        f"""SELECT o.eval_day, o.ck, o.due_day, o.amount_cents,
   o.amount_cents - LEAST(o.amount_cents, COALESCE(pp.paid_cents, 0)
                          + CASE WHEN o.queue_before_cents IS NULL THEN 0 ELSE {pool_share} END) AS open_cents
 FROM open_pairs o
@@ -327,8 +327,16 @@ LEFT JOIN pool_at_eval pe ON o.ck = pe.ck AND o.eval_day = pe.eval_day""",
         f"""SELECT ck, eval_day, SUM(open_cents) AS exposure_cents,
   {aging},
   SUM(CASE WHEN {dpd} > 0 AND open_cents > 0 THEN 1 ELSE 0 END) AS overdue_count,
-  MAX(CASE WHEN open_cents > 0 THEN {dpd} END) AS worst_days_past_due
+  MAX(CASE WHEN open_cents > 0 THEN {dpd} END) AS worst_days_past_due,
+  MAX(CASE WHEN open_cents > 0 AND {dpd} >= {bad_dbt} THEN amount_cents END) AS default_cents
 FROM open_items GROUP BY ck, eval_day""",
+    )
+    # ---- write-offs on or before t (any date): a written-off customer is already in default at t
+    add(
+        "write_off_agg",
+        """SELECT i.ck, g.as_of_day, SUM(i.amount_cents) AS wo_to_date_cents
+FROM inv i JOIN asof_grid g ON i.write_off_day <= g.as_of_day AND i.invoice_day <= g.as_of_day
+GROUP BY i.ck, g.as_of_day""",
     )
 
     # ---- invoice experiences per as-of date (one range join, every window filtered inside)
@@ -554,8 +562,12 @@ GROUP BY i.ck, g.as_of_day""",
         "cu.protected_education",
         "cu.source_default_flag",
         *[f"cu.{c}" for c in EXPERT_COLUMNS],
+        _money("COALESCE(wo.wo_to_date_cents, 0)") + " AS written_off_amount_to_date",
         # label inputs
         "b.mature",
+        # already in default at t: a material open invoice at the bad DBT threshold, or a write-off by t
+        f"CASE WHEN (ob.default_cents > {mat_cents} AND ob.default_cents > {mat_share} * ob.exposure_cents) "
+        "OR COALESCE(wo.wo_to_date_cents, 0) > 0 THEN 1 ELSE 0 END AS default_at_asof",
         "COALESCE(pa.written_off, 0) AS perf_written_off",
         f"CASE WHEN pa.bad_cents > {mat_cents} AND pa.bad_cents > {mat_share} * COALESCE(ob.exposure_cents, 0) "
         "THEN 1 ELSE 0 END AS perf_bad_dbt",
@@ -591,6 +603,7 @@ LEFT JOIN open_balance ob ON b.ck = ob.ck AND b.as_of_day = ob.eval_day
 LEFT JOIN claims_agg c ON b.ck = c.ck AND b.as_of_day = c.as_of_day
 LEFT JOIN pay_agg p ON b.ck = p.ck AND b.as_of_day = p.as_of_day
 LEFT JOIN perf_agg pa ON b.ck = pa.ck AND b.as_of_day = pa.as_of_day
+LEFT JOIN write_off_agg wo ON b.ck = wo.ck AND b.as_of_day = wo.as_of_day
 ORDER BY cu.customer_id, b.as_of_day""",
         )
     )

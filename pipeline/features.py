@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
-from pipeline.feature_engine import LABELS, TABLES, compute_snapshots, feature_dictionary
+from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
 from pipeline.io import write_csv, write_json, write_parquet
 from pipeline.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
 
@@ -67,7 +67,7 @@ def main() -> None:
     if engine == "spark":
         from pipeline.spark_engine import compute_snapshots_spark as compute
     elif engine == "duckdb":
-        compute = compute_snapshots
+        from pipeline.out_of_core import compute_snapshots_chunked as compute
     else:
         raise PipelineError(f"params.yaml features.engine: '{engine}' is not duckdb or spark")
     tables: dict[str, Any] = {}

@@ -25,7 +25,15 @@ import pandas as pd
 
 from pipeline.adapters import ADAPTERS
 from pipeline.adapters.files import open_table
-from pipeline.config import Paths, PipelineError, log, run_stage, stage_argparser, stage_params
+from pipeline.config import (
+    Paths,
+    PipelineError,
+    log,
+    progress,
+    run_stage,
+    stage_argparser,
+    stage_params,
+)
 from pipeline.io import write_json, write_parquet
 from pipeline.schemas import (
     AMOUNT,
@@ -62,7 +70,7 @@ def ingest_table(
     unparsed = 0
     offset = 0
     key = KEYS[table]
-    for chunk in source.chunks():
+    for chunk in progress(source.chunks(), f"ingest {table}", unit="chunk"):
         if chunk.empty:
             continue
         chunk = chunk.set_axis(pd.RangeIndex(offset, offset + len(chunk)))

@@ -285,6 +285,9 @@ def main() -> None:
         .sort_values(KEYS, kind="mergesort")
         .reset_index(drop=True)
     )
+    # accounts already in default at t are not part of the scoring population
+    if "label" in snapshots:
+        snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
     samples = pd.read_parquet(inputs["samples"])
     months = sorted(snapshots["as_of_date"].unique())
     month = pd.Timestamp(args.month) if args.month else pd.Timestamp(months[-1])
@@ -302,6 +305,22 @@ def main() -> None:
     development = scored.merge(dev_keys, on=KEYS, how="inner")
     claims = pd.read_parquet(inputs["claims"])
     strategy = pd.read_csv(inputs["strategy"])
+    dbt_col = params.get("dbt_measure", "days_beyond_terms_max_12m")
+    for path, frame, columns in (
+        (inputs["snapshots"], snapshots, [*KEYS, "is_bad", "exposure", dbt_col]),
+        (
+            inputs["strategy"],
+            strategy,
+            ["letter_grade", "dpd_min", "amount_min", "action", "wait_days"],
+        ),
+        (inputs["claims"], claims, ["customer_id", "claim_date"]),
+    ):
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise PipelineError(
+                f"{path}: column(s) {', '.join(missing)} missing (rule: monitor input contract); "
+                "rerun the stage that writes it, or set monitor.dbt_measure in params.yaml"
+            )
 
     res = monitor_month(scored, development, bundle, grades, month, params, claims, strategy)
     n_cur = int((scored["as_of_date"] == month).sum())

@@ -71,20 +71,20 @@ def clean_inputs(
 ) -> tuple[pd.DataFrame, dict[int, str]]:
     """Numeric features and size columns as floats, plus the errors by row position."""
     errors: dict[int, str] = {}
-    clean = pd.DataFrame(index=X.index)
+    columns: dict[str, object] = {}  # built first, framed once (no per-column frame copies)
     for feat in card["features"]:
         name = feat["name"]
         if name not in X.columns:
             continue
-        clean[name] = (
+        columns[name] = (
             _numeric(X[name], name, errors)
             if feat["dtype"] == "numeric"
-            else X[name].astype(object)
+            else X[name].astype(object).to_numpy()
         )
     for name in size_columns:
-        if name in X.columns and name not in clean:
-            clean[name] = _numeric(X[name], name, errors)
-    return clean, errors
+        if name in X.columns and name not in columns:
+            columns[name] = _numeric(X[name], name, errors)
+    return pd.DataFrame(columns, index=X.index), errors
 
 
 def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
@@ -117,15 +117,15 @@ def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
     letter = pd.Categorical.from_codes(letter_codes[idx], letter_names)
     grade_pd = grades["pd"].to_numpy(float)[idx]
 
-    out = pd.DataFrame(index=X.index)
+    cols: dict[str, object] = {}  # built first, framed once
     if "customer_id" in X.columns:
-        out["customer_id"] = X["customer_id"]
-    out["score"] = scored["score"].astype("Int64")
-    out["pd"] = calibrator.predict_pd(scored["score"].to_numpy(float))
-    out["pd_model"] = scored["pd_model"]
-    out["grade"] = pd.Categorical.from_codes(idx, grades["grade"].astype(str))
-    out["letter_grade"] = letter
-    out["grade_pd"] = grade_pd
+        cols["customer_id"] = X["customer_id"].array
+    cols["score"] = scored["score"].astype("Int64").array
+    cols["pd"] = calibrator.predict_pd(scored["score"].to_numpy(float))
+    cols["pd_model"] = scored["pd_model"].to_numpy()
+    cols["grade"] = pd.Categorical.from_codes(idx, grades["grade"].astype(str))
+    cols["letter_grade"] = letter
+    cols["grade_pd"] = grade_pd
 
     def col(name: str):
         return clean[name].to_numpy(float) if name in clean else None
@@ -139,19 +139,20 @@ def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
         col("annual_turnover"),
     )
     actions = limit_action(clean, policy)
-    out["limit"] = limits["limit"].to_numpy()
-    out["limit_binding"] = limits["binding"].array
-    out["limit_action"] = actions["limit_action"].array
-    out["recommended_limit"] = np.floor(out["limit"] * actions["limit_multiplier"].to_numpy())
+    cols["limit"] = limits["limit"].to_numpy()
+    cols["limit_binding"] = limits["binding"].array
+    cols["limit_action"] = actions["limit_action"].array
+    cols["recommended_limit"] = np.floor(cols["limit"] * actions["limit_multiplier"].to_numpy())
     for key in ("credit_period_days", "review_months"):
         per_grade = grades["letter_grade"].map(policy[key]).to_numpy(float)
-        out[key] = pd.array(per_grade[idx], dtype="Int64")
+        cols[key] = pd.array(per_grade, dtype="Int64")[idx]  # convert per grade, then pick
     texts = {f["reason_code"]: f.get("reason_text") for f in bundle["features"]}
     top_n = bundle.get("reason_codes", {}).get("top_n", 4)
     for k in range(1, top_n + 1):
         codes = scored[f"reason_{k}"]
-        out[f"reason_{k}"] = codes
-        out[f"reason_text_{k}"] = codes.map(texts)
+        cols[f"reason_{k}"] = codes.to_numpy()
+        cols[f"reason_text_{k}"] = codes.map(texts).to_numpy()
+    out = pd.DataFrame(cols, index=X.index)
     error = np.full(len(X), None, dtype=object)
     if errors:
         rows = np.fromiter(errors, dtype=np.int64)

@@ -77,8 +77,11 @@ def spark_session(params: Mapping[str, Any] | None = None):
     master = spark_params.get("master") or os.environ.get("SPARK_MASTER")
     if master or "SPARK_HOME" not in os.environ:
         builder = builder.master(master or f"local[{threads}]")
-    conf = {**DEFAULT_CONF, "spark.sql.shuffle.partitions": str(max(4, 2 * threads)),
-            **{str(k): str(v) for k, v in (spark_params.get("conf") or {}).items()}}
+    conf = {
+        **DEFAULT_CONF,
+        "spark.sql.shuffle.partitions": str(max(4, 2 * threads)),
+        **{str(k): str(v) for k, v in (spark_params.get("conf") or {}).items()},
+    }
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
@@ -158,8 +161,11 @@ def _uncache(spark) -> None:
 
 
 def compute_snapshots_spark(
-    tables: Mapping[str, pd.DataFrame | Path | str], params: Mapping[str, Any], temp_dir: str | None = None,
-    with_analysis: bool = False, spark=None,
+    tables: Mapping[str, pd.DataFrame | Path | str],
+    params: Mapping[str, Any],
+    temp_dir: str | None = None,
+    with_analysis: bool = False,
+    spark=None,
 ) -> dict[str, Any]:
     """`feature_engine.compute_snapshots` on Spark: same inputs, same returned keys, same snapshot table.
 
@@ -170,19 +176,35 @@ def compute_snapshots_spark(
             raise PipelineError(f"features: canonical table '{name}' is missing")
         register_table(spark, name, tables[name])
     try:
-        cutoff = pd.Timestamp(params["data_cutoff"]) if params.get("data_cutoff") else data_cutoff_spark(spark)
+        cutoff = (
+            pd.Timestamp(params["data_cutoff"])
+            if params.get("data_cutoff")
+            else data_cutoff_spark(spark)
+        )
         grid = asof_grid(as_of_dates(params, cutoff), params, cutoff)
-        first = pd.Timestamp(spark.sql("SELECT MIN(CAST(invoice_date AS DATE)) AS d FROM invoices").collect()[0]["d"])
-        months = roll_rate_months(first, cutoff, int(params.get("roll_rate_months", 24))) if with_analysis else []
+        first = pd.Timestamp(
+            spark.sql("SELECT MIN(CAST(invoice_date AS DATE)) AS d FROM invoices").collect()[0][
+                "d"
+            ]
+        )
+        months = (
+            roll_rate_months(first, cutoff, int(params.get("roll_rate_months", 24)))
+            if with_analysis
+            else []
+        )
         spark.createDataFrame(_arrow_table(grid)).createOrReplaceTempView("asof_grid")
-        spark.createDataFrame(_arrow_table(eval_days(grid, months))).createOrReplaceTempView("eval_days")
+        spark.createDataFrame(_arrow_table(eval_days(grid, months))).createOrReplaceTempView(
+            "eval_days"
+        )
         snaps = run_statements_spark(spark, build_feature_sql(dict(params), "spark"))
         result: dict[str, Any] = {"data_cutoff": cutoff, "grid": grid}
         if with_analysis:
             result["vintage_events"] = to_pandas(spark.sql(vintage_sql(dict(params))))
             buckets = to_pandas(spark.sql(roll_rate_sql()))
             month_days = {to_day(m) for m in months}
-            result["buckets"] = buckets[buckets["eval_day"].isin(month_days)].reset_index(drop=True)
+            result["buckets"] = buckets[buckets["eval_day"].isin(month_days)].reset_index(
+                drop=True
+            )
             result["roll_months"] = months
     finally:
         _uncache(spark)

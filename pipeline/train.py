@@ -12,8 +12,8 @@ split is the test; the overlap is counted in the report). Development customers 
 ``calibration`` (a seeded hash of customer_id, ``calibration_share``) or ``train``, so no customer
 is in both. ``stratified_holdout`` (one observation point, e.g. UCI): customers are split,
 stratified by their outcome, into ``oot`` (a stratified holdout, not out of time), ``calibration``
-and ``train``. Indeterminate and immature snapshots are ``excluded``. No cross-validation is run;
-any added CV must group by customer_id.
+and ``train``. Indeterminate, immature and in_default snapshots are ``excluded``. No cross-validation
+is run; any added CV must group by customer_id.
 """
 
 from __future__ import annotations

@@ -141,14 +141,73 @@ def test_window_edges():
         [("p0", "i0", "2023-12-31", 500.0)],
     )
     assert label_of(late_issue) == "good"
-    # already 90+ before t and still unpaid: delinquent inside the window too
+    # already 90+ before t and still unpaid: in default at t, not part of the scoring population
     old = ledger([("i1", "2023-05-01", "2023-06-30", 1000.0, pd.NaT)])
-    assert label_of(old) == "bad"
+    assert label_of(old) == "in_default"
     # a 120-day late payment made before t is history, not outcome
     history = ledger(
         [("i1", "2023-05-01", "2023-06-30", 1000.0, pd.NaT)], [("p1", "i1", "2023-10-28", 1000.0)]
     )
     assert label_of(history) == "good"
+
+
+def test_open_invoice_at_bad_threshold_at_t_is_in_default():
+    """Due 2023-11-02, unpaid: 90 DBT at t = 2024-01-31 (in default); due a day later: 89 DBT (not yet)."""
+    at_90 = ledger([("i1", "2023-10-01", "2023-11-02", 1000.0, pd.NaT)])
+    assert label_of(at_90) == "in_default"
+    at_89 = ledger([("i1", "2023-10-01", "2023-11-03", 1000.0, pd.NaT)])
+    assert label_of(at_89) == "bad"  # reaches 90 DBT inside the window
+    # paid before t: history, not default
+    paid = ledger(
+        [("i1", "2023-10-01", "2023-11-02", 1000.0, pd.NaT)], [("p1", "i1", "2024-01-30", 1000.0)]
+    )
+    assert label_of(paid) == "good"
+
+
+def test_in_default_uses_the_bad_materiality():
+    """100 open at 90+ DBT is not above the 100 floor; 150 is, but is below 1% of a 20,150 exposure."""
+    small = ledger([("i1", "2023-10-01", "2023-11-02", 100.0, pd.NaT)])
+    assert label_of(small) != "in_default"
+    big_exposure = ledger(
+        [
+            ("i1", "2023-10-01", "2023-11-02", 150.0, pd.NaT),
+            ("i2", "2024-01-20", "2024-02-20", 20_000.0, pd.NaT),
+        ],
+        [("p2", "i2", "2024-02-20", 20_000.0)],
+    )
+    assert label_of(big_exposure) != "in_default"  # 150 <= 0.01 * 20,150
+    material = ledger(
+        [
+            ("i1", "2023-10-01", "2023-11-02", 250.0, pd.NaT),
+            ("i2", "2024-01-20", "2024-02-20", 20_000.0, pd.NaT),
+        ],
+        [("p2", "i2", "2024-02-20", 20_000.0)],
+    )
+    assert label_of(material) == "in_default"  # 250 > 100 and > 0.01 * 20,250
+
+
+def test_write_off_on_or_before_t_is_in_default():
+    """Any write-off dated on or before t, however small and whatever follows; one a day after t is bad."""
+    before = ledger(
+        [
+            ("i0", "2023-01-10", "2023-02-10", 20.0, pd.Timestamp("2023-03-01")),
+            ("i1", "2024-01-01", DUE, 1000.0, pd.NaT),
+        ],
+        [("p1", "i1", DUE, 1000.0)],
+    )
+    assert label_of(before) == "in_default"
+    on_t = one_invoice(None, amount=50.0, write_off_after=0)  # written off on t itself
+    assert label_of(on_t) == "in_default"
+    assert label_of(one_invoice(None, amount=50.0, write_off_after=1)) == "bad"
+    snaps = compute_snapshots(before, PARAMS)["snapshots"]
+    assert snaps["written_off_amount_to_date"].iloc[0] == 20.0
+    assert snaps["is_bad"].isna().all()
+
+
+def test_in_default_takes_precedence_over_immature():
+    old = ledger([("i1", "2023-05-01", "2023-06-30", 1000.0, pd.NaT)])
+    assert label_of(old, data_cutoff="2024-06-30") == "in_default"
+    assert label_of(one_invoice(None), data_cutoff="2024-06-30") == "immature"
 
 
 def test_immature_when_window_runs_past_cutoff():
@@ -167,17 +226,26 @@ def test_customer_flag_source():
 def test_is_bad_matches_label_and_unknown_source_is_rejected():
     frame = pd.DataFrame(
         {
-            "customer_id": ["a"] * 4,
+            "customer_id": ["a"] * 6,
             "as_of_date": pd.Timestamp(AS_OF),
-            "mature": [True, True, True, False],
-            "perf_bad_dbt": [1, 0, 0, 1],
-            "perf_written_off": [0, 0, 0, 0],
-            "perf_over_good": [1, 1, 0, 1],
+            "mature": [True, True, True, False, True, False],
+            "default_at_asof": [0, 0, 0, 0, 1, 1],
+            "perf_bad_dbt": [1, 0, 0, 1, 1, 0],
+            "perf_written_off": [0, 0, 0, 0, 0, 0],
+            "perf_over_good": [1, 1, 0, 1, 1, 0],
         }
     )
     out = assign_labels(frame, "ledger")
-    assert out["label"].tolist() == ["bad", "indeterminate", "good", "immature"]
+    assert out["label"].tolist() == [
+        "bad",
+        "indeterminate",
+        "good",
+        "immature",
+        "in_default",
+        "in_default",
+    ]
     assert out["is_bad"].iloc[0] == 1 and out["is_bad"].iloc[2] == 0
-    assert out["is_bad"].iloc[[1, 3]].isna().all()
+    assert out["is_bad"].iloc[[1, 3, 4, 5]].isna().all()
+    assert "default_at_asof" not in out
     with pytest.raises(PipelineError):
         assign_labels(frame, "bureau")

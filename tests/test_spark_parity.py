@@ -19,10 +19,19 @@ if REASON:
     pytest.skip(f"Spark parity needs pyspark and Java: {REASON}", allow_module_level=True)
 
 PARAMS = {
-    "windows_months": [3, 6, 12], "threads": 2, "memory_limit": "1GB",
-    "as_of": {"start": "2023-12-31", "end": "2024-05-31", "freq": "ME"}, "roll_rate_months": 6,
-    "label": {"source": "ledger", "performance_window_months": 6, "bad_days_beyond_terms": 90,
-              "good_max_days_beyond_terms": 30, "material_amount": 100.0, "material_share": 0.01},
+    "windows_months": [3, 6, 12],
+    "threads": 2,
+    "memory_limit": "1GB",
+    "as_of": {"start": "2023-12-31", "end": "2024-05-31", "freq": "ME"},
+    "roll_rate_months": 6,
+    "label": {
+        "source": "ledger",
+        "performance_window_months": 6,
+        "bad_days_beyond_terms": 90,
+        "good_max_days_beyond_terms": 30,
+        "material_amount": 100.0,
+        "material_share": 0.01,
+    },
     "paydex_floor": 1,
 }
 EXACT_UNITS = {"count", "currency"}
@@ -63,10 +72,14 @@ def _exact_columns(columns: list[str]) -> set[str]:
 
 def test_snapshots_identical(both):
     duck, sprk = both[0]["snapshots"], both[1]["snapshots"]
-    assert len(duck) > 100 and duck["label"].nunique() > 1, "ledger too small to exercise the features"
+    assert len(duck) > 100 and duck["label"].nunique() > 1, (
+        "ledger too small to exercise the features"
+    )
     assert list(duck.columns) == list(sprk.columns)
     assert len(duck) == len(sprk)
-    pd.testing.assert_frame_equal(duck[["customer_id", "as_of_date"]], sprk[["customer_id", "as_of_date"]])
+    pd.testing.assert_frame_equal(
+        duck[["customer_id", "as_of_date"]], sprk[["customer_id", "as_of_date"]]
+    )
     exact = _exact_columns(list(duck.columns))
     assert {"invoice_count_12m", "invoiced_amount_12m", "exposure"} <= exact
     for col in duck.columns:
@@ -78,10 +91,14 @@ def test_snapshots_identical(both):
             if col in exact or a.dtype.kind in "iu" or str(a.dtype).startswith("Int"):
                 assert np.array_equal(x, y, equal_nan=True), f"{col}: counts/sums differ"
             else:
-                np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=col)
+                np.testing.assert_allclose(
+                    x, y, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=col
+                )
         else:
-            assert a.astype(object).where(a.notna(), None).tolist() == \
-                b.astype(object).where(b.notna(), None).tolist(), f"{col}: values differ"
+            assert (
+                a.astype(object).where(a.notna(), None).tolist()
+                == b.astype(object).where(b.notna(), None).tolist()
+            ), f"{col}: values differ"
 
 
 def test_analysis_tables_identical(both):
@@ -93,24 +110,52 @@ def test_analysis_tables_identical(both):
 
 def _card() -> dict:
     """A two-characteristic card written by hand (numeric ranges, a special value, missing bins)."""
+
     def rng(lo, hi, pts):
         return {"type": "range", "lower": lo, "upper": hi, "points": pts}
 
     return {
-        "schema_version": "1.0", "kind": "woe_logistic_scorecard",
-        "scaling": {"base_score": 600, "base_odds": 50, "pdo": 20, "factor": 28.85390081777927,
-                    "offset": 487.1228762045055},
-        "intercept": -1.0, "reason_codes": {"top_n": 2},
+        "schema_version": "1.0",
+        "kind": "woe_logistic_scorecard",
+        "scaling": {
+            "base_score": 600,
+            "base_odds": 50,
+            "pdo": 20,
+            "factor": 28.85390081777927,
+            "offset": 487.1228762045055,
+        },
+        "intercept": -1.0,
+        "reason_codes": {"top_n": 2},
         "features": [
-            {"name": "days_beyond_terms_max_12m", "dtype": "numeric", "reason_code": "R01",
-             "reason_text": "late", "baseline_points": 60, "unseen_points": 5,
-             "bins": [rng(None, 0.5, 60), rng(0.5, 15.5, 40), rng(15.5, None, 5),
-                      {"type": "special", "values": [-1.0], "points": 30},
-                      {"type": "missing", "points": 20}]},
-            {"name": "late_invoice_share_12m", "dtype": "numeric", "reason_code": "R02",
-             "reason_text": "share late", "baseline_points": 55, "unseen_points": 10,
-             "bins": [rng(None, 0.1, 55), rng(0.1, 0.4, 35), rng(0.4, None, 10),
-                      {"type": "missing", "points": 25}]},
+            {
+                "name": "days_beyond_terms_max_12m",
+                "dtype": "numeric",
+                "reason_code": "R01",
+                "reason_text": "late",
+                "baseline_points": 60,
+                "unseen_points": 5,
+                "bins": [
+                    rng(None, 0.5, 60),
+                    rng(0.5, 15.5, 40),
+                    rng(15.5, None, 5),
+                    {"type": "special", "values": [-1.0], "points": 30},
+                    {"type": "missing", "points": 20},
+                ],
+            },
+            {
+                "name": "late_invoice_share_12m",
+                "dtype": "numeric",
+                "reason_code": "R02",
+                "reason_text": "share late",
+                "baseline_points": 55,
+                "unseen_points": 10,
+                "bins": [
+                    rng(None, 0.1, 55),
+                    rng(0.1, 0.4, 35),
+                    rng(0.4, None, 10),
+                    {"type": "missing", "points": 25},
+                ],
+            },
         ],
     }
 
@@ -123,15 +168,19 @@ def test_scorecard_sql_export_runs_in_spark_sql(spark, both):
     card = _card()
     names = [f["name"] for f in card["features"]]
     X = both[0]["snapshots"][names].astype("float64").reset_index(drop=True)
-    X.loc[0, names[0]] = -1.0                     # special value
-    X.loc[1, names[0]] = 15.5                     # on an edge: [15.5, inf)
-    X.loc[2, names[1]] = np.nan                   # missing
+    X.loc[0, names[0]] = -1.0  # special value
+    X.loc[1, names[0]] = 15.5  # on an edge: [15.5, inf)
+    X.loc[2, names[1]] = np.nan  # missing
     X.insert(0, "row_id", np.arange(len(X)))
     register_table(spark, SQL_INPUT_TABLE, X)
-    spark.conf.set("spark.sql.ansi.enabled", "true")  # the export quotes identifiers the ANSI way ("name")
+    spark.conf.set(
+        "spark.sql.ansi.enabled", "true"
+    )  # the export quotes identifiers the ANSI way ("name")
     spark.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "true")
     try:
-        got = spark.sql(scorecard_sql(card)).toPandas().sort_values("row_id").reset_index(drop=True)
+        got = (
+            spark.sql(scorecard_sql(card)).toPandas().sort_values("row_id").reset_index(drop=True)
+        )
     finally:
         spark.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "false")
         spark.conf.set("spark.sql.ansi.enabled", "false")
@@ -139,6 +188,8 @@ def test_scorecard_sql_export_runs_in_spark_sql(spark, both):
     assert got.loc[0, "points__" + names[0]] == 30 and got.loc[1, "points__" + names[0]] == 5
     assert got.loc[2, "points__" + names[1]] == 25
     for name in names:
-        np.testing.assert_array_equal(got[f"points__{name}"].to_numpy(), want[f"points__{name}"].to_numpy())
+        np.testing.assert_array_equal(
+            got[f"points__{name}"].to_numpy(), want[f"points__{name}"].to_numpy()
+        )
     np.testing.assert_array_equal(got["score"].to_numpy(), want["score"].to_numpy())
     np.testing.assert_allclose(got["pd_model"].to_numpy(), want["pd_model"].to_numpy(), rtol=1e-12)

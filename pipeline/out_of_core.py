@@ -1,0 +1,104 @@
+"""Out-of-core features: the ledger split by customer into chunks that each fit the DuckDB memory limit.
+
+Every feature, label and report row is per customer, so the snapshots of the whole ledger are the snapshots of
+disjoint customer chunks stacked. DuckDB's wide per-customer aggregates do not spill well below a few hundred
+MB per million invoices; chunking bounds the working set by the chunk, not the ledger. The split itself is a
+streaming DuckDB ``COPY`` under the same memory limit. The data cut-off and the roll-rate
+months are fixed from the whole ledger first so that every chunk sees the same as-of grid.
+
+Params (features block): ``memory_limit``, ``threads``, ``customer_chunks`` (1 = no split).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.feature_engine import (
+    TABLES,
+    _connect,
+    _register,
+    compute_snapshots,
+    data_cutoff_of,
+    roll_rate_months,
+)
+
+
+def split_by_customer(
+    tables: Mapping[str, Path], n_chunks: int, out_dir: Path, params: Mapping[str, Any]
+) -> list[dict[str, Path]]:
+    """Write each canonical table as ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one
+    streaming scan per chunk); returns one ``{table: path}`` mapping per chunk."""
+    con = _connect(params, str(out_dir / "spill"))
+    try:
+        for name in TABLES:
+            _register(con, name, tables[name])
+            (out_dir / name).mkdir(parents=True, exist_ok=True)
+            for k in range(n_chunks):
+                con.execute(f"""COPY (SELECT * FROM {name} WHERE hash(customer_id) % {n_chunks} = {k})
+                    TO '{(out_dir / name / f"chunk_{k}.parquet").as_posix()}' (FORMAT parquet)""")
+    finally:
+        con.close()
+    return [
+        {name: out_dir / name / f"chunk_{k}.parquet" for name in TABLES} for k in range(n_chunks)
+    ]
+
+
+def compute_snapshots_chunked(
+    tables: Mapping[str, Path],
+    params: Mapping[str, Any],
+    temp_dir: str | None = None,
+    with_analysis: bool = False,
+) -> dict[str, Any]:
+    """`feature_engine.compute_snapshots` over ``customer_chunks`` customer chunks: the same result."""
+    n_chunks = int(params.get("customer_chunks", 1) or 1)
+    if n_chunks <= 1:
+        return compute_snapshots(tables, params, temp_dir=temp_dir, with_analysis=with_analysis)
+    con = _connect(params, temp_dir)
+    try:
+        for name in TABLES:
+            _register(con, name, tables[name])
+        cutoff = (
+            pd.Timestamp(params["data_cutoff"])
+            if params.get("data_cutoff")
+            else data_cutoff_of(con)
+        )
+        first = pd.Timestamp(
+            con.execute("SELECT MIN(invoice_date) FROM invoices").fetchall()[0][0]
+        )
+    finally:
+        con.close()
+    fixed = {**params, "data_cutoff": str(cutoff.date())}
+    parts: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="features_chunks_", dir=temp_dir) as tmp:
+        for chunk in split_by_customer(tables, n_chunks, Path(tmp), params):
+            if "truth" in tables:
+                chunk["truth"] = tables["truth"]
+            parts.append(
+                compute_snapshots(chunk, fixed, temp_dir=temp_dir, with_analysis=with_analysis)
+            )
+
+    def stack(key: str, order: list[str]) -> pd.DataFrame:
+        frames = [p[key] for p in parts if len(p[key])] or [parts[0][key]]
+        return (
+            pd.concat(frames, ignore_index=True)
+            .sort_values(order, kind="stable")
+            .reset_index(drop=True)
+        )
+
+    result: dict[str, Any] = {
+        "data_cutoff": cutoff,
+        "grid": parts[0]["grid"],
+        "snapshots": stack("snapshots", ["customer_id", "as_of_date"]),
+    }
+    if with_analysis:
+        result["vintage_events"] = stack("vintage_events", ["customer_id"])
+        result["buckets"] = stack("buckets", ["customer_id", "eval_day"])
+        result["roll_months"] = roll_rate_months(
+            first, cutoff, int(params.get("roll_rate_months", 24))
+        )
+    return result
