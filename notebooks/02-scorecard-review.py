@@ -115,7 +115,7 @@ for feature in card["features"]:
 # %%
 n = len(card["features"])
 fig, axes = plt.subplots(n, 1, figsize=(9, 3.2 * n), squeeze=False)
-for ax, feature in zip(axes[:, 0], card["features"]):
+for ax, feature in zip(axes[:, 0], card["features"], strict=True):
     table = binning_table(feature)
     ax.bar(range(len(table)), table["woe"], color="steelblue")
     ax.set_xticks(range(len(table)), table["bin"], rotation=30, ha="right", fontsize=8)

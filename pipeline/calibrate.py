@@ -459,6 +459,9 @@ def main() -> None:
         if missing:
             raise PipelineError(f"{p}: column(s) {missing} missing (rule: architecture contract)")
 
+    # accounts already in default at t are not part of the scoring population (all_snapshots check)
+    if "label" in snapshots:
+        snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
     result = calibrate(scored_samples(card, snapshots, samples), params)
     provenance = {
         "code_version": code_version(),

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.config import progress
 from pipeline.feature_engine import (
     TABLES,
     _connect,
@@ -75,7 +76,8 @@ def compute_snapshots_chunked(
     fixed = {**params, "data_cutoff": str(cutoff.date())}
     parts: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="features_chunks_", dir=temp_dir) as tmp:
-        for chunk in split_by_customer(tables, n_chunks, Path(tmp), params):
+        chunks = split_by_customer(tables, n_chunks, Path(tmp), params)
+        for chunk in progress(chunks, "features", total=n_chunks, unit="chunk"):
             if "truth" in tables:
                 chunk["truth"] = tables["truth"]
             parts.append(

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.config import PipelineError
+from pipeline.config import PipelineError, progress
 from pipeline.io import read_json
 
 log = logging.getLogger("pipeline.scorecard")
@@ -508,7 +508,7 @@ class WoEScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         """Bin every column (OptBinning); drop all-missing, unsolved, weak or too-strong ones."""
         self.binned_: dict[str, _Binned] = {}
         self.selection_: dict[str, dict] = {}
-        for name in X.columns:
+        for name in progress(X.columns, "binning", unit="feature"):
             dtype = self._dtype_for(X, name)
             entry = {"feature": name, "dtype": dtype, "iv": None, "n_bins": None}
             self.selection_[name] = entry

@@ -3,73 +3,79 @@
 SELECT
   p.*,
   1.0 / (1.0 + exp((p.score - CAST('487.1228762045055' AS DOUBLE)) / CAST('28.85390081777927' AS DOUBLE))) AS pd_model,
-  CASE WHEN p.score >= 643 THEN 'AAA' WHEN p.score >= 626 THEN 'AA' WHEN p.score >= 605 THEN 'A' WHEN p.score >= 586 THEN 'BB' WHEN p.score >= 566 THEN 'B' WHEN p.score >= 546 THEN 'CCC' WHEN p.score >= 522 THEN 'CC' WHEN p.score >= 492 THEN 'C' WHEN p.score >= 393 THEN 'DD' ELSE 'D' END AS grade
+  CASE WHEN p.score >= 650 THEN 'AAA' WHEN p.score >= 630 THEN 'AA' WHEN p.score >= 612 THEN 'A' WHEN p.score >= 594 THEN 'BB' WHEN p.score >= 575 THEN 'B' WHEN p.score >= 555 THEN 'CCC' WHEN p.score >= 535 THEN 'CC' WHEN p.score >= 512 THEN 'C' WHEN p.score >= 480 THEN 'DD' ELSE 'D' END AS grade
 FROM (
   SELECT b.*,
-  ("points__overdue_invoice_count" + "points__average_days_delinquent_6m" + "points__paydex_3m" + "points__late_amount_share_90p_12m" + "points__utilisation" + "points__payment_delay_max_3m" + "points__late_invoice_share_6m" + "points__payment_delay_max_12m") AS score
+  ("points__days_beyond_terms_wavg_3m" + "points__days_beyond_terms_max_6m" + "points__days_beyond_terms_last_invoice" + "points__worst_days_past_due" + "points__cei_3m" + "points__overdue_share" + "points__competitor_share" + "points__late_amount_share_31_60_12m" + "points__dso_6m") AS score
   FROM (
     SELECT *,
   CASE
-    WHEN CAST("overdue_invoice_count" AS DOUBLE) IS NULL OR isnan(CAST("overdue_invoice_count" AS DOUBLE)) THEN -34
-    WHEN CAST("overdue_invoice_count" AS DOUBLE) < CAST('0.5' AS DOUBLE) THEN 88
-    WHEN CAST("overdue_invoice_count" AS DOUBLE) < CAST('1.5' AS DOUBLE) THEN 51
-    ELSE -34
-  END AS "points__overdue_invoice_count",
+    WHEN CAST("days_beyond_terms_wavg_3m" AS DOUBLE) < CAST('-5.001561880111694' AS DOUBLE) THEN 93
+    WHEN CAST("days_beyond_terms_wavg_3m" AS DOUBLE) < CAST('-2.0012084245681763' AS DOUBLE) THEN 75
+    WHEN CAST("days_beyond_terms_wavg_3m" AS DOUBLE) < CAST('-0.9557895958423615' AS DOUBLE) THEN 69
+    WHEN CAST("days_beyond_terms_wavg_3m" AS DOUBLE) < CAST('2.2990434169769287' AS DOUBLE) THEN 65
+    WHEN CAST("days_beyond_terms_wavg_3m" AS DOUBLE) < CAST('5.159794092178345' AS DOUBLE) THEN 63
+    WHEN CAST("days_beyond_terms_wavg_3m" AS DOUBLE) < CAST('9.062790393829346' AS DOUBLE) THEN 55
+    WHEN CAST("days_beyond_terms_wavg_3m" AS DOUBLE) IS NULL OR isnan(CAST("days_beyond_terms_wavg_3m" AS DOUBLE)) THEN 62
+    ELSE 43
+  END AS "points__days_beyond_terms_wavg_3m",
   CASE
-    WHEN CAST("average_days_delinquent_6m" AS DOUBLE) IS NULL OR isnan(CAST("average_days_delinquent_6m" AS DOUBLE)) THEN 61
-    WHEN CAST("average_days_delinquent_6m" AS DOUBLE) < CAST('48.93304252624512' AS DOUBLE) THEN 70
-    ELSE 56
-  END AS "points__average_days_delinquent_6m",
+    WHEN CAST("days_beyond_terms_max_6m" AS DOUBLE) < CAST('-4.5' AS DOUBLE) THEN 89
+    WHEN CAST("days_beyond_terms_max_6m" AS DOUBLE) < CAST('-0.5' AS DOUBLE) THEN 76
+    WHEN CAST("days_beyond_terms_max_6m" AS DOUBLE) < CAST('4.5' AS DOUBLE) THEN 69
+    WHEN CAST("days_beyond_terms_max_6m" AS DOUBLE) < CAST('9.5' AS DOUBLE) THEN 64
+    WHEN CAST("days_beyond_terms_max_6m" AS DOUBLE) < CAST('26.5' AS DOUBLE) THEN 54
+    WHEN CAST("days_beyond_terms_max_6m" AS DOUBLE) IS NULL OR isnan(CAST("days_beyond_terms_max_6m" AS DOUBLE)) THEN 59
+    ELSE 39
+  END AS "points__days_beyond_terms_max_6m",
   CASE
-    WHEN CAST("paydex_3m" AS DOUBLE) IS NULL OR isnan(CAST("paydex_3m" AS DOUBLE)) THEN 59
-    WHEN CAST("paydex_3m" AS DOUBLE) < CAST('72.96975326538086' AS DOUBLE) THEN 35
-    WHEN CAST("paydex_3m" AS DOUBLE) < CAST('76.43769454956055' AS DOUBLE) THEN 62
-    WHEN CAST("paydex_3m" AS DOUBLE) < CAST('78.42420196533203' AS DOUBLE) THEN 77
-    WHEN CAST("paydex_3m" AS DOUBLE) < CAST('80.43665313720703' AS DOUBLE) THEN 81
-    WHEN CAST("paydex_3m" AS DOUBLE) < CAST('81.00060272216797' AS DOUBLE) THEN 87
-    WHEN CAST("paydex_3m" AS DOUBLE) < CAST('82.50078201293945' AS DOUBLE) THEN 97
-    ELSE 127
-  END AS "points__paydex_3m",
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('-5.5' AS DOUBLE) THEN 77
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('-2.5' AS DOUBLE) THEN 71
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('-0.5' AS DOUBLE) THEN 65
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('0.5' AS DOUBLE) THEN 64
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('1.5' AS DOUBLE) THEN 63
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('4.5' AS DOUBLE) THEN 63
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('6.5' AS DOUBLE) THEN 58
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) < CAST('10.5' AS DOUBLE) THEN 56
+    WHEN CAST("days_beyond_terms_last_invoice" AS DOUBLE) IS NULL OR isnan(CAST("days_beyond_terms_last_invoice" AS DOUBLE)) THEN 60
+    ELSE 48
+  END AS "points__days_beyond_terms_last_invoice",
   CASE
-    WHEN CAST("late_amount_share_90p_12m" AS DOUBLE) IS NULL OR isnan(CAST("late_amount_share_90p_12m" AS DOUBLE)) THEN 66
-    WHEN CAST("late_amount_share_90p_12m" AS DOUBLE) < CAST('0.010589290410280228' AS DOUBLE) THEN 69
-    ELSE 57
-  END AS "points__late_amount_share_90p_12m",
+    WHEN CAST("worst_days_past_due" AS DOUBLE) < CAST('2.5' AS DOUBLE) THEN 63
+    WHEN CAST("worst_days_past_due" AS DOUBLE) IS NULL OR isnan(CAST("worst_days_past_due" AS DOUBLE)) THEN 54
+    ELSE 54
+  END AS "points__worst_days_past_due",
   CASE
-    WHEN CAST("utilisation" AS DOUBLE) IS NULL OR isnan(CAST("utilisation" AS DOUBLE)) THEN 57
-    WHEN CAST("utilisation" AS DOUBLE) < CAST('0.3846135586500168' AS DOUBLE) THEN 72
-    WHEN CAST("utilisation" AS DOUBLE) < CAST('0.5153301358222961' AS DOUBLE) THEN 71
-    WHEN CAST("utilisation" AS DOUBLE) < CAST('0.7200455069541931' AS DOUBLE) THEN 71
-    WHEN CAST("utilisation" AS DOUBLE) < CAST('1.0278467535972595' AS DOUBLE) THEN 69
-    WHEN CAST("utilisation" AS DOUBLE) < CAST('1.6266933679580688' AS DOUBLE) THEN 67
-    WHEN CAST("utilisation" AS DOUBLE) < CAST('2.5864417552948' AS DOUBLE) THEN 60
-    ELSE 57
-  END AS "points__utilisation",
-  CASE
-    WHEN CAST("payment_delay_max_3m" AS DOUBLE) IS NULL OR isnan(CAST("payment_delay_max_3m" AS DOUBLE)) THEN 67
-    WHEN CAST("payment_delay_max_3m" AS DOUBLE) < CAST('-4.5' AS DOUBLE) THEN 67
-    WHEN CAST("payment_delay_max_3m" AS DOUBLE) < CAST('-0.5' AS DOUBLE) THEN 67
-    WHEN CAST("payment_delay_max_3m" AS DOUBLE) < CAST('5.5' AS DOUBLE) THEN 67
-    WHEN CAST("payment_delay_max_3m" AS DOUBLE) < CAST('8.5' AS DOUBLE) THEN 67
-    ELSE 67
-  END AS "points__payment_delay_max_3m",
-  CASE
-    WHEN CAST("late_invoice_share_6m" AS DOUBLE) IS NULL OR isnan(CAST("late_invoice_share_6m" AS DOUBLE)) THEN 64
-    WHEN CAST("late_invoice_share_6m" AS DOUBLE) < CAST('0.19375000149011612' AS DOUBLE) THEN 72
-    WHEN CAST("late_invoice_share_6m" AS DOUBLE) < CAST('0.5916666686534882' AS DOUBLE) THEN 70
-    WHEN CAST("late_invoice_share_6m" AS DOUBLE) < CAST('0.7416666746139526' AS DOUBLE) THEN 70
-    WHEN CAST("late_invoice_share_6m" AS DOUBLE) < CAST('0.8708333373069763' AS DOUBLE) THEN 68
-    ELSE 65
-  END AS "points__late_invoice_share_6m",
-  CASE
-    WHEN CAST("payment_delay_max_12m" AS DOUBLE) IS NULL OR isnan(CAST("payment_delay_max_12m" AS DOUBLE)) THEN 61
-    WHEN CAST("payment_delay_max_12m" AS DOUBLE) < CAST('-2.5' AS DOUBLE) THEN 78
-    WHEN CAST("payment_delay_max_12m" AS DOUBLE) < CAST('-0.5' AS DOUBLE) THEN 77
-    WHEN CAST("payment_delay_max_12m" AS DOUBLE) < CAST('5.5' AS DOUBLE) THEN 70
-    WHEN CAST("payment_delay_max_12m" AS DOUBLE) < CAST('9.5' AS DOUBLE) THEN 68
-    WHEN CAST("payment_delay_max_12m" AS DOUBLE) < CAST('28.5' AS DOUBLE) THEN 66
+    WHEN CAST("cei_3m" AS DOUBLE) < CAST('76.21061325073242' AS DOUBLE) THEN 39
+    WHEN CAST("cei_3m" AS DOUBLE) IS NULL OR isnan(CAST("cei_3m" AS DOUBLE)) THEN 62
     ELSE 66
-  END AS "points__payment_delay_max_12m"
+  END AS "points__cei_3m",
+  CASE
+    WHEN CAST("overdue_share" AS DOUBLE) < CAST('0.2567007392644882' AS DOUBLE) THEN 63
+    WHEN CAST("overdue_share" AS DOUBLE) IS NULL OR isnan(CAST("overdue_share" AS DOUBLE)) THEN 63
+    ELSE 53
+  END AS "points__overdue_share",
+  CASE
+    WHEN CAST("competitor_share" AS DOUBLE) < CAST('0.004999999888241291' AS DOUBLE) THEN 76
+    WHEN CAST("competitor_share" AS DOUBLE) < CAST('0.044999999925494194' AS DOUBLE) THEN 62
+    WHEN CAST("competitor_share" AS DOUBLE) < CAST('0.29500000178813934' AS DOUBLE) THEN 60
+    WHEN CAST("competitor_share" AS DOUBLE) < CAST('0.4650000035762787' AS DOUBLE) THEN 47
+    WHEN CAST("competitor_share" AS DOUBLE) IS NULL OR isnan(CAST("competitor_share" AS DOUBLE)) THEN 70
+    ELSE 40
+  END AS "points__competitor_share",
+  CASE
+    WHEN CAST("late_amount_share_31_60_12m" AS DOUBLE) < CAST('0.02307016495615244' AS DOUBLE) THEN 63
+    WHEN CAST("late_amount_share_31_60_12m" AS DOUBLE) IS NULL OR isnan(CAST("late_amount_share_31_60_12m" AS DOUBLE)) THEN 60
+    ELSE 51
+  END AS "points__late_amount_share_31_60_12m",
+  CASE
+    WHEN CAST("dso_6m" AS DOUBLE) < CAST('29.890467643737793' AS DOUBLE) THEN 66
+    WHEN CAST("dso_6m" AS DOUBLE) < CAST('75.61767959594727' AS DOUBLE) THEN 64
+    WHEN CAST("dso_6m" AS DOUBLE) < CAST('92.87664031982422' AS DOUBLE) THEN 61
+    WHEN CAST("dso_6m" AS DOUBLE) < CAST('130.08684539794922' AS DOUBLE) THEN 56
+    WHEN CAST("dso_6m" AS DOUBLE) IS NULL OR isnan(CAST("dso_6m" AS DOUBLE)) THEN 58
+    ELSE 53
+  END AS "points__dso_6m"
     FROM "scorecard_input"
   ) AS b
 ) AS p

@@ -10,39 +10,38 @@ FROM (
   FROM (
     SELECT *,
   CASE
-    WHEN CAST("late_amount_share_1_30_6m" AS DOUBLE) IS NULL OR isnan(CAST("late_amount_share_1_30_6m" AS DOUBLE)) THEN 50
     WHEN CAST("late_amount_share_1_30_6m" AS DOUBLE) < CAST('0.014826568774878979' AS DOUBLE) THEN 56
+    WHEN CAST("late_amount_share_1_30_6m" AS DOUBLE) IS NULL OR isnan(CAST("late_amount_share_1_30_6m" AS DOUBLE)) THEN 50
     ELSE 31
   END AS "points__late_amount_share_1_30_6m",
   CASE
-    WHEN CAST("late_amount_share_31_60_6m" AS DOUBLE) IS NULL OR isnan(CAST("late_amount_share_31_60_6m" AS DOUBLE)) THEN 48
     WHEN CAST("late_amount_share_31_60_6m" AS DOUBLE) < CAST('0.1007574312388897' AS DOUBLE) THEN 49
     WHEN CAST("late_amount_share_31_60_6m" AS DOUBLE) < CAST('0.5551407635211945' AS DOUBLE) THEN 43
+    WHEN CAST("late_amount_share_31_60_6m" AS DOUBLE) IS NULL OR isnan(CAST("late_amount_share_31_60_6m" AS DOUBLE)) THEN 48
     ELSE 40
   END AS "points__late_amount_share_31_60_6m",
   CASE
-    WHEN CAST("dso_3m" AS DOUBLE) IS NULL OR isnan(CAST("dso_3m" AS DOUBLE)) THEN 50
     WHEN CAST("dso_3m" AS DOUBLE) < CAST('45.22128486633301' AS DOUBLE) THEN 52
     WHEN CAST("dso_3m" AS DOUBLE) < CAST('54.99811553955078' AS DOUBLE) THEN 48
     WHEN CAST("dso_3m" AS DOUBLE) < CAST('83.95439910888672' AS DOUBLE) THEN 41
+    WHEN CAST("dso_3m" AS DOUBLE) IS NULL OR isnan(CAST("dso_3m" AS DOUBLE)) THEN 50
     ELSE 35
   END AS "points__dso_3m",
   CASE
-    WHEN CAST("utilisation" AS DOUBLE) IS NULL OR isnan(CAST("utilisation" AS DOUBLE)) THEN 41
     WHEN CAST("utilisation" AS DOUBLE) < CAST('0.5076153874397278' AS DOUBLE) THEN 49
     WHEN CAST("utilisation" AS DOUBLE) < CAST('0.6272861063480377' AS DOUBLE) THEN 49
     WHEN CAST("utilisation" AS DOUBLE) < CAST('0.9880250096321106' AS DOUBLE) THEN 48
     WHEN CAST("utilisation" AS DOUBLE) < CAST('1.0455207228660583' AS DOUBLE) THEN 48
     WHEN CAST("utilisation" AS DOUBLE) < CAST('1.9936853051185608' AS DOUBLE) THEN 43
+    WHEN CAST("utilisation" AS DOUBLE) IS NULL OR isnan(CAST("utilisation" AS DOUBLE)) THEN 41
     ELSE 41
   END AS "points__utilisation",
   CASE
-    WHEN CAST("open_balance_31_60" AS DOUBLE) IS NULL OR isnan(CAST("open_balance_31_60" AS DOUBLE)) THEN 32
     WHEN CAST("open_balance_31_60" AS DOUBLE) < CAST('43.5' AS DOUBLE) THEN 49
+    WHEN CAST("open_balance_31_60" AS DOUBLE) IS NULL OR isnan(CAST("open_balance_31_60" AS DOUBLE)) THEN 32
     ELSE 32
   END AS "points__open_balance_31_60",
   CASE
-    WHEN CAST("credit_limit" AS DOUBLE) IS NULL OR isnan(CAST("credit_limit" AS DOUBLE)) THEN 38
     WHEN CAST("credit_limit" AS DOUBLE) < CAST('25000.0' AS DOUBLE) THEN 38
     WHEN CAST("credit_limit" AS DOUBLE) < CAST('45000.0' AS DOUBLE) THEN 38
     WHEN CAST("credit_limit" AS DOUBLE) < CAST('75000.0' AS DOUBLE) THEN 44
@@ -54,43 +53,44 @@ FROM (
     WHEN CAST("credit_limit" AS DOUBLE) < CAST('265000.0' AS DOUBLE) THEN 54
     WHEN CAST("credit_limit" AS DOUBLE) < CAST('305000.0' AS DOUBLE) THEN 55
     WHEN CAST("credit_limit" AS DOUBLE) < CAST('385000.0' AS DOUBLE) THEN 58
+    WHEN CAST("credit_limit" AS DOUBLE) IS NULL OR isnan(CAST("credit_limit" AS DOUBLE)) THEN 38
     ELSE 59
   END AS "points__credit_limit",
   CASE
-    WHEN CAST("payment_count_6m" AS DOUBLE) IS NULL OR isnan(CAST("payment_count_6m" AS DOUBLE)) THEN 45
     WHEN CAST("payment_count_6m" AS DOUBLE) < CAST('9.5' AS DOUBLE) THEN 45
     WHEN CAST("payment_count_6m" AS DOUBLE) < CAST('10.5' AS DOUBLE) THEN 45
+    WHEN CAST("payment_count_6m" AS DOUBLE) IS NULL OR isnan(CAST("payment_count_6m" AS DOUBLE)) THEN 45
     ELSE 56
   END AS "points__payment_count_6m",
   CASE
-    WHEN CAST("largest_invoice_share_3m" AS DOUBLE) IS NULL OR isnan(CAST("largest_invoice_share_3m" AS DOUBLE)) THEN 49
     WHEN CAST("largest_invoice_share_3m" AS DOUBLE) < CAST('0.3395780026912689' AS DOUBLE) THEN 46
     WHEN CAST("largest_invoice_share_3m" AS DOUBLE) < CAST('0.3624996244907379' AS DOUBLE) THEN 46
     WHEN CAST("largest_invoice_share_3m" AS DOUBLE) < CAST('0.38123801350593567' AS DOUBLE) THEN 48
     WHEN CAST("largest_invoice_share_3m" AS DOUBLE) < CAST('0.43529820442199707' AS DOUBLE) THEN 49
     WHEN CAST("largest_invoice_share_3m" AS DOUBLE) < CAST('0.5160866379737854' AS DOUBLE) THEN 49
+    WHEN CAST("largest_invoice_share_3m" AS DOUBLE) IS NULL OR isnan(CAST("largest_invoice_share_3m" AS DOUBLE)) THEN 49
     ELSE 49
   END AS "points__largest_invoice_share_3m",
   CASE
-    WHEN CAST("payment_ratio_3m" AS DOUBLE) IS NULL OR isnan(CAST("payment_ratio_3m" AS DOUBLE)) THEN 49
     WHEN CAST("payment_ratio_3m" AS DOUBLE) < CAST('0.439940944314003' AS DOUBLE) THEN 44
     WHEN CAST("payment_ratio_3m" AS DOUBLE) < CAST('0.7298148274421692' AS DOUBLE) THEN 46
     WHEN CAST("payment_ratio_3m" AS DOUBLE) < CAST('0.8058923482894897' AS DOUBLE) THEN 48
     WHEN CAST("payment_ratio_3m" AS DOUBLE) < CAST('1.7742290496826172' AS DOUBLE) THEN 48
+    WHEN CAST("payment_ratio_3m" AS DOUBLE) IS NULL OR isnan(CAST("payment_ratio_3m" AS DOUBLE)) THEN 49
     ELSE 49
   END AS "points__payment_ratio_3m",
   CASE
-    WHEN CAST("best_possible_dso_3m" AS DOUBLE) IS NULL OR isnan(CAST("best_possible_dso_3m" AS DOUBLE)) THEN 51
     WHEN CAST("best_possible_dso_3m" AS DOUBLE) < CAST('31.583949089050293' AS DOUBLE) THEN 45
     WHEN CAST("best_possible_dso_3m" AS DOUBLE) < CAST('33.21512413024902' AS DOUBLE) THEN 48
+    WHEN CAST("best_possible_dso_3m" AS DOUBLE) IS NULL OR isnan(CAST("best_possible_dso_3m" AS DOUBLE)) THEN 51
     ELSE 54
   END AS "points__best_possible_dso_3m",
   CASE
-    WHEN CAST("best_possible_dso_6m" AS DOUBLE) IS NULL OR isnan(CAST("best_possible_dso_6m" AS DOUBLE)) THEN 46
     WHEN CAST("best_possible_dso_6m" AS DOUBLE) < CAST('30.501198768615723' AS DOUBLE) THEN 46
     WHEN CAST("best_possible_dso_6m" AS DOUBLE) < CAST('32.04810333251953' AS DOUBLE) THEN 47
     WHEN CAST("best_possible_dso_6m" AS DOUBLE) < CAST('39.25130271911621' AS DOUBLE) THEN 49
     WHEN CAST("best_possible_dso_6m" AS DOUBLE) < CAST('47.75044250488281' AS DOUBLE) THEN 50
+    WHEN CAST("best_possible_dso_6m" AS DOUBLE) IS NULL OR isnan(CAST("best_possible_dso_6m" AS DOUBLE)) THEN 46
     ELSE 50
   END AS "points__best_possible_dso_6m"
     FROM "scorecard_input"
