@@ -24,6 +24,7 @@ DATASET = "synthetic"
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import Image
 
 from pipeline.config import Paths, stage_params
 from pipeline.io import read_json
@@ -142,24 +143,9 @@ aging_share.tail(6).round(3)
 
 # %%
 vintage = pd.read_csv(paths.reports / "vintage.csv")
-fig, ax = plt.subplots(figsize=(9, 4.5))
-for cohort, grp in vintage.groupby("cohort", sort=True):
-    bold = cohort == "all"
-    ax.plot(
-        grp["months_on_book"],
-        100 * grp["cumulative_bad_rate"],
-        lw=2.5 if bold else 1,
-        color="black" if bold else None,
-        alpha=1 if bold else 0.6,
-        label=cohort,
-    )
-ax.set(
-    title="Vintage curves: cumulative bad rate by months on book",
-    xlabel="Months since first invoice (months)",
-    ylabel="Cumulative bad rate (%)",
-)
-ax.legend(title="Onboarding quarter", fontsize=7, ncol=2)
-fig.tight_layout()
+Image(filename=str(paths.plots / "features_vintage.png"))  # the features stage's own chart
+
+# %%
 vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_rate"].round(4).to_frame().T
 
 # %% [markdown]

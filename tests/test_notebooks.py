@@ -20,6 +20,7 @@ REQUIRED = {
         "reports/{ds}/ingest.json",
         "data/processed/{ds}/snapshots.parquet",
         "reports/{ds}/vintage.csv",
+        "plots/{ds}/features_vintage.png",
         "reports/{ds}/roll_rates.csv",
     ],
     "02-scorecard-review.py": [
