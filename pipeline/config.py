@@ -121,7 +121,9 @@ def stage_argparser(stage: str, description: str) -> argparse.ArgumentParser:
 
 def setup_logging() -> None:
     """One line per step, with the stage name; quiet third-party loggers."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     for noisy in ("matplotlib", "numexpr", "py4j", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -143,3 +145,10 @@ def progress(iterable, desc: str, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, disable=None, leave=False, **kwargs)
+
+
+def require_files(files: dict[str, Path], hint: str) -> None:
+    """Stop with one clear line when a stage input is missing: which file, which input, what to run."""
+    for name, path in files.items():
+        if not Path(path).is_file():
+            raise PipelineError(f"{path}: input '{name}' not found; {hint}")

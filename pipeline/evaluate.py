@@ -35,6 +35,7 @@ from pipeline.config import (
     PROJ_ROOT,
     Paths,
     PipelineError,
+    require_files,
     run_stage,
     stage_argparser,
     stage_params,
@@ -295,11 +296,7 @@ def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dic
         "card": paths.models / "scorecard.json",
         "logistic": paths.models / "logistic.json",
     }
-    for name, path in files.items():
-        if not path.is_file():
-            raise PipelineError(
-                f"{path}: input '{name}' not found; run the features and train stages first"
-            )
+    require_files(files, "run the features and train stages first")
     snapshots = pd.read_parquet(files["snapshots"])
     samples = pd.read_parquet(files["samples"])
     boosting = pd.read_parquet(files["boosting"])

@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline import monitoring as mon
-from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
+from pipeline.config import (
+    Paths,
+    PipelineError,
+    require_files,
+    run_stage,
+    stage_argparser,
+    stage_params,
+)
 from pipeline.io import code_version, write_csv, write_json
 from pipeline.score import load_bundle, score_customers
 
@@ -273,11 +280,7 @@ def main() -> None:
         "samples": paths.processed / "samples.parquet",
         "claims": paths.interim / "claims.parquet",
     }
-    for name, p in inputs.items():
-        if not p.is_file():
-            raise PipelineError(
-                f"{p}: not found ({name}); run the stages before monitor (dvc repro)"
-            )
+    require_files(inputs, "run the stages before monitor (dvc repro)")
     bundle = load_bundle(bundle_path)
     grades = list(bundle["master_scale"]["grades"])
     snapshots = (
