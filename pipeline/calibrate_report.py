@@ -1,0 +1,162 @@
+"""Presentation for the calibrate stage: the markdown grade table with traffic lights and the reliability plot.
+
+Kept apart from the computation in ``pipeline.calibrate`` (as evaluate and monitor do) so the stage module
+stays short; nothing here changes a number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SAMPLE_NOTES = {
+    "calibration": "In sample: the calibration map was fitted on these rows, so these tests are "
+    "optimistic (an isotonic map reproduces each grade's bad rate almost exactly).",
+    "oot": "Out of sample: the honest test of the published PDs.",
+}
+
+
+TRUE_PD_NOTE = (
+    "Note: `true_pd` is the generator's static 12-month PD of the customer (constant hazard), not "
+    "the PD given what the ledger shows at the snapshot. A behaviour score also sees arrears that "
+    "already announce a default (the generator's defaulters stop paying months before the bad "
+    "event), so in the best grades the published PD can sit legitimately below the static PD and "
+    "in the worst grades far above it; the tests against observed bad rates on the oot sample are "
+    "the calibration test that counts."
+)
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{100 * v:.2f}%"
+
+
+def calibration_markdown(result: dict, dataset: str) -> str:
+    """reports/<ds>/calibration.md: master scale and traffic-light tables per sample."""
+    cal = result["calibrator"]
+    table = result["table"]
+    lines = [
+        f"# Calibration and master scale — {dataset}",
+        "",
+        f"Calibration: **{cal.kind}** fitted on the calibration sample ({cal.n_fit_} rows, "
+        f"{cal.n_bad_fit_} bads), disjoint from training; PD floor {cal.pd_floor}; "
+        + (
+            f"anchored to central tendency {cal.central_tendency} (logit shift {cal.shift_:+.4f})."
+            if cal.central_tendency is not None
+            else "no central-tendency anchor."
+        ),
+        "",
+        "## Master scale (score interval [min, max), best grade first)",
+        "",
+        "| grade | letter | score min | score max | PD | count | share | observed bad rate |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples(index=False):
+        smin = "" if np.isnan(r.score_min) else f"{int(r.score_min)}"
+        smax = "" if np.isnan(r.score_max) else f"{int(r.score_max)}"
+        lines.append(
+            f"| {r.grade} | {r.letter_grade} | {smin} | {smax} | {_pct(r.pd)} | {r.count} | "
+            f"{_pct(r.share)} | {_pct(r.observed_bad_rate)} |"
+        )
+    for name, t in result["tests"].items():
+        lines += ["", f"## Tests on the {name} sample", "", SAMPLE_NOTES.get(name, ""), ""]
+        if name == "oot" and result.get("holdout_kind"):
+            lines += [f"The oot sample here is {result['holdout_kind']}.", ""]
+        lines += [
+            "Traffic lights on significance 1 − p: green < 95%, yellow 95–99.9%, red ≥ 99.9%. "
+            "One-sided: a light turns when the PD looks underestimated.",
+            "",
+            "| grade | N | D | PD | ODR | binomial p | Jeffreys p | normal z "
+            "| lights (bin/Jef/z) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for g in t["per_grade"] + [{"grade": "portfolio", **t["portfolio"]}]:
+            if not g.get("count"):
+                lines.append(
+                    f"| {g['grade']} | 0 | 0 | {_pct(g['pd'])} | – | – | – | – | untested |"
+                )
+                continue
+            lines.append(
+                f"| {g['grade']} | {g['count']} | {g['bads']} | {_pct(g['pd'])} | "
+                f"{_pct(g['observed_bad_rate'])} | {g['binomial_p']:.4f} | "
+                f"{g['jeffreys_p']:.4f} | "
+                f"{g['normal_z']:.2f} | {g['binomial_light']}/{g['jeffreys_light']}/"
+                f"{g['normal_light']} |"
+            )
+        hl, sp = t["hosmer_lemeshow"], t["spiegelhalter"]
+        lines += [
+            "",
+            f"Hosmer–Lemeshow: {hl['statistic']:.3f} on {hl['df']} df (rule {hl['df_rule']}), "
+            f"p = {hl['p']:.4f} ({hl['light']}). Spiegelhalter: z = {sp['z']:.3f}, two-sided "
+            f"p = {sp['p_two_sided']:.4f} ({sp['light']}).",
+            "",
+            "Heterogeneity (one-sided two-proportion test, worse grade has the higher bad rate): "
+            + ", ".join(f"{h['better']}→{h['worse']} p={h['p']:.3g}" for h in t["heterogeneity"])
+            + ".",
+        ]
+    for name, c in result["true_pd_check"].items():
+        lines += [
+            "",
+            f"## Published PD vs the generator's true PD ({name}, {c['n_rows']} rows)",
+            "",
+            f"Tolerance ±{c['tolerance']:.0%} relative; all grades within: **{c['all_within']}** "
+            f"(largest gap {_pct(c['max_relative_gap'])}).",
+            "",
+            "| grade | PD | mean true PD | relative gap | within | rel. s.e. of a bad rate "
+            "from the calibration count |",
+            "|---|---|---|---|---|---|",
+        ]
+        for g in c["grades"]:
+            lines.append(
+                f"| {g['grade']} | {_pct(g['pd'])} | {_pct(g['mean_true_pd'])} | "
+                f"{_pct(g['relative_gap'])} | {g['within_tolerance']} | "
+                f"{_pct(g['relative_se_calibration'])} |"
+            )
+        failing = [g for g in c["grades"] if not g["within_tolerance"]]
+        if failing:
+            lines += [
+                "",
+                "Why not: "
+                + "; ".join(
+                    f"{g['grade']} (gap {_pct(g['relative_gap'])}, sampling s.e. "
+                    f"{_pct(g['relative_se_calibration'])})"
+                    for g in failing
+                )
+                + ". A grade's PD is estimated from its calibration bads; where the relative "
+                "standard error √((1 − PD)/(N·PD)) is near or above 10%, a 20% gap is within "
+                "two standard errors of sampling noise (few bads in the best grades); gaps well "
+                "beyond it point at drift between samples or a mis-specified score → PD map.",
+                "",
+                TRUE_PD_NOTE,
+            ]
+    lines += [
+        "",
+        "Caveat: the tests assume independent defaults; correlated defaults (one economy, one "
+        "period) make them reject too often, so read a single red light together with the "
+        "other periods.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def reliability_plot(rel: pd.DataFrame, path) -> None:
+    """Observed bad rate against published PD per grade, log axes, one series per sample."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=100)
+    lo = max(rel[["pd", "observed_bad_rate"]].replace(0, np.nan).min().min() / 2, 1e-5)
+    ax.plot([lo, 1], [lo, 1], color="grey", lw=1, ls="--", label="perfect calibration")
+    for name, part in rel.groupby("sample", sort=False):
+        ax.plot(part["pd"], part["observed_bad_rate"].clip(lower=lo), marker="o", label=name)
+    if "mean_true_pd" in rel.columns:
+        part = rel[rel["sample"] == rel["sample"].iloc[0]]
+        ax.plot(part["pd"], part["mean_true_pd"], marker="x", ls=":", label="mean true PD")
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlabel("published grade PD"), ax.set_ylabel("observed bad rate")
+    ax.set_title("Reliability by grade"), ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
