@@ -149,7 +149,7 @@ def open_balance(inv: pd.DataFrame, d: int, bad_dbt: int = 90) -> pd.DataFrame:
 
 
 def pandas_features(tables: dict[str, pd.DataFrame], params: dict[str, Any]) -> pd.DataFrame:
-    """Snapshots without labels' post-processing: one row per customer × as-of date, same column names."""
+    """Labelled snapshots (ledger bad definition): one row per customer × as-of date, same column names."""
     windows = sorted(set(int(w) for w in params.get("windows_months", [3, 6, 12])) | {12})
     floor = float(params.get("paydex_floor", 1))
     label = params.get("label", {})
@@ -324,8 +324,30 @@ def pandas_features(tables: dict[str, pd.DataFrame], params: dict[str, Any]) -> 
         ).astype(int)
         f["mature"] = _shift(t, int(label.get("performance_window_months", 12))) <= cutoff
         frames.append(f.reset_index())
-    return (
+    return label_ledger(
         pd.concat(frames, ignore_index=True)
         .sort_values(["customer_id", "as_of_date"])
         .reset_index(drop=True)
     )
+
+
+def label_ledger(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ledger bad definition in pandas (in_default, immature, bad, indeterminate, good, in that order)."""
+    label = np.select(
+        [
+            frame["default_at_asof"] == 1,
+            ~frame["mature"].astype(bool),
+            (frame["perf_bad_dbt"] == 1) | (frame["perf_written_off"] == 1),
+            frame["perf_over_good"] == 1,
+        ],
+        ["in_default", "immature", "bad", "indeterminate"],
+        default="good",
+    )
+    out = frame.drop(
+        columns=["mature", "default_at_asof", "perf_bad_dbt", "perf_written_off", "perf_over_good"]
+    )
+    out["label"] = label
+    out["is_bad"] = pd.array(
+        np.where(label == "bad", 1, np.where(label == "good", 0, None)), dtype="Int8"
+    )
+    return out

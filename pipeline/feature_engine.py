@@ -1,18 +1,18 @@
 """Runs the feature SQL (`pipeline.feature_sql`) on DuckDB, out of core, and turns the result into snapshots.
 
-Pure helpers: the as-of grid (`asof_grid`), evaluation days, labels (`assign_labels`) and the feature
+Pure helpers: the as-of grid (`asof_grid`), evaluation days and the feature
 dictionary (`feature_dictionary`). `compute_snapshots` is the one entry point the stage, the tests and the
 benchmarks call; Spark runs the same statements through `run_statements_spark`.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipeline.config import PipelineError
@@ -94,50 +94,6 @@ def roll_rate_months(
     return list(ends[-n_months:])
 
 
-def assign_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """``label`` and ``is_bad`` from the performance-window flags (ledger) or the source's own flag.
-
-    ledger: in_default when the customer already meets the bad definition at t (``default_at_asof``: a
-    material open invoice at or beyond the bad DBT threshold, or any write-off on or before t): such accounts
-    are not part of the scoring population, whatever happens next. Else immature when the window runs past
-    the data cut-off; else bad when a material invoice reached the bad DBT threshold or an invoice was
-    written off in the window; else indeterminate when a material invoice reached the good threshold; else
-    good. customer_flag: source_default_flag 1 bad, 0 good, null indeterminate (the source defines the
-    population, so ``default_at_asof`` is not used).
-    """
-    if source == "customer_flag":
-        flag = frame["source_default_flag"]
-        label = np.where(
-            flag.isna(), "indeterminate", np.where(flag.fillna(0).astype(int) == 1, "bad", "good")
-        )
-    elif source == "ledger":
-        label = np.select(
-            [
-                frame["default_at_asof"] == 1,
-                ~frame["mature"].astype(bool),
-                (frame["perf_bad_dbt"] == 1) | (frame["perf_written_off"] == 1),
-                frame["perf_over_good"] == 1,
-            ],
-            ["in_default", "immature", "bad", "indeterminate"],
-            default="good",
-        )
-    else:
-        raise PipelineError(
-            f"params.yaml features.label.source: '{source}' is not ledger or customer_flag"
-        )
-    out = frame.drop(
-        columns=["mature", "default_at_asof", "perf_bad_dbt", "perf_written_off", "perf_over_good"]
-    )
-    out.insert(2, "label", pd.Series(label, index=frame.index, dtype="str"))
-    out.insert(
-        3,
-        "is_bad",
-        pd.array(np.where(label == "bad", 1, np.where(label == "good", 0, -1)), dtype="Int8"),
-    )
-    out.loc[out["is_bad"] == -1, "is_bad"] = pd.NA
-    return out
-
-
 def _connect(params: Mapping[str, Any], temp_dir: str | None):
     import duckdb
 
@@ -195,17 +151,54 @@ def data_cutoff_of(con) -> pd.Timestamp:
     return pd.Timestamp(value).normalize()
 
 
+def last_uses(
+    statements: list[tuple[str, str]], keep: tuple[str, ...] = ()
+) -> dict[int, list[str]]:
+    """For each statement index, the temp tables no later statement reads, directly or through a view
+    (safe to drop once it has run). Dropping them keeps DuckDB's working set to what is still needed, so a
+    memory limit spills less."""
+    names = [n for n, _ in statements]
+    is_view = [" TEMP VIEW " in sql for _, sql in statements]
+    last: dict[str, int] = {}
+    for k in range(len(statements) - 1, -1, -1):
+        pattern = re.compile(rf"\b{names[k]}\b")
+        readers = [j for j in range(k + 1, len(statements)) if pattern.search(statements[j][1])]
+        last[names[k]] = max((last[names[j]] if is_view[j] else j for j in readers), default=k)
+    drops: dict[int, list[str]] = {}
+    for k, name in enumerate(names[:-1]):
+        if not is_view[k] and name not in keep:
+            drops.setdefault(last[name], []).append(name)
+    return drops
+
+
+def run_statements(con, statements: list[tuple[str, str]], keep: tuple[str, ...] = ()) -> str:
+    """Run every statement but the last on DuckDB, dropping temp tables after their last reader; return
+    the last one (the snapshot SELECT) for the caller to fetch or COPY."""
+    drops = last_uses(statements, keep)
+    for k, (_, sql) in enumerate(statements[:-1]):
+        con.execute(sql)
+        for name in drops.get(k, []):
+            con.execute(f"DROP TABLE {name}")
+    return statements[-1][1]
+
+
+ANALYSIS_INPUTS = ("cust_keys", "inv_settled", "open_balance")
+
+
 def compute_snapshots(
     tables: Mapping[str, pd.DataFrame | Path],
     params: Mapping[str, Any],
     temp_dir: str | None = None,
     with_analysis: bool = False,
+    out_path: Path | None = None,
 ) -> dict[str, Any]:
     """Snapshots (labelled, keyed by ``customer_id``, ``as_of_date``) from the canonical tables on DuckDB.
 
     ``tables`` maps customers/invoices/payments/claims (and optionally truth) to DataFrames or Parquet paths.
-    Returns ``{"snapshots", "data_cutoff"}`` plus, with ``with_analysis``, ``vintage_events`` (per customer
-    first invoice / first bad day) and ``buckets`` (worst ageing bucket per customer and month end).
+    Returns ``{"snapshots", "data_cutoff", "grid"}`` plus, with ``with_analysis``, ``vintage_events`` (per
+    customer first invoice / first bad day) and ``buckets`` (worst ageing bucket per customer and month end).
+    With ``out_path`` the snapshot table is streamed to that Parquet file by DuckDB (never held in Python
+    memory) and ``snapshots`` is the path; otherwise it is a DataFrame.
     """
     con = _connect(params, temp_dir)
     try:
@@ -213,6 +206,9 @@ def compute_snapshots(
             if name not in tables:
                 raise PipelineError(f"features: canonical table '{name}' is missing")
             _register(con, name, tables[name])
+        with_truth = tables.get("truth") is not None
+        if with_truth:
+            _register(con, "truth", tables["truth"])
         cutoff = (
             pd.Timestamp(params["data_cutoff"])
             if params.get("data_cutoff")
@@ -230,10 +226,11 @@ def compute_snapshots(
         )
         con.register("asof_grid", grid)
         con.register("eval_days", eval_days(grid, months))
-        statements = build_feature_sql(dict(params), "duckdb")
-        for _, sql in statements[:-1]:
-            con.execute(sql)
-        snaps = con.execute(statements[-1][1]).df()
+        try:
+            statements = build_feature_sql(dict(params), "duckdb", with_truth)
+        except ValueError as exc:
+            raise PipelineError(str(exc)) from exc
+        snapshot_sql = run_statements(con, statements, ANALYSIS_INPUTS if with_analysis else ())
         result: dict[str, Any] = {"data_cutoff": cutoff, "grid": grid}
         if with_analysis:
             result["vintage_events"] = con.execute(vintage_sql(dict(params))).df()
@@ -243,52 +240,44 @@ def compute_snapshots(
                 drop=True
             )
             result["roll_months"] = months
-        truth = tables.get("truth")
+        if out_path is not None:
+            con.execute(f"COPY ({snapshot_sql}) TO '{Path(out_path).as_posix()}' (FORMAT parquet)")
+            result["snapshots"] = Path(out_path)
+        else:
+            result["snapshots"] = finish_snapshots(con.execute(snapshot_sql).df())
     finally:
         con.close()
-    snaps = finish_snapshots(snaps, params, truth)
-    result["snapshots"] = snaps
     return result
 
 
-def finish_snapshots(
-    raw: pd.DataFrame, params: Mapping[str, Any], truth: pd.DataFrame | Path | None
-) -> pd.DataFrame:
-    """Dates back from day numbers, labels, dtypes, and the generator's PD when a truth table exists."""
-    frame = raw.copy()
-    frame.insert(1, "as_of_date", from_day(frame.pop("as_of_day")))
+SNAPSHOT_INT_PREFIXES = (
+    "invoice_count_",
+    "claims_count_",
+    "days_beyond_terms_max_",
+    "payment_count_",
+    "payment_delay_max_",
+)
+SNAPSHOT_INT_COLUMNS = (
+    "overdue_invoice_count",
+    "worst_days_past_due",
+    "days_beyond_terms_last_invoice",
+    "days_since_last_late_payment",
+    "days_since_last_payment",
+)
+
+
+def finish_snapshots(raw: pd.DataFrame) -> pd.DataFrame:
+    """Pandas dtypes of the SQL snapshot table: nanosecond dates, string ids, nullable Int64 counts and
+    days, nullable Int8 ``is_bad`` (the same whichever engine produced it)."""
+    frame = raw
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).astype("datetime64[ns]")
     frame["customer_id"] = frame["customer_id"].astype("str")
-    frame = assign_labels(frame, params.get("label", {}).get("source", "ledger"))
-    int_cols = [
-        c
-        for c in frame.columns
-        if c.startswith(
-            (
-                "invoice_count_",
-                "claims_count_",
-                "days_beyond_terms_max_",
-                "payment_count_",
-                "payment_delay_max_",
-            )
-        )
-    ]
-    int_cols += [
-        "overdue_invoice_count",
-        "worst_days_past_due",
-        "days_beyond_terms_last_invoice",
-        "days_since_last_late_payment",
-        "days_since_last_payment",
-    ]
-    for col in int_cols:
+    frame["label"] = frame["label"].astype("str")
+    frame["is_bad"] = frame["is_bad"].astype("Int8")
+    ints = [c for c in frame.columns if c.startswith(SNAPSHOT_INT_PREFIXES)]
+    for col in [*ints, *SNAPSHOT_INT_COLUMNS]:
         frame[col] = frame[col].astype("Int64")
-    if truth is not None:
-        t = pd.read_parquet(truth) if isinstance(truth, Path) else truth
-        frame = frame.merge(
-            t[["customer_id", "true_pd_12m"]].rename(columns={"true_pd_12m": "true_pd"}),
-            on="customer_id",
-            how="left",
-        )
-    return frame.sort_values(["customer_id", "as_of_date"], kind="stable").reset_index(drop=True)
+    return frame
 
 
 # --------------------------------------------------------------------------- feature dictionary

@@ -127,6 +127,8 @@ def _row_id(dialect: str) -> str:
 MATERIALIZED = (
     "cust_keys",
     "inv",
+    "first_invoice",
+    "write_off_agg",
     "pay",
     "direct_run",
     "pool",
@@ -134,11 +136,19 @@ MATERIALIZED = (
     "open_pairs",
     "open_balance",
     "exp_bands",
-    "exp_agg",
+    "exp_agg_*",
     "claims_agg",
     "pay_agg",
     "perf_agg",
 )
+
+
+def is_materialized(name: str) -> bool:
+    """Whether an intermediate is stored (DuckDB temp table, Spark cache) rather than a view; ``*`` in
+    `MATERIALIZED` stands for a window length."""
+    return name in MATERIALIZED or any(
+        m.endswith("*") and name.startswith(m[:-1]) for m in MATERIALIZED
+    )
 
 
 def _cents(expr: str) -> str:
@@ -188,10 +198,14 @@ def _bucket_cond(expr: str, lo: int | None, hi: int | None) -> str:
 
 
 # --------------------------------------------------------------------------- statements
-def build_feature_sql(params: dict[str, Any], dialect: str) -> list[tuple[str, str]]:
-    """Ordered ``(name, sql)`` statements; the last one, ``snapshots``, is a SELECT of the snapshot table.
+def build_feature_sql(
+    params: dict[str, Any], dialect: str, with_truth: bool = False
+) -> list[tuple[str, str]]:
+    """Ordered ``(name, sql)`` statements; the last one, ``snapshots``, is a SELECT of the labelled snapshot
+    table ordered by customer and as-of date.
 
-    ``params`` is the features stage block (windows, label definition, PAYDEX floor).
+    ``params`` is the features stage block (windows, label definition, PAYDEX floor); ``with_truth`` joins
+    the optional ``truth`` view's ``true_pd_12m`` as ``true_pd`` (synthetic data).
     """
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
@@ -207,7 +221,7 @@ def build_feature_sql(params: dict[str, Any], dialect: str) -> list[tuple[str, s
     out: list[tuple[str, str]] = []
 
     def add(name: str, select: str) -> None:
-        out.append((name, _create(name, select, dialect, name in MATERIALIZED)))
+        out.append((name, _create(name, select, dialect, is_materialized(name))))
 
     # integer keys: customers get a dense key, invoices a row id; strings are joined once, here
     add(
@@ -331,6 +345,7 @@ LEFT JOIN pool_at_eval pe ON o.ck = pe.ck AND o.eval_day = pe.eval_day""",
   MAX(CASE WHEN open_cents > 0 AND {dpd} >= {bad_dbt} THEN amount_cents END) AS default_cents
 FROM open_items GROUP BY ck, eval_day""",
     )
+    add("first_invoice", "SELECT ck, MIN(invoice_day) AS first_invoice_day FROM inv GROUP BY ck")
     # ---- write-offs on or before t (any date): a written-off customer is already in default at t
     add(
         "write_off_agg",
@@ -339,9 +354,59 @@ FROM inv i JOIN asof_grid g ON i.write_off_day <= g.as_of_day AND i.invoice_day 
 GROUP BY i.ck, g.as_of_day""",
     )
 
+    add(
+        "claims_agg",
+        "SELECT c.ck, g.as_of_day,\n  "
+        + ",\n  ".join(
+            f"SUM(CASE WHEN c.claim_day > g.start_day_{w} THEN 1 ELSE 0 END) AS n_claims_{w},\n  "
+            f"SUM(CASE WHEN c.claim_day > g.start_day_{w} THEN c.amount_cents ELSE 0 END) AS claim_cents_{w}"
+            for w in windows
+        )
+        + f"""
+FROM (SELECT k.ck, {day("c.claim_date")} AS claim_day, {_cents("c.amount")} AS amount_cents
+      FROM claims c JOIN cust_keys k ON c.customer_id = k.customer_id) c
+JOIN asof_grid g ON c.claim_day > g.start_day_{wmax} AND c.claim_day <= g.as_of_day
+GROUP BY c.ck, g.as_of_day""",
+    )
+    pay_aggs = []
+    for w in windows:
+        pw = f"p.pay_day > g.start_day_{w}"
+        pay_aggs += [
+            f"SUM(CASE WHEN {pw} THEN p.amount_cents ELSE 0 END) AS paid_cents_{w}",
+            f"SUM(CASE WHEN {pw} THEN 1 ELSE 0 END) AS n_pay_{w}",
+            f"MAX(CASE WHEN {pw} THEN p.pay_day - p.due_day END) AS pay_delay_max_{w}",
+            f"SUM(CASE WHEN {pw} THEN p.pay_day - p.due_day END) AS pay_delay_sum_{w}",
+            f"SUM(CASE WHEN {pw} AND p.due_day IS NOT NULL THEN 1 ELSE 0 END) AS n_alloc_pay_{w}",
+        ]
+    pay_aggs.append("MAX(p.pay_day) AS last_pay_day")
+    add(
+        "pay_agg",
+        "SELECT p.ck, g.as_of_day,\n  "
+        + ",\n  ".join(pay_aggs)
+        + f"""
+FROM pay p
+JOIN asof_grid g ON p.pay_day > g.start_day_{wmax} AND p.pay_day <= g.as_of_day
+GROUP BY p.ck, g.as_of_day""",
+    )
+
+    # ---- label: performance window (t, perf_end]
+    s_bad = f"GREATEST(g.as_of_day + 1, i.due_day + {bad_dbt})"
+    s_good = f"GREATEST(g.as_of_day + 1, i.due_day + {good_dbt})"
+    end = "LEAST(i.settled_day, i.write_off_day)"
+    add(
+        "perf_agg",
+        f"""SELECT i.ck, g.as_of_day,
+  MAX(CASE WHEN {s_bad} <= g.perf_end_day AND {end} >= {s_bad} THEN i.amount_cents END) AS bad_cents,
+  MAX(CASE WHEN {s_good} <= g.perf_end_day AND {end} >= {s_good} THEN i.amount_cents END) AS worse_cents,
+  MAX(CASE WHEN i.write_off_day > g.as_of_day AND i.write_off_day <= g.perf_end_day THEN 1 ELSE 0 END) AS written_off
+FROM (SELECT * FROM inv_settled WHERE LEAST(settled_day, write_off_day) - due_day >= {min(good_dbt, bad_dbt)}
+      OR write_off_day < {NEVER}) i
+JOIN asof_grid g ON LEAST(i.settled_day, i.write_off_day) > g.as_of_day AND i.due_day + {good_dbt} <= g.perf_end_day
+GROUP BY i.ck, g.as_of_day""",
+    )
+
     # ---- invoice experiences per as-of date (one range join, every window filtered inside)
     # nested windows -> disjoint bands: band k = (start of window k, start of window k-1]; 9 = in no window
-    n_w = len(windows)
     inv_band = (
         "CASE "
         + " ".join(f"WHEN i.invoice_day > g.start_day_{w} THEN {k}" for k, w in enumerate(windows))
@@ -404,89 +469,34 @@ FROM experiences_raw""",
         + ",\n  ".join(stage1)
         + "\nFROM experiences GROUP BY ck, as_of_day, inv_band, due_band",
     )
-    aggs: list[str] = []
+    # stage 2: one narrow table per window (a single wide one outgrows the memory limit at scale)
     for k, w in enumerate(windows):
         ib, db = f"inv_band <= {k}", f"due_band <= {k}"
-        aggs += [
-            f"COALESCE(SUM(CASE WHEN {ib} THEN {n} END), 0) AS {n}_{w}"
+        aggs = [
+            f"SUM(CASE WHEN {ib} THEN {n} END) AS {n}"
+            if n in ("dbt_sum", "dbt_wsum", "paydex_wsum")
+            else f"COALESCE(SUM(CASE WHEN {ib} THEN {n} END), 0) AS {n}"
             for n in band_sums
-            if n not in ("dbt_sum", "dbt_wsum", "paydex_wsum")
         ]
-        aggs += [
-            f"SUM(CASE WHEN {ib} THEN {n} END) AS {n}_{w}"
-            for n in ("dbt_sum", "dbt_wsum", "paydex_wsum")
-        ]
-        aggs += [f"MAX(CASE WHEN {ib} THEN {n} END) AS {n}_{w}" for n in band_max]
-        aggs += [f"COALESCE(SUM(CASE WHEN {db} THEN {n} END), 0) AS {n}_{w}" for n in due_sums]
-    aggs += [
-        f"MAX(CASE WHEN inv_band <= {n_w - 1} THEN last_key END) AS last_key",
-        f"MAX(CASE WHEN inv_band <= {n_w - 1} THEN last_late_day END) AS last_late_day",
-    ]
-    add(
-        "exp_agg",
-        "SELECT ck, as_of_day,\n  "
-        + ",\n  ".join(aggs)
-        + "\nFROM exp_bands GROUP BY ck, as_of_day",
-    )
-
-    add(
-        "claims_agg",
-        "SELECT c.ck, g.as_of_day,\n  "
-        + ",\n  ".join(
-            f"SUM(CASE WHEN c.claim_day > g.start_day_{w} THEN 1 ELSE 0 END) AS n_claims_{w},\n  "
-            f"SUM(CASE WHEN c.claim_day > g.start_day_{w} THEN c.amount_cents ELSE 0 END) AS claim_cents_{w}"
-            for w in windows
+        aggs += [f"MAX(CASE WHEN {ib} THEN {n} END) AS {n}" for n in band_max]
+        aggs += [f"COALESCE(SUM(CASE WHEN {db} THEN {n} END), 0) AS {n}" for n in due_sums]
+        if w == wmax:
+            aggs += [
+                f"MAX(CASE WHEN {ib} THEN {n} END) AS {n}" for n in ("last_key", "last_late_day")
+            ]
+        add(
+            f"exp_agg_{w}",
+            "SELECT ck, as_of_day,\n  "
+            + ",\n  ".join(aggs)
+            + f"\nFROM exp_bands WHERE LEAST(inv_band, due_band) <= {k} GROUP BY ck, as_of_day",
         )
-        + f"""
-FROM (SELECT k.ck, {day("c.claim_date")} AS claim_day, {_cents("c.amount")} AS amount_cents
-      FROM claims c JOIN cust_keys k ON c.customer_id = k.customer_id) c
-JOIN asof_grid g ON c.claim_day > g.start_day_{wmax} AND c.claim_day <= g.as_of_day
-GROUP BY c.ck, g.as_of_day""",
-    )
-    pay_aggs = []
-    for w in windows:
-        pw = f"p.pay_day > g.start_day_{w}"
-        pay_aggs += [
-            f"SUM(CASE WHEN {pw} THEN p.amount_cents ELSE 0 END) AS paid_cents_{w}",
-            f"SUM(CASE WHEN {pw} THEN 1 ELSE 0 END) AS n_pay_{w}",
-            f"MAX(CASE WHEN {pw} THEN p.pay_day - p.due_day END) AS pay_delay_max_{w}",
-            f"SUM(CASE WHEN {pw} THEN p.pay_day - p.due_day END) AS pay_delay_sum_{w}",
-            f"SUM(CASE WHEN {pw} AND p.due_day IS NOT NULL THEN 1 ELSE 0 END) AS n_alloc_pay_{w}",
-        ]
-    pay_aggs.append("MAX(p.pay_day) AS last_pay_day")
-    add(
-        "pay_agg",
-        "SELECT p.ck, g.as_of_day,\n  "
-        + ",\n  ".join(pay_aggs)
-        + f"""
-FROM pay p
-JOIN asof_grid g ON p.pay_day > g.start_day_{wmax} AND p.pay_day <= g.as_of_day
-GROUP BY p.ck, g.as_of_day""",
-    )
-
-    # ---- label: performance window (t, perf_end]
-    s_bad = f"GREATEST(g.as_of_day + 1, i.due_day + {bad_dbt})"
-    s_good = f"GREATEST(g.as_of_day + 1, i.due_day + {good_dbt})"
-    end = "LEAST(i.settled_day, i.write_off_day)"
-    add(
-        "perf_agg",
-        f"""SELECT i.ck, g.as_of_day,
-  MAX(CASE WHEN {s_bad} <= g.perf_end_day AND {end} >= {s_bad} THEN i.amount_cents END) AS bad_cents,
-  MAX(CASE WHEN {s_good} <= g.perf_end_day AND {end} >= {s_good} THEN i.amount_cents END) AS worse_cents,
-  MAX(CASE WHEN i.write_off_day > g.as_of_day AND i.write_off_day <= g.perf_end_day THEN 1 ELSE 0 END) AS written_off
-FROM (SELECT * FROM inv_settled WHERE LEAST(settled_day, write_off_day) - due_day >= {min(good_dbt, bad_dbt)}
-      OR write_off_day < {NEVER}) i
-JOIN asof_grid g ON LEAST(i.settled_day, i.write_off_day) > g.as_of_day AND i.due_day + {good_dbt} <= g.perf_end_day
-GROUP BY i.ck, g.as_of_day""",
-    )
 
     # ---- assemble one row per customer x as-of date
-    first = """SELECT ck, MIN(invoice_day) AS first_invoice_day FROM inv GROUP BY ck"""
     cols: list[str] = [
         "cu.customer_id",
         "b.as_of_day",
         _money("COALESCE(ob.exposure_cents, 0)") + " AS exposure",
-        _money("COALESCE(e.inv_cents_12, 0)")
+        _money("COALESCE(e12.inv_cents, 0)")
         + " / CAST(LEAST(12, CAST(CEIL((b.as_of_day - b.first_invoice_day + 1) / 30.4375) AS INTEGER)) AS DOUBLE)"
         " AS avg_monthly_invoiced",
     ]
@@ -502,25 +512,23 @@ GROUP BY i.ck, g.as_of_day""",
         "GREATEST(COALESCE(ob.worst_days_past_due, 0), 0) AS worst_days_past_due",
     ]
     for w in windows:
-        inv_c, due_c = f"COALESCE(e.inv_cents_{w}, 0)", f"COALESCE(e.due_cents_{w}, 0)"
+        inv_c, due_c = f"COALESCE(e{w}.inv_cents, 0)", f"COALESCE(e{w}.due_cents, 0)"
         days = f"CAST(b.as_of_day - b.start_day_{w} AS DOUBLE)"
         cols += [
-            f"COALESCE(e.n_inv_{w}, 0) AS invoice_count_{w}m",
+            f"COALESCE(e{w}.n_inv, 0) AS invoice_count_{w}m",
             _money(inv_c) + f" AS invoiced_amount_{w}m",
-            _ratio(f"e.dbt_sum_{w}", f"e.n_obs_{w}") + f" AS days_beyond_terms_mean_{w}m",
-            _ratio(f"e.dbt_wsum_{w}", f"e.obs_cents_{w}") + f" AS days_beyond_terms_wavg_{w}m",
-            f"e.dbt_max_{w} AS days_beyond_terms_max_{w}m",
-            _ratio(f"e.n_late_{w}", f"e.n_obs_{w}") + f" AS late_invoice_share_{w}m",
+            _ratio(f"e{w}.dbt_sum", f"e{w}.n_obs") + f" AS days_beyond_terms_mean_{w}m",
+            _ratio(f"e{w}.dbt_wsum", f"e{w}.obs_cents") + f" AS days_beyond_terms_wavg_{w}m",
+            f"e{w}.dbt_max AS days_beyond_terms_max_{w}m",
+            _ratio(f"e{w}.n_late", f"e{w}.n_obs") + f" AS late_invoice_share_{w}m",
         ]
         cols += [
-            _ratio(f"e.late_{b}_cents_{w}", f"e.obs_cents_{w}") + f" AS late_amount_share_{b}_{w}m"
+            _ratio(f"e{w}.late_{b}_cents", f"e{w}.obs_cents") + f" AS late_amount_share_{b}_{w}m"
             for b, _, _ in LATE_BUCKETS
         ]
         cols += [
-            _ratio(f"e.paydex_wsum_{w}", f"e.obs_cents_{w} * {PAYDEX_SCALE}") + f" AS paydex_{w}m",
-            _ratio(
-                f"{due_c} - COALESCE(c.claim_cents_{w}, 0) - COALESCE(e.wo_cents_{w}, 0)", due_c
-            )
+            _ratio(f"e{w}.paydex_wsum", f"e{w}.obs_cents * {PAYDEX_SCALE}") + f" AS paydex_{w}m",
+            _ratio(f"{due_c} - COALESCE(c.claim_cents_{w}, 0) - COALESCE(e{w}.wo_cents, 0)", due_c)
             + f" AS net_collection_rate_{w}m",
             f"COALESCE(c.n_claims_{w}, 0) AS claims_count_{w}m",
             _ratio(f"COALESCE(c.claim_cents_{w}, 0)", inv_c) + f" AS claims_rate_{w}m",
@@ -543,14 +551,14 @@ GROUP BY i.ck, g.as_of_day""",
                 "COALESCE(ob.aging_current_cents, 0)",
             )
             + f" AS cei_{w}m",
-            _ratio(f"e.max_inv_cents_{w}", inv_c) + f" AS largest_invoice_share_{w}m",
+            _ratio(f"e{w}.max_inv_cents", inv_c) + f" AS largest_invoice_share_{w}m",
         ]
     wmin = min(windows)
     cols += [
         f"days_beyond_terms_wavg_{wmin}m_x - days_beyond_terms_wavg_{wmax}m_x AS days_beyond_terms_trend",
-        "CAST(e.last_key - CAST(FLOOR(e.last_key / 100000.0) AS BIGINT) * 100000 - 50000 AS INTEGER)"
+        f"CAST(e{wmax}.last_key - CAST(FLOOR(e{wmax}.last_key / 100000.0) AS BIGINT) * 100000 - 50000 AS INTEGER)"
         " AS days_beyond_terms_last_invoice",
-        "b.as_of_day - e.last_late_day AS days_since_last_late_payment",
+        f"b.as_of_day - e{wmax}.last_late_day AS days_since_last_late_payment",
         "b.as_of_day - p.last_pay_day AS days_since_last_payment",
         "CAST(b.as_of_day - b.tenure_start_day AS DOUBLE) / 30.4375 AS tenure_months",
         "cu.competitor_share",
@@ -575,7 +583,7 @@ GROUP BY i.ck, g.as_of_day""",
         "THEN 1 ELSE 0 END AS perf_over_good",
     ]
     # the trend needs the two weighted means; repeat their expressions instead of nesting selects
-    trend_parts = {w: _ratio(f"e.dbt_wsum_{w}", f"e.obs_cents_{w}") for w in (wmin, wmax)}
+    trend_parts = {w: _ratio(f"e{w}.dbt_wsum", f"e{w}.obs_cents") for w in (wmin, wmax)}
     cols = [
         c.replace(f"days_beyond_terms_wavg_{wmin}m_x", f"({trend_parts[wmin]})").replace(
             f"days_beyond_terms_wavg_{wmax}m_x", f"({trend_parts[wmax]})"
@@ -586,28 +594,87 @@ GROUP BY i.ck, g.as_of_day""",
         f"LEFT JOIN open_balance os{w} ON b.ck = os{w}.ck AND b.start_day_{w} = os{w}.eval_day"
         for w in windows
     )
+    exp_joins = "\n".join(
+        f"LEFT JOIN exp_agg_{w} e{w} ON b.ck = e{w}.ck AND b.as_of_day = e{w}.as_of_day"
+        for w in windows
+    )
     onboard = day("cu0.onboarding_date")
-    out.append(
-        (
-            "snapshots",
-            f"""SELECT {", ".join(cols)}
+    features = f"""SELECT {", ".join(cols)}
 FROM (SELECT f.ck, f.first_invoice_day, g.*,
         CASE WHEN {onboard} IS NOT NULL AND {onboard} < f.first_invoice_day THEN {onboard}
              ELSE f.first_invoice_day END AS tenure_start_day
-      FROM ({first}) f JOIN cust_keys k0 ON f.ck = k0.ck JOIN customers cu0 ON k0.customer_id = cu0.customer_id
+      FROM first_invoice f JOIN cust_keys k0 ON f.ck = k0.ck JOIN customers cu0 ON k0.customer_id = cu0.customer_id
       JOIN asof_grid g ON f.first_invoice_day <= g.as_of_day) b
 JOIN cust_keys k ON b.ck = k.ck JOIN customers cu ON k.customer_id = cu.customer_id
-LEFT JOIN exp_agg e ON b.ck = e.ck AND b.as_of_day = e.as_of_day
+{exp_joins}
 LEFT JOIN open_balance ob ON b.ck = ob.ck AND b.as_of_day = ob.eval_day
 {starts}
 LEFT JOIN claims_agg c ON b.ck = c.ck AND b.as_of_day = c.as_of_day
 LEFT JOIN pay_agg p ON b.ck = p.ck AND b.as_of_day = p.as_of_day
 LEFT JOIN perf_agg pa ON b.ck = pa.ck AND b.as_of_day = pa.as_of_day
-LEFT JOIN write_off_agg wo ON b.ck = wo.ck AND b.as_of_day = wo.as_of_day
-ORDER BY cu.customer_id, b.as_of_day""",
+LEFT JOIN write_off_agg wo ON b.ck = wo.ck AND b.as_of_day = wo.as_of_day"""
+    out.append(
+        (
+            "snapshots",
+            labelled_snapshots_sql(
+                features, [_alias(c) for c in cols], label, dialect, with_truth
+            ),
         )
     )
     return out
+
+
+LABEL_INPUTS = ("mature", "default_at_asof", "perf_written_off", "perf_bad_dbt", "perf_over_good")
+
+
+def label_sql(source: str) -> str:
+    """The label as a CASE over the label inputs (``source_default_flag`` for ``customer_flag``).
+
+    ledger: in_default when the customer already meets the bad definition at t (``default_at_asof``: a
+    material open invoice at or beyond the bad DBT threshold, or any write-off on or before t): such accounts
+    are not part of the scoring population, whatever happens next. Else immature when the window runs past
+    the data cut-off; else bad when a material invoice reached the bad DBT threshold or an invoice was
+    written off in the window; else indeterminate when a material invoice reached the good threshold; else
+    good. customer_flag: source_default_flag 1 bad, 0 good, null indeterminate (the source defines the
+    population, so ``default_at_asof`` is not used).
+    """
+    if source == "ledger":
+        return """CASE WHEN default_at_asof = 1 THEN 'in_default' WHEN NOT mature THEN 'immature'
+  WHEN perf_bad_dbt = 1 OR perf_written_off = 1 THEN 'bad' WHEN perf_over_good = 1 THEN 'indeterminate'
+  ELSE 'good' END"""
+    if source == "customer_flag":
+        return """CASE WHEN source_default_flag IS NULL THEN 'indeterminate'
+  WHEN source_default_flag = 1 THEN 'bad' ELSE 'good' END"""
+    raise ValueError(
+        f"params.yaml features.label.source: '{source}' is not ledger or customer_flag"
+    )
+
+
+def _alias(column: str) -> str:
+    """Output name of a select-list entry (``expr AS name`` or ``table.name``)."""
+    return column.rsplit(" AS ", 1)[-1].rsplit(".", 1)[-1].strip()
+
+
+def labelled_snapshots_sql(
+    features: str, names: list[str], label: dict[str, Any], dialect: str, with_truth: bool
+) -> str:
+    """Keys, ``label`` and ``is_bad`` (1 bad, 0 good, else NULL) first, then the features; the label inputs
+    are dropped; ``true_pd`` from the ``truth`` view last when ``with_truth``."""
+    case = label_sql(str(label.get("source", "ledger")))
+    as_of_date = (
+        "CAST(DATE '1970-01-01' + s.as_of_day AS DATE)"
+        if dialect == "duckdb"
+        else "date_add(DATE '1970-01-01', s.as_of_day)"
+    )
+    rest = ", ".join(
+        f"s.{n}" for n in names if n not in ("customer_id", "as_of_day", *LABEL_INPUTS)
+    )
+    truth = ", t.true_pd_12m AS true_pd" if with_truth else ""
+    join = "LEFT JOIN truth t ON s.customer_id = t.customer_id" if with_truth else ""
+    return f"""SELECT s.customer_id, {as_of_date} AS as_of_date, s.label_ AS label,
+  CAST(CASE s.label_ WHEN 'bad' THEN 1 WHEN 'good' THEN 0 END AS TINYINT) AS is_bad, {rest}{truth}
+FROM (SELECT *, {case} AS label_ FROM ({features}) f) s {join}
+ORDER BY s.customer_id, s.as_of_day"""
 
 
 def vintage_sql(params: dict[str, Any]) -> str:

@@ -49,16 +49,35 @@ def split_by_customer(
     ]
 
 
+def merge_parquet(
+    parts: list[Path], out_path: Path, params: Mapping[str, Any], temp_dir: str | None
+) -> None:
+    """Stack Parquet parts into one file ordered by customer and as-of date (a streaming DuckDB sort)."""
+    con = _connect(params, temp_dir)
+    try:
+        files = ", ".join(f"'{Path(p).as_posix()}'" for p in parts)
+        con.execute(f"""COPY (SELECT * FROM read_parquet([{files}]) ORDER BY customer_id, as_of_date)
+            TO '{Path(out_path).as_posix()}' (FORMAT parquet)""")
+    finally:
+        con.close()
+
+
 def compute_snapshots_chunked(
     tables: Mapping[str, Path],
     params: Mapping[str, Any],
     temp_dir: str | None = None,
     with_analysis: bool = False,
+    out_path: Path | None = None,
 ) -> dict[str, Any]:
-    """`feature_engine.compute_snapshots` over ``customer_chunks`` customer chunks: the same result."""
+    """`feature_engine.compute_snapshots` over ``customer_chunks`` customer chunks: the same result.
+
+    With ``out_path`` each chunk's snapshots go to a Parquet part and one DuckDB ``COPY`` merges the parts
+    in customer and as-of order into ``out_path``, so the snapshot table never passes through pandas."""
     n_chunks = int(params.get("customer_chunks", 1) or 1)
     if n_chunks <= 1:
-        return compute_snapshots(tables, params, temp_dir=temp_dir, with_analysis=with_analysis)
+        return compute_snapshots(
+            tables, params, temp_dir=temp_dir, with_analysis=with_analysis, out_path=out_path
+        )
     con = _connect(params, temp_dir)
     try:
         for name in TABLES:
@@ -74,15 +93,26 @@ def compute_snapshots_chunked(
     finally:
         con.close()
     fixed = {**params, "data_cutoff": str(cutoff.date())}
+    if temp_dir:
+        Path(temp_dir).mkdir(parents=True, exist_ok=True)
     parts: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="features_chunks_", dir=temp_dir) as tmp:
         chunks = split_by_customer(tables, n_chunks, Path(tmp), params)
         for chunk in progress(chunks, "features", total=n_chunks, unit="chunk"):
             if "truth" in tables:
                 chunk["truth"] = tables["truth"]
+            part_path = None if out_path is None else Path(tmp) / f"snapshots_{len(parts)}.parquet"
             parts.append(
-                compute_snapshots(chunk, fixed, temp_dir=temp_dir, with_analysis=with_analysis)
+                compute_snapshots(
+                    chunk,
+                    fixed,
+                    temp_dir=temp_dir,
+                    with_analysis=with_analysis,
+                    out_path=part_path,
+                )
             )
+        if out_path is not None:
+            merge_parquet([p["snapshots"] for p in parts], out_path, params, temp_dir)
 
     def stack(key: str, order: list[str]) -> pd.DataFrame:
         frames = [p[key] for p in parts if len(p[key])] or [parts[0][key]]
@@ -95,7 +125,11 @@ def compute_snapshots_chunked(
     result: dict[str, Any] = {
         "data_cutoff": cutoff,
         "grid": parts[0]["grid"],
-        "snapshots": stack("snapshots", ["customer_id", "as_of_date"]),
+        "snapshots": (
+            Path(out_path)
+            if out_path is not None
+            else stack("snapshots", ["customer_id", "as_of_date"])
+        ),
     }
     if with_analysis:
         result["vintage_events"] = stack("vintage_events", ["customer_id"])

@@ -29,7 +29,7 @@ from pipeline.feature_engine import (
     roll_rate_months,
     to_day,
 )
-from pipeline.feature_sql import MATERIALIZED, build_feature_sql, roll_rate_sql, vintage_sql
+from pipeline.feature_sql import build_feature_sql, is_materialized, roll_rate_sql, vintage_sql
 
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
@@ -138,7 +138,7 @@ def run_statements_spark(spark, statements: list[tuple[str, str]]) -> pd.DataFra
     ids must not be recomputed) and return the last statement's result as pandas."""
     for name, sql in statements[:-1]:
         spark.sql(sql)
-        if name in MATERIALIZED:
+        if is_materialized(name):
             spark.sql(f"CACHE TABLE {name}")
     return to_pandas(spark.sql(statements[-1][1]))
 
@@ -155,9 +155,9 @@ def data_cutoff_spark(spark) -> pd.Timestamp:
 
 
 def _uncache(spark) -> None:
-    for name in MATERIALIZED:
-        if spark.catalog.tableExists(name):
-            spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+    for table in spark.catalog.listTables():
+        if table.isTemporary and is_materialized(table.name):
+            spark.sql(f"UNCACHE TABLE IF EXISTS {table.name}")
 
 
 def compute_snapshots_spark(
@@ -196,7 +196,10 @@ def compute_snapshots_spark(
         spark.createDataFrame(_arrow_table(eval_days(grid, months))).createOrReplaceTempView(
             "eval_days"
         )
-        snaps = run_statements_spark(spark, build_feature_sql(dict(params), "spark"))
+        with_truth = tables.get("truth") is not None
+        if with_truth:
+            register_table(spark, "truth", tables["truth"])
+        snaps = run_statements_spark(spark, build_feature_sql(dict(params), "spark", with_truth))
         result: dict[str, Any] = {"data_cutoff": cutoff, "grid": grid}
         if with_analysis:
             result["vintage_events"] = to_pandas(spark.sql(vintage_sql(dict(params))))
@@ -208,10 +211,5 @@ def compute_snapshots_spark(
             result["roll_months"] = months
     finally:
         _uncache(spark)
-    truth = tables.get("truth")
-    if isinstance(truth, str) and "://" not in truth:
-        truth = Path(truth)
-    if isinstance(truth, str):
-        truth = spark.read.parquet(truth).toPandas()
-    result["snapshots"] = finish_snapshots(snaps, params, truth)
+    result["snapshots"] = finish_snapshots(snaps)
     return result

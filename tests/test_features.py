@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.pandas_features import pandas_features
-from pipeline.feature_engine import assign_labels, compute_snapshots, feature_dictionary
+from pipeline.feature_engine import compute_snapshots, feature_dictionary
 from pipeline.feature_sql import (
     PAYDEX_SCALE,
     build_feature_sql,
@@ -86,7 +86,7 @@ def _compare(sql: pd.DataFrame, ref: pd.DataFrame) -> list[str]:
 
 
 def test_sql_matches_pandas_reference(ledger, sql_snapshots):
-    ref = assign_labels(pandas_features(ledger, PARAMS), "ledger")
+    ref = pandas_features(ledger, PARAMS)
     assert len(sql_snapshots) == len(ref) > 100
     assert set(ref.columns) <= set(sql_snapshots.columns)
     assert _compare(sql_snapshots, ref) == []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 import pytest
 
 from pipeline.config import PipelineError
-from pipeline.feature_engine import assign_labels, compute_snapshots
+from pipeline.feature_engine import compute_snapshots
+from pipeline.feature_sql import label_sql
 from tests.fixtures.ledger import as_canonical
 
 AS_OF = "2024-01-31"  # performance window (2024-01-31, 2025-01-31]
@@ -223,11 +225,10 @@ def test_customer_flag_source():
         assert label_of(tables, label={"source": "customer_flag"}) == expected
 
 
-def test_is_bad_matches_label_and_unknown_source_is_rejected():
+def test_label_precedence_and_unknown_source_is_rejected():
+    """in_default beats immature beats bad beats indeterminate beats good (the SQL label expression)."""
     frame = pd.DataFrame(
         {
-            "customer_id": ["a"] * 6,
-            "as_of_date": pd.Timestamp(AS_OF),
             "mature": [True, True, True, False, True, False],
             "default_at_asof": [0, 0, 0, 0, 1, 1],
             "perf_bad_dbt": [1, 0, 0, 1, 1, 0],
@@ -235,7 +236,9 @@ def test_is_bad_matches_label_and_unknown_source_is_rejected():
             "perf_over_good": [1, 1, 0, 1, 1, 0],
         }
     )
-    out = assign_labels(frame, "ledger")
+    con = duckdb.connect()
+    con.register("frame", frame)
+    out = con.execute(f"SELECT {label_sql('ledger')} AS label FROM frame").df()
     assert out["label"].tolist() == [
         "bad",
         "indeterminate",
@@ -244,8 +247,15 @@ def test_is_bad_matches_label_and_unknown_source_is_rejected():
         "in_default",
         "in_default",
     ]
-    assert out["is_bad"].iloc[0] == 1 and out["is_bad"].iloc[2] == 0
-    assert out["is_bad"].iloc[[1, 3, 4, 5]].isna().all()
-    assert "default_at_asof" not in out
-    with pytest.raises(PipelineError):
-        assign_labels(frame, "bureau")
+    tables = ledger([("i1", "2024-01-01", DUE, 1000.0, pd.NaT)], [("p1", "i1", DUE, 1000.0)])
+    with pytest.raises(PipelineError, match="bureau"):
+        compute_snapshots(tables, {**PARAMS, "label": {**PARAMS["label"], "source": "bureau"}})
+
+
+def test_is_bad_follows_the_label():
+    good = ledger([("i1", "2024-01-01", DUE, 1000.0, pd.NaT)], [("p1", "i1", DUE, 1000.0)])
+    snaps = compute_snapshots(good, PARAMS)["snapshots"]
+    assert snaps["label"].iloc[0] == "good" and snaps["is_bad"].iloc[0] == 0
+    assert str(snaps["is_bad"].dtype) == "Int8"
+    bad = one_invoice(None, amount=50.0, write_off_after=1)
+    assert compute_snapshots(bad, PARAMS)["snapshots"]["is_bad"].iloc[0] == 1
