@@ -10,7 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.pandas_features import pandas_features
-from pipeline.feature_engine import compute_snapshots, feature_dictionary
+from pipeline.feature_engine import (
+    compute_snapshots,
+    feature_dictionary,
+    last_uses,
+    run_statements,
+)
 from pipeline.feature_sql import (
     PAYDEX_SCALE,
     build_feature_sql,
@@ -355,3 +360,20 @@ def test_roll_rates_count_transitions_of_active_customers():
     )  # b, Feb -> Mar (b not active in Jan)
     assert table["count"].sum() == 3
     assert table.loc[("current", "1_30"), "rate"] == 1.0
+
+
+def test_intermediates_are_dropped_only_after_their_last_reader():
+    """A table read through a view stays until the view's last reader has run; kept names are never dropped."""
+    statements = [
+        ("a", "CREATE OR REPLACE TEMP TABLE a AS SELECT 1 AS x"),
+        ("b", "CREATE OR REPLACE TEMP VIEW b AS SELECT x FROM a"),
+        ("c", "CREATE OR REPLACE TEMP TABLE c AS SELECT x FROM b"),
+        ("d", "CREATE OR REPLACE TEMP TABLE d AS SELECT 2 AS x"),
+        ("e", "CREATE OR REPLACE TEMP TABLE e AS SELECT x FROM d"),
+        ("final", "SELECT * FROM c JOIN e USING (x)"),
+    ]
+    assert last_uses(statements) == {2: ["a"], 4: ["d"], 5: ["c", "e"]}
+    assert last_uses(statements, keep=("a", "d")) == {5: ["c", "e"]}
+    con = duckdb.connect()
+    assert con.execute(run_statements(con, statements)).fetchall() == []
+    assert {r[0] for r in con.execute("SHOW TABLES").fetchall()} == {"b", "c", "e"}  # b: a view
