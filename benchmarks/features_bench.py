@@ -124,7 +124,7 @@ def bench_params(months: int, n_as_of: int, start: str = "2023-01-01") -> dict:
         "windows_months": [3, 6, 12],
         "as_of": {"start": str(first.date()), "end": str(end.date()), "freq": "ME"},
         "data_cutoff": str(end.date()),
-        "memory_limit": "2GB",
+        "memory_limit": "2.7GB",
         "threads": 2,
         "label": {
             "source": "ledger",

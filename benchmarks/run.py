@@ -207,7 +207,7 @@ def features_pair(
     from benchmarks.features_bench import bench_params
 
     params = bench_params(months - 1, n_as_of)
-    params["memory_limit"] = "2GB"  # DuckDB's share of the 3 GB peak target
+    params["memory_limit"] = "2.7GB"  # DuckDB's share of the 3 GB peak target
     (data / "spill").mkdir(exist_ok=True)
     params["customer_chunks"] = CUSTOMER_CHUNKS
     script = {"duckdb_chunked": [__file__, "--child", "features_chunked"]}
