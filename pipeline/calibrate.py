@@ -23,7 +23,14 @@ from pipeline.calibration import (
     master_scale,
     pd_band_boundaries,
 )
-from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
+from pipeline.config import (
+    Paths,
+    PipelineError,
+    require_files,
+    run_stage,
+    stage_argparser,
+    stage_params,
+)
 from pipeline.io import code_version, file_sha256, write_csv, write_json
 from pipeline.scorecard import load_card, score_frame
 
@@ -295,9 +302,10 @@ def main() -> None:
     card_path = paths.models / "scorecard.json"
     samples_path = paths.processed / "samples.parquet"
     snap_path = paths.processed / "snapshots.parquet"
-    for p in (samples_path, snap_path):
-        if not p.is_file():
-            raise PipelineError(f"{p}: not found; run the features and train stages first")
+    require_files(
+        {"samples": samples_path, "snapshots": snap_path},
+        "run the features and train stages first",
+    )
     card = load_card(card_path)
     snapshots = pd.read_parquet(snap_path)
     samples = pd.read_parquet(samples_path)

@@ -151,4 +151,4 @@ def require_files(files: dict[str, Path], hint: str) -> None:
     """Stop with one clear line when a stage input is missing: which file, which input, what to run."""
     for name, path in files.items():
         if not Path(path).is_file():
-            raise PipelineError(f"{path}: input '{name}' not found; {hint}")
+            raise PipelineError(f"{path}: not found (input '{name}'); {hint}")

@@ -14,7 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
+from pipeline.config import (
+    Paths,
+    PipelineError,
+    require_files,
+    run_stage,
+    stage_argparser,
+    stage_params,
+)
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
 from pipeline.io import write_csv, write_json, write_parquet
 from pipeline.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
@@ -70,14 +77,8 @@ def main() -> None:
         from pipeline.out_of_core import compute_snapshots_chunked as compute
     else:
         raise PipelineError(f"params.yaml features.engine: '{engine}' is not duckdb or spark")
-    tables: dict[str, Any] = {}
-    for name in TABLES:
-        path = paths.interim / f"{name}.parquet"
-        if not path.exists():
-            raise PipelineError(
-                f"{path}: not found; run `python -m pipeline.ingest --dataset {ds}` first"
-            )
-        tables[name] = path
+    tables: dict[str, Any] = {name: paths.interim / f"{name}.parquet" for name in TABLES}
+    require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
     if (paths.interim / "truth.parquet").exists():
         tables["truth"] = paths.interim / "truth.parquet"
     with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:

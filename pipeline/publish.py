@@ -15,7 +15,14 @@ import logging
 import duckdb
 import pandas as pd
 
-from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
+from pipeline.config import (
+    Paths,
+    PipelineError,
+    require_files,
+    run_stage,
+    stage_argparser,
+    stage_params,
+)
 from pipeline.exports import (
     SQL_INPUT_TABLE,
     boundary_cases,
@@ -117,8 +124,7 @@ def main() -> None:
     paths = Paths(args.dataset)
     card = load_card(paths.models / "scorecard.json")
     cutoffs_path = paths.models / "grade_cutoffs.json"
-    if not cutoffs_path.is_file():
-        raise PipelineError(f"{cutoffs_path}: not found; run the calibrate stage first")
+    require_files({"grade_cutoffs": cutoffs_path}, "run the calibrate stage first")
     cutoffs = read_json(cutoffs_path)
     grades = check_cutoffs(cutoffs, str(cutoffs_path))
     snap_path = paths.processed / "snapshots.parquet"

@@ -30,7 +30,14 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from pipeline.challenger import fit_challenger, predict_pd
-from pipeline.config import Paths, PipelineError, run_stage, stage_argparser, stage_params
+from pipeline.config import (
+    Paths,
+    PipelineError,
+    require_files,
+    run_stage,
+    stage_argparser,
+    stage_params,
+)
 from pipeline.io import code_version, file_sha256, frame_sha256, write_json, write_parquet
 from pipeline.scorecard import WoEScorecard, score_frame
 
@@ -301,9 +308,9 @@ def main() -> None:
     paths = Paths(args.dataset)
     snap_path = paths.processed / "snapshots.parquet"
     dict_path = paths.processed / "feature_dictionary.csv"
-    for p in (snap_path, dict_path):
-        if not p.is_file():
-            raise PipelineError(f"{p}: not found; run the features stage first")
+    require_files(
+        {"snapshots": snap_path, "feature_dictionary": dict_path}, "run the features stage first"
+    )
     snapshots = pd.read_parquet(snap_path)
     for col in KEYS + ["is_bad"]:
         if col not in snapshots.columns:
