@@ -73,8 +73,8 @@ def test_boundary_set_probes_every_edge_by_hand():
         0.5,
         0.49999999999999994,
         0.5000000000000001,
-        0.499999,
-        0.500001,
+        0.49,
+        0.51,
     ]
     assert dbt.loc["special", pts] == 33 and dbt.loc["missing", pts] == 40
     seg = cases[cases.case_feature == "segment"].set_index("case")
