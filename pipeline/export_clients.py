@@ -152,27 +152,61 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self._run(
-            [self._exe("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--locale=C", "--no-sync"]
+            [
+                self._exe("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ]
         )
         opts = f"-k {self.dir} -c listen_addresses='' -c fsync=off -c full_page_writes=off"
         self._run(
-            [self._exe("pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-s",
-             "-l", str(self.dir / "server.log"), "start"]
+            [
+                self._exe("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-o",
+                opts,
+                "-w",
+                "-s",
+                "-l",
+                str(self.dir / "server.log"),
+                "start",
+            ]
         )
         return self
 
     def psql(self, sql: str) -> str:
         return self._run(
-            [self._exe("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", str(self.dir),
-             "-U", "postgres", "-d", "postgres", "-f", "-"],
+            [
+                self._exe("psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                str(self.dir),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-f",
+                "-",
+            ],
             stdin=sql,
         )
 
     def stop(self) -> None:
         try:
-            self._run([self._exe("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-s",
-                       "-w", "stop"])
+            self._run(
+                [self._exe("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-s", "-w", "stop"]
+            )
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -290,8 +324,7 @@ def run_calc_workbook(
         if not sheet.is_file():
             raise PipelineError(f"soffice wrote no scoring sheet: {sorted(os.listdir(tmp))}")
         got = pd.read_csv(sheet, keep_default_na=False, na_values=[""], dtype={"grade": str})
-    keep = ["case_id", *[c for c in got.columns if c.startswith("points__")], "score",
-            "pd_model"]
+    keep = ["case_id", *[c for c in got.columns if c.startswith("points__")], "score", "pd_model"]
     return got[[*keep, *(["grade"] if "grade" in got else [])]]
 
 
@@ -362,8 +395,18 @@ def main() -> None:
     if pmml_available() is None:
         results["JPMML"] = lambda: run_pmml(bundle, cases, grades)
     writer = csv.writer(os.sys.stdout)
-    writer.writerow(["dataset", "client", "cases", "agree", "decimal_cases", "decimal_agree",
-                     "ulp_cases", "ulp_agree"])
+    writer.writerow(
+        [
+            "dataset",
+            "client",
+            "cases",
+            "agree",
+            "decimal_cases",
+            "decimal_agree",
+            "ulp_cases",
+            "ulp_agree",
+        ]
+    )
     for client, run in results.items():
         if run is None:
             with postgres_server() as server:
@@ -371,8 +414,18 @@ def main() -> None:
         else:
             got = run()
         c = agreement_counts(cases, agreement(bundle, cases, got))
-        writer.writerow([args.dataset, client, c["cases"], c["agree"], c.get("decimal_cases"),
-                         c.get("decimal_agree"), c.get("ulp_cases"), c.get("ulp_agree")])
+        writer.writerow(
+            [
+                args.dataset,
+                client,
+                c["cases"],
+                c["agree"],
+                c.get("decimal_cases"),
+                c.get("decimal_agree"),
+                c.get("ulp_cases"),
+                c.get("ulp_agree"),
+            ]
+        )
 
 
 if __name__ == "__main__":

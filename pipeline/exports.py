@@ -64,35 +64,76 @@ DIALECTS: dict[str, SqlDialect] = {
     d.name: d
     for d in (
         SqlDialect(
-            "duckdb", "duckdb", "DOUBLE", "VARCHAR", "CAST('{v}' AS DOUBLE)",
-            "isnan({x})", client="DuckDB",
+            "duckdb",
+            "duckdb",
+            "DOUBLE",
+            "VARCHAR",
+            "CAST('{v}' AS DOUBLE)",
+            "isnan({x})",
+            client="DuckDB",
         ),
         SqlDialect(
-            "postgres", "postgres", "DOUBLE PRECISION", "TEXT",
-            "CAST('{v}' AS DOUBLE PRECISION)", "{x} = CAST('NaN' AS DOUBLE PRECISION)",
+            "postgres",
+            "postgres",
+            "DOUBLE PRECISION",
+            "TEXT",
+            "CAST('{v}' AS DOUBLE PRECISION)",
+            "{x} = CAST('NaN' AS DOUBLE PRECISION)",
             client="PostgreSQL",
         ),
         SqlDialect(
-            "sqlite", "sqlite", "REAL", "TEXT", "{v}", None, client="SQLite",
+            "sqlite",
+            "sqlite",
+            "REAL",
+            "TEXT",
+            "{v}",
+            None,
+            client="SQLite",
         ),
         SqlDialect(
-            "mysql", "mysql", "DOUBLE", "CHAR", "{v}", None, quote=("`", "`"),
-            escapes_backslash=True, text_equal="{x} = {lit} COLLATE utf8mb4_bin",
+            "mysql",
+            "mysql",
+            "DOUBLE",
+            "CHAR",
+            "{v}",
+            None,
+            quote=("`", "`"),
+            escapes_backslash=True,
+            text_equal="{x} = {lit} COLLATE utf8mb4_bin",
             client="MySQL 8",
         ),
         SqlDialect(
-            "tsql", "tsql", "FLOAT", "NVARCHAR(4000)", "CAST({v} AS FLOAT)", None,
-            quote=("[", "]"), string_prefix="N",
+            "tsql",
+            "tsql",
+            "FLOAT",
+            "NVARCHAR(4000)",
+            "CAST({v} AS FLOAT)",
+            None,
+            quote=("[", "]"),
+            string_prefix="N",
             text_equal="{x} = {lit} COLLATE Latin1_General_100_BIN2",
             client="SQL Server",
         ),
         SqlDialect(
-            "oracle", "oracle", "BINARY_DOUBLE", "VARCHAR2(4000)",
-            "TO_BINARY_DOUBLE('{v}')", "{x} IS NAN", alias=" ", client="Oracle",
+            "oracle",
+            "oracle",
+            "BINARY_DOUBLE",
+            "VARCHAR2(4000)",
+            "TO_BINARY_DOUBLE('{v}')",
+            "{x} IS NAN",
+            alias=" ",
+            client="Oracle",
         ),
         SqlDialect(
-            "spark", "spark", "DOUBLE", "STRING", "CAST('{v}' AS DOUBLE)", "isnan({x})",
-            quote=("`", "`"), escapes_backslash=True, client="Spark SQL",
+            "spark",
+            "spark",
+            "DOUBLE",
+            "STRING",
+            "CAST('{v}' AS DOUBLE)",
+            "isnan({x})",
+            quote=("`", "`"),
+            escapes_backslash=True,
+            client="Spark SQL",
         ),
     )
 }
@@ -293,6 +334,89 @@ def points_table(card: dict) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def points_table_csv(card: dict) -> pd.DataFrame:
+    """The points table for scorecard.csv: edges and special values as their exact short
+    decimal text (a fixed float format would round an edge stored at more digits)."""
+    table = points_table(card)
+    for col in ("lower", "upper"):
+        table[col] = [None if v is None or v != v else decimal_text(v) for v in table[col]]
+    return table
+
+
+# Where each export is executed, and the agreement with Python that client guarantees on the
+# boundary set ("decimal" = the stored-decimal cases, "ulp" = one ulp beside an edge). The tests
+# in tests/test_export_clients.py execute every export in the listed clients and fail on any
+# difference in a guaranteed class; docs/exports.md gives the evidence and the reasons.
+EXPORT_CLIENTS: list[dict] = [
+    {
+        "export": "sql/scorecard.duckdb.sql (= scorecard.sql)",
+        "client": "DuckDB",
+        "executed": "publish and tests",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.sqlite.sql",
+        "client": "SQLite",
+        "executed": "publish and tests",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.postgres.sql",
+        "client": "PostgreSQL 15",
+        "executed": "tests (throw-away server)",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.spark.sql",
+        "client": "Spark SQL",
+        "executed": "tests (spark)",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.mysql.sql",
+        "client": "MySQL 8",
+        "executed": "not executed; parsed by sqlglot",
+        "guaranteed": "not verified",
+    },
+    {
+        "export": "sql/scorecard.tsql.sql",
+        "client": "SQL Server",
+        "executed": "not executed; parsed by sqlglot",
+        "guaranteed": "not verified",
+    },
+    {
+        "export": "sql/scorecard.oracle.sql",
+        "client": "Oracle",
+        "executed": "not executed; parsed by sqlglot",
+        "guaranteed": "not verified",
+    },
+    {
+        "export": "scorecard.pmml",
+        "client": "JPMML (PMML 4.4)",
+        "executed": "tests (spark)",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "scorecard.xlsx",
+        "client": "LibreOffice Calc",
+        "executed": "tests",
+        "guaranteed": "decimal (ulp cases may take the edge's bin)",
+    },
+    {
+        "export": "scorecard.xlsx",
+        "client": "pycel",
+        "executed": "tests",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "scorecard.csv",
+        "client": "LibreOffice Calc",
+        "executed": "tests (read back)",
+        "guaranteed": "every cell read back as written",
+    },
+]
 
 
 # ---------------------------------------------------------------------------- boundary set
@@ -639,8 +763,15 @@ def _pmml_points_expr(parent, feature: dict) -> None:
         cond = SubElement(el, "Apply", {"function": test})
         SubElement(cond, "FieldRef", {"field": name})
         for a in args:
-            SubElement(cond, "Constant", {"dataType": "double" if test != "equal" or
-                                          feature["dtype"] == "numeric" else "string"}).text = a
+            SubElement(
+                cond,
+                "Constant",
+                {
+                    "dataType": "double"
+                    if test != "equal" or feature["dtype"] == "numeric"
+                    else "string"
+                },
+            ).text = a
         return el, cond
 
     def points(el, value: int) -> None:
@@ -651,14 +782,20 @@ def _pmml_points_expr(parent, feature: dict) -> None:
     points(el, _bins_of(feature, "missing")[0][1]["points"])
     parent_stack.append(el)
     if feature["dtype"] == "numeric":
-        tests = [("equal", decimal_text(v), b["points"])
-                 for _, b in _bins_of(feature, "special") for v in b["values"]]
+        tests = [
+            ("equal", decimal_text(v), b["points"])
+            for _, b in _bins_of(feature, "special")
+            for v in b["values"]
+        ]
         ranges = [b for _, b in _bins_of(feature, "range")]
         tests += [("lessThan", decimal_text(b["upper"]), b["points"]) for b in ranges[:-1]]
         last = ranges[-1]["points"]
     else:
-        tests = [("equal", str(c), b["points"])
-                 for _, b in _bins_of(feature, "category") for c in b["categories"]]
+        tests = [
+            ("equal", str(c), b["points"])
+            for _, b in _bins_of(feature, "category")
+            for c in b["categories"]
+        ]
         last = feature["unseen_points"]
     for test, value, pts in tests:
         el, _ = node(test, value)
@@ -686,8 +823,10 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
     header = SubElement(
         root,
         "Header",
-        {"description": f"WoE logistic scorecard '{card.get('dataset', '')}', generated by "
-         "pipeline.exports; do not edit"},
+        {
+            "description": f"WoE logistic scorecard '{card.get('dataset', '')}', generated by "
+            "pipeline.exports; do not edit"
+        },
     )
     SubElement(header, "Application", {"name": "credit-grading-pipeline", "version": "0.1.0"})
     dd = SubElement(root, "DataDictionary", {"numberOfFields": str(len(feats))})
@@ -724,14 +863,22 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
     SubElement(
         out,
         "OutputField",
-        {"name": "score", "optype": "continuous", "dataType": "double",
-         "feature": "predictedValue"},
+        {
+            "name": "score",
+            "optype": "continuous",
+            "dataType": "double",
+            "feature": "predictedValue",
+        },
     )
     pd_field = SubElement(
         out,
         "OutputField",
-        {"name": "pd_model", "optype": "continuous", "dataType": "double",
-         "feature": "transformedValue"},
+        {
+            "name": "pd_model",
+            "optype": "continuous",
+            "dataType": "double",
+            "feature": "transformedValue",
+        },
     )
 
     def apply(parent, function: str):
@@ -754,8 +901,12 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
     n_short = SubElement(
         out,
         "OutputField",
-        {"name": "n_shortfalls", "optype": "continuous", "dataType": "integer",
-         "feature": "transformedValue"},
+        {
+            "name": "n_shortfalls",
+            "optype": "continuous",
+            "dataType": "integer",
+            "feature": "transformedValue",
+        },
     )
     total = apply(n_short, "sum") if len(feats) > 1 else n_short
     for f in feats:
@@ -769,14 +920,23 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
         SubElement(
             out,
             "OutputField",
-            {"name": f"reason_rank_{k}", "optype": "categorical", "dataType": "string",
-             "feature": "reasonCode", "rank": str(k)},
+            {
+                "name": f"reason_rank_{k}",
+                "optype": "categorical",
+                "dataType": "string",
+                "feature": "reasonCode",
+                "rank": str(k),
+            },
         )
         field = SubElement(
             out,
             "OutputField",
-            {"name": f"reason_{k}", "optype": "categorical", "dataType": "string",
-             "feature": "transformedValue"},
+            {
+                "name": f"reason_{k}",
+                "optype": "categorical",
+                "dataType": "string",
+                "feature": "transformedValue",
+            },
         )
         keep = apply(field, "if")
         ge = apply(keep, "greaterOrEqual")
@@ -788,8 +948,12 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
             field = SubElement(
                 out,
                 "OutputField",
-                {"name": name, "optype": "categorical" if dtype == "string" else "continuous",
-                 "dataType": dtype, "feature": "transformedValue"},
+                {
+                    "name": name,
+                    "optype": "categorical" if dtype == "string" else "continuous",
+                    "dataType": dtype,
+                    "feature": "transformedValue",
+                },
             )
             disc = SubElement(field, "Discretize", {"field": "score", "dataType": dtype})
             for i, g in enumerate(grades):
@@ -803,8 +967,11 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
         ch = SubElement(
             chars,
             "Characteristic",
-            {"name": f"points__{f['name']}", "reasonCode": str(f["reason_code"]),
-             "baselineScore": _pmml_number(float(f["baseline_points"]))},
+            {
+                "name": f"points__{f['name']}",
+                "reasonCode": str(f["reason_code"]),
+                "baselineScore": _pmml_number(float(f["baseline_points"])),
+            },
         )
 
         def attribute(points: int, ch=ch):
