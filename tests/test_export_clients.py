@@ -67,7 +67,10 @@ def assert_all_agree(cases: pd.DataFrame, got: pd.DataFrame, client: str) -> Non
 def test_boundary_set_covers_every_rule_of_the_wide_card(cases):
     kinds = cases.groupby("case").size().to_dict()
     n_edges = sum(
-        1 for f in CARD["features"] for b in f["bins"] if b["type"] == "range" and b["upper"] is not None
+        1
+        for f in CARD["features"]
+        for b in f["bins"]
+        if b["type"] == "range" and b["upper"] is not None
     )
     assert kinds["edge"] == kinds["edge-ulp"] == kinds["edge+step"] == n_edges == 15
     assert kinds["special"] == 3 and kinds["unseen"] == 2 and kinds["missing"] == 7
@@ -152,8 +155,9 @@ def test_workbook_recalculated_by_libreoffice_calc(cases, tmp_path):
                 & (cases.case == "edge")
                 & np.isclose(cases[feat], row[feat], rtol=1e-15, atol=0)
             ]
-        assert got.set_index("case_id").loc[row.case_id, f"points__{feat}"] == (
-            at_edge[f"expected_points__{feat}"].iloc[0]
+        assert (
+            got.set_index("case_id").loc[row.case_id, f"points__{feat}"]
+            == (at_edge[f"expected_points__{feat}"].iloc[0])
         )
 
 
@@ -192,7 +196,10 @@ def test_pmml_document_is_a_scorecard_with_reason_codes_and_master_scale():
     # missing, two specials, four edges, last range
     assert len(dso) == 1 + 2 + 4 + 1
     assert [a.find("p:SimplePredicate", ns).get("value") for a in dso[3:7]] == [
-        "-12.5", "0.0", "30.25", "1234.5",
+        "-12.5",
+        "0.0",
+        "30.25",
+        "1234.5",
     ]
     bins = model.findall("p:Output/p:OutputField[@name='grade']/p:Discretize/p:DiscretizeBin", ns)
     assert [b.get("binValue") for b in bins] == [g["grade"] for g in GRADES]
