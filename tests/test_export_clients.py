@@ -118,8 +118,8 @@ def test_sql_on_postgresql_equals_python_on_every_case(cases):
     need(postgres_available())
     with postgres_server() as server:
         got = run_postgres(CARD, cases, GRADES, server)
-        version = server.psql("SHOW server_version_num;")
-    assert " 15" in version  # the Debian PostgreSQL 15 server answered
+        version = server.psql("SHOW server_version_num;").split()
+    assert int(version[2]) >= 150000  # a real PostgreSQL server (15 here) answered
     assert_all_agree(cases, got, "PostgreSQL")
     hostile = cases.case_id[cases.segment == HOSTILE]
     assert got.set_index("case_id").loc[hostile, "points__segment"].tolist() == [55]

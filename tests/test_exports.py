@@ -271,3 +271,24 @@ def test_fitted_bins_have_short_decimal_edges_and_the_same_counts():
     # np.histogram bins are [a, b) except the last: same as the card's [lower, upper)
     got = [b["count"] for b in binned.bins if b["type"] == "range"]
     assert got == counts.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(-(10**15), 10**15),
+    st.integers(-22, 22),
+)
+def test_sqlite_edge_literal_is_the_exact_double_of_the_short_decimal(m, k):
+    """SQLite's own parser misreads some literals by an ulp (-0.328236 among them); the SQLite
+    rendering builds each edge from exact integers instead."""
+    import sqlite3
+    from decimal import Decimal
+
+    from pipeline.exports import DIALECTS, sql_number
+
+    x = float(Decimal(m).scaleb(k))
+    got = sqlite3.connect(":memory:").execute(f"SELECT {sql_number(x, DIALECTS['sqlite'])}")
+    assert got.fetchone()[0] == x
+    assert sqlite3.connect(":memory:").execute(
+        f"SELECT {sql_number(-0.328236, DIALECTS['sqlite'])}"
+    ).fetchone()[0] == -0.328236
