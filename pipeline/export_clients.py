@@ -45,6 +45,7 @@ from pipeline.exports import (
 )
 from pipeline.scorecard import score_to_pd
 
+
 def _pg_bin() -> Path:
     """PG_BIN, else the newest Debian PostgreSQL under /usr/lib/postgresql (15 here)."""
     if os.environ.get("PG_BIN"):
