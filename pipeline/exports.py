@@ -194,7 +194,7 @@ def _ratio_literal(x: float) -> str:
     power = (
         str(10 ** abs(k)) if abs(k) <= 18 else f"(CAST({10**18} AS REAL) * {10 ** (abs(k) - 18)})"
     )
-    return f"(CAST({m} AS REAL) {'/' if k < 0 else '*'} {power})"
+    return f"(CAST({m} AS REAL) {'/' if k < 0 else '*'} {power} /* {decimal_text(x)} */)"
 
 
 def sql_number(x: float, dialect: SqlDialect | None = None) -> str:
