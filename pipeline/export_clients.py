@@ -23,6 +23,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -382,7 +383,7 @@ def run_pmml(card: dict, cases: pd.DataFrame, grades: list[dict] | None) -> pd.D
 
 
 # ------------------------------------------------------------------------------- measuring
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Print, per client, the boundary cases and how many score exactly like Python, for one
     dataset's published bundle (exports/<ds>/scorecard.json)."""
     from pipeline.exports import boundary_cases
@@ -391,21 +392,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--exports", default="exports")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--clients",
+        default="duckdb,sqlite,postgres,calc,pmml",
+        help="comma-separated subset of duckdb,sqlite,postgres,calc,pmml (those installed run)",
+    )
+    args = ap.parse_args(argv)
+    wanted = set(args.clients.split(","))
     bundle = read_json(Path(args.exports) / args.dataset / "scorecard.json")
     grades = bundle["master_scale"]["grades"]
     cases = boundary_cases(bundle, grades)
-    results = {
-        "DuckDB": lambda: run_duckdb(bundle, cases, grades),
-        "SQLite": lambda: run_sqlite(bundle, cases, grades),
-    }
-    if postgres_available() is None:
-        results["PostgreSQL 15"] = None
-    if calc_available() is None:
+    results = {}
+    if "duckdb" in wanted:
+        results["DuckDB"] = lambda: run_duckdb(bundle, cases, grades)
+    if "sqlite" in wanted:
+        results["SQLite"] = lambda: run_sqlite(bundle, cases, grades)
+    if "postgres" in wanted and postgres_available() is None:
+        results["PostgreSQL"] = None
+    if "calc" in wanted and calc_available() is None:
         results["LibreOffice Calc"] = lambda: run_calc_workbook(bundle, cases, grades)
-    if pmml_available() is None:
+    if "pmml" in wanted and pmml_available() is None:
         results["JPMML"] = lambda: run_pmml(bundle, cases, grades)
-    writer = csv.writer(os.sys.stdout)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(
         [
             "dataset",

@@ -114,11 +114,17 @@ def test_sql_on_sqlite_and_duckdb_equals_python_on_every_case(cases):
     assert_all_agree(cases, run_duckdb(CARD, cases, GRADES), "DuckDB")
 
 
-def test_sql_on_postgresql_equals_python_on_every_case(cases):
+@pytest.fixture(scope="module")
+def postgres():
+    """A throw-away PostgreSQL server (Debian binaries, temp dir, unix socket) for this module."""
     need(postgres_available())
     with postgres_server() as server:
-        got = run_postgres(CARD, cases, GRADES, server)
-        version = server.psql("SHOW server_version_num;").split()
+        yield server
+
+
+def test_sql_on_postgresql_equals_python_on_every_case(cases, postgres):
+    got = run_postgres(CARD, cases, GRADES, postgres)
+    version = postgres.psql("SHOW server_version_num;").split()
     assert int(version[2]) >= 150000  # a real PostgreSQL server (15 here) answered
     assert_all_agree(cases, got, "PostgreSQL")
     hostile = cases.case_id[cases.segment == HOSTILE]
@@ -221,3 +227,16 @@ def test_sql_on_spark_equals_python_on_every_case(cases):
     need(spark_available())
     got = run_spark(CARD, cases, GRADES, spark_session({"threads": 2}))
     assert_all_agree(cases, got, "Spark SQL")
+
+
+def test_measuring_command_prints_counts_per_client(tmp_path, capsys):
+    from pipeline.export_clients import main
+    from pipeline.io import write_json
+
+    write_json({**CARD, "master_scale": {"grades": GRADES}}, tmp_path / "wide" / "scorecard.json")
+    main(["--dataset", "wide", "--exports", str(tmp_path), "--clients", "duckdb,sqlite"])
+    lines = capsys.readouterr().out.splitlines()
+    n, ulp = len(boundary_cases(CARD, GRADES)), 30
+    assert lines[1:] == [
+        f"wide,{c},{n},{n},{n - ulp},{n - ulp},{ulp},{ulp}" for c in ("DuckDB", "SQLite")
+    ]
