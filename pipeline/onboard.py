@@ -751,7 +751,8 @@ def derive_settings(
             d,
             "features.label.bad_days_beyond_terms",
             days,
-            f"NON-DEFAULT PROXY: only {reached} customers ever reach {default_days} days; {days} days gives {n_cust}",
+            f"NON-DEFAULT PROXY: {reached or 'no'} customers reach {default_days} days "
+            f"(< {MIN_BAD_CUSTOMERS}); {days} days: {n_cust}",
         )
         d.checks.append(
             f"bad = {days}+ days beyond terms is a NON-DEFAULT PROXY: {tried[0][1]} customers reach "
