@@ -230,6 +230,7 @@ def check_samples(
     samples: pd.DataFrame,
     split: dict[str, Any],
     n_grades: int | None = None,
+    dataset: str = "<ds>",
 ) -> dict[str, Any]:
     """The report, with its warnings logged; a `PipelineError` where a fit or test would be meaningless."""
     report = sufficiency_report(snapshots, samples, split, n_grades)
@@ -237,7 +238,7 @@ def check_samples(
     method = report["method"]
     oot = totals.get("oot", {"bads": 0, "goods": 0})
     if oot["bads"] + oot["goods"] == 0:
-        raise no_oot_error(snapshots, split)
+        raise no_oot_error(snapshots, split, dataset)
     train = totals.get("train", {"bads": 0, "goods": 0})
     if train["bads"] == 0 or train["goods"] == 0:
         raise one_outcome_error(snapshots, "train", train)
@@ -254,7 +255,9 @@ def matured_dates(snapshots: pd.DataFrame) -> list[pd.Timestamp]:
     return sorted(pd.Timestamp(x) for x in d.unique())
 
 
-def no_oot_error(snapshots: pd.DataFrame, split: dict[str, Any]) -> PipelineError:
+def no_oot_error(
+    snapshots: pd.DataFrame, split: dict[str, Any], dataset: str = "<ds>"
+) -> PipelineError:
     """No out-of-time row with an outcome: name ``train.split.oot_start`` and the value that fits."""
     dates = matured_dates(snapshots)
     current = split.get("oot_start")
@@ -263,7 +266,7 @@ def no_oot_error(snapshots: pd.DataFrame, split: dict[str, Any]) -> PipelineErro
             "no snapshot has a matured outcome (every as-of date is within "
             "features.label.performance_window_months of the data cut-off, or no label); move "
             "features.as_of.start earlier or shorten features.label.performance_window_months — "
-            "`python -m pipeline.onboard data/raw/<ds>/ --force` derives both"
+            f"`python -m pipeline.onboard data/raw/{dataset}/ --force` derives both"
         )
     suggestion = suggest_oot_start(dates)
     span = f"{dates[0].date()}..{dates[-1].date()}"

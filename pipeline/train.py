@@ -328,7 +328,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     samples = assign_samples(snapshots, params["split"], int(params["base"]["seed"]))
-    sufficiency = check_samples(snapshots, samples, params["split"])
+    sufficiency = check_samples(snapshots, samples, params["split"], dataset=args.dataset)
     fitted = train_models(snapshots, samples, features, params, args.dataset, reason_texts)
     metrics = train_metrics(
         snapshots, samples, fitted, features, params["split"].get("method", "out_of_time")

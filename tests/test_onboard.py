@@ -139,7 +139,7 @@ def test_material_amount_golden_values():
 def test_material_amount_is_a_1_2_5_number_near_half_a_percent(median):
     m = propose_material_amount(median)
     ratio = m / (0.005 * median)
-    assert 1 / math.sqrt(5) - 1e-9 <= ratio <= math.sqrt(5 / 2) + 1e-9
+    assert math.sqrt(2 / 5) - 1e-9 <= ratio <= math.sqrt(5 / 2) + 1e-9  # log-midpoints of 2..5
     mant = m / 10 ** math.floor(math.log10(m) + 1e-9)
     assert any(abs(mant - x) < 1e-6 for x in (1, 2, 5))
 
