@@ -524,10 +524,17 @@ def derive_settings(
         d.checks.append(f"currency {cur} is an assumption: the files carry no currency")
     _set(d, "ingest.currency", cur, why)
     others = [k for k in profile["currencies"] if k not in (cur, "(blank)")]
+    if plan.get("fx_rates"):
+        _set(d, "ingest.fx_rates", plan["fx_rates"], f"dated FX table: other currencies -> {cur}")
     if others:
         d.checks.append(
-            f"invoices in {', '.join(others)} besides {cur}: add fx_rates.csv "
-            "(date,currency,rate_to_base) under the raw folder, or they are quarantined"
+            f"invoices in {', '.join(others)} besides {cur}: "
+            + (
+                f"check that {plan['fx_rates']} covers them"
+                if plan.get("fx_rates")
+                else "add fx_rates.csv (date,currency,rate_to_base) to the raw folder, or they "
+                "are quarantined"
+            )
         )
     cutoff, why = choose_cutoff(profile["last_event"])
     _set(d, "ingest.data_cutoff", str(cutoff.date()), why)
@@ -917,6 +924,8 @@ def onboard(
     """Profile ``raw_dir`` and derive its settings; returns (derived, profile report)."""
     files = scan_files(raw_dir)
     plan = choose_source(files)
+    if (Path(raw_dir) / "fx_rates.csv").is_file():
+        plan["fx_rates"] = "fx_rates.csv"
     if any(f["header_row"] > 1 for f in files):
         bad = [f["name"] for f in files if f["header_row"] > 1]
         raise PipelineError(

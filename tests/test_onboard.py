@@ -355,3 +355,20 @@ def test_currency_from_country_codes_or_flagged_when_unknown():
         ob.derive_currency({"currencies": {"USD": 3, "EUR": 1}, "regions": []}, None, plan)[0]
         == "USD"
     )
+
+
+def test_fx_table_is_declared_and_other_currencies_flagged(tmp_path):
+    raw = tmp_path / "mixed"
+    path = write_english_ar_export(raw, n_customers=60)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[frame.index[:5], "Currency"] = "EUR"
+    frame.to_csv(path, index=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    derived, _ = ob.onboard(raw, params=params)
+    assert derived.block["ingest"]["currency"] == "USD"
+    assert "fx_rates" not in derived.block["ingest"]
+    assert any("EUR besides USD: add fx_rates.csv" in c for c in derived.checks)
+    (raw / "fx_rates.csv").write_text("date,currency,rate_to_base\n2012-01-01,EUR,1.3\n")
+    derived, _ = ob.onboard(raw, params=params)
+    assert derived.block["ingest"]["fx_rates"] == "fx_rates.csv"
+    assert any("check that fx_rates.csv covers them" in c for c in derived.checks)
