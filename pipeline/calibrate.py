@@ -33,6 +33,7 @@ from pipeline.config import (
 )
 from pipeline.io import code_version, file_sha256, write_csv, write_json
 from pipeline.scorecard import load_card, score_frame
+from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 log = logging.getLogger("pipeline.calibrate")
 
@@ -320,7 +321,12 @@ def main() -> None:
     # accounts already in default at t are not part of the scoring population (all_snapshots check)
     if "label" in snapshots:
         snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
-    result = calibrate(scored_samples(card, snapshots, samples), params)
+    scored = scored_samples(card, snapshots, samples)
+    warn_grades(scored, params)
+    try:
+        result = calibrate(scored, params)
+    except PipelineError as exc:
+        raise explain_grade_failure(exc, scored, params) from None
     provenance = {
         "code_version": code_version(),
         "scorecard_sha256": file_sha256(card_path),

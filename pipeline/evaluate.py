@@ -42,6 +42,7 @@ from pipeline.config import (
 )
 from pipeline.io import code_version, read_json, write_csv, write_json
 from pipeline.scorecard import load_card, score_frame
+from pipeline.sufficiency import no_oot_error
 
 log = logging.getLogger("pipeline.evaluate")
 
@@ -71,6 +72,7 @@ def oot_sample(
     samples: pd.DataFrame,
     boosting: pd.DataFrame,
     rule_undefined: str = "exclude",
+    split: dict | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Matured goods and bads of the ``oot`` sample with the boosting PD and the ordinal rule score
     attached.
@@ -92,7 +94,7 @@ def oot_sample(
             )
     oot = samples.loc[samples["sample"] == "oot", keys]
     if oot.empty:
-        raise PipelineError("samples.parquet: no row with sample == 'oot'; rerun the train stage")
+        raise no_oot_error(snapshots, split or {})
     frame = oot.merge(snapshots, on=keys, how="left", indicator=True, validate="one_to_one")
     lost = frame["_merge"] != "both"
     if lost.any():
@@ -283,9 +285,8 @@ def gains_tables(frame: pd.DataFrame, n_bands: int) -> pd.DataFrame:
 def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dict[str, Any]:
     """Read the inputs of ``dataset`` under ``root``, compare the methods, write the outputs."""
     p = stage_params("evaluate", dataset, params)
-    split_method = (
-        stage_params("train", dataset, params).get("split", {}).get("method", "out_of_time")
-    )
+    split = stage_params("train", dataset, params).get("split", {})
+    split_method = split.get("method", "out_of_time")
     level, n_bands = float(p.get("ci_level", 0.95)), int(p.get("n_bands", 10))
     reject = list(p.get("rule_reject_grades", ["D"]))
     paths = Paths(dataset, root)
@@ -305,7 +306,9 @@ def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dic
     _require(boosting, ["customer_id", "as_of_date", "pd_boosting"], files["boosting"])
     card, logistic = load_card(files["card"]), read_json(files["logistic"])
 
-    frame, counts = oot_sample(snapshots, samples, boosting, p.get("rule_undefined", "exclude"))
+    frame, counts = oot_sample(
+        snapshots, samples, boosting, p.get("rule_undefined", "exclude"), split
+    )
     frame = add_model_scores(frame, card, logistic)
     frame["scorecard_grade"] = matched_grades(frame)
     result: dict[str, Any] = {

@@ -24,6 +24,7 @@ from pipeline.config import (
 )
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
 from pipeline.io import write_csv, write_json, write_parquet
+from pipeline.sufficiency import check_as_of_grid, ledger_facts, warn_label
 from pipeline.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
 
 log = logging.getLogger("pipeline.features")
@@ -79,6 +80,8 @@ def main() -> None:
         raise PipelineError(f"params.yaml features.engine: '{engine}' is not duckdb or spark")
     tables: dict[str, Any] = {name: paths.interim / f"{name}.parquet" for name in TABLES}
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
+    facts = ledger_facts(tables)
+    check_as_of_grid(params, facts)
     if (paths.interim / "truth.parquet").exists():
         tables["truth"] = paths.interim / "truth.parquet"
     with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:
@@ -107,6 +110,8 @@ def main() -> None:
     metrics = label_metrics(snaps)
     metrics["data_cutoff"] = result["data_cutoff"]
     metrics["label_source"] = params.get("label", {}).get("source", "ledger")
+    for warning in warn_label(metrics, params.get("label", {}), facts["median_amount"]):
+        log.warning("%s", warning)
     write_json(metrics, paths.metrics / "features.json")
     log.info(
         "labels: %s; bad rate %.4f", metrics["label_counts"], metrics["bad_rate"] or float("nan")

@@ -40,6 +40,7 @@ from pipeline.config import (
 )
 from pipeline.io import code_version, file_sha256, frame_sha256, write_json, write_parquet
 from pipeline.scorecard import WoEScorecard, score_frame
+from pipeline.sufficiency import check_samples
 
 log = logging.getLogger("pipeline.train")
 KEYS = ["customer_id", "as_of_date"]
@@ -327,6 +328,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     samples = assign_samples(snapshots, params["split"], int(params["base"]["seed"]))
+    sufficiency = check_samples(snapshots, samples, params["split"], dataset=args.dataset)
     fitted = train_models(snapshots, samples, features, params, args.dataset, reason_texts)
     metrics = train_metrics(
         snapshots, samples, fitted, features, params["split"].get("method", "out_of_time")
@@ -345,6 +347,7 @@ def main() -> None:
     write_json(report, paths.models / "train_report.json")
     write_json(metrics, paths.metrics / "train.json")
     write_json(timing, paths.reports / "train_timing.json")
+    write_json(sufficiency, paths.reports / "sufficiency.json")
     log.info(
         "train %s: AUC oot scorecard %.4f, logistic %.4f, boosting %.4f; %d features in the card",
         args.dataset,
