@@ -26,6 +26,7 @@ PARAMS = {
     },
     "train": {"split": {"method": "out_of_time"}},
     "evaluate": {
+        "bootstrap_resamples": 200,
         "ci_level": 0.95,
         "n_bands": 5,
         "rule_reject_grades": ["D"],
@@ -326,6 +327,8 @@ def test_undefined_rule_exclude_and_worst():
     # f is immature; d (UNDEFINED) and e (missing grade = UNDEFINED) are excluded
     assert counts == {
         "oot_rows": 6,
+        "outside_population": 0,
+        "outside_population_by_reason": {},
         "immature_or_indeterminate": 1,
         "rule_grade_undefined": 2,
         "compared": 3,
