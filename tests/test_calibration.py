@@ -41,15 +41,23 @@ from pipeline.config import PipelineError
 
 # ------------------------------------------------------------------------------ calibrators
 def test_platt_saturated_two_point_fit_by_hand():
-    # score 0: 1 bad in 4 (rate 1/4); score 1: 3 bads in 4 (rate 3/4). Two points, two parameters:
-    # the MLE reproduces both rates: a = logit(1/4) = -ln 3, a + b = logit(3/4) = ln 3, b = 2 ln 3.
+    # score 0: 3 bads in 4 (rate 3/4); score 1: 1 bad in 4 (rate 1/4). Two points, two parameters:
+    # the MLE reproduces both rates: a = logit(3/4) = ln 3, a + b = logit(1/4) = -ln 3, b = -2 ln 3.
     score = [0, 0, 0, 0, 1, 1, 1, 1]
-    y = [1, 0, 0, 0, 1, 1, 1, 0]
+    y = [1, 1, 1, 0, 1, 0, 0, 0]
     cal = PlattCalibrator().fit(score, y)
-    assert cal.intercept_ == pytest.approx(-math.log(3), abs=1e-6)
-    assert cal.slope_ == pytest.approx(2 * math.log(3), abs=1e-6)
-    # score 2: logit = -ln3 + 4 ln3 = 3 ln3 → PD = 27 / 28
-    assert cal.predict_pd([0, 1, 2]) == pytest.approx([0.25, 0.75, 27 / 28], abs=1e-6)
+    assert cal.intercept_ == pytest.approx(math.log(3), abs=1e-6)
+    assert cal.slope_ == pytest.approx(-2 * math.log(3), abs=1e-6)
+    # score 2: logit = ln3 - 4 ln3 = -3 ln3 → PD = 1 / 28
+    assert cal.predict_pd([0, 1, 2]) == pytest.approx([0.75, 0.25, 1 / 28], abs=1e-6)
+
+
+def test_platt_slope_of_the_wrong_sign_is_an_error_naming_the_cause():
+    # the same data with the score reversed: the PD would rise with the score (slope +2 ln 3)
+    score = [1, 1, 1, 1, 0, 0, 0, 0]
+    y = [1, 1, 1, 0, 1, 0, 0, 0]
+    with pytest.raises(PipelineError, match=r"Platt slope is \+2\.19.*train\.scaling\.base_odds"):
+        PlattCalibrator().fit(score, y)
 
 
 def test_isotonic_pool_adjacent_violators_by_hand():
