@@ -1,11 +1,18 @@
 """Stage ``evaluate``: scorecard vs logistic challenger vs boosting reference vs rule grading, out
 of time.
 
-On the ``oot`` sample (matured goods and bads only; for a dataset with one observation point it is
-a stratified holdout) every method gets AUC with DeLong and Hanley–McNeil intervals, Gini and KS,
-by count and exposure-weighted (weight = open balance at the as-of date, negative or missing
-balances count 0), and a gains table by decile. The scorecard is tested against the rule grading
-with the paired DeLong test.
+Headline: the *current* segment of the ``oot`` sample (matured goods and bads only; for a dataset
+with one observation point it is a stratified holdout). Every method gets AUC, Gini and KS, by
+count and exposure-weighted (weight = open balance at the as-of date, negative or missing balances
+count 0), and a gains table by decile; the scorecard is compared with each other method by a
+paired test. Intervals and paired tests come from a bootstrap over customers
+(``pipeline.metrics.cluster_bootstrap``: each resample keeps all snapshots of a drawn customer,
+``evaluate.bootstrap_resamples`` resamples, seed ``base.seed``), because monthly snapshots of one
+customer are not independent; the DeLong / Hanley-McNeil figures, which assume they are, are kept
+beside them as ``*_independent``. The same figures are reported per sample (``oot``; ``oot_known``
+= known customers, later dates) and per delinquency segment (``current``, ``delinquent``; without a
+``segment`` column every row is current; rows with no segment are outside the population and
+counted by reason).
 
 The rule grading is an ordinal score A < B < C < D in risk. ``UNDEFINED`` (no grade from the rules)
 is, by ``evaluate.rule_undefined``: ``exclude`` - left out of the comparison sample for every
@@ -286,7 +293,7 @@ def discrimination_block(
 
 
 SAMPLE_LABELS = {
-    "oot": "out of time, customers never in development",
+    "oot": "out of time (dates on/after the out-of-time start)",
     "oot_known": "known customers, later dates (development customers after oot_start)",
 }
 
