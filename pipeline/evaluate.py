@@ -387,9 +387,10 @@ def models_on_all_rows(
     card: dict,
     logistic: dict,
 ) -> dict[str, float]:
-    """AUC by count of the three models on every matured OOT row, rule grade UNDEFINED included
-    (the figure the train stage reports; the comparison itself uses the common sample)."""
-    full = add_model_scores(oot_sample(snapshots, samples, boosting, "worst")[0], card, logistic)
+    """AUC by count of the three models on every matured OOT row of the current segment, rule
+    grade UNDEFINED included (the comparison itself uses the common sample)."""
+    full = oot_sample(snapshots, samples, boosting, "worst")[0]
+    full = add_model_scores(full[full["segment"] == "current"].reset_index(drop=True), card, logistic)
     return {m: metrics.auc(full["is_bad"], full[f"risk_{m}"]) for m in METHODS if m != "rules"} | {
         "n": int(len(full))
     }

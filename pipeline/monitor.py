@@ -11,7 +11,7 @@ Development distribution = the snapshots of the ``train`` sample (the card's bin
 the same rows). Reference AUC for the deterioration test = the scorecard's validation AUC recorded
 at development: the out-of-time AUC of the current segment in ``metrics/<ds>/evaluate.json`` (not
 the flattering in-sample training AUC). Months are tested on the current segment where snapshots
-carry one, and the p-values are adjusted for the number of months tested
+carry one and on the rows the card was not fitted on (train rows left out), and the p-values are adjusted for the number of months tested
 (``monitor.multiplicity``, Holm by default).
 """
 
@@ -158,9 +158,12 @@ def monitor_month(
     else:
         reference = {**reference, "development_auc": development_fit["auc"],
                      "ks": reference.get("ks", development_fit["ks"])}
-    population = (
-        scored[scored["segment"] == "current"] if "segment" in scored.columns else scored
-    )
+    # months are tested on the current segment and on rows the card was not fitted on
+    population = scored
+    if "segment" in population.columns:
+        population = population[population["segment"] == "current"]
+    if "sample" in population.columns:
+        population = population[population["sample"] != "train"]
     over_time = mon.discrimination_over_time(
         population,
         reference["auc"],
@@ -354,8 +357,8 @@ def main() -> None:
         "monitor %s: scoring %d snapshots with the published card", args.dataset, len(snapshots)
     )
     scored = score_published(bundle, snapshots)
-    dev_keys = samples.loc[samples["sample"] == "train", KEYS]
-    development = scored.merge(dev_keys, on=KEYS, how="inner")
+    scored = scored.merge(samples[[*KEYS, "sample"]], on=KEYS, how="left", validate="1:1")
+    development = scored[scored["sample"] == "train"].reset_index(drop=True)
     claims = pd.read_parquet(inputs["claims"])
     strategy = pd.read_csv(inputs["strategy"])
     dbt_col = params.get("dbt_measure", "days_beyond_terms_max_12m")

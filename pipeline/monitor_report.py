@@ -177,7 +177,8 @@ def render_report(res: dict[str, Any], summary: dict[str, Any]) -> str:
         + f". Months with a significant deterioration: {disc['n_dates_deteriorated']} of "
         f"{disc.get('n_months_tested', 0)} months tested; p-values adjusted for the number of "
         f"months tested ({disc.get('multiplicity_adjustment') or 'none'}; one-sided ECB test, "
-        "Hanley–McNeil SE on one snapshot per customer per month).",
+        "Hanley–McNeil SE on one snapshot per customer per month; current segment; train rows, "
+        "on which the card was fitted, left out).",
         "",
         "## Grades",
         f"- Concentration: HHI {summary['concentration']['hhi']:.4f} "
