@@ -94,6 +94,12 @@ def _table(header: list[str], rows: list[list[Any]], left: int = 1, css: list[st
 
 
 def _png(fig: plt.Figure, alt: str) -> str:
+    from matplotlib.ticker import FuncFormatter
+
+    for ax in fig.axes:
+        if ax.get_yscale() == "log":
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
@@ -365,7 +371,10 @@ def _truth(ev: dict, cal: dict) -> str:
             f"true-PD AUC {_auc_ci(truth)} on the same rows (ratio {card['auc'] / truth['auc']:.3f}).</p>"
         )
     chart = ""
-    for name, c in checks.items():
+    order = ["oot", "oot_known", "oot_delinquent", "calibration", "all_snapshots"]
+    names = sorted(checks, key=lambda n: (order.index(n) if n in order else len(order), n))
+    for name in names:
+        c = checks[name]
         out.append(f"<h3>Grade PD vs mean true PD — {_esc(name)} ({_int(c['n_rows'])} snapshots)</h3>")
         out.append(_table(
             ["Grade", "Published PD", "Mean true PD", "Snapshots", "Relative gap",
