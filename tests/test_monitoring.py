@@ -299,8 +299,8 @@ def test_override_statistics() -> None:
 # -------------------------------------------------------------------------------------------------
 # The monitor stage on a hand-built portfolio with a shifted month
 from pipeline import monitor  # noqa: E402
-from pipeline.config import PipelineError  # noqa: E402
 from pipeline.calibration import assign_grade  # noqa: E402
+from pipeline.config import PipelineError  # noqa: E402
 
 SCALE = [
     {"grade": "A", "letter_grade": "A", "score_min": 620, "score_max": None},
