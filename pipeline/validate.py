@@ -48,14 +48,18 @@ def sample_design(samples: pd.DataFrame, snapshots: pd.DataFrame) -> dict[str, A
                 "bad_rate": float(known.mean()) if len(known) else None,
             }
         )
-    excluded = frame[(frame["sample"] == "excluded") | (frame["segment"] == "(outside population)")]
+    excluded = frame[
+        (frame["sample"] == "excluded") | (frame["segment"] == "(outside population)")
+    ]
     reason_col = next((c for c in ("exclusion_reason", "label") if c in excluded), None)
     reasons = (
         excluded[reason_col].astype("string").fillna("unlabelled").value_counts().sort_index()
         if reason_col
         else pd.Series(dtype=int)
     )
-    customers = {s: set(frame.loc[frame["sample"] == s, "customer_id"]) for s in frame["sample"].unique()}
+    customers = {
+        s: set(frame.loc[frame["sample"] == s, "customer_id"]) for s in frame["sample"].unique()
+    }
     dev = set().union(*(customers.get(s, set()) for s in DEVELOPMENT))
     overlap = {
         f"customers in development and {s}": len(dev & customers[s])
@@ -71,14 +75,28 @@ def sample_design(samples: pd.DataFrame, snapshots: pd.DataFrame) -> dict[str, A
 
 
 def merge_train_design(design: dict, path: Path) -> dict:
-    """Add the train stage's own sample_design.json (exclusions by reason) where it exists."""
+    """Add the train stage's own sample_design.json where it exists: its exclusions by reason,
+    customer overlaps between samples, what the oot sample is, and the date range per sample."""
     if not path.is_file():
         return design
     extra = read_json(path)
+    out = dict(design)
     reasons = extra.get("exclusions_by_reason") or extra.get("exclusions")
     if isinstance(reasons, dict) and all(isinstance(v, (int, float)) for v in reasons.values()):
-        design = {**design, "exclusions_by_reason": {str(k): int(v) for k, v in reasons.items()}}
-    return {**design, "source": design["source"] + f"; exclusions from {path.name}"}
+        out["exclusions_by_reason"] = {str(k): int(v) for k, v in reasons.items()}
+    overlap = extra.get("customer_overlap")
+    if isinstance(overlap, dict):
+        out["overlap"] = {
+            f"customers in both {k.replace('&', ' and ')}": v for k, v in overlap.items()
+        }
+    notes = []
+    if extra.get("oot_is"):
+        notes.append(f"oot sample: {extra['oot_is']}")
+    for sample, (first, last) in (extra.get("as_of_range") or {}).items():
+        notes.append(f"{sample}: as-of dates {first} to {last}")
+    out["notes"] = notes
+    out["source"] = design["source"] + f"; exclusions and overlaps from {path.name} (train stage)"
+    return out
 
 
 def write_atomic(text: str, path: Path) -> None:

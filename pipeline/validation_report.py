@@ -82,12 +82,16 @@ def _light(value: str | None) -> str:
     )
 
 
-def _table(header: list[str], rows: list[list[Any]], left: int = 1, css: list[str] | None = None) -> str:
+def _table(
+    header: list[str], rows: list[list[Any]], left: int = 1, css: list[str] | None = None
+) -> str:
     """An HTML table; the first ``left`` columns are left-aligned; cells are trusted HTML."""
     head = "".join(f'<th class="{"l" if i < left else ""}">{h}</th>' for i, h in enumerate(header))
     body = []
     for r, row in enumerate(rows):
-        cells = "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(row))
+        cells = "".join(
+            f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(row)
+        )
         cls = f' class="{css[r]}"' if css and css[r] else ""
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -126,8 +130,12 @@ def forest_chart(cells: list[dict]) -> str:
         for label, method, v in [r for r in rows if r[0] == g]:
             lo, hi = v.get("ci_low"), v.get("ci_high")
             ax.errorbar(
-                v["auc"], y, xerr=[[v["auc"] - lo], [hi - v["auc"]]], fmt="o",
-                color=colours[method], capsize=3,
+                v["auc"],
+                y,
+                xerr=[[v["auc"] - lo], [hi - v["auc"]]],
+                fmt="o",
+                color=colours[method],
+                capsize=3,
             )
             ticks.append(y)
             labels.append(f"{label}: {method}")
@@ -151,8 +159,13 @@ def roc_chart(roc: pd.DataFrame | None, methods: dict) -> str:
             auc = ((methods.get(m) or {}).get("count") or {}).get("auc")
             ax.plot(roc["fpr"], roc[col], label=f"{label} (AUC {_num(auc)})")
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
-    ax.set(xlabel="Goods flagged (false-positive rate)", ylabel="Bads flagged (true-positive rate)",
-           title="ROC, out-of-time sample, current segment", xlim=(0, 1), ylim=(0, 1))
+    ax.set(
+        xlabel="Goods flagged (false-positive rate)",
+        ylabel="Bads flagged (true-positive rate)",
+        title="ROC, out-of-time sample, current segment",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
     ax.legend(fontsize=8, loc="lower right")
     return _png(fig, "ROC curves out of time")
 
@@ -169,16 +182,28 @@ def back_test_chart(back: dict, master: list[dict]) -> str:
     floor = 50 * min(g["pd"] for g in master)  # half the smallest PD, in %
     for c in cohorts:
         per = {g["grade"]: g for g in c["tests"]["per_grade"]}
-        odr = [max(100 * per[g]["observed_bad_rate"], floor) if per.get(g, {}).get("count")
-               else np.nan for g in grades]
-        ax.plot(x, odr, "s--", alpha=0.8,
-                label=f"cohort {pd.Timestamp(c['cohort_date']):%Y-%m-%d} ({c['customers']:,} customers)")
+        odr = [
+            max(100 * per[g]["observed_bad_rate"], floor)
+            if per.get(g, {}).get("count")
+            else np.nan
+            for g in grades
+        ]
+        ax.plot(
+            x,
+            odr,
+            "s--",
+            alpha=0.8,
+            label=f"cohort {pd.Timestamp(c['cohort_date']):%Y-%m-%d} ({c['customers']:,} customers)",
+        )
     ax.set_xticks(x, grades)
     ax.set_yscale("log")
     ax.axhline(floor, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="Grade (best first)", ylabel="Default rate (%, log scale)",
-           title="Back-test: observed default rate by annual cohort\n(no default: drawn on the "
-           "dotted line)")
+    ax.set(
+        xlabel="Grade (best first)",
+        ylabel="Default rate (%, log scale)",
+        title="Back-test: observed default rate by annual cohort\n(no default: drawn on the "
+        "dotted line)",
+    )
     ax.legend(fontsize=8)
     return _png(fig, "Back-test of grade PDs by annual cohort")
 
@@ -190,12 +215,19 @@ def truth_chart(check: dict) -> str:
     x = np.arange(len(grades))
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.plot(x, [100 * g["pd"] for g in grades], "k-o", label="published grade PD")
-    ax.plot(x, [100 * (g["mean_true_pd"] or np.nan) for g in grades], "r-s",
-            label="mean true PD of the grade's snapshots")
+    ax.plot(
+        x,
+        [100 * (g["mean_true_pd"] or np.nan) for g in grades],
+        "r-s",
+        label="mean true PD of the grade's snapshots",
+    )
     ax.set_xticks(x, [g["grade"] for g in grades])
     ax.set_yscale("log")
-    ax.set(xlabel="Grade (best first)", ylabel="PD (%, log scale)",
-           title="Grade PD against the generator's true PD (out of time)")
+    ax.set(
+        xlabel="Grade (best first)",
+        ylabel="PD (%, log scale)",
+        title="Grade PD against the generator's true PD (out of time)",
+    )
     ax.legend(fontsize=8)
     return _png(fig, "Grade PD against the true PD")
 
@@ -207,17 +239,38 @@ def _summary(ev: dict) -> str:
     pair = (ev["paired_tests"].get("scorecard_vs_rules") or {}).get("count") or {}
     truth = (ev.get("true_pd") or {}).get("count")
     boxes = [
-        ("Scorecard AUC (OOT, current)", _num(card["auc"]),
-         f"95% CI {_num(card['ci_low'])}–{_num(card['ci_high'])}"),
-        ("Rule grading AUC", _num(rules["auc"]), f"95% CI {_num(rules['ci_low'])}–{_num(rules['ci_high'])}"),
-        ("Scorecard − rules", f"{pair.get('difference', float('nan')):+.3f}",
-         f"95% CI {_num(pair.get('ci_low'))} to {_num(pair.get('ci_high'))}, p = {pair.get('p_value', float('nan')):.2g}"),
+        (
+            "Scorecard AUC (OOT, current)",
+            _num(card["auc"]),
+            f"95% CI {_num(card['ci_low'])}–{_num(card['ci_high'])}",
+        ),
+        (
+            "Rule grading AUC",
+            _num(rules["auc"]),
+            f"95% CI {_num(rules['ci_low'])}–{_num(rules['ci_high'])}",
+        ),
+        (
+            "Scorecard − rules",
+            f"{pair.get('difference', float('nan')):+.3f}",
+            f"95% CI {_num(pair.get('ci_low'))} to {_num(pair.get('ci_high'))}, p = {pair.get('p_value', float('nan')):.2g}",
+        ),
     ]
     if truth:
-        boxes.append(("True-PD AUC (same rows)", _num(truth["auc"]),
-                      f"scorecard / truth = {card['auc'] / truth['auc']:.3f}"))
-    kpi = "".join(f"<div>{_esc(t)}<b>{v}</b><span class=note>{_esc(n)}</span></div>" for t, v, n in boxes)
-    kind = "stratified hold-out (single observation date)" if s["kind"] == "stratified_holdout" else "out of time"
+        boxes.append(
+            (
+                "True-PD AUC (same rows)",
+                _num(truth["auc"]),
+                f"scorecard / truth = {card['auc'] / truth['auc']:.3f}",
+            )
+        )
+    kpi = "".join(
+        f"<div>{_esc(t)}<b>{v}</b><span class=note>{_esc(n)}</span></div>" for t, v, n in boxes
+    )
+    kind = (
+        "stratified hold-out (single observation date)"
+        if s["kind"] == "stratified_holdout"
+        else "out of time"
+    )
     return (
         f"<div class=kpi>{kpi}</div><p class=note>Headline sample: {kind}, segment current: "
         f"{_int(s['compared'])} snapshots of {_int(s['customers'])} customers, {_int(s['n_bad'])} bads "
@@ -230,19 +283,35 @@ def _summary(ev: dict) -> str:
 def _design(design: dict) -> str:
     parts = []
     rows = [
-        [_esc(r["sample"]), _esc(r.get("segment", "")), _int(r["snapshots"]), _int(r["customers"]),
-         _int(r.get("bads")), _pct(r.get("bad_rate"))]
+        [
+            _esc(r["sample"]),
+            _esc(r.get("segment", "")),
+            _int(r["snapshots"]),
+            _int(r["customers"]),
+            _int(r.get("bads")),
+            _pct(r.get("bad_rate")),
+        ]
         for r in design.get("by_sample", [])
     ]
-    parts.append(_table(["Sample", "Segment", "Snapshots", "Customers", "Bads", "Bad rate"], rows, 2))
+    parts.append(
+        _table(["Sample", "Segment", "Snapshots", "Customers", "Bads", "Bad rate"], rows, 2)
+    )
     excl = design.get("exclusions_by_reason") or {}
     if excl:
         parts.append("<h3>Exclusions by reason</h3>")
-        parts.append(_table(["Reason", "Snapshots"], [[_esc(k), _int(v)] for k, v in excl.items()]))
+        parts.append(
+            _table(["Reason", "Snapshots"], [[_esc(k), _int(v)] for k, v in excl.items()])
+        )
     overlap = design.get("overlap")
     if overlap:
         parts.append(
-            "<p class=note>" + "; ".join(f"{_esc(k)}: {_int(v)}" for k, v in overlap.items()) + "</p>"
+            "<p class=note>"
+            + "; ".join(f"{_esc(k)}: {_int(v)}" for k, v in overlap.items())
+            + "</p>"
+        )
+    if design.get("notes"):
+        parts.append(
+            "<ul class=note>" + "".join(f"<li>{_esc(n)}</li>" for n in design["notes"]) + "</ul>"
         )
     parts.append(f"<p class=note>Source: {_esc(design.get('source', ''))}.</p>")
     return "".join(parts)
@@ -253,17 +322,36 @@ def _segments(ev: dict) -> str:
     for c in ev.get("segments") or []:
         ms = c.get("methods") or {}
         pr = (c.get("paired_tests") or {}).get("scorecard_vs_rules")
-        rows.append([
-            f"{_esc(c['sample'])}<br><span class=note>{_esc(c['sample_label'])}</span>",
-            _esc(c["segment"]),
-            f"{_int(c['n'])} / {_int(c['customers'])} / {_int(c['n_bad'])}",
-            *[_auc_ci(ms.get(k)) for k in ("scorecard", "logistic", "boosting", "rules", "true_pd")],
-            "n/a" if not pr else f"{pr['difference']:+.3f} [{pr['ci_low']:+.3f}, {pr['ci_high']:+.3f}]",
-        ])
+        rows.append(
+            [
+                f"{_esc(c['sample'])}<br><span class=note>{_esc(c['sample_label'])}</span>",
+                _esc(c["segment"]),
+                f"{_int(c['n'])} / {_int(c['customers'])} / {_int(c['n_bad'])}",
+                *[
+                    _auc_ci(ms.get(k))
+                    for k in ("scorecard", "logistic", "boosting", "rules", "true_pd")
+                ],
+                "n/a"
+                if not pr
+                else f"{pr['difference']:+.3f} [{pr['ci_low']:+.3f}, {pr['ci_high']:+.3f}]",
+            ]
+        )
         css.append("head" if c.get("headline") else "")
     table = _table(
-        ["Sample", "Segment", "Snapshots / customers / bads", "Scorecard", "Logistic",
-         "Boosting", "Rules", "True PD", "Scorecard − rules"], rows, 2, css,
+        [
+            "Sample",
+            "Segment",
+            "Snapshots / customers / bads",
+            "Scorecard",
+            "Logistic",
+            "Boosting",
+            "Rules",
+            "True PD",
+            "Scorecard − rules",
+        ],
+        rows,
+        2,
+        css,
     )
     return table + (
         "<p class=note>Highlighted: the headline (out of time, current segment). AUC with 95% "
@@ -280,25 +368,59 @@ def _inference(ev: dict) -> str:
         )
         if not c:
             continue
-        rows.append([_esc(label), _num(c["auc"]), _num(c.get("se_delong_independent"), 4),
-                     _num(c.get("se_cluster_bootstrap"), 4), _num(c.get("design_effect"), 2),
-                     f"{_num(c.get('gini_ci_low'))} – {_num(c.get('gini_ci_high'))}",
-                     f"{_num(c.get('ks'))} [{_num(c.get('ks_ci_low'))}, {_num(c.get('ks_ci_high'))}]"])
+        rows.append(
+            [
+                _esc(label),
+                _num(c["auc"]),
+                _num(c.get("se_delong_independent"), 4),
+                _num(c.get("se_cluster_bootstrap"), 4),
+                _num(c.get("design_effect"), 2),
+                f"{_num(c.get('gini_ci_low'))} – {_num(c.get('gini_ci_high'))}",
+                f"{_num(c.get('ks'))} [{_num(c.get('ks_ci_low'))}, {_num(c.get('ks_ci_high'))}]",
+            ]
+        )
     pairs = []
     for key, v in (ev.get("paired_tests") or {}).items():
         c = (v or {}).get("count")
         if c:
             dl = c.get("delong_independent") or {}
-            pairs.append([_esc(key.replace("_", " ")), f"{c['difference']:+.4f}",
-                          f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]", _num(c["se"], 4),
-                          f"{c['p_value']:.2g}", _num(dl.get("se"), 4),
-                          "n/a" if dl.get("p_value") is None else f"{dl['p_value']:.2g}"])
+            pairs.append(
+                [
+                    _esc(key.replace("_", " ")),
+                    f"{c['difference']:+.4f}",
+                    f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]",
+                    _num(c["se"], 4),
+                    f"{c['p_value']:.2g}",
+                    _num(dl.get("se"), 4),
+                    "n/a" if dl.get("p_value") is None else f"{dl['p_value']:.2g}",
+                ]
+            )
     return (
-        _table(["Method", "AUC", "SE DeLong (assumes independence)", "SE cluster bootstrap",
-                "Design effect", "Gini 95% CI", "KS [95% CI]"], rows)
+        _table(
+            [
+                "Method",
+                "AUC",
+                "SE DeLong (assumes independence)",
+                "SE cluster bootstrap",
+                "Design effect",
+                "Gini 95% CI",
+                "KS [95% CI]",
+            ],
+            rows,
+        )
         + "<h3>Paired differences (same resamples for both scores)</h3>"
-        + _table(["Pair", "AUC difference", "95% CI", "SE", "p (bootstrap)", "SE DeLong",
-                  "p DeLong (independence)"], pairs)
+        + _table(
+            [
+                "Pair",
+                "AUC difference",
+                "95% CI",
+                "SE",
+                "p (bootstrap)",
+                "SE DeLong",
+                "p DeLong (independence)",
+            ],
+            pairs,
+        )
         + "<p class=note>Design effect = bootstrap variance / DeLong variance: how much the "
         "repeated monthly snapshots of one customer shrink the effective sample.</p>"
     )
@@ -310,45 +432,100 @@ def _calibration(cal: dict) -> str:
     gc = cal.get("grade_count") or {}
     out.append(
         f"<p>Calibration: <b>{_esc(cal.get('method_choice', cal.get('method')))}</b>. "
-        + (f"Anchored to the long-run central tendency {_pct(ct['value'])} ({_esc(ct['rule'])})."
-           if ct else "Not anchored: point-in-time PDs at the calibration sample's level.")
+        + (
+            f"Anchored to the long-run central tendency {_pct(ct['value'])} ({_esc(ct['rule'])})."
+            if ct
+            else "Not anchored: point-in-time PDs at the calibration sample's level."
+        )
         + f" Grades: {_int(gc.get('chosen'))} of {_int(gc.get('requested'))} requested"
         + (f" — {_esc(gc.get('reason'))}" if gc.get("chosen") != gc.get("requested") else "")
         + "</p>"
     )
     master = cal.get("master_scale") or []
-    out.append(_table(
-        ["Grade", "Letter", "Score from", "Score below", "PD", "Snapshots", "Customers",
-         "Expected defaults", "Observed (calibration)"],
-        [[_esc(g["grade"]), _esc(g["letter_grade"]),
-          "" if g.get("score_min") is None or not np.isfinite(g["score_min"]) else int(g["score_min"]),
-          "" if g.get("score_max") is None or not np.isfinite(g["score_max"]) else int(g["score_max"]),
-          _pct(g["pd"]), _int(g["count"]), _int(g.get("customers")),
-          _num(g.get("expected_defaults"), 1), _pct(g.get("observed_bad_rate"))]
-         for g in master], 2,
-    ))
+    out.append(
+        _table(
+            [
+                "Grade",
+                "Letter",
+                "Score from",
+                "Score below",
+                "PD",
+                "Snapshots",
+                "Customers",
+                "Expected defaults",
+                "Observed (calibration)",
+            ],
+            [
+                [
+                    _esc(g["grade"]),
+                    _esc(g["letter_grade"]),
+                    ""
+                    if g.get("score_min") is None or not np.isfinite(g["score_min"])
+                    else int(g["score_min"]),
+                    ""
+                    if g.get("score_max") is None or not np.isfinite(g["score_max"])
+                    else int(g["score_max"]),
+                    _pct(g["pd"]),
+                    _int(g["count"]),
+                    _int(g.get("customers")),
+                    _num(g.get("expected_defaults"), 1),
+                    _pct(g.get("observed_bad_rate")),
+                ]
+                for g in master
+            ],
+            2,
+        )
+    )
     back = cal.get("back_tests") or {}
     rows = []
     for c in (back.get("cohorts") or []) + (back.get("pooled") or []):
         t = c["tests"]
         port, hl, sp = t["portfolio"], t["hosmer_lemeshow"], t["spiegelhalter"]
-        when = f"{pd.Timestamp(c['cohort_date']):%Y-%m-%d}" if "cohort_date" in c else f"<i>{_esc(c['label'])}</i>"
+        when = (
+            f"{pd.Timestamp(c['cohort_date']):%Y-%m-%d}"
+            if "cohort_date" in c
+            else f"<i>{_esc(c['label'])}</i>"
+        )
         grade_lights = "".join(
             f'<span class="dot" title="{_esc(g["grade"])}: {_esc(g.get("jeffreys_light"))}" '
             f'style="background:{LIGHT_COLOURS.get(g.get("jeffreys_light"), "#ccc")}"></span>'
             for g in t["per_grade"]
         )
-        rows.append([_esc(c["segment"]), when, _int(c["customers"]), _pct(port["pd"]),
-                     _pct(port["observed_bad_rate"]),
-                     f"{port['binomial_p']:.3f} {_light(port['binomial_light'])}",
-                     f"{port['jeffreys_p']:.3f} {_light(port['jeffreys_light'])}",
-                     f"{_num(hl['statistic'], 2)} on {hl['df']} df, p {_num(hl['p'])} {_light(hl['light'])}",
-                     f"{_num(sp['p_two_sided'])} {_light(sp['light'])}", grade_lights,
-                     _light(c["verdict"])])
+        rows.append(
+            [
+                _esc(c["segment"]),
+                when,
+                _int(c["customers"]),
+                _pct(port["pd"]),
+                _pct(port["observed_bad_rate"]),
+                f"{port['binomial_p']:.3f} {_light(port['binomial_light'])}",
+                f"{port['jeffreys_p']:.3f} {_light(port['jeffreys_light'])}",
+                f"{_num(hl['statistic'], 2)} on {hl['df']} df, p {_num(hl['p'])} {_light(hl['light'])}",
+                f"{_num(sp['p_two_sided'])} {_light(sp['light'])}",
+                grade_lights,
+                _light(c["verdict"]),
+            ]
+        )
     out.append("<h3>Back-tests by annual cohort</h3>")
-    out.append(_table(["Segment", "Cohort", "Customers", "Mean PD", "Default rate",
-                       "Binomial p", "Jeffreys p", "Hosmer–Lemeshow", "Spiegelhalter p",
-                       "Jeffreys per grade (best first)", "Verdict"], rows, 2))
+    out.append(
+        _table(
+            [
+                "Segment",
+                "Cohort",
+                "Customers",
+                "Mean PD",
+                "Default rate",
+                "Binomial p",
+                "Jeffreys p",
+                "Hosmer–Lemeshow",
+                "Spiegelhalter p",
+                "Jeffreys per grade (best first)",
+                "Verdict",
+            ],
+            rows,
+            2,
+        )
+    )
     out.append(
         f"<p class=note>{_esc(back.get('rule', ''))}. Lights on significance 1 − p: green &lt; 95%, "
         "yellow 95–99.9%, red ≥ 99.9%; one-sided where a light turns on an underestimated PD. "
@@ -375,14 +552,32 @@ def _truth(ev: dict, cal: dict) -> str:
     names = sorted(checks, key=lambda n: (order.index(n) if n in order else len(order), n))
     for name in names:
         c = checks[name]
-        out.append(f"<h3>Grade PD vs mean true PD — {_esc(name)} ({_int(c['n_rows'])} snapshots)</h3>")
-        out.append(_table(
-            ["Grade", "Published PD", "Mean true PD", "Snapshots", "Relative gap",
-             f"Within ±{_pct(c['tolerance'], 0)}"],
-            [[_esc(g["grade"]), _pct(g["pd"]), _pct(g["mean_true_pd"]), _int(g["n_true_pd"]),
-              _pct(g["relative_gap"], 1), "yes" if g["within_tolerance"] else "<b>no</b>"]
-             for g in c["grades"]],
-        ))
+        out.append(
+            f"<h3>Grade PD vs mean true PD — {_esc(name)} ({_int(c['n_rows'])} snapshots)</h3>"
+        )
+        out.append(
+            _table(
+                [
+                    "Grade",
+                    "Published PD",
+                    "Mean true PD",
+                    "Snapshots",
+                    "Relative gap",
+                    f"Within ±{_pct(c['tolerance'], 0)}",
+                ],
+                [
+                    [
+                        _esc(g["grade"]),
+                        _pct(g["pd"]),
+                        _pct(g["mean_true_pd"]),
+                        _int(g["n_true_pd"]),
+                        _pct(g["relative_gap"], 1),
+                        "yes" if g["within_tolerance"] else "<b>no</b>",
+                    ]
+                    for g in c["grades"]
+                ],
+            )
+        )
         if name == "oot":
             chart = truth_chart(c)
     out.append(chart)
@@ -403,18 +598,28 @@ def render(
         "validate stage from metrics/&lt;ds&gt;/evaluate.json, reports/&lt;ds&gt;/"
         "calibration_backtests.json and the sample design; reports/&lt;ds&gt;/comparison.md holds "
         "the same comparison as text for diffs.</p>",
-        "<h2>Headline</h2>", _summary(evaluation),
-        "<h2>Sample design and exclusions</h2>", _design(design),
-        "<h2>Discrimination by sample and delinquency segment</h2>", _segments(evaluation),
-        '<div class="row"><div>', forest_chart(evaluation.get("segments") or []), "</div><div>",
-        roc_chart(roc, evaluation["methods"]), "</div></div>",
-        "<h2>Inference: repeated customers</h2>", _inference(evaluation),
-        "<h2>Calibration and back-tests</h2>", _calibration(calibration),
-        back_test_chart(calibration.get("back_tests") or {}, calibration.get("master_scale") or []),
+        "<h2>Headline</h2>",
+        _summary(evaluation),
+        "<h2>Sample design and exclusions</h2>",
+        _design(design),
+        "<h2>Discrimination by sample and delinquency segment</h2>",
+        _segments(evaluation),
+        '<div class="row"><div>',
+        forest_chart(evaluation.get("segments") or []),
+        "</div><div>",
+        roc_chart(roc, evaluation["methods"]),
+        "</div></div>",
+        "<h2>Inference: repeated customers</h2>",
+        _inference(evaluation),
+        "<h2>Calibration and back-tests</h2>",
+        _calibration(calibration),
+        back_test_chart(
+            calibration.get("back_tests") or {}, calibration.get("master_scale") or []
+        ),
         _truth(evaluation, calibration),
     ]
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Validation report — {_esc(dataset)}</title><style>{CSS}</style></head><body>"
         + "\n".join(b for b in body if b)
         + "</body></html>\n"

@@ -95,19 +95,33 @@ def test_missing_input_is_a_clear_error(tmp_path):
 def _chromium(url: str, shot: Path, user_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
-            str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={user_dir}", "--enable-logging=stderr", "--v=0",
-            f"--screenshot={shot}", "--window-size=1400,1000", url,
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={user_dir}",
+            "--enable-logging=stderr",
+            "--v=0",
+            f"--screenshot={shot}",
+            "--window-size=1400,1000",
+            url,
         ],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True,
+        text=True,
+        timeout=180,
         env={**os.environ, "HOME": str(user_dir)},
     )
 
 
 def _console_errors(stderr: str) -> list[str]:
     return [
-        line for line in stderr.splitlines()
+        line
+        for line in stderr.splitlines()
         if ":CONSOLE" in line or "Uncaught" in line or "Failed to load resource" in line
     ]
 
@@ -137,3 +151,25 @@ def test_record_round_trips_through_json(report):
     path, _ = report
     rec = read_json(path.parents[1] / "tiny" / "calibration_backtests.json")
     assert rec["back_tests"]["cohorts"] and rec["grade_count"]["chosen"] >= 4
+
+
+def test_train_stage_design_is_merged(tmp_path):
+    base = {"source": "parquet", "by_sample": [], "exclusions_by_reason": {"x": 1}, "overlap": {}}
+    assert validate.merge_train_design(base, tmp_path / "none.json") == base
+    write_json(
+        {
+            "exclusions": {"in_default": 7, "immature": 3},
+            "customer_overlap": {"train&oot": 0, "oot&oot_known": 0},
+            "oot_is": "customer-disjoint and later in time",
+            "as_of_range": {"oot": ["2024-07-31", "2024-12-31"]},
+        },
+        tmp_path / "sample_design.json",
+    )
+    out = validate.merge_train_design(base, tmp_path / "sample_design.json")
+    assert out["exclusions_by_reason"] == {"in_default": 7, "immature": 3}
+    assert out["overlap"] == {
+        "customers in both train and oot": 0,
+        "customers in both oot and oot_known": 0,
+    }
+    assert "oot sample: customer-disjoint and later in time" in out["notes"]
+    assert "sample_design.json" in out["source"]
