@@ -118,7 +118,9 @@ def oot_sample(
     if "segment" in frame.columns:
         outside = frame["segment"].isna()
         reason = (
-            frame.get("exclusion_reason", frame.get("label", pd.Series("segment missing", frame.index)))
+            frame.get(
+                "exclusion_reason", frame.get("label", pd.Series("segment missing", frame.index))
+            )
             .astype("string")
             .fillna("segment missing")
         )
@@ -254,8 +256,14 @@ def inference(
         key = f"{a}_vs_{b}"
         if key not in boot["pairs"]:
             continue
-        dl = _safe(metrics.delong_paired_test, frame["is_bad"], frame[risk_cols[a]],
-                   frame[risk_cols[b]], w, level)
+        dl = _safe(
+            metrics.delong_paired_test,
+            frame["is_bad"],
+            frame[risk_cols[a]],
+            frame[risk_cols[b]],
+            w,
+            level,
+        )
         out["pairs"][key] = {
             **boot["pairs"][key],
             "test": "cluster bootstrap (customers): z = difference / bootstrap SE",
@@ -283,8 +291,9 @@ def discrimination_block(
         m: {b: (r["scores"][m] if r else None) for b, r in by_basis.items()} for m in risk_cols
     }
     pairs = {
-        f"{a}_vs_{b}": {basis: (r["pairs"].get(f"{a}_vs_{b}") if r else None)
-                        for basis, r in by_basis.items()}
+        f"{a}_vs_{b}": {
+            basis: (r["pairs"].get(f"{a}_vs_{b}") if r else None) for basis, r in by_basis.items()
+        }
         for a, b in PAIRS
         if a in risk_cols and b in risk_cols
     }
@@ -308,11 +317,25 @@ def segment_cells(
         for segment in sorted(frame["segment"].unique(), key=lambda x: (x != "current", x)):
             part = frame[frame["segment"] == segment]
             cols = {m: f"risk_{m}" for m in METHODS}
-            has_truth = "true_pd" in part.columns and part["true_pd"].notna().all()
-            if has_truth:
-                part = part.assign(risk_true_pd=part["true_pd"].astype(float))
-                cols["true_pd"] = "risk_true_pd"
             res = inference(part, cols, level, n_resamples, seed)
+            truth = None
+            if "true_pd" in part.columns and part["true_pd"].notna().any():
+                known = part[part["true_pd"].notna()]
+                truth = inference(
+                    known.assign(risk_true_pd=known["true_pd"].astype(float)),
+                    {"scorecard": "risk_scorecard", "true_pd": "risk_true_pd"},
+                    level,
+                    n_resamples,
+                    seed,
+                    pairs=(("scorecard", "true_pd"),),
+                )
+            if res is not None and truth is not None:
+                res["scores"]["true_pd"] = {
+                    **truth["scores"]["true_pd"],
+                    "n_rows_with_truth": int(len(known)),
+                    "scorecard_auc_same_rows": truth["scores"]["scorecard"]["auc"],
+                }
+                res["pairs"]["scorecard_vs_true_pd"] = truth["pairs"].get("scorecard_vs_true_pd")
             cells.append(
                 {
                     "sample": sample_name,
@@ -390,7 +413,9 @@ def models_on_all_rows(
     """AUC by count of the three models on every matured OOT row of the current segment, rule
     grade UNDEFINED included (the comparison itself uses the common sample)."""
     full = oot_sample(snapshots, samples, boosting, "worst")[0]
-    full = add_model_scores(full[full["segment"] == "current"].reset_index(drop=True), card, logistic)
+    full = add_model_scores(
+        full[full["segment"] == "current"].reset_index(drop=True), card, logistic
+    )
     return {m: metrics.auc(full["is_bad"], full[f"risk_{m}"]) for m in METHODS if m != "rules"} | {
         "n": int(len(full))
     }
@@ -496,9 +521,22 @@ def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dic
             risk_true_pd=lambda d: d["true_pd"].astype(float)
         )
         truth, _, _ = discrimination_block(
-            known, {"true_pd": "risk_true_pd"}, level, n_resamples, seed
+            known,
+            {"scorecard": "risk_scorecard", "true_pd": "risk_true_pd"},
+            level,
+            n_resamples,
+            seed,
         )
-        result["true_pd"] = truth["true_pd"]
+        result["true_pd"] = {
+            basis: None
+            if v is None
+            else {
+                **v,
+                "n_rows_with_truth": int(len(known)),
+                "scorecard_auc_same_rows": (truth["scorecard"][basis] or {}).get("auc"),
+            }
+            for basis, v in truth["true_pd"].items()
+        }
     decisions = decision_analysis(frame, reject)
     result["decision"] = {
         "approval_rate_rules": decisions["approval_rate_rules"],
