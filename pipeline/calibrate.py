@@ -333,6 +333,17 @@ def back_tests(graded: pd.DataFrame, table: pd.DataFrame) -> dict:
     return out
 
 
+def grade_count_reason(attempts: list[dict], requested: int) -> str:
+    """Why the master scale has the grades it has, from the attempts of adaptive_master_scale."""
+    last = attempts[-1]
+    if last["n_grades"] == requested and not last["reason"]:
+        return "as requested"
+    failed = [a for a in attempts if not a["formed"]]
+    why = failed[-1]["reason"] if failed else ""
+    text = f"{last['n_grades']} of the {requested} grades requested: {why}"
+    return text + (f"; {last['reason']}" if last["reason"] else "")
+
+
 def calibrate(scored: pd.DataFrame, params: dict) -> dict:
     """Fit the calibrator and master scale on the calibration sample (current segment); test on
     calibration (in sample, HL df k−2), oot and oot_known (HL df k) per segment, and back-test
@@ -405,10 +416,7 @@ def calibrate(scored: pd.DataFrame, params: dict) -> dict:
             "chosen": int(len(table)),
             "min_grade_customers": int(params.get("min_grade_customers", 0)),
             "min_grade_expected_defaults": float(params.get("min_grade_expected_defaults", 0.0)),
-            "reason": "as requested"
-            if len(table) == requested
-            else f"{len(table)} of the {requested} grades requested: "
-            + fitted["attempts"][-2]["reason"],
+            "reason": grade_count_reason(fitted["attempts"], requested),
             "attempts": fitted["attempts"],
         },
         "holdout_kind": holdout_kind(scored),

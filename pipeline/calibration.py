@@ -499,8 +499,9 @@ def adaptive_master_scale(
 ) -> tuple[pd.DataFrame, list[dict]]:
     """The master scale with the most grades (``n_grades`` at most) whose every grade meets the
     share, customer and expected-default minimums; fewer grades, each attempt's reason recorded,
-    rather than a failure. Raises only when even the scale's fewest grades cannot be formed, naming
-    the params keys to change.
+    rather than a failure. When not even the scale's fewest grades meet them, those grades are
+    formed on the share minimum alone and the grades short of the minimums are named in the last
+    attempt's reason; raises only when even that is impossible, naming the params keys to change.
     """
     attempts: list[dict] = []
     floor = min_grades(kwargs.get("scale", "letter"))
@@ -520,6 +521,28 @@ def adaptive_master_scale(
             attempts.append({"n_grades": k, "formed": False, "reason": str(exc)})
             continue
         attempts.append({"n_grades": k, "formed": True, "reason": ""})
+        return table, attempts
+    # at the scale's fewest grades: form them on the share minimum alone and say which grades
+    # miss the customer / expected-default minimums, rather than stop the pipeline
+    try:
+        table = master_scale(score, pd_of_score, n_grades=floor, customer_id=customer_id, **kwargs)
+    except PipelineError:
+        table = None
+    if table is not None:
+        short = table[
+            (table["customers"] < min_customers)
+            | (table["expected_defaults"] < min_expected_defaults - 1e-12)
+        ]["grade"].tolist()
+        attempts.append(
+            {
+                "n_grades": floor,
+                "formed": True,
+                "reason": f"minimums relaxed at the scale's fewest grades ({floor}): grades "
+                f"{', '.join(short) or 'none'} hold fewer than calibrate.min_grade_customers "
+                f"({min_customers}) customers or calibrate.min_grade_expected_defaults "
+                f"({min_expected_defaults:g}) expected defaults; their PDs rest on thin evidence",
+            }
+        )
         return table, attempts
     raise PipelineError(
         f"master scale: not even {floor} grades can be formed from the calibration sample "

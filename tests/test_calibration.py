@@ -397,7 +397,9 @@ def test_master_scale_counts_customers_once_by_hand():
     assert table["customers"].tolist() == [2, 2, 2, 2]
     assert table["pd"].tolist() == pytest.approx([0.10, 0.225, 0.325, 0.45])
     # 3 customers: A may take at most 4 rows (2 kept for each of B, C, D): {10 … 7} = a, b only
-    with pytest.raises(PipelineError, match=r"grade A would hold 2 customers < calibrate.min_grade"):
+    with pytest.raises(
+        PipelineError, match=r"grade A would hold 2 customers < calibrate.min_grade"
+    ):
         master_scale(*args, customer_id=cust, min_customers=3)
     # one customer per grade: the plain targets result; expected defaults = customers × PD
     table = master_scale(*args, customer_id=cust, min_customers=1)
@@ -406,7 +408,9 @@ def test_master_scale_counts_customers_once_by_hand():
     assert table["expected_defaults"].tolist() == pytest.approx([0.075, 0.175, 0.275, 0.85])
     # 1 expected default: A can reach score 7 at most (2 rows left for each later grade):
     # customers a, b × mean PD .125 = 0.25
-    with pytest.raises(PipelineError, match=r"grade A would hold 0.25 expected defaults < calibrate"):
+    with pytest.raises(
+        PipelineError, match=r"grade A would hold 0.25 expected defaults < calibrate"
+    ):
         master_scale(*args, customer_id=cust, min_expected_defaults=1.0)
 
 
@@ -417,13 +421,40 @@ def test_adaptive_scale_drops_grades_with_a_reason():
     pd_ = 1 / (1 + np.exp((score - 480) / 28.85))
     cust = np.arange(n) // 10  # 300 customers, 10 snapshots each
     table, attempts = adaptive_master_scale(
-        score, pd_, cust, n_grades=10, min_customers=40, min_expected_defaults=2.0,
-        scale="letter", min_grade_share=0.02,
+        score,
+        pd_,
+        cust,
+        n_grades=10,
+        min_customers=40,
+        min_expected_defaults=2.0,
+        scale="letter",
+        min_grade_share=0.02,
     )
     assert 4 <= len(table) < 10
     assert attempts[-1] == {"n_grades": len(table), "formed": True, "reason": ""}
     assert all(not a["formed"] and "calibrate.min_grade" in a["reason"] for a in attempts[:-1])
     assert (table["customers"] >= 40).all() and (table["expected_defaults"] >= 2.0).all()
     assert np.all(np.diff(table["pd"]) > 0)
+    # three distinct scores cannot make four grades, minimums or not: an error naming the keys
+    few = np.repeat([500.0, 600.0, 700.0], 100)
     with pytest.raises(PipelineError, match="not even 4 grades.*calibrate.min_grade_customers"):
-        adaptive_master_scale(score, pd_, cust, n_grades=10, min_customers=200)
+        adaptive_master_scale(
+            few, 1 / (1 + np.exp((few - 480) / 28.85)), np.arange(300), n_grades=6, min_customers=5
+        )
+
+
+def test_adaptive_scale_relaxes_minimums_at_the_floor_with_a_reason():
+    rng = np.random.default_rng(9)
+    n = 2000
+    score = rng.normal(600, 40, n).round()
+    pd_ = 1 / (1 + np.exp((score - 480) / 28.85))
+    cust = np.arange(n) // 10
+    # 200 customers cannot fill 4 grades of 80 customers each: 4 grades on the share alone
+    table, attempts = adaptive_master_scale(
+        score, pd_, cust, n_grades=6, min_customers=80, scale="letter", min_grade_share=0.02
+    )
+    assert len(table) == 4 and np.all(np.diff(table["pd"]) > 0)
+    last = attempts[-1]
+    assert last["formed"] and "minimums relaxed" in last["reason"]
+    short = table.loc[table["customers"] < 80, "grade"].tolist()
+    assert short and all(g in last["reason"] for g in short)
