@@ -301,6 +301,7 @@ def discrimination_block(
     return methods, pairs, settings
 
 
+HOLDOUT_LABEL = "customer-disjoint holdout at the single observation date (not out of time)"
 SAMPLE_LABELS = {
     "oot": "out of time (dates on/after the out-of-time start)",
     "oot_known": "known customers, later dates (development customers after oot_start)",
@@ -308,7 +309,11 @@ SAMPLE_LABELS = {
 
 
 def segment_cells(
-    frames: dict[str, pd.DataFrame], level: float, n_resamples: int, seed: int
+    frames: dict[str, pd.DataFrame],
+    level: float,
+    n_resamples: int,
+    seed: int,
+    holdout: bool = False,
 ) -> list[dict[str, Any]]:
     """Count-basis figures with clustered CIs per sample (oot, oot_known) x segment (current,
     delinquent), with the true-PD ceiling on the same rows where every row has one."""
@@ -339,7 +344,9 @@ def segment_cells(
             cells.append(
                 {
                     "sample": sample_name,
-                    "sample_label": SAMPLE_LABELS.get(sample_name, sample_name),
+                    "sample_label": HOLDOUT_LABEL
+                    if holdout and sample_name == "oot"
+                    else SAMPLE_LABELS.get(sample_name, sample_name),
                     "segment": segment,
                     "headline": sample_name == "oot" and segment == "current",
                     "n": int(len(part)),
@@ -505,7 +512,9 @@ def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dic
         "inference": settings,
         "methods": methods,
         "paired_tests": pairs,
-        "segments": segment_cells(frames, level, n_resamples, seed),
+        "segments": segment_cells(
+            frames, level, n_resamples, seed, split_method == "stratified_holdout"
+        ),
         "models_all_matured_oot": models_on_all_rows(snapshots, samples, boosting, card, logistic),
         "params": {
             "ci_level": level,
