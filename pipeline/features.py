@@ -81,6 +81,8 @@ def main() -> None:
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
     if (paths.interim / "truth.parquet").exists():
         tables["truth"] = paths.interim / "truth.parquet"
+    if (paths.interim / "customer_history.parquet").exists():  # attributes as they stood at t
+        tables["customer_history"] = paths.interim / "customer_history.parquet"
     with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:
         result = compute(
             tables, params, temp_dir=params.get("temp_directory") or spill, with_analysis=True
