@@ -23,6 +23,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
+from pipeline.credit_cycle import publish_credit_cycle
 from pipeline.exports import (
     SQL_INPUT_TABLE,
     boundary_cases,
@@ -166,6 +167,7 @@ def main() -> None:
         ),
         encoding="utf-8",
     )
+    publish_credit_cycle(bundle, paths, params)  # limit review, customer value (pipeline.credit_cycle)
     log.info(
         "published %s: %d features, %d grades, %d boundary cases checked on DuckDB",
         out,
