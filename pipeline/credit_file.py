@@ -32,6 +32,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from pipeline.adapters.files import open_table
+from pipeline.delphi import agreement_summary, merge_panels, panel_agreement
 from pipeline.io import write_parquet
 from pipeline.schemas import (
     COLUMNS,
@@ -333,10 +334,13 @@ def ingest_credit_file(
     Parquet for each (empty tables when absent) and return their ingest-report entries.
 
     ``customer_history.parquet`` always covers every accepted customer: validated versions, else one
-    version from the master (column ``version_source`` says which)."""
+    version from the master (column ``version_source`` says which), with each Delphi panel's consensus
+    merged in as a version change on its date (`pipeline.delphi`); ``delphi_panels.parquet`` holds the
+    per-panel consensus and agreement (IQR per criterion, Kendall's W, converged)."""
     files = {**DEFAULT_FILES, **{k: v for k, v in (params.get("files") or {}).items() if k in DEFAULT_FILES}}
     ids = pd.Index(customers["customer_id"])
     report: dict[str, dict[str, Any]] = {}
+    accepted: dict[str, pd.DataFrame] = {}
     for table in CREDIT_FILE_TABLES:
         path = Path(raw_dir) / files[table]
         if path.exists():
@@ -350,12 +354,21 @@ def ingest_credit_file(
             bad["_source_row"] = bad["_source_row"].astype("int64")
             counts = _counts([], 0, good, bad)
             counts["source"] = "absent"
-        if table == "customer_history":
-            good, extra = complete_history(good, customers, first_invoice)
-            counts.update(extra)
-        write_parquet(good, Path(interim_dir) / f"{table}.parquet")
+        accepted[table] = good
         write_parquet(bad, Path(quarantine_dir) / f"{table}.parquet")
         report[table] = counts
+    history, extra = complete_history(accepted["customer_history"], customers, first_invoice)
+    panels = panel_agreement(
+        accepted["expert_scores"], float((params.get("delphi") or {}).get("max_iqr", 1.0))
+    )
+    history, applied = merge_panels(history, panels)
+    extra["delphi_panels_applied"] = applied
+    report["customer_history"].update(extra)
+    report["expert_scores"]["agreement"] = agreement_summary(panels)
+    for table, frame in accepted.items():
+        write_parquet(history if table == "customer_history" else frame,
+                      Path(interim_dir) / f"{table}.parquet")
+    write_parquet(panels, Path(interim_dir) / "delphi_panels.parquet")
     return report
 
 

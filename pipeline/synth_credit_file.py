@@ -234,7 +234,9 @@ def _delphi_panels(panels: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
             target = panels.iloc[sel][EXPERT_SCORES].to_numpy(dtype=float)  # q x 6
             who = np.argsort(rng.random((q, len(EXPERTS))), axis=1)[:, :size]
             spread = np.where(converges[sel], 1, 2)[:, None, None]
-            off = rng.integers(-1, 2, (q, 6, size)) * spread
+            moves = np.where(converges[sel], 0.3, 0.8)[:, None, None]
+            off = np.where(rng.random((q, 6, size)) < moves, rng.choice([-1, 1], (q, 6, size)), 0)
+            off = off * spread
             off = np.sort(off, axis=2)
             mid = size // 2
             off[:, :, :mid] = np.minimum(off[:, :, :mid], 0)
