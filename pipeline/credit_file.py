@@ -418,3 +418,82 @@ def attributes_as_of(history: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in h.columns if c not in ("customer_id", "_from")]
     m.loc[stale, cols] = np.nan
     return m.sort_values("_row").drop(columns=["_row", "_from"]).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the per-customer credit file
+VIEW_BEHAVIOUR = (
+    "exposure",
+    "overdue_share",
+    "days_beyond_terms_wavg_12m",
+    "days_beyond_terms_max_12m",
+    "late_invoice_share_12m",
+    "cei_3m",
+    "worst_days_past_due",
+    "invoiced_amount_12m",
+)
+
+
+def open_items(invoices: pd.DataFrame, payments: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
+    """Invoices open at ``t`` with the open amount and days past due: direct payments first, then the
+    customer's unallocated cash FIFO by invoice date (the feature SQL's settlement rule); written-off
+    invoices are not open."""
+    inv = invoices[(invoices["invoice_date"] <= t)].copy()
+    inv = inv[~(inv["write_off_date"] <= t)].sort_values(["invoice_date", "due_date", "invoice_id"])
+    pay = payments[payments["payment_date"] <= t]
+    direct = pay[pay["invoice_id"].notna()].groupby("invoice_id")["amount"].sum()
+    inv["open"] = (inv["amount"] - inv["invoice_id"].map(direct).fillna(0)).clip(lower=0)
+    pool = float(pay.loc[pay["invoice_id"].isna(), "amount"].sum())
+    before = inv["open"].cumsum() - inv["open"]
+    inv["open"] = (inv["open"] - (pool - before).clip(lower=0)).clip(lower=0).round(2)
+    inv = inv[inv["open"] > 0.005]
+    inv["days_past_due"] = (t - inv["due_date"]).dt.days.clip(lower=0)
+    return inv[["invoice_id", "invoice_date", "due_date", "amount", "open", "days_past_due"]]
+
+
+def credit_file_view(customer_id: str, paths: Any) -> dict[str, Any]:
+    """Everything the credit file holds on one customer, read from the stage outputs of ``paths``
+    (`config.Paths`): identity, attribute history, Delphi panels, grade history, limit history, payment
+    behaviour, open items, overrides and limit reviews. Missing outputs give empty sections."""
+
+    def read(path: Path, **kw: Any) -> pd.DataFrame:
+        if not Path(path).is_file():
+            return pd.DataFrame()
+        frame = pd.read_parquet(path, **kw) if str(path).endswith(".parquet") else pd.read_csv(path)
+        return frame[frame["customer_id"].astype(str) == customer_id] if "customer_id" in frame else frame
+
+    customers = read(paths.interim / "customers.parquet")
+    if customers.empty:
+        raise KeyError(f"customer {customer_id} is not in {paths.interim / 'customers.parquet'}")
+    history = read(paths.interim / "customer_history.parquet").sort_values("valid_from")
+    snaps = read(paths.processed / "snapshots.parquet", filters=[("customer_id", "==", customer_id)])
+    snaps = snaps.sort_values("as_of_date") if not snaps.empty else snaps
+    grade_cols = [c for c in ("as_of_date", "label", "rule_grade", "final_grade", "overlay_notches",
+                              "grade_platform") if c in snaps]
+    behaviour = [c for c in ("as_of_date", *VIEW_BEHAVIOUR) if c in snaps]
+    t = snaps["as_of_date"].max() if not snaps.empty else pd.Timestamp.today().normalize()
+    invoices = read(paths.interim / "invoices.parquet")
+    payments = read(paths.interim / "payments.parquet")
+    reviews = read(paths.exports / "limit_review.csv")
+    value = read(paths.exports / "customer_value.csv")
+    limit_hist = history[["valid_from", "valid_to", "credit_limit", "approver", "change_reason"]]
+    limit_hist = limit_hist[limit_hist["credit_limit"].ne(limit_hist["credit_limit"].shift())]
+    overrides = (
+        snaps.loc[snaps["overlay_notches"].fillna(0) != 0,
+                  [c for c in ("as_of_date", "rule_grade", "final_grade", "overlay_notches",
+                               "override_reason", "override_approver", "override_date") if c in snaps]]
+        if "overlay_notches" in snaps else pd.DataFrame()
+    )
+    return {
+        "identity": customers.iloc[0][["customer_id", "name", "segment", "region", "onboarding_date",
+                                       "group_id"]].to_dict(),
+        "attribute_history": history.reset_index(drop=True),
+        "delphi_panels": read(paths.interim / "delphi_panels.parquet").reset_index(drop=True),
+        "grade_history": snaps[grade_cols].reset_index(drop=True) if grade_cols else pd.DataFrame(),
+        "limit_history": limit_hist.reset_index(drop=True),
+        "payment_behaviour": snaps[behaviour].reset_index(drop=True) if behaviour else pd.DataFrame(),
+        "open_items": open_items(invoices, payments, t) if not invoices.empty else pd.DataFrame(),
+        "overrides": overrides.reset_index(drop=True),
+        "limit_reviews": reviews.reset_index(drop=True),
+        "value": value.reset_index(drop=True),
+        "as_of": t,
+    }

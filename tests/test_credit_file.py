@@ -318,3 +318,50 @@ def test_embedded_history_is_a_valid_timeline():
     h = pd.read_csv(raw, parse_dates=["valid_from", "valid_to"])
     assert timeline_failures(h).empty
     assert h.groupby("customer_id")["valid_to"].apply(lambda s: s.isna().sum()).eq(1).all()
+
+
+# --------------------------------------------------------------------------- the per-customer view
+def test_open_items_apply_direct_payments_then_unallocated_cash_fifo():
+    inv = pd.DataFrame(
+        {
+            "invoice_id": ["I1", "I2", "I3"],
+            "invoice_date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01"]),
+            "due_date": pd.to_datetime(["2024-01-31", "2024-03-02", "2024-03-31"]),
+            "amount": [100.0, 200.0, 300.0],
+            "write_off_date": pd.NaT,
+        }
+    )
+    pay = pd.DataFrame(
+        {
+            "invoice_id": ["I2", None],
+            "payment_date": pd.to_datetime(["2024-02-20", "2024-03-10"]),
+            "amount": [50.0, 120.0],
+        }
+    )
+    from pipeline.credit_file import open_items
+
+    out = open_items(inv, pay, pd.Timestamp("2024-03-15")).set_index("invoice_id")
+    # I2: 200 − 50 direct = 150; pool 120 pays I1 (100) then 20 of I2 -> 130 open; I3 300 open
+    assert out["open"].to_dict() == {"I2": 130.0, "I3": 300.0}
+    assert out.loc["I2", "days_past_due"] == 13 and out.loc["I3", "days_past_due"] == 0
+
+
+def test_credit_file_view_from_stage_outputs(tmp_path):
+    from pipeline.config import Paths
+    from pipeline.credit_file import credit_file_view
+
+    paths = Paths("demo", root=tmp_path)
+    raw = paths.raw
+    raw.mkdir(parents=True)
+    for folder in ("base", "bad_customer_history"):
+        for file in (CORPUS / folder).iterdir():
+            shutil.copy(file, raw / file.name)
+    params = {"source": "canonical", "files": {t: f"{t}.csv" for t in BASE_TABLES},
+              "data_cutoff": "2024-12-31", "base": {"currency": "CNY"}}
+    run_ingest(raw, paths.interim, paths.quarantine, tmp_path / "r.json", tmp_path / "m.json", params)
+    view = credit_file_view("C1", paths)
+    assert view["identity"]["name"] == "Acme Trading"
+    assert list(view["limit_history"]["credit_limit"]) == [40_000.0, 50_000.0]
+    assert view["grade_history"].empty and view["limit_reviews"].empty
+    with pytest.raises(KeyError):
+        credit_file_view("C404", paths)
