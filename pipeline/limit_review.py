@@ -2,15 +2,17 @@
 
 At a review date (a month end of the snapshots) a customer is **due** when its scheduled review comes up
 (months since its current credit-file version ≥ the grade's ``review_months``), when a behaviour trigger
-fires (``policy.limit_action``: suspend > cut > raise), when its limit on file exceeds the policy limit of
-its grade, or when it is in default. For each due customer the proposal is:
+fires (``policy.limit_action``: suspend > cut > raise), or when it is in default with a limit still
+open. For each due customer the proposal is:
 
 - ``suspend``: limit 0 (cash in advance until the next review); also every customer in default;
 - ``cut``: the limit on file × (1 − cut step), never above the policy limit;
 - ``raise``: the limit on file × (1 + raise step), capped by the policy limit (the limit table's
   rule: need, capacity caps, expected-loss cap); a raise the policy does not allow becomes ``keep``;
-- ``keep``: unchanged, unless the limit on file exceeds the policy limit (then ``cut`` to it) or there
-  is none (then ``raise`` to the policy limit).
+- at a scheduled review without a trigger the limit is re-set to the policy limit of the grade
+  (``raise`` or ``cut``), or kept when within ``keep_tolerance`` of it (or when there is nothing to do).
+
+Between scheduled reviews only a trigger (or a default with a limit still open) makes a customer due.
 
 The approver comes from the **approval-authority table** (params ``publish.limit_review``): a role level
 from the exposure band of max(limit on file, proposed limit), escalated for a raise or keep by the size
@@ -121,11 +123,13 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     `score.score_customers` output (letter grade, PD, policy limit)."""
     trig = limit_action(frame, policy)
     t = policy["triggers"]
+    tol = float(p.get("keep_tolerance", 0.10))
     current = pd.to_numeric(frame["credit_limit"], errors="coerce").to_numpy(float)
     on_file = np.where(np.isnan(current), 0.0, current)
     pol = scored["limit"].to_numpy(float)
     pol = np.where(np.isnan(pol), 0.0, pol)
     action = trig["limit_action"].astype(str).to_numpy(dtype=object)
+    triggered = action != "keep"
     trigger = np.select(
         [action == "suspend", action == "cut", action == "raise"],
         ["behaviour: deterioration (suspend trigger)", "behaviour: large order paid late",
@@ -135,6 +139,7 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     in_default = (frame.get("label", pd.Series("", index=frame.index)) == "in_default").to_numpy()
     action = np.where(in_default, "suspend", action)
     trigger = np.where(in_default, "in default at the review date", trigger)
+    triggered = np.where(in_default, on_file > 0, triggered)
     proposed = np.select(
         [action == "suspend", action == "cut", action == "raise"],
         [0.0, np.minimum(on_file * (1 - t["cut"]["step"]), pol),
@@ -143,24 +148,32 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     )
     capped = (action == "raise") & (proposed <= on_file)
     action = np.where(capped, "keep", action)
-    trigger = np.where(capped, "growth, but the policy limit does not allow a raise", trigger)
+    trigger = np.where(capped, "behaviour: growth, but the policy limit allows no raise", trigger)
     proposed = np.where(capped, on_file, proposed)
-    above = (action == "keep") & (on_file > pol)
-    action = np.where(above, "cut", action)
-    trigger = np.where(above, "limit on file above the policy limit of the grade", trigger)
-    proposed = np.where(above, pol, proposed)
-    none = (action == "keep") & (on_file == 0) & (pol > 0)
-    action = np.where(none, "raise", action)
-    trigger = np.where(none, "no limit on file: set to the policy limit", trigger)
-    proposed = np.where(none, pol, proposed)
-    proposed = np.floor(proposed + 1e-9)
 
     review = pd.Series(scored["review_months"]).astype("Float64").to_numpy(float, na_value=np.nan)
     since = pd.to_datetime(frame.get("attributes_valid_from"))
     months_since = ((frame["as_of_date"] - since).dt.days / 30.4375).to_numpy(float)
-    scheduled = np.isnan(months_since) | (months_since >= review - 1e-9)
-    due = scheduled | (trigger != "")
-    reason = np.where(trigger != "", "trigger", "scheduled review")
+    scheduled = (np.isnan(months_since) | (months_since >= review - 1e-9)) & ~triggered & ~in_default
+    # a scheduled review re-sets the limit to the policy limit, unless within the keep tolerance
+    rel = np.where(on_file > 0, (pol - on_file) / np.maximum(on_file, 1.0), np.where(pol > 0, 1.0, 0.0))
+    s_action = np.select([rel > tol, rel < -tol], ["raise", "cut"], "keep")
+    action = np.where(scheduled, s_action, action)
+    proposed = np.where(scheduled & (s_action != "keep"), pol, proposed)
+    trigger = np.where(
+        scheduled,
+        np.select(
+            [on_file == 0, rel > tol, rel < -tol],
+            ["scheduled review: no limit on file, set to the policy limit",
+             "scheduled review: policy limit above the limit on file",
+             "scheduled review: limit on file above the policy limit"],
+            "scheduled review: within the keep tolerance",
+        ),
+        trigger,
+    )
+    proposed = np.floor(proposed + 1e-9)
+    due = scheduled | triggered
+    reason = np.where(triggered, "trigger", "scheduled review")
     change = proposed - on_file
     change_share = np.where(on_file > 0, np.abs(change) / np.maximum(on_file, 1.0),
                             np.where(change != 0, 1.0, 0.0))
@@ -179,7 +192,7 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
             "limit_on_file": current,
             "policy_limit": scored["limit"].to_numpy(float),
             "action": action,
-            "trigger": np.where(trigger == "", "none (scheduled review)", trigger),
+            "trigger": trigger,
             "proposed_limit": proposed,
             "change": change,
             "change_share": change_share,

@@ -63,32 +63,33 @@ def test_bad_authority_params_name_the_key():
 
 # --------------------------------------------------------------------------- proposals
 def _review_case() -> tuple[pd.DataFrame, pd.DataFrame]:
-    n = 6
+    n = 8
     frame = pd.DataFrame(
         {
             "customer_id": [f"C{i}" for i in range(1, n + 1)],
             "as_of_date": T,
-            "label": ["good", "good", "good", "in_default", "good", "good"],
-            "credit_limit": [10_000.0, 10_000.0, 10_000.0, 8_000.0, 50_000.0, 10_000.0],
+            "label": ["good", "good", "good", "in_default", "good", "good", "good", "in_default"],
+            "credit_limit": [10_000.0, 10_000.0, 10_000.0, 8_000.0, 50_000.0, 50_000.0, 19_000.0, 0.0],
             "attributes_valid_from": pd.to_datetime(
-                ["2024-05-31", "2025-05-31", "2025-05-31", "2025-05-31", "2025-05-31", "2025-05-31"]
+                ["2024-05-31", "2025-05-31", "2025-05-31", "2025-05-31", "2024-05-31", "2025-05-31",
+                 "2024-05-31", "2025-05-31"]
             ),
             "exposure": 1_000.0,
-            "largest_invoice_share_3m": [0.1, 0.4, 0.1, 0.1, 0.1, 0.1],
-            "days_beyond_terms_max_3m": [0, 20, 0, 0, 0, 0],
-            "late_invoice_share_12m": [0.1, 0.1, 0.0, 0.1, 0.1, 0.1],
-            "invoiced_amount_3m": [3_000.0, 3_000.0, 4_000.0, 3_000.0, 3_000.0, 3_000.0],
+            "largest_invoice_share_3m": [0.1, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+            "days_beyond_terms_max_3m": [0, 20, 0, 0, 0, 0, 0, 0],
+            "late_invoice_share_12m": [0.1, 0.1, 0.0, 0.1, 0.1, 0.1, 0.1, 0.1],
+            "invoiced_amount_3m": [3_000.0, 3_000.0, 4_000.0, 3_000.0, 3_000.0, 3_000.0, 3_000.0, 3_000.0],
             "invoiced_amount_12m": 10_000.0,
             "tenure_months": 24.0,
         }
     )
     scored = pd.DataFrame(
         {
-            "grade": ["A2", "B1", "A1", "D1", "B2", "A2"],
-            "letter_grade": ["A", "B", "A", "D", "B", "A"],
-            "pd": [0.01, 0.03, 0.005, 0.4, 0.04, 0.01],
+            "grade": ["A2", "B1", "A1", "D1", "B2", "A2", "A2", "D1"],
+            "letter_grade": ["A", "B", "A", "D", "B", "A", "A", "D"],
+            "pd": [0.01, 0.03, 0.005, 0.4, 0.04, 0.01, 0.01, 0.4],
             "limit": [20_000.0] * n,
-            "review_months": pd.array([12, 12, 12, 3, 12, 12], dtype="Int64"),
+            "review_months": pd.array([12, 12, 12, 3, 12, 12, 12, 3], dtype="Int64"),
         }
     )
     return frame, scored
@@ -97,29 +98,35 @@ def _review_case() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_proposals_keep_cut_raise_suspend_and_policy_cap():
     frame, scored = _review_case()
     out = lr.propose(scored, frame, POLICY, REVIEW).set_index("customer_id")
-    # C6: reviewed a month ago, no trigger -> not due, not listed
-    assert list(out.index) == ["C1", "C2", "C3", "C4", "C5"]
+    # C6: above the policy limit but reviewed a month ago, no trigger -> not due until its review;
+    # C8: in default with its limit already at 0 -> nothing to do
+    assert list(out.index) == ["C1", "C2", "C3", "C4", "C5", "C7"]
+    # scheduled review (13 months >= 12): re-set to the policy limit 20,000 (+100%: A, band 0, +1 step)
     assert out.loc["C1", ["action", "proposed_limit", "due"]].tolist() == [
-        "keep", 10_000.0, "scheduled review"]
+        "raise", 20_000.0, "scheduled review"]
+    assert out.loc["C1", "approver_role"] == "credit_manager"
     # cut: 10,000 x (1 - 0.5) = 5,000
-    assert out.loc["C2", ["action", "proposed_limit"]].tolist() == ["cut", 5_000.0]
+    assert out.loc["C2", ["action", "proposed_limit", "due"]].tolist() == ["cut", 5_000.0, "trigger"]
     # raise: growth 4,000 x 4 / 10,000 - 1 = 60% >= 20%, no late invoices -> 10,000 x 1.25
     assert out.loc["C3", ["action", "proposed_limit"]].tolist() == ["raise", 12_500.0]
+    assert out.loc["C3", "approver_role"] == "credit_analyst"  # 25% change, 12,500, grade A
     assert out.loc["C4", ["action", "proposed_limit", "trigger"]].tolist() == [
         "suspend", 0.0, "in default at the review date"]
-    # above the policy limit of its grade -> cut to it; a reduction: exposure 50,000 (band 1) only
+    assert out.loc["C4", "approver_role"] == "credit_manager"  # suspension floor
+    # scheduled, 50,000 on file > policy 20,000 -> cut to it; a reduction: exposure 50,000 (band 1)
     assert out.loc["C5", ["action", "proposed_limit"]].tolist() == ["cut", 20_000.0]
     assert out.loc["C5", "approver_role"] == "credit_manager"
-    assert out.loc["C3", "approver_role"] == "credit_analyst"  # 25% change, 12,500, grade A
-    assert out.loc["C4", "approver_role"] == "credit_manager"  # suspension floor
+    # scheduled, 19,000 within 10% of 20,000 -> keep
+    assert out.loc["C7", ["action", "proposed_limit"]].tolist() == ["keep", 19_000.0]
 
 
 def test_raise_capped_by_policy_becomes_keep():
     frame, scored = _review_case()
     scored["limit"] = 9_000.0
     out = lr.propose(scored, frame, POLICY, REVIEW).set_index("customer_id")
-    # C3 would be raised but the policy limit (9,000) is below its limit: the review cuts it instead
-    assert out.loc["C3", "action"] == "cut" and out.loc["C3", "proposed_limit"] == 9_000.0
+    # C3's growth trigger would raise it, but the policy limit (9,000) is below its 10,000
+    assert out.loc["C3", ["action", "proposed_limit"]].tolist() == ["keep", 10_000.0]
+    assert "allows no raise" in out.loc["C3", "trigger"]
 
 
 def test_overrides_are_recorded_with_approver_reason_and_authority():
