@@ -224,9 +224,10 @@ def apply_overrides(
     proposals: pd.DataFrame, overrides: pd.DataFrame | None, p: dict[str, Any], source: str = "overrides"
 ) -> pd.DataFrame:
     """Final decision per proposal: the proposal, or a recorded override (action, limit, approver, role,
-    reason). An override must name an existing proposal, a known action and role, a limit >= 0 (0 for a
-    suspension), an approver and a reason; ``override_within_authority`` is false when the approver's role
-    is below the one the final decision needs."""
+    reason). An override must give a known action and role, a limit >= 0 (0 for a suspension), an
+    approver and a reason (else a one-line error naming row, column and rule); one naming no proposal
+    is listed in ``attrs['overrides_unmatched']`` and not applied; ``override_within_authority`` is false
+    when the approver's role is below the one the final decision needs."""
     out = proposals.copy()
     out["final_action"] = out["action"]
     out["final_limit"] = out["proposed_limit"]
@@ -238,6 +239,7 @@ def apply_overrides(
         return out
     key = out.set_index(["review_date", "customer_id"]).index
     roles = p["roles"]
+    unmatched: list[str] = []
     for i, row in overrides.reset_index(drop=True).iterrows():
         line = i + 2
 
@@ -249,8 +251,9 @@ def apply_overrides(
                 fail(col, "required", "an override needs every field")
         date = pd.Timestamp(row["review_date"])
         pos = key.get_indexer([(date, str(row["customer_id"]))])[0]
-        if pos < 0:
-            fail("customer_id", "proposal_exists", f"no proposal for {row['customer_id']} on {date.date()}")
+        if pos < 0:  # a decision on a customer not due that date: counted, never applied
+            unmatched.append(f"row {line}: {row['customer_id']} on {date.date()}")
+            continue
         if row["action"] not in ACTIONS:
             fail("action", "in_range", f"'{row['action']}' is not one of {ACTIONS}")
         if row["role"] not in roles:
@@ -269,6 +272,7 @@ def apply_overrides(
         out.at[pos, "override_approver"] = row["approver"]
         out.at[pos, "override_reason"] = row["reason"]
         out.at[pos, "override_within_authority"] = roles.index(row["role"]) >= need
+    out.attrs["overrides_unmatched"] = unmatched
     return out
 
 
@@ -289,6 +293,8 @@ def review_summary(review: pd.DataFrame) -> dict[str, Any]:
             for (a, r), n in last.groupby(["action", "approver_role"]).size().sort_index().items()
         },
         "overrides": int(review["override_approver"].notna().sum()),
+        "overrides_outside_authority": int((review["override_within_authority"] == False).sum()),  # noqa: E712
+        "overrides_unmatched": review.attrs.get("overrides_unmatched", []),
     }
 
 

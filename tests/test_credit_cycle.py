@@ -150,9 +150,11 @@ def test_overrides_are_recorded_with_approver_reason_and_authority():
     assert not bool(out.loc["C3", "override_within_authority"])
     assert out.loc["C1", "decided_by"].startswith("proposal")
     assert out["override_reason"].notna().sum() == 2
-    bad = ovr.assign(customer_id=["C6", "C3"])
-    with pytest.raises(PipelineError, match="row 2, column customer_id, rule proposal_exists"):
-        lr.apply_overrides(props, bad, REVIEW, "overrides.csv")
+    stray = lr.apply_overrides(props, ovr.assign(customer_id=["C6", "C3"]), REVIEW)
+    assert stray.attrs["overrides_unmatched"] == ["row 2: C6 on 2025-06-30"]
+    assert stray.set_index("customer_id").loc["C2", "final_action"] == "cut"  # not applied
+    with pytest.raises(PipelineError, match="row 2, column action, rule in_range"):
+        lr.apply_overrides(props, ovr.assign(action=["freeze", "raise"]), REVIEW, "overrides.csv")
     with pytest.raises(PipelineError, match="row 3, column reason, rule required"):
         lr.apply_overrides(props, ovr.assign(reason=["ok", None]), REVIEW, "overrides.csv")
 
