@@ -30,6 +30,7 @@ from pipeline.io import write_csv, write_json
 from pipeline.score import score_customers
 
 log = logging.getLogger("pipeline.credit_cycle")
+VALUE_COLUMNS = ("tenure_months", "competitor_share", "late_invoice_share_12m", "invoice_count_12m")
 
 
 def bundle_letters(bundle: dict[str, Any]) -> list[str]:
@@ -91,6 +92,18 @@ def publish_credit_cycle(bundle: dict[str, Any], paths: Paths, params: dict[str,
     source = paths.raw / p_rev["overrides"] if p_rev.get("overrides") else None
     review = lr.apply_overrides(review, lr.read_overrides(source), p_rev, str(source))
 
+    out = paths.exports
+    write_csv(review, out / "limit_review.csv")
+    write_csv(lr.approval_authority_table(p_rev, letters), out / "approval_authority.csv")
+    summary: dict[str, Any] = {"limit_review": lr.review_summary(review)}
+    missing = [c for c in VALUE_COLUMNS if c not in snaps.columns]
+    if missing or not (paths.interim / "invoices.parquet").is_file():
+        summary["customer_value"] = (
+            f"not computed: snapshots lack {missing}" if missing else "not computed: no invoices"
+        )
+        log.warning("customer value %s", summary["customer_value"])
+        write_json(summary, out / "credit_cycle.json")
+        return summary
     t = snaps["as_of_date"].max()
     last = snaps[snaps["as_of_date"] == t].reset_index(drop=True)
     scored = score_customers(bundle, last)
@@ -108,14 +121,10 @@ def publish_credit_cycle(bundle: dict[str, Any], paths: Paths, params: dict[str,
     cells = cv.grid_counts(grid, p_val)
     strategy = cv.strategy_table(grid, p_val, letters)
 
-    out = paths.exports
-    write_csv(review, out / "limit_review.csv")
-    write_csv(lr.approval_authority_table(p_rev, letters), out / "approval_authority.csv")
     write_csv(grid.reset_index(), out / "customer_value.csv")
     write_csv(cells, out / "value_loyalty_grid.csv")
     write_csv(strategy, out / "value_grade_strategy.csv")
-    summary = {
-        "limit_review": lr.review_summary(review),
+    summary |= {
         "value_as_of": str(pd.Timestamp(t).date()),
         "customers_valued": len(grid),
         "grid_counts": {f"{r.value}|{r.loyalty}": int(r.customers) for r in cells.itertuples()},

@@ -124,7 +124,9 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     trig = limit_action(frame, policy)
     t = policy["triggers"]
     tol = float(p.get("keep_tolerance", 0.10))
-    current = pd.to_numeric(frame["credit_limit"], errors="coerce").to_numpy(float)
+    current = pd.to_numeric(
+        frame.get("credit_limit", pd.Series(np.nan, index=frame.index)), errors="coerce"
+    ).to_numpy(float)
     on_file = np.where(np.isnan(current), 0.0, current)
     pol = scored["limit"].to_numpy(float)
     pol = np.where(np.isnan(pol), 0.0, pol)
@@ -152,7 +154,7 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     proposed = np.where(capped, on_file, proposed)
 
     review = pd.Series(scored["review_months"]).astype("Float64").to_numpy(float, na_value=np.nan)
-    since = pd.to_datetime(frame.get("attributes_valid_from"))
+    since = pd.to_datetime(frame.get("attributes_valid_from", pd.Series(pd.NaT, index=frame.index)))
     months_since = ((frame["as_of_date"] - since).dt.days / 30.4375).to_numpy(float)
     scheduled = (np.isnan(months_since) | (months_since >= review - 1e-9)) & ~triggered & ~in_default
     # a scheduled review re-sets the limit to the policy limit, unless within the keep tolerance
@@ -188,7 +190,9 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
             "grade": scored["grade"].astype(str).to_numpy(),
             "letter_grade": letter,
             "pd": scored["pd"].to_numpy(float),
-            "exposure": pd.to_numeric(frame.get("exposure"), errors="coerce").to_numpy(float),
+            "exposure": pd.to_numeric(
+                frame.get("exposure", pd.Series(np.nan, index=frame.index)), errors="coerce"
+            ).to_numpy(float),
             "limit_on_file": current,
             "policy_limit": scored["limit"].to_numpy(float),
             "action": action,
