@@ -30,7 +30,12 @@ from pipeline.io import write_csv, write_json
 from pipeline.score import score_customers
 
 log = logging.getLogger("pipeline.credit_cycle")
-VALUE_COLUMNS = ("tenure_months", "competitor_share", "late_invoice_share_12m", "invoice_count_12m")
+VALUE_COLUMNS = (
+    "tenure_months",
+    "competitor_share",
+    "late_invoice_share_12m",
+    "invoice_count_12m",
+)
 
 
 def bundle_letters(bundle: dict[str, Any]) -> list[str]:
@@ -51,7 +56,10 @@ def read_recent_snapshots(path: Path, months: int) -> pd.DataFrame:
 
 
 def value_inputs(
-    last: pd.DataFrame, scored: pd.DataFrame, invoices: pd.DataFrame, segment: pd.Series,
+    last: pd.DataFrame,
+    scored: pd.DataFrame,
+    invoices: pd.DataFrame,
+    segment: pd.Series,
     p: dict[str, Any],
 ) -> pd.DataFrame:
     """Per-customer inputs of `customer_value.customer_value` at the last month end."""
@@ -108,7 +116,8 @@ def publish_credit_cycle(bundle: dict[str, Any], paths: Paths, params: dict[str,
     last = snaps[snaps["as_of_date"] == t].reset_index(drop=True)
     scored = score_customers(bundle, last)
     invoices = pd.read_parquet(
-        paths.interim / "invoices.parquet", columns=["customer_id", "invoice_date", "due_date", "amount"]
+        paths.interim / "invoices.parquet",
+        columns=["customer_id", "invoice_date", "due_date", "amount"],
     )
     segment = _segments_at(paths, t)
     frame = value_inputs(last, scored, invoices, segment, p_val)

@@ -41,7 +41,6 @@ from pipeline.schemas import (
     REQUIRED,
     conform,
     parse_schema,
-    quarantine_reasons,
     validate,
 )
 
@@ -63,7 +62,9 @@ def _not_future(cutoff: pd.Timestamp | None) -> list[pa.Check]:
 
 def _exists(ids: pd.Index) -> pa.Check:
     ids = pd.Index(ids).unique()
-    return pa.Check(lambda s: pd.Series(ids.get_indexer(s) >= 0, index=s.index), name="customer_exists")
+    return pa.Check(
+        lambda s: pd.Series(ids.get_indexer(s) >= 0, index=s.index), name="customer_exists"
+    )
 
 
 def _in_range(lo: float | None = None, hi: float | None = None) -> pa.Check:
@@ -79,7 +80,9 @@ def _in_range(lo: float | None = None, hi: float | None = None) -> pa.Check:
     return pa.Check(ok, name="in_range")
 
 
-def row_rules(table: str, customer_ids: pd.Index, cutoff: pd.Timestamp | None) -> pa.DataFrameSchema:
+def row_rules(
+    table: str, customer_ids: pd.Index, cutoff: pd.Timestamp | None
+) -> pa.DataFrameSchema:
     """Per-row rules of a credit-file table (frame already coerced by `schemas.parse_schema`)."""
     cols: dict[str, pa.Column] = {}
     for column, kind in COLUMNS[table].items():
@@ -150,8 +153,11 @@ def timeline_failures(history: pd.DataFrame) -> pd.DataFrame:
             if rule == "duplicate_id":
                 reason = text + fmt(sub["valid_from"])
             else:
-                reason = text + fmt(prev_to[mask]) + ") but this one starts valid_from=" + fmt(
-                    sub["valid_from"]
+                reason = (
+                    text
+                    + fmt(prev_to[mask])
+                    + ") but this one starts valid_from="
+                    + fmt(sub["valid_from"])
                 )
             rows.append(
                 pd.DataFrame(
@@ -169,7 +175,8 @@ def timeline_failures(history: pd.DataFrame) -> pd.DataFrame:
         {
             "_rule": "history_broken",
             "_column": "customer_id",
-            "_reason": "history_broken(customer_id=" + sib["customer_id"].astype(str)
+            "_reason": "history_broken(customer_id="
+            + sib["customer_id"].astype(str)
             + ": another version of this customer breaks the timeline)",
         },
         index=sib.index,
@@ -220,7 +227,10 @@ def attribute_history_summary(history: pd.DataFrame) -> dict[str, Any]:
     value). Attributes no customer's value ever changes are listed as without history."""
     changed: dict[str, int] = {}
     if history.empty:
-        return {"customers_with_changes": {}, "attributes_without_history": list(HISTORY_ATTRIBUTES)}
+        return {
+            "customers_with_changes": {},
+            "attributes_without_history": list(HISTORY_ATTRIBUTES),
+        }
     h = history.sort_values(["customer_id", "valid_from"], kind="stable")
     same = h["customer_id"].eq(h["customer_id"].shift())
     for c in HISTORY_ATTRIBUTES:
@@ -259,7 +269,11 @@ def _read(path: Path, table: str, params: dict[str, Any]) -> tuple[pd.DataFrame,
         allow_no_rows=True,
     )
     parts = [c for c in src.chunks() if not c.empty]
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*COLUMNS[table], *META])
+    frame = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=[*COLUMNS[table], *META])
+    )
     return frame, src
 
 
@@ -304,7 +318,9 @@ def validate_table(
     return ok, bad.reset_index(drop=True)
 
 
-def _counts(src_files: list[str], n_read: int, good: pd.DataFrame, bad: pd.DataFrame) -> dict[str, Any]:
+def _counts(
+    src_files: list[str], n_read: int, good: pd.DataFrame, bad: pd.DataFrame
+) -> dict[str, Any]:
     counts = {
         "files": src_files,
         "rows_read": n_read,
@@ -337,7 +353,10 @@ def ingest_credit_file(
     version from the master (column ``version_source`` says which), with each Delphi panel's consensus
     merged in as a version change on its date (`pipeline.delphi`); ``delphi_panels.parquet`` holds the
     per-panel consensus and agreement (IQR per criterion, Kendall's W, converged)."""
-    files = {**DEFAULT_FILES, **{k: v for k, v in (params.get("files") or {}).items() if k in DEFAULT_FILES}}
+    files = {
+        **DEFAULT_FILES,
+        **{k: v for k, v in (params.get("files") or {}).items() if k in DEFAULT_FILES},
+    }
     ids = pd.Index(customers["customer_id"])
     report: dict[str, dict[str, Any]] = {}
     accepted: dict[str, pd.DataFrame] = {}
@@ -366,8 +385,10 @@ def ingest_credit_file(
     report["customer_history"].update(extra)
     report["expert_scores"]["agreement"] = agreement_summary(panels)
     for table, frame in accepted.items():
-        write_parquet(history if table == "customer_history" else frame,
-                      Path(interim_dir) / f"{table}.parquet")
+        write_parquet(
+            history if table == "customer_history" else frame,
+            Path(interim_dir) / f"{table}.parquet",
+        )
     write_parquet(panels, Path(interim_dir) / "delphi_panels.parquet")
     return report
 
@@ -438,7 +459,9 @@ def open_items(invoices: pd.DataFrame, payments: pd.DataFrame, t: pd.Timestamp) 
     customer's unallocated cash FIFO by invoice date (the feature SQL's settlement rule); written-off
     invoices are not open."""
     inv = invoices[(invoices["invoice_date"] <= t)].copy()
-    inv = inv[~(inv["write_off_date"] <= t)].sort_values(["invoice_date", "due_date", "invoice_id"])
+    inv = inv[~(inv["write_off_date"] <= t)].sort_values(
+        ["invoice_date", "due_date", "invoice_id"]
+    )
     pay = payments[payments["payment_date"] <= t]
     direct = pay[pay["invoice_id"].notna()].groupby("invoice_id")["amount"].sum()
     inv["open"] = (inv["amount"] - inv["invoice_id"].map(direct).fillna(0)).clip(lower=0)
@@ -458,17 +481,35 @@ def credit_file_view(customer_id: str, paths: Any) -> dict[str, Any]:
     def read(path: Path, **kw: Any) -> pd.DataFrame:
         if not Path(path).is_file():
             return pd.DataFrame()
-        frame = pd.read_parquet(path, **kw) if str(path).endswith(".parquet") else pd.read_csv(path)
-        return frame[frame["customer_id"].astype(str) == customer_id] if "customer_id" in frame else frame
+        frame = (
+            pd.read_parquet(path, **kw) if str(path).endswith(".parquet") else pd.read_csv(path)
+        )
+        return (
+            frame[frame["customer_id"].astype(str) == customer_id]
+            if "customer_id" in frame
+            else frame
+        )
 
     customers = read(paths.interim / "customers.parquet")
     if customers.empty:
         raise KeyError(f"customer {customer_id} is not in {paths.interim / 'customers.parquet'}")
     history = read(paths.interim / "customer_history.parquet").sort_values("valid_from")
-    snaps = read(paths.processed / "snapshots.parquet", filters=[("customer_id", "==", customer_id)])
+    snaps = read(
+        paths.processed / "snapshots.parquet", filters=[("customer_id", "==", customer_id)]
+    )
     snaps = snaps.sort_values("as_of_date") if not snaps.empty else snaps
-    grade_cols = [c for c in ("as_of_date", "label", "rule_grade", "final_grade", "overlay_notches",
-                              "grade_platform") if c in snaps]
+    grade_cols = [
+        c
+        for c in (
+            "as_of_date",
+            "label",
+            "rule_grade",
+            "final_grade",
+            "overlay_notches",
+            "grade_platform",
+        )
+        if c in snaps
+    ]
     behaviour = [c for c in ("as_of_date", *VIEW_BEHAVIOUR) if c in snaps]
     t = snaps["as_of_date"].max() if not snaps.empty else pd.Timestamp.today().normalize()
     invoices = read(paths.interim / "invoices.parquet")
@@ -478,19 +519,38 @@ def credit_file_view(customer_id: str, paths: Any) -> dict[str, Any]:
     limit_hist = history[["valid_from", "valid_to", "credit_limit", "approver", "change_reason"]]
     limit_hist = limit_hist[limit_hist["credit_limit"].ne(limit_hist["credit_limit"].shift())]
     overrides = (
-        snaps.loc[snaps["overlay_notches"].fillna(0) != 0,
-                  [c for c in ("as_of_date", "rule_grade", "final_grade", "overlay_notches",
-                               "override_reason", "override_approver", "override_date") if c in snaps]]
-        if "overlay_notches" in snaps else pd.DataFrame()
+        snaps.loc[
+            snaps["overlay_notches"].fillna(0) != 0,
+            [
+                c
+                for c in (
+                    "as_of_date",
+                    "rule_grade",
+                    "final_grade",
+                    "overlay_notches",
+                    "override_reason",
+                    "override_approver",
+                    "override_date",
+                )
+                if c in snaps
+            ],
+        ]
+        if "overlay_notches" in snaps
+        else pd.DataFrame()
     )
     return {
-        "identity": customers.iloc[0][["customer_id", "name", "segment", "region", "onboarding_date",
-                                       "group_id"]].to_dict(),
+        "identity": customers.iloc[0][
+            ["customer_id", "name", "segment", "region", "onboarding_date", "group_id"]
+        ].to_dict(),
         "attribute_history": history.reset_index(drop=True),
         "delphi_panels": read(paths.interim / "delphi_panels.parquet").reset_index(drop=True),
-        "grade_history": snaps[grade_cols].reset_index(drop=True) if grade_cols else pd.DataFrame(),
+        "grade_history": snaps[grade_cols].reset_index(drop=True)
+        if grade_cols
+        else pd.DataFrame(),
         "limit_history": limit_hist.reset_index(drop=True),
-        "payment_behaviour": snaps[behaviour].reset_index(drop=True) if behaviour else pd.DataFrame(),
+        "payment_behaviour": snaps[behaviour].reset_index(drop=True)
+        if behaviour
+        else pd.DataFrame(),
         "open_items": open_items(invoices, payments, t) if not invoices.empty else pd.DataFrame(),
         "overrides": overrides.reset_index(drop=True),
         "limit_reviews": reviews.reset_index(drop=True),

@@ -48,11 +48,24 @@ STRATEGIES = ("grow", "keep", "secure", "exit")
 def check_params(p: dict[str, Any]) -> None:
     """Validate ``publish.customer_value`` once at stage start."""
     key = "params.yaml publish.customer_value"
-    for k in ("gross_margin_rate", "cost_of_capital", "collection_cost_rate",
-              "collection_cost_per_late_invoice", "lgd", "horizon_years", "discount_rate",
-              "full_tenure_months", "missing_share_of_wallet", "loyalty_high", "loyalty_medium",
-              "grid_value_quantile", "tier_quantiles", "grid_strategy", "grade_strategy",
-              "min_segment_customers"):
+    for k in (
+        "gross_margin_rate",
+        "cost_of_capital",
+        "collection_cost_rate",
+        "collection_cost_per_late_invoice",
+        "lgd",
+        "horizon_years",
+        "discount_rate",
+        "full_tenure_months",
+        "missing_share_of_wallet",
+        "loyalty_high",
+        "loyalty_medium",
+        "grid_value_quantile",
+        "tier_quantiles",
+        "grid_strategy",
+        "grade_strategy",
+        "min_segment_customers",
+    ):
         if k not in p:
             raise PipelineError(f"{key}.{k}: missing")
     if not 0 <= p["gross_margin_rate"] <= 1 or p["horizon_years"] < 1:
@@ -87,15 +100,20 @@ def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
         {
             "sales_12m": g["amount"].sum(),
             "active_months_12m": months.groupby(last["customer_id"]).nunique(),
-            "terms_days": (last["due_date"] - last["invoice_date"]).dt.days.groupby(
-                last["customer_id"]
-            ).mean(),
+            "terms_days": (last["due_date"] - last["invoice_date"])
+            .dt.days.groupby(last["customer_id"])
+            .mean(),
         }
     )
     out["bought_prior_year"] = out.index.isin(prior["customer_id"].unique())
     prior_only = pd.Index(prior["customer_id"].unique()).difference(out.index)
     extra = pd.DataFrame(
-        {"sales_12m": 0.0, "active_months_12m": 0, "terms_days": np.nan, "bought_prior_year": True},
+        {
+            "sales_12m": 0.0,
+            "active_months_12m": 0,
+            "terms_days": np.nan,
+            "bought_prior_year": True,
+        },
         index=prior_only,
     )
     return pd.concat([out, extra]).rename_axis("customer_id")
@@ -136,7 +154,9 @@ def customer_value(frame: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
     years = np.arange(1, int(p["horizon_years"]) + 1)
     factor = (r[:, None] ** (years - 1)[None, :] / (1 + d) ** years[None, :]).sum(axis=1)
     clv = annual * factor
-    tenure = np.clip(frame["tenure_months"].fillna(0).to_numpy(float) / p["full_tenure_months"], 0, 1)
+    tenure = np.clip(
+        frame["tenure_months"].fillna(0).to_numpy(float) / p["full_tenure_months"], 0, 1
+    )
     regular = np.clip(frame["active_months_12m"].fillna(0).to_numpy(float) / 12.0, 0, 1)
     wallet = 1 - frame["competitor_share"].to_numpy(float)
     wallet = np.where(np.isnan(wallet), p["missing_share_of_wallet"], wallet)
@@ -174,7 +194,12 @@ def value_grid(values: pd.DataFrame, letter_grade: pd.Series, p: dict[str, Any])
     q1, q2 = clv.quantile(p["tier_quantiles"][0]), clv.quantile(p["tier_quantiles"][1])
     tier = np.select([clv >= q2, clv >= q1], ["high", "medium"], "low")
     tier = np.where(clv <= 0, "low", tier)
-    cell = pd.Series(value_level, index=values.index) + "_value_" + values["loyalty_level"] + "_loyalty"
+    cell = (
+        pd.Series(value_level, index=values.index)
+        + "_value_"
+        + values["loyalty_level"]
+        + "_loyalty"
+    )
     grade = letter_grade.reindex(values.index).astype(object)
     strategy = [
         (p["grade_strategy"].get(t) or {}).get(g, "exit" if pd.isna(g) else "keep")

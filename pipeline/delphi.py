@@ -59,9 +59,19 @@ def panel_agreement(scores: pd.DataFrame, max_iqr: float = DEFAULT_MAX_IQR) -> p
     """One row per (customer, panel): last round, its date, experts, consensus (median) and IQR per
     criterion, max IQR, Kendall's W, share of scores moved since the previous round, ``converged``."""
     if scores.empty:
-        cols = ["customer_id", "panel_id", "last_round", "consensus_date", "experts", "kendalls_w",
-                "max_iqr", "moved_share", "converged",
-                *[f"expert_{c}" for c in CRITERIA], *[f"iqr_{c}" for c in CRITERIA]]
+        cols = [
+            "customer_id",
+            "panel_id",
+            "last_round",
+            "consensus_date",
+            "experts",
+            "kendalls_w",
+            "max_iqr",
+            "moved_share",
+            "converged",
+            *[f"expert_{c}" for c in CRITERIA],
+            *[f"iqr_{c}" for c in CRITERIA],
+        ]
         return pd.DataFrame(columns=cols)
     s = scores.assign(panel_id=scores["panel_id"].fillna("panel"))
     keys = ["customer_id", "panel_id"]
@@ -73,10 +83,18 @@ def panel_agreement(scores: pd.DataFrame, max_iqr: float = DEFAULT_MAX_IQR) -> p
     for (cid, pid), g in last.groupby(keys, sort=True):
         wide = g.pivot_table(index="expert", columns="criterion", values="score", aggfunc="first")
         wide = wide.reindex(columns=list(CRITERIA))
-        med = {f"expert_{c}": (_lower_median(wide[c].dropna()) if wide[c].notna().any() else np.nan)
-               for c in CRITERIA}
-        iqr = {f"iqr_{c}": (float(np.subtract(*np.percentile(wide[c].dropna(), [75, 25])))
-                            if wide[c].notna().any() else np.nan) for c in CRITERIA}
+        med = {
+            f"expert_{c}": (_lower_median(wide[c].dropna()) if wide[c].notna().any() else np.nan)
+            for c in CRITERIA
+        }
+        iqr = {
+            f"iqr_{c}": (
+                float(np.subtract(*np.percentile(wide[c].dropna(), [75, 25])))
+                if wide[c].notna().any()
+                else np.nan
+            )
+            for c in CRITERIA
+        }
         complete = wide.dropna(axis=0, how="any")
         w = kendalls_w(complete.to_numpy(float)) if len(complete) else float("nan")
         before = prev_idx.reindex(
@@ -85,8 +103,11 @@ def panel_agreement(scores: pd.DataFrame, max_iqr: float = DEFAULT_MAX_IQR) -> p
             )
         )
         moved = before.notna() & (before.to_numpy() != g["score"].to_numpy())
-        max_iqr_v = float(np.nanmax(list(iqr.values()))) if any(
-            np.isfinite(v) for v in iqr.values()) else np.nan
+        max_iqr_v = (
+            float(np.nanmax(list(iqr.values())))
+            if any(np.isfinite(v) for v in iqr.values())
+            else np.nan
+        )
         rows.append(
             {
                 "customer_id": cid,
@@ -98,13 +119,16 @@ def panel_agreement(scores: pd.DataFrame, max_iqr: float = DEFAULT_MAX_IQR) -> p
                 **iqr,
                 "max_iqr": max_iqr_v,
                 "kendalls_w": w,
-                "moved_share": float(moved.sum() / before.notna().sum()) if before.notna().any()
+                "moved_share": float(moved.sum() / before.notna().sum())
+                if before.notna().any()
                 else np.nan,
                 "converged": bool(max_iqr_v <= max_iqr) if np.isfinite(max_iqr_v) else False,
             }
         )
-    return pd.DataFrame(rows).sort_values(["customer_id", "consensus_date"], kind="stable").reset_index(
-        drop=True
+    return (
+        pd.DataFrame(rows)
+        .sort_values(["customer_id", "consensus_date"], kind="stable")
+        .reset_index(drop=True)
     )
 
 
@@ -122,12 +146,18 @@ def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFr
     lo = pd.Timestamp("1900-01-01")
     with_panel = history["customer_id"].isin(panels["customer_id"])
     hp = history[with_panel].assign(_v=1, valid_from=history["valid_from"].fillna(lo))
-    bps = pd.concat(
-        [
-            hp[["customer_id", "valid_from"]].rename(columns={"valid_from": "as_of_date"}),
-            panels[["customer_id", "consensus_date"]].rename(columns={"consensus_date": "as_of_date"}),
-        ]
-    ).drop_duplicates().sort_values(["customer_id", "as_of_date"], kind="stable")
+    bps = (
+        pd.concat(
+            [
+                hp[["customer_id", "valid_from"]].rename(columns={"valid_from": "as_of_date"}),
+                panels[["customer_id", "consensus_date"]].rename(
+                    columns={"consensus_date": "as_of_date"}
+                ),
+            ]
+        )
+        .drop_duplicates()
+        .sort_values(["customer_id", "as_of_date"], kind="stable")
+    )
     bps = bps.reset_index(drop=True)
     ver = attributes_as_of(hp, bps)
     keep = ver["_v"].notna().to_numpy()
@@ -135,21 +165,43 @@ def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFr
     pan = panels.sort_values("consensus_date").rename(
         columns={f"expert_{c}": f"_p_{c}" for c in CRITERIA}
     )
-    pv = pd.merge_asof(
-        bps.assign(_row=np.arange(len(bps))).sort_values("as_of_date"),
-        pan[["customer_id", "panel_id", "consensus_date", *[f"_p_{c}" for c in CRITERIA]]],
-        left_on="as_of_date", right_on="consensus_date", by="customer_id", direction="backward",
-    ).sort_values("_row").reset_index(drop=True)
+    pv = (
+        pd.merge_asof(
+            bps.assign(_row=np.arange(len(bps))).sort_values("as_of_date"),
+            pan[["customer_id", "panel_id", "consensus_date", *[f"_p_{c}" for c in CRITERIA]]],
+            left_on="as_of_date",
+            right_on="consensus_date",
+            by="customer_id",
+            direction="backward",
+        )
+        .sort_values("_row")
+        .reset_index(drop=True)
+    )
     use = pv["consensus_date"].notna() & (pv["consensus_date"] >= ver["valid_from"])
     out = ver.copy()
     for c in CRITERIA:
         out[f"expert_{c}"] = np.where(use, pv[f"_p_{c}"], out[f"expert_{c}"])
-    at_panel = use & (pv["consensus_date"] == bps["as_of_date"]) & (ver["valid_from"] != bps["as_of_date"])
-    on_start = use & (ver["valid_from"] == bps["as_of_date"]) & (pv["consensus_date"] == bps["as_of_date"])
-    out["approver"] = np.where(at_panel, "Delphi panel " + pv["panel_id"].astype(str), out["approver"])
+    at_panel = (
+        use
+        & (pv["consensus_date"] == bps["as_of_date"])
+        & (ver["valid_from"] != bps["as_of_date"])
+    )
+    on_start = (
+        use
+        & (ver["valid_from"] == bps["as_of_date"])
+        & (pv["consensus_date"] == bps["as_of_date"])
+    )
+    out["approver"] = np.where(
+        at_panel, "Delphi panel " + pv["panel_id"].astype(str), out["approver"]
+    )
     out["change_reason"] = np.where(
-        at_panel, "Delphi panel consensus (last-round median)",
-        np.where(on_start, out["change_reason"].astype(str) + "; Delphi panel consensus", out["change_reason"]),
+        at_panel,
+        "Delphi panel consensus (last-round median)",
+        np.where(
+            on_start,
+            out["change_reason"].astype(str) + "; Delphi panel consensus",
+            out["change_reason"],
+        ),
     )
     out["approval_date"] = np.where(at_panel, bps["as_of_date"], out["approval_date"])
     nxt = bps.groupby("customer_id")["as_of_date"].shift(-1)
@@ -157,7 +209,11 @@ def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFr
     out["valid_from"] = bps["as_of_date"].where(bps["as_of_date"] != lo, pd.NaT)
     out = out.drop(columns=["_v", "as_of_date"], errors="ignore")[list(history.columns)]
     for c in EXPERT_SCORES:
-        out[c] = pd.array(pd.to_numeric(out[c], errors="coerce"), dtype="Float64").round().astype("Int64")
+        out[c] = (
+            pd.array(pd.to_numeric(out[c], errors="coerce"), dtype="Float64")
+            .round()
+            .astype("Int64")
+        )
     for c in ("valid_from", "valid_to", "approval_date"):
         out[c] = pd.to_datetime(out[c]).astype("datetime64[ns]")
     merged = pd.concat([history[~with_panel], out], ignore_index=True)
@@ -180,5 +236,7 @@ def agreement_summary(panels: pd.DataFrame) -> dict[str, Any]:
         "median_kendalls_w": float(w.median()) if len(w) else None,
         "kendalls_w_undefined": int(panels["kendalls_w"].isna().sum()),
         "median_moved_share": float(panels["moved_share"].median()),
-        "experts_per_panel": {str(k): int(v) for k, v in panels["experts"].value_counts().sort_index().items()},
+        "experts_per_panel": {
+            str(k): int(v) for k, v in panels["experts"].value_counts().sort_index().items()
+        },
     }

@@ -42,8 +42,16 @@ OVERRIDE_COLUMNS = ("review_date", "customer_id", "action", "limit", "approver",
 def check_params(p: dict[str, Any], letters: list[str]) -> None:
     """Validate ``publish.limit_review`` once at stage start (one-line errors naming the key)."""
     key = "params.yaml publish.limit_review"
-    for k in ("months", "roles", "exposure_bands", "exposure_level", "change_bands",
-              "change_escalation", "grade_escalation", "suspend_role"):
+    for k in (
+        "months",
+        "roles",
+        "exposure_bands",
+        "exposure_level",
+        "change_bands",
+        "change_escalation",
+        "grade_escalation",
+        "suspend_role",
+    ):
         if k not in p:
             raise PipelineError(f"{key}.{k}: missing")
     if len(p["exposure_level"]) != len(p["exposure_bands"]):
@@ -62,7 +70,9 @@ def check_params(p: dict[str, Any], letters: list[str]) -> None:
 
 
 def _band(x: np.ndarray, edges: list[float]) -> np.ndarray:
-    return np.clip(np.searchsorted(np.asarray(edges, float), x, side="right") - 1, 0, len(edges) - 1)
+    return np.clip(
+        np.searchsorted(np.asarray(edges, float), x, side="right") - 1, 0, len(edges) - 1
+    )
 
 
 def _label(edges: list[float], i: int, pct: bool = False) -> str:
@@ -117,7 +127,9 @@ def approval_authority_table(p: dict[str, Any], letters: list[str]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p: dict[str, Any]) -> pd.DataFrame:
+def propose(
+    scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p: dict[str, Any]
+) -> pd.DataFrame:
     """Proposals for one review date. ``frame``: the snapshot rows (limit on file ``credit_limit``,
     trigger inputs, ``label``, ``attributes_valid_from``, ``as_of_date``); ``scored``: their
     `score.score_customers` output (letter grade, PD, policy limit)."""
@@ -134,8 +146,11 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     triggered = action != "keep"
     trigger = np.select(
         [action == "suspend", action == "cut", action == "raise"],
-        ["behaviour: deterioration (suspend trigger)", "behaviour: large order paid late",
-         "behaviour: on-time growth"],
+        [
+            "behaviour: deterioration (suspend trigger)",
+            "behaviour: large order paid late",
+            "behaviour: on-time growth",
+        ],
         "",
     ).astype(object)
     in_default = (frame.get("label", pd.Series("", index=frame.index)) == "in_default").to_numpy()
@@ -144,8 +159,11 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     triggered = np.where(in_default, on_file > 0, triggered)
     proposed = np.select(
         [action == "suspend", action == "cut", action == "raise"],
-        [0.0, np.minimum(on_file * (1 - t["cut"]["step"]), pol),
-         np.minimum(on_file * (1 + t["raise"]["step"]), pol)],
+        [
+            0.0,
+            np.minimum(on_file * (1 - t["cut"]["step"]), pol),
+            np.minimum(on_file * (1 + t["raise"]["step"]), pol),
+        ],
         on_file,
     )
     capped = (action == "raise") & (proposed <= on_file)
@@ -154,11 +172,17 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     proposed = np.where(capped, on_file, proposed)
 
     review = pd.Series(scored["review_months"]).astype("Float64").to_numpy(float, na_value=np.nan)
-    since = pd.to_datetime(frame.get("attributes_valid_from", pd.Series(pd.NaT, index=frame.index)))
+    since = pd.to_datetime(
+        frame.get("attributes_valid_from", pd.Series(pd.NaT, index=frame.index))
+    )
     months_since = ((frame["as_of_date"] - since).dt.days / 30.4375).to_numpy(float)
-    scheduled = (np.isnan(months_since) | (months_since >= review - 1e-9)) & ~triggered & ~in_default
+    scheduled = (
+        (np.isnan(months_since) | (months_since >= review - 1e-9)) & ~triggered & ~in_default
+    )
     # a scheduled review re-sets the limit to the policy limit, unless within the keep tolerance
-    rel = np.where(on_file > 0, (pol - on_file) / np.maximum(on_file, 1.0), np.where(pol > 0, 1.0, 0.0))
+    rel = np.where(
+        on_file > 0, (pol - on_file) / np.maximum(on_file, 1.0), np.where(pol > 0, 1.0, 0.0)
+    )
     s_action = np.select([rel > tol, rel < -tol], ["raise", "cut"], "keep")
     action = np.where(scheduled, s_action, action)
     proposed = np.where(scheduled & (s_action != "keep"), pol, proposed)
@@ -166,9 +190,11 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
         scheduled,
         np.select(
             [on_file == 0, rel > tol, rel < -tol],
-            ["scheduled review: no limit on file, set to the policy limit",
-             "scheduled review: policy limit above the limit on file",
-             "scheduled review: limit on file above the policy limit"],
+            [
+                "scheduled review: no limit on file, set to the policy limit",
+                "scheduled review: policy limit above the limit on file",
+                "scheduled review: limit on file above the policy limit",
+            ],
             "scheduled review: within the keep tolerance",
         ),
         trigger,
@@ -177,8 +203,9 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
     due = scheduled | triggered
     reason = np.where(triggered, "trigger", "scheduled review")
     change = proposed - on_file
-    change_share = np.where(on_file > 0, np.abs(change) / np.maximum(on_file, 1.0),
-                            np.where(change != 0, 1.0, 0.0))
+    change_share = np.where(
+        on_file > 0, np.abs(change) / np.maximum(on_file, 1.0), np.where(change != 0, 1.0, 0.0)
+    )
     exposure = np.maximum(on_file, proposed)
     letter = scored["letter_grade"].astype(str).to_numpy()
     level = role_level(letter, exposure, change_share, action, p)
@@ -200,8 +227,12 @@ def propose(scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p
             "proposed_limit": proposed,
             "change": change,
             "change_share": change_share,
-            "exposure_band": [_label(p["exposure_bands"], i) for i in _band(exposure, p["exposure_bands"])],
-            "change_band": [_label(p["change_bands"], i, True) for i in _band(change_share, p["change_bands"])],
+            "exposure_band": [
+                _label(p["exposure_bands"], i) for i in _band(exposure, p["exposure_bands"])
+            ],
+            "change_band": [
+                _label(p["change_bands"], i, True) for i in _band(change_share, p["change_bands"])
+            ],
             "approver_role": np.asarray(p["roles"], dtype=object)[level],
         }
     )
@@ -212,20 +243,29 @@ def limit_review(
     bundle: dict[str, Any], snapshots: pd.DataFrame, p: dict[str, Any]
 ) -> pd.DataFrame:
     """Proposals at the last ``p['months']`` month ends of ``snapshots`` (scored with the bundle)."""
-    dates = np.sort(snapshots["as_of_date"].unique())[-int(p["months"]):]
+    dates = np.sort(snapshots["as_of_date"].unique())[-int(p["months"]) :]
     parts = []
     for d in dates:
         frame = snapshots[snapshots["as_of_date"] == d].reset_index(drop=True)
         scored = score_customers(bundle, frame)
         ok = scored["error"].isna().to_numpy()
-        parts.append(propose(scored[ok].reset_index(drop=True), frame[ok].reset_index(drop=True),
-                             bundle["policy"], p))
+        parts.append(
+            propose(
+                scored[ok].reset_index(drop=True),
+                frame[ok].reset_index(drop=True),
+                bundle["policy"],
+                p,
+            )
+        )
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out.sort_values(["review_date", "customer_id"], kind="stable").reset_index(drop=True)
 
 
 def apply_overrides(
-    proposals: pd.DataFrame, overrides: pd.DataFrame | None, p: dict[str, Any], source: str = "overrides"
+    proposals: pd.DataFrame,
+    overrides: pd.DataFrame | None,
+    p: dict[str, Any],
+    source: str = "overrides",
 ) -> pd.DataFrame:
     """Final decision per proposal: the proposal, or a recorded override (action, limit, approver, role,
     reason). An override must give a known action and role, a limit >= 0 (0 for a suspension), an
@@ -268,8 +308,13 @@ def apply_overrides(
         on_file = out.at[pos, "limit_on_file"]
         on_file = 0.0 if pd.isna(on_file) else float(on_file)
         share = abs(limit - on_file) / on_file if on_file > 0 else float(limit != on_file)
-        need = role_level([out.at[pos, "letter_grade"]], np.array([max(on_file, limit)]),
-                          np.array([share]), [row["action"]], p)[0]
+        need = role_level(
+            [out.at[pos, "letter_grade"]],
+            np.array([max(on_file, limit)]),
+            np.array([share]),
+            [row["action"]],
+            p,
+        )[0]
         out.at[pos, "final_action"] = row["action"]
         out.at[pos, "final_limit"] = limit
         out.at[pos, "decided_by"] = f"override: {row['approver']} ({row['role']})"

@@ -39,14 +39,44 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 FEATURES = {
-    "platform_rating_3m": ("Platform rating 1–5, transaction-weighted mean of the last 3 months", "score 1–5", 3, True),
-    "platform_rating_trend": ("Platform rating of the last 3 months minus that of the last 12", "points", 12, True),
+    "platform_rating_3m": (
+        "Platform rating 1–5, transaction-weighted mean of the last 3 months",
+        "score 1–5",
+        3,
+        True,
+    ),
+    "platform_rating_trend": (
+        "Platform rating of the last 3 months minus that of the last 12",
+        "points",
+        12,
+        True,
+    ),
     "platform_transactions_3m": ("Platform transactions in the last 3 months", "count", 3, True),
-    "platform_transactions_trend": ("Platform transactions: 3 months x 4 / 12 months - 1", "ratio", 12, True),
-    "platform_refund_rate_6m": ("Refunds / transactions, last 6 months, shrunk toward the prior rate", "ratio", 6, True),
-    "platform_complaint_rate_6m": ("Complaints / transactions, last 6 months, shrunk toward the prior rate", "ratio", 6, True),
+    "platform_transactions_trend": (
+        "Platform transactions: 3 months x 4 / 12 months - 1",
+        "ratio",
+        12,
+        True,
+    ),
+    "platform_refund_rate_6m": (
+        "Refunds / transactions, last 6 months, shrunk toward the prior rate",
+        "ratio",
+        6,
+        True,
+    ),
+    "platform_complaint_rate_6m": (
+        "Complaints / transactions, last 6 months, shrunk toward the prior rate",
+        "ratio",
+        6,
+        True,
+    ),
     "platform_months_12m": ("Months with platform data in the last 12", "months", 12, True),
-    "grade_platform": ("Rule-style platform grade A–D (rating, refund and complaint rates)", "grade", 6, False),
+    "grade_platform": (
+        "Rule-style platform grade A–D (rating, refund and complaint rates)",
+        "grade",
+        6,
+        False,
+    ),
 }
 
 
@@ -119,9 +149,9 @@ def platform_features(
     out.loc[a6.index, "platform_refund_rate_6m"] = (a6["ref"] + kk * p["prior_refund_rate"]) / (
         a6["tx"] + kk
     ).where(a6["tx"] + kk > 0)
-    out.loc[a6.index, "platform_complaint_rate_6m"] = (a6["cmp"] + kk * p["prior_complaint_rate"]) / (
-        a6["tx"] + kk
-    ).where(a6["tx"] + kk > 0)
+    out.loc[a6.index, "platform_complaint_rate_6m"] = (
+        a6["cmp"] + kk * p["prior_complaint_rate"]
+    ) / (a6["tx"] + kk).where(a6["tx"] + kk > 0)
     out["grade_platform"] = platform_grade(out, p["grade_thresholds"])
     for c in FEATURES:
         if c != "grade_platform":

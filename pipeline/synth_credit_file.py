@@ -34,7 +34,8 @@ CREDIT_FILE_TABLE_NAMES = ("customer_history", "expert_scores", "platform")
 MANAGERS = np.array(["Li Wei", "Zhang Min", "Wang Fang", "Chen Jie"], dtype=object)
 HEAD_OF_CREDIT = "Zhao Lei"  # head of credit
 EXPERTS = np.array(
-    ["Zhou Lan", "Sun Hao", "Wu Ying", "Xu Tao", "Ma Li", "Hu Jun", "Guo Mei", "He Qiang"], dtype=object
+    ["Zhou Lan", "Sun Hao", "Wu Ying", "Xu Tao", "Ma Li", "Hu Jun", "Guo Mei", "He Qiang"],
+    dtype=object,
 )
 REGIONS = np.array(["East", "North", "South", "Central", "West"], dtype=object)
 ONLINE_SEGMENT = "retail"
@@ -111,11 +112,14 @@ def credit_file_block(
     nw = cust["net_worth"].to_numpy(dtype=float).copy()
     turn = cust["annual_turnover"].to_numpy(dtype=float).copy()
     limit = cust["credit_limit"].to_numpy(dtype=float).copy()
-    target = np.column_stack([cust[e].to_numpy(dtype=float, na_value=np.nan) for e in EXPERT_SCORES])
+    target = np.column_stack(
+        [cust[e].to_numpy(dtype=float, na_value=np.nan) for e in EXPERT_SCORES]
+    )
     scores = np.full((n, 6), np.nan)
     region = cust["region"].to_numpy(dtype=object).copy()
     rows: dict[str, list[np.ndarray]] = {
-        x: [] for x in ("idx", "comp", "nw", "turn", "limit", "scores", "region", "approver", "panel")
+        x: []
+        for x in ("idx", "comp", "nw", "turn", "limit", "scores", "region", "approver", "panel")
     }
     for s in range(int(step.max()) + 1):
         at = step == s
@@ -179,7 +183,10 @@ def credit_file_block(
             "net_worth": col["nw"],
             "annual_turnover": col["turn"],
             **{
-                e: pd.array(np.where(np.isnan(col["scores"][:, j]), None, col["scores"][:, j]), dtype="Int64")
+                e: pd.array(
+                    np.where(np.isnan(col["scores"][:, j]), None, col["scores"][:, j]),
+                    dtype="Int64",
+                )
                 for j, e in enumerate(EXPERT_SCORES)
             },
             "approver": col["approver"],
@@ -190,15 +197,20 @@ def credit_file_block(
     last = np.r_[c[1:] != c[:-1], True]
     cur = history[last].set_index("customer_id").reindex(cust["customer_id"])
     master = cust.copy()
-    for a in ("region", "competitor_share", "credit_limit", "net_worth", "annual_turnover", *EXPERT_SCORES):
+    for a in (
+        "region",
+        "competitor_share",
+        "credit_limit",
+        "net_worth",
+        "annual_turnover",
+        *EXPERT_SCORES,
+    ):
         master[a] = cur[a].reset_index(drop=True).astype(cust[a].dtype)
     on_panel = cust["customer_id"].to_numpy()[rng.random(n) < PANEL_SHARE]
     panels = history[col["panel"] & history["customer_id"].isin(on_panel).to_numpy()]
     panels = panels.reset_index(drop=True)
     recorded = col["panel"] & history["customer_id"].isin(on_panel).to_numpy()
-    history.loc[recorded, "change_reason"] = (
-        history["change_reason"] + "; Delphi panel"
-    )
+    history.loc[recorded, "change_reason"] = history["change_reason"] + "; Delphi panel"
     experts = _delphi_panels(panels, rng)
     # the master's expert approver, reason and date: those of its last scored version
     scored = history[history["expert_character"].notna()].groupby("customer_id").tail(1)
@@ -247,15 +259,25 @@ def _delphi_panels(panels: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
             first = np.clip(final + rng.integers(-2, 3, (q, 6, size)), 1, 5)
             final_day = panels["valid_from"].to_numpy(dtype="datetime64[D]")[sel]
             for r in range(1, rounds + 1):
-                sc = final if r == rounds else (first if r == 1 else np.clip(np.rint((first + final) / 2), 1, 5))
+                sc = (
+                    final
+                    if r == rounds
+                    else (first if r == 1 else np.clip(np.rint((first + final) / 2), 1, 5))
+                )
                 day = final_day - np.timedelta64(14, "D") * (rounds - r)
-                qi, ci, ei = np.meshgrid(np.arange(q), np.arange(6), np.arange(size), indexing="ij")
+                qi, ci, ei = np.meshgrid(
+                    np.arange(q), np.arange(6), np.arange(size), indexing="ij"
+                )
                 qi, ci, ei = qi.ravel(), ci.ravel(), ei.ravel()
                 score = sc[qi, ci, ei]
                 med = np.median(sc, axis=2)[qi, ci]
                 comment = np.where(
                     np.abs(score - med) >= 2,
-                    np.where(score > med, "above median: long relationship", "below median: late payments"),
+                    np.where(
+                        score > med,
+                        "above median: long relationship",
+                        "below median: late payments",
+                    ),
                     None,
                 )
                 out.append(
@@ -265,7 +287,9 @@ def _delphi_panels(panels: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
                             "customer_id": panels["customer_id"].to_numpy()[sel][qi],
                             "expert": EXPERTS[who[qi, ei]],
                             "round": r,
-                            "criterion": np.array([e.removeprefix("expert_") for e in EXPERT_SCORES])[ci],
+                            "criterion": np.array(
+                                [e.removeprefix("expert_") for e in EXPERT_SCORES]
+                            )[ci],
                             "score": score.astype(np.int64),
                             "score_date": day[qi].astype("datetime64[ns]"),
                             "comment": comment,
@@ -281,7 +305,12 @@ def _delphi_panels(panels: pd.DataFrame, rng: np.random.Generator) -> pd.DataFra
 
 
 def _platform(
-    cust: pd.DataFrame, z: np.ndarray, on: np.ndarray, dflt: np.ndarray, end_day: int, rng: np.random.Generator
+    cust: pd.DataFrame,
+    z: np.ndarray,
+    on: np.ndarray,
+    dflt: np.ndarray,
+    end_day: int,
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Monthly platform indicators for the online-sales segment."""
     sells_online = rng.random(len(cust)) < ONLINE_SHARE

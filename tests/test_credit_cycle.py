@@ -69,16 +69,42 @@ def _review_case() -> tuple[pd.DataFrame, pd.DataFrame]:
             "customer_id": [f"C{i}" for i in range(1, n + 1)],
             "as_of_date": T,
             "label": ["good", "good", "good", "in_default", "good", "good", "good", "in_default"],
-            "credit_limit": [10_000.0, 10_000.0, 10_000.0, 8_000.0, 50_000.0, 50_000.0, 19_000.0, 0.0],
+            "credit_limit": [
+                10_000.0,
+                10_000.0,
+                10_000.0,
+                8_000.0,
+                50_000.0,
+                50_000.0,
+                19_000.0,
+                0.0,
+            ],
             "attributes_valid_from": pd.to_datetime(
-                ["2024-05-31", "2025-05-31", "2025-05-31", "2025-05-31", "2024-05-31", "2025-05-31",
-                 "2024-05-31", "2025-05-31"]
+                [
+                    "2024-05-31",
+                    "2025-05-31",
+                    "2025-05-31",
+                    "2025-05-31",
+                    "2024-05-31",
+                    "2025-05-31",
+                    "2024-05-31",
+                    "2025-05-31",
+                ]
             ),
             "exposure": 1_000.0,
             "largest_invoice_share_3m": [0.1, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
             "days_beyond_terms_max_3m": [0, 20, 0, 0, 0, 0, 0, 0],
             "late_invoice_share_12m": [0.1, 0.1, 0.0, 0.1, 0.1, 0.1, 0.1, 0.1],
-            "invoiced_amount_3m": [3_000.0, 3_000.0, 4_000.0, 3_000.0, 3_000.0, 3_000.0, 3_000.0, 3_000.0],
+            "invoiced_amount_3m": [
+                3_000.0,
+                3_000.0,
+                4_000.0,
+                3_000.0,
+                3_000.0,
+                3_000.0,
+                3_000.0,
+                3_000.0,
+            ],
             "invoiced_amount_12m": 10_000.0,
             "tenure_months": 24.0,
         }
@@ -103,15 +129,25 @@ def test_proposals_keep_cut_raise_suspend_and_policy_cap():
     assert list(out.index) == ["C1", "C2", "C3", "C4", "C5", "C7"]
     # scheduled review (13 months >= 12): re-set to the policy limit 20,000 (+100%: A, band 0, +1 step)
     assert out.loc["C1", ["action", "proposed_limit", "due"]].tolist() == [
-        "raise", 20_000.0, "scheduled review"]
+        "raise",
+        20_000.0,
+        "scheduled review",
+    ]
     assert out.loc["C1", "approver_role"] == "credit_manager"
     # cut: 10,000 x (1 - 0.5) = 5,000
-    assert out.loc["C2", ["action", "proposed_limit", "due"]].tolist() == ["cut", 5_000.0, "trigger"]
+    assert out.loc["C2", ["action", "proposed_limit", "due"]].tolist() == [
+        "cut",
+        5_000.0,
+        "trigger",
+    ]
     # raise: growth 4,000 x 4 / 10,000 - 1 = 60% >= 20%, no late invoices -> 10,000 x 1.25
     assert out.loc["C3", ["action", "proposed_limit"]].tolist() == ["raise", 12_500.0]
     assert out.loc["C3", "approver_role"] == "credit_analyst"  # 25% change, 12,500, grade A
     assert out.loc["C4", ["action", "proposed_limit", "trigger"]].tolist() == [
-        "suspend", 0.0, "in default at the review date"]
+        "suspend",
+        0.0,
+        "in default at the review date",
+    ]
     assert out.loc["C4", "approver_role"] == "credit_manager"  # suspension floor
     # scheduled, 50,000 on file > policy 20,000 -> cut to it; a reduction: exposure 50,000 (band 1)
     assert out.loc["C5", ["action", "proposed_limit"]].tolist() == ["cut", 20_000.0]
@@ -208,10 +244,24 @@ def test_retention_from_the_ledger():
         {
             "customer_id": ["A", "A", "B", "C", "D", "D"],
             "invoice_date": pd.to_datetime(
-                ["2024-03-01", "2025-02-01", "2024-05-01", "2025-05-01", "2024-01-15", "2024-02-15"]
+                [
+                    "2024-03-01",
+                    "2025-02-01",
+                    "2024-05-01",
+                    "2025-05-01",
+                    "2024-01-15",
+                    "2024-02-15",
+                ]
             ),
             "due_date": pd.to_datetime(
-                ["2024-04-01", "2025-03-03", "2024-06-01", "2025-06-01", "2024-02-15", "2024-03-15"]
+                [
+                    "2024-04-01",
+                    "2025-03-03",
+                    "2024-06-01",
+                    "2025-06-01",
+                    "2024-02-15",
+                    "2024-03-15",
+                ]
             ),
             "amount": [100.0, 200.0, 50.0, 80.0, 10.0, 10.0],
         }

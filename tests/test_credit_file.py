@@ -67,7 +67,9 @@ def test_history_corpus_quarantines_broken_timelines_and_reconciles(tmp_path):
         10: "in_range",
         11: "parses_as_date",
     }
-    reason10 = _quarantine(tmp_path, "customer_history").set_index("_source_row").loc[10, "_reason"]
+    reason10 = (
+        _quarantine(tmp_path, "customer_history").set_index("_source_row").loc[10, "_reason"]
+    )
     assert "valid_to_after_from" in reason10
     assert t["customers_with_history"] == 1 and t["customers_single_version_from_master"] == 2
     hist = pd.read_parquet(tmp_path / "out" / "interim" / "customer_history.parquet")
@@ -215,7 +217,9 @@ def _snap(tables, as_of=AS_OF, start=None) -> pd.DataFrame:
     return compute_snapshots(tables, params)["snapshots"]
 
 
-def _truncate_and_alter(tables: dict[str, pd.DataFrame], t: pd.Timestamp) -> dict[str, pd.DataFrame]:
+def _truncate_and_alter(
+    tables: dict[str, pd.DataFrame], t: pd.Timestamp
+) -> dict[str, pd.DataFrame]:
     """Delete every event after t, end every version at t's version, and rewrite every later version and
     the master's attributes with different values."""
     inv = tables["invoices"][tables["invoices"]["invoice_date"] <= t].copy()
@@ -263,7 +267,9 @@ def test_truncation_changes_no_feature_at_t(book):
     assert len(base) > 50
     later = book["customer_history"]["valid_from"] > AS_OF
     assert later.sum() > 20  # the test really rewrites versions after t
-    label_inputs = [c for c in base.columns if c.startswith(("perf_", "mature", "segment", "true_pd"))]
+    label_inputs = [
+        c for c in base.columns if c.startswith(("perf_", "mature", "segment", "true_pd"))
+    ]
     pd.testing.assert_frame_equal(
         base.drop(columns=label_inputs), cut.drop(columns=label_inputs), check_exact=True
     )
@@ -297,8 +303,11 @@ def test_static_master_leaks_the_later_limit_cut(book):
     cuts = h[h["change_reason"].str.startswith("overdue")]
     assert len(cuts)
     pit = _snap(book, pd.Timestamp("2024-12-31"), start=pd.Timestamp("2023-06-30"))
-    static = _snap({k: v for k, v in book.items() if k != "customer_history"},
-                   pd.Timestamp("2024-12-31"), start=pd.Timestamp("2023-06-30"))
+    static = _snap(
+        {k: v for k, v in book.items() if k != "customer_history"},
+        pd.Timestamp("2024-12-31"),
+        start=pd.Timestamp("2023-06-30"),
+    )
     checked = 0
     for cid, cut_day in zip(cuts["customer_id"], cuts["valid_from"], strict=True):
         before = pit[(pit["customer_id"] == cid) & (pit["as_of_date"] < cut_day)]
@@ -356,9 +365,15 @@ def test_credit_file_view_from_stage_outputs(tmp_path):
     for folder in ("base", "bad_customer_history"):
         for file in (CORPUS / folder).iterdir():
             shutil.copy(file, raw / file.name)
-    params = {"source": "canonical", "files": {t: f"{t}.csv" for t in BASE_TABLES},
-              "data_cutoff": "2024-12-31", "base": {"currency": "CNY"}}
-    run_ingest(raw, paths.interim, paths.quarantine, tmp_path / "r.json", tmp_path / "m.json", params)
+    params = {
+        "source": "canonical",
+        "files": {t: f"{t}.csv" for t in BASE_TABLES},
+        "data_cutoff": "2024-12-31",
+        "base": {"currency": "CNY"},
+    }
+    run_ingest(
+        raw, paths.interim, paths.quarantine, tmp_path / "r.json", tmp_path / "m.json", params
+    )
     view = credit_file_view("C1", paths)
     assert view["identity"]["name"] == "Acme Trading"
     assert list(view["limit_history"]["credit_limit"]) == [40_000.0, 50_000.0]

@@ -30,15 +30,30 @@ def test_kendalls_w_hand_worked_with_ties():
     assert np.isnan(kendalls_w(np.array([[3, 3, 3], [4, 4, 4]])))
 
 
-def _panel(final: dict[str, list[int]], first: dict[str, list[int]], customer="C1", pid="P1",
-           day="2024-03-15") -> pd.DataFrame:
+def _panel(
+    final: dict[str, list[int]],
+    first: dict[str, list[int]],
+    customer="C1",
+    pid="P1",
+    day="2024-03-15",
+) -> pd.DataFrame:
     rows = []
     experts = ["E1", "E2", "E3"]
     for rnd, table in ((1, first), (2, final)):
         for c in CRITERIA:
             for e, sc in zip(experts, table.get(c, [3, 3, 3]), strict=True):
-                rows.append((pid, customer, e, rnd, c, sc,
-                             pd.Timestamp(day) - pd.Timedelta(days=14 * (2 - rnd)), None))
+                rows.append(
+                    (
+                        pid,
+                        customer,
+                        e,
+                        rnd,
+                        c,
+                        sc,
+                        pd.Timestamp(day) - pd.Timedelta(days=14 * (2 - rnd)),
+                        None,
+                    )
+                )
     return pd.DataFrame(rows, columns=list(COLUMNS["expert_scores"]))
 
 
@@ -82,8 +97,12 @@ def test_panel_splits_the_version_and_later_changes_supersede_it():
     panels = panel_agreement(_panel({"character": [4, 4, 5]}, {}, day="2024-03-15"))
     merged, applied = merge_panels(_history(), panels)
     assert applied == 1 and timeline_failures(merged).empty and len(merged) == 3
-    keys = pd.DataFrame({"customer_id": "C1",
-                         "as_of_date": pd.to_datetime(["2024-02-29", "2024-03-31", "2024-06-30"])})
+    keys = pd.DataFrame(
+        {
+            "customer_id": "C1",
+            "as_of_date": pd.to_datetime(["2024-02-29", "2024-03-31", "2024-06-30"]),
+        }
+    )
     at = attributes_as_of(merged, keys)
     assert list(at["expert_character"]) == [2, 4, 1]  # before the panel, panel, later downgrade
     assert list(at["credit_limit"]) == [10_000.0, 10_000.0, 5_000.0]

@@ -43,10 +43,16 @@ def test_hand_worked_features_at_year_end():
 
 
 def test_small_counts_are_shrunk_toward_the_prior():
-    p = pd.DataFrame({"customer_id": ["A"], "period": [MONTHS[0]], "rating": [5.0],
-                      "transactions": pd.array([3], dtype="Int64"),
-                      "refunds": pd.array([1], dtype="Int64"),
-                      "complaints": pd.array([0], dtype="Int64")})
+    p = pd.DataFrame(
+        {
+            "customer_id": ["A"],
+            "period": [MONTHS[0]],
+            "rating": [5.0],
+            "transactions": pd.array([3], dtype="Int64"),
+            "refunds": pd.array([1], dtype="Int64"),
+            "complaints": pd.array([0], dtype="Int64"),
+        }
+    )
     f = platform_features(p, pd.DataFrame({"customer_id": ["A"], "as_of_date": [MONTHS[0]]}))
     k, prior = DEFAULTS["prior_transactions"], DEFAULTS["prior_refund_rate"]
     assert f.iloc[0]["platform_refund_rate_6m"] == pytest.approx((1 + k * prior) / (3 + k))
@@ -67,4 +73,7 @@ def test_rows_after_t_change_nothing_at_t():
     # guard: a change at t does show
     at = _platform()
     at.loc[at["period"] == t, "rating"] = 1.0
-    assert platform_features(at, keys).iloc[0]["platform_rating_3m"] != base.iloc[0]["platform_rating_3m"]
+    assert (
+        platform_features(at, keys).iloc[0]["platform_rating_3m"]
+        != base.iloc[0]["platform_rating_3m"]
+    )

@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from pipeline import synth
-from pipeline.synth_credit_file import CREDIT_FILE_TABLE_NAMES
 from pipeline.schemas import COLUMNS
+from pipeline.synth_credit_file import CREDIT_FILE_TABLE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 EMBEDDED = ROOT / "data" / "raw" / "synthetic"
