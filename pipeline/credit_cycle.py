@@ -9,6 +9,8 @@ bundle (to grade them), the canonical invoices and the credit file, and writes i
 - ``customer_value.csv``: per customer at the last month end: value, lifetime value, loyalty, grid cell
   and strategy, value tier and value × grade strategy;
 - ``value_loyalty_grid.csv`` (six cells) and ``value_grade_strategy.csv`` (tier × grade);
+- ``delphi_agreement.csv``: per customer and panel, the consensus, IQR per criterion, Kendall's W and
+  whether the panel converged (customers whose panel did not converge are listed in the summary);
 - ``credit_cycle.json``: the counts the note quotes (proposals by action and approver, grid counts,
   retention).
 """
@@ -104,6 +106,13 @@ def publish_credit_cycle(bundle: dict[str, Any], paths: Paths, params: dict[str,
     write_csv(review, out / "limit_review.csv")
     write_csv(lr.approval_authority_table(p_rev, letters), out / "approval_authority.csv")
     summary: dict[str, Any] = {"limit_review": lr.review_summary(review)}
+    panels_path = paths.interim / "delphi_panels.parquet"
+    if panels_path.is_file():  # per-customer panel agreement, for the credit committee
+        panels = pd.read_parquet(panels_path)
+        write_csv(panels, out / "delphi_agreement.csv")
+        summary["delphi_not_converged"] = sorted(
+            panels.loc[~panels["converged"].astype(bool), "customer_id"].astype(str).unique()
+        )
     missing = [c for c in VALUE_COLUMNS if c not in snaps.columns]
     if missing or not (paths.interim / "invoices.parquet").is_file():
         summary["customer_value"] = (
