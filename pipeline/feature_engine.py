@@ -20,6 +20,7 @@ from pipeline.feature_sql import (
     AGING_BUCKETS,
     EXPERT_COLUMNS,
     LATE_BUCKETS,
+    MASTER_HISTORY_SQL,
     build_feature_sql,
     feature_windows,
     roll_rate_sql,
@@ -110,6 +111,8 @@ OPTIONAL_CUSTOMER_COLUMNS = {
     "onboarding_date": "DATE",
     "competitor_share": "DOUBLE",
     "credit_limit": "DOUBLE",
+    "net_worth": "DOUBLE",
+    "annual_turnover": "DOUBLE",
     "source_default_flag": "BIGINT",
     "protected_sex": "VARCHAR",
     "protected_marital_status": "VARCHAR",
@@ -209,6 +212,10 @@ def compute_snapshots(
         with_truth = tables.get("truth") is not None
         if with_truth:
             _register(con, "truth", tables["truth"])
+        if tables.get("customer_history") is not None:
+            _register(con, "customer_history", tables["customer_history"])
+        else:
+            con.execute(f"CREATE OR REPLACE VIEW customer_history AS {MASTER_HISTORY_SQL}")
         cutoff = (
             pd.Timestamp(params["data_cutoff"])
             if params.get("data_cutoff")
@@ -599,8 +606,8 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "competitor_share",
-            "Share of competitors' products in what the customer sells (customer master; "
-            "current value, not point in time)",
+            "Share of competitors' products in what the customer sells, as it stood at the as-of "
+            "date (customer_history version valid then)",
             None,
             "ratio",
             "numeric",
@@ -608,11 +615,44 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "credit_limit",
-            "Current credit limit (customer master)",
+            "Credit limit as it stood at the as-of date (customer_history)",
             None,
             "currency",
             "numeric",
             True,
+        ),
+        (
+            "net_worth",
+            "Net worth as reported in the version valid at the as-of date (customer_history)",
+            None,
+            "currency",
+            "numeric",
+            True,
+        ),
+        (
+            "annual_turnover",
+            "Annual turnover as reported in the version valid at the as-of date (customer_history)",
+            None,
+            "currency",
+            "numeric",
+            True,
+        ),
+        (
+            "net_worth_previous",
+            "Net worth of the version before the one valid at the as-of date (suspend trigger input)",
+            None,
+            "currency",
+            "numeric",
+            False,
+        ),
+        (
+            "attributes_valid_from",
+            "Start of the customer_history version the attribute columns come from (null: the "
+            "master's single version, valid since the start of the data)",
+            None,
+            "date",
+            "categorical",
+            False,
         ),
         (
             "utilisation",
@@ -636,7 +676,7 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         *[
             (
                 c,
-                f"6C/Delphi panel {c.removeprefix('expert_')} score 1–5 (customer master), carried "
+                f"6C/Delphi panel {c.removeprefix('expert_')} score 1–5 as it stood at the as-of date, carried "
                 "for the rule-grade overlay; never a model input",
                 None,
                 "score 1–5",
@@ -647,7 +687,7 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ],
         (
             "expert_approver",
-            "Approver of the expert assessment (customer master)",
+            "Approver of the customer_history version valid at the as-of date",
             None,
             "text",
             "categorical",
@@ -655,7 +695,7 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "expert_reason",
-            "Reason recorded with the expert assessment (customer master)",
+            "Reason recorded with the customer_history version valid at the as-of date",
             None,
             "text",
             "categorical",

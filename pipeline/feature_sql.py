@@ -228,6 +228,8 @@ def build_feature_sql(
         "cust_keys",
         "SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS ck FROM customers",
     )
+    # customer attributes as they stood: one row per version, valid on [from_day, to_day)
+    add("customer_versions", customer_versions_sql(dialect))
     add(
         "inv",
         f"""SELECT {_row_id(dialect)} AS ik, i.invoice_id, k.ck, {day("i.invoice_date")} AS invoice_day,
@@ -561,15 +563,19 @@ FROM experiences_raw""",
         f"b.as_of_day - e{wmax}.last_late_day AS days_since_last_late_payment",
         "b.as_of_day - p.last_pay_day AS days_since_last_payment",
         "CAST(b.as_of_day - b.tenure_start_day AS DOUBLE) / 30.4375 AS tenure_months",
-        "cu.competitor_share",
-        "cu.credit_limit",
-        _ratio("COALESCE(ob.exposure_cents, 0)", "cu.credit_limit * 100") + " AS utilisation",
+        "cv.competitor_share",
+        "cv.credit_limit",
+        _ratio("COALESCE(ob.exposure_cents, 0)", "cv.credit_limit * 100") + " AS utilisation",
+        "cv.net_worth",
+        "cv.annual_turnover",
+        "cv.net_worth_previous",
+        "cv.attributes_valid_from",
         "cu.protected_sex",
         "cu.protected_marital_status",
         "cu.protected_age",
         "cu.protected_education",
         "cu.source_default_flag",
-        *[f"cu.{c}" for c in EXPERT_COLUMNS],
+        *[f"cv.{c}" for c in EXPERT_COLUMNS],
         _money("COALESCE(wo.wo_to_date_cents, 0)") + " AS written_off_amount_to_date",
         # label inputs
         "b.mature",
@@ -606,6 +612,7 @@ FROM (SELECT f.ck, f.first_invoice_day, g.*,
       FROM first_invoice f JOIN cust_keys k0 ON f.ck = k0.ck JOIN customers cu0 ON k0.customer_id = cu0.customer_id
       JOIN asof_grid g ON f.first_invoice_day <= g.as_of_day) b
 JOIN cust_keys k ON b.ck = k.ck JOIN customers cu ON k.customer_id = cu.customer_id
+LEFT JOIN customer_versions cv ON b.ck = cv.ck AND cv.from_day <= b.as_of_day AND b.as_of_day < cv.to_day
 {exp_joins}
 LEFT JOIN open_balance ob ON b.ck = ob.ck AND b.as_of_day = ob.eval_day
 {starts}
@@ -622,6 +629,30 @@ LEFT JOIN write_off_agg wo ON b.ck = wo.ck AND b.as_of_day = wo.as_of_day"""
         )
     )
     return out
+
+
+# the customer master as one open-ended version per customer, when no customer_history table is given
+MASTER_HISTORY_SQL = """SELECT customer_id, CAST(NULL AS DATE) AS valid_from, CAST(NULL AS DATE) AS valid_to,
+  competitor_share, credit_limit, net_worth, annual_turnover, expert_character, expert_capacity,
+  expert_capital, expert_collateral, expert_conditions, expert_coverage, expert_approver AS approver,
+  expert_date AS approval_date, expert_reason AS change_reason
+FROM customers"""
+
+
+def customer_versions_sql(dialect: str) -> str:
+    """Versions of the ``customer_history`` view keyed by ``ck`` with day numbers (a null ``valid_from``
+    = since the start of the data; a null ``valid_to`` = still current), and the net worth of the version
+    before (``net_worth_previous``, the suspend trigger's comparison). The expert approver, reason and
+    date are the version's approver, change reason and approval date (never after ``valid_from``)."""
+    day = lambda col: _day(col, dialect)  # noqa: E731
+    experts = ", ".join(f"h.{c}" for c in EXPERT_COLUMNS[:6])
+    return f"""SELECT k.ck, COALESCE({day("h.valid_from")}, -{NEVER}) AS from_day,
+  COALESCE({day("h.valid_to")}, {NEVER}) AS to_day, h.valid_from AS attributes_valid_from,
+  h.competitor_share, h.credit_limit, h.net_worth, h.annual_turnover,
+  LAG(h.net_worth) OVER (PARTITION BY k.ck ORDER BY h.valid_from) AS net_worth_previous,
+  {experts}, h.approver AS expert_approver, h.change_reason AS expert_reason,
+  h.approval_date AS expert_date
+FROM customer_history h JOIN cust_keys k ON h.customer_id = k.customer_id"""
 
 
 LABEL_INPUTS = ("mature", "default_at_asof", "perf_written_off", "perf_bad_dbt", "perf_over_good")

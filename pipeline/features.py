@@ -13,6 +13,7 @@ import tempfile
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline.config import (
     Paths,
@@ -24,10 +25,17 @@ from pipeline.config import (
 )
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
 from pipeline.io import write_csv, write_json, write_parquet
+from pipeline.platform import add_platform_features
+from pipeline.platform import dictionary_rows as platform_dictionary
 from pipeline.sufficiency import check_as_of_grid, ledger_facts, warn_label
 from pipeline.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
 
 log = logging.getLogger("pipeline.features")
+
+
+def pq_rows(path) -> int:
+    """Rows of a Parquet file (from its footer)."""
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def label_metrics(snapshots: pd.DataFrame) -> dict[str, Any]:
@@ -84,14 +92,22 @@ def main() -> None:
     check_as_of_grid(params, facts)
     if (paths.interim / "truth.parquet").exists():
         tables["truth"] = paths.interim / "truth.parquet"
+    if (paths.interim / "customer_history.parquet").exists():  # attributes as they stood at t
+        tables["customer_history"] = paths.interim / "customer_history.parquet"
     with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:
         result = compute(
             tables, params, temp_dir=params.get("temp_directory") or spill, with_analysis=True
         )
     snaps = result["snapshots"]
     log.info("snapshots: %d rows, %d columns", len(snaps), snaps.shape[1])
+    platform_path = paths.interim / "platform.parquet"
+    with_platform = platform_path.exists() and pq_rows(platform_path) > 0
+    if with_platform:  # optional e-commerce indicators, point in time (pipeline.platform)
+        snaps = add_platform_features(snaps, pd.read_parquet(platform_path), params.get("platform"))
     snaps, grading = apply_rules(snaps, ds)
     dictionary = feature_dictionary(params, list(snaps.columns))
+    if with_platform:
+        dictionary = pd.concat([dictionary, platform_dictionary()], ignore_index=True)
 
     events = result["vintage_events"]
     vintage = vintage_table(events, result["data_cutoff"], int(params.get("vintage_months", 24)))

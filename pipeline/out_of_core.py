@@ -35,8 +35,9 @@ def split_by_customer(
     """Write each canonical table as ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one
     streaming scan per chunk); returns one ``{table: path}`` mapping per chunk."""
     con = _connect(params, str(out_dir / "spill"))
+    names = [*TABLES, *(["customer_history"] if tables.get("customer_history") else [])]
     try:
-        for name in TABLES:
+        for name in names:
             _register(con, name, tables[name])
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             for k in range(n_chunks):
@@ -45,7 +46,7 @@ def split_by_customer(
     finally:
         con.close()
     return [
-        {name: out_dir / name / f"chunk_{k}.parquet" for name in TABLES} for k in range(n_chunks)
+        {name: out_dir / name / f"chunk_{k}.parquet" for name in names} for k in range(n_chunks)
     ]
 
 

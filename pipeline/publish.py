@@ -25,6 +25,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
+from pipeline.credit_cycle import publish_credit_cycle
 from pipeline.export_clients import agreement, agreement_counts, run_duckdb, run_sqlite
 from pipeline.exports import (
     DIALECTS,
@@ -185,6 +186,7 @@ def main() -> None:
         ),
         encoding="utf-8",
     )
+    publish_credit_cycle(bundle, paths, params)  # limit review, customer value (pipeline.credit_cycle)
     log.info(
         "published %s: %d features, %d grades, %d boundary cases checked on DuckDB and SQLite",
         out,

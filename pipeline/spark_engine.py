@@ -29,7 +29,13 @@ from pipeline.feature_engine import (
     roll_rate_months,
     to_day,
 )
-from pipeline.feature_sql import build_feature_sql, is_materialized, roll_rate_sql, vintage_sql
+from pipeline.feature_sql import (
+    MASTER_HISTORY_SQL,
+    build_feature_sql,
+    is_materialized,
+    roll_rate_sql,
+    vintage_sql,
+)
 
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
@@ -199,6 +205,10 @@ def compute_snapshots_spark(
         with_truth = tables.get("truth") is not None
         if with_truth:
             register_table(spark, "truth", tables["truth"])
+        if tables.get("customer_history") is not None:
+            register_table(spark, "customer_history", tables["customer_history"])
+        else:
+            spark.sql(f"CREATE OR REPLACE TEMP VIEW customer_history AS {MASTER_HISTORY_SQL}")
         snaps = run_statements_spark(spark, build_feature_sql(dict(params), "spark", with_truth))
         result: dict[str, Any] = {"data_cutoff": cutoff, "grid": grid}
         if with_analysis:

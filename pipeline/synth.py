@@ -50,10 +50,11 @@ import pyarrow.parquet as pq
 
 from pipeline.config import PipelineError
 from pipeline.schemas import COLUMNS
+from pipeline.synth_credit_file import CREDIT_FILE_TABLE_NAMES, STREAM, credit_file_block
 
 DEFAULT_SEED = 20261129  # params.yaml base.seed
 BLOCK = 50_000  # customers per generation block (fixed: part of the seed contract)
-TABLE_NAMES = ("customers", "invoices", "payments", "claims", "truth")
+TABLE_NAMES = ("customers", "invoices", "payments", "claims", "truth", *CREDIT_FILE_TABLE_NAMES)
 DAYS_PER_MONTH = 365.25 / 12
 SEGMENTS = np.array(
     ["manufacturing", "wholesale", "retail", "construction", "services"], dtype=object
@@ -360,6 +361,9 @@ def iter_blocks(
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, b])))
         raw = _block(rng, first + 1, min(BLOCK, n_customers - first), months, width, model)
         out = {"customers": raw["customers"], "truth": raw["truth"]}
+        # credit file (attribute history, Delphi panels, platform) on its own stream
+        cf_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, b, STREAM])))
+        out.update(credit_file_block(out, int(months[-1] - 1), cf_rng))
         for table, prefix in (("invoices", "I"), ("payments", "P"), ("claims", "K")):
             out[table] = _number(raw[table], table, prefix, offsets)
         for table in offsets:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import PipelineError
+from pipeline.credit_file import CREDIT_FILE_TABLES
 from pipeline.ingest import run_ingest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -272,7 +273,8 @@ def test_outputs_byte_identical_across_runs_and_chunk_sizes(tmp_path: Path, case
     ingest(tmp_path / "b", case, chunksize=2)
     ingest(tmp_path / "c", case, chunksize=500_000)
     a, b, c = (_digests(tmp_path / x / "out") for x in "abc")
-    assert a == b == c and len(a) == 2 * len(TABLES) + 2
+    # interim + quarantine per table, delphi_panels.parquet, report and metrics
+    assert a == b == c and len(a) == 2 * (len(TABLES) + len(CREDIT_FILE_TABLES)) + 3
 
 
 def test_truth_passthrough(tmp_path: Path) -> None:
