@@ -15,10 +15,11 @@ Model (per customer ``i``, month ``m`` counted from ``start``; constants in `Led
 - **Default**: monthly hazard ``h_i(m) = exp(a + b·z_i(m))``, constant within a calendar month; the
   default time ``τ_i`` solves ``H_i(τ) = E_i`` with ``E_i ~ Exp(1)`` and ``H_i`` the cumulative hazard
   from onboarding. The conditional true PD at month end ``t``, given ``τ_i > t``, is
-  ``1 − exp(−(H_i(t + 12 months) − H_i(t)))``: it moves with the risk path.
-  A defaulter stops paying ``terms + 90`` days (plus up to a month) before ``τ``, so its first unpaid
-  invoice reaches 90 days beyond terms around ``τ``; deliveries stop 60 days after the first missed due
-  date. ``default_date`` in truth is the day the first invoice left unpaid reaches 90 days beyond terms
+  ``1 − exp(−(H_i(t + 12 months) − H_i(t + lag_i)))``: a defaulter stops paying ``lag_i = terms + 90``
+  days (plus up to a month) before ``τ``, so one still paying at ``t`` cannot default before
+  ``t + lag_i``; one that has stopped paying defaults for certain (PD 1). So the truth is the PD given the
+  risk path and the payment state at ``t``; it moves with both. The first unpaid invoice reaches 90 days
+  beyond terms around ``τ``; deliveries stop 60 days after the first missed due date. ``default_date`` in truth is the day the first invoice left unpaid reaches 90 days beyond terms
   (the ledger's bad event), null when that is after the period; ``payments_stopped_date`` is the last day
   the defaulter paid anything (null when after the period): between the two the default has in effect
   happened but the ledger does not show it yet. A share of defaulters is written off
@@ -35,9 +36,10 @@ Model (per customer ``i``, month ``m`` counted from ``start``; constants in `Led
 - **Customer master**: segment, region, size measures, competitor share (higher for risky customers;
   missing for some) and the six Delphi expert scores (1–5, 5 = strongest; noisy signals of ``−z0``) with
   approver, reason and date for the customers the panel reviewed.
-- **Truth** (``truth`` table): one row per customer and month end from onboarding until the month end
-  before ``τ`` (or the ledger's default date, whichever is first) within the period: ``customer_id``,
-  ``month_end``, ``true_pd_12m`` (conditional, as above), ``default_date``, ``payments_stopped_date``.
+- **Truth** (``truth`` table): one row per customer and month end from onboarding while the customer
+  still pays (a customer that has stopped paying has in effect defaulted, though the ledger shows it
+  only months later) within the period: ``customer_id``, ``month_end``, ``true_pd_12m`` (the PD of the
+  ledger's default event in the next 12 months, as above), ``default_date``, ``payments_stopped_date``.
 
 Everything is vectorised numpy, generated in fixed blocks of customers, each from its own seed
 (`numpy.random.SeedSequence([seed, block])`), so the output is identical for a given seed whatever the
@@ -189,6 +191,50 @@ def conditional_pd(cum_hazard: np.ndarray, horizon_months: int = 12) -> np.ndarr
     return -np.expm1(-(cum_hazard[:, 1 + horizon_months : k + 1 + horizon_months] - cum_hazard[:, 1 : k + 1]))
 
 
+def cumulative_hazard_at(
+    cum_hazard: np.ndarray,
+    hazard: np.ndarray,
+    on_day: np.ndarray,
+    months: np.ndarray,
+    rows: np.ndarray,
+    day: np.ndarray,
+) -> np.ndarray:
+    """``H`` of customer ``rows[j]`` at the start of ``day[j]`` (linear within a month: the hazard is
+    constant there); days up to the day after the last month of ``months``."""
+    k = np.clip(np.searchsorted(months, day, side="right") - 1, 0, hazard.shape[1] - 1)
+    start = np.maximum(months[k], on_day[rows])
+    return cum_hazard[rows, k] + hazard[rows, k] * np.clip(day - start, 0, None) / DAYS_PER_MONTH
+
+
+def conditional_pd_given_payment_state(
+    cum_hazard: np.ndarray,
+    hazard: np.ndarray,
+    on_day: np.ndarray,
+    months: np.ndarray,
+    tau: np.ndarray,
+    stop: np.ndarray,
+    lag: np.ndarray,
+    rows: np.ndarray,
+    month: np.ndarray,
+    horizon_months: int = HORIZON_MONTHS,
+) -> np.ndarray:
+    """True 12-month PD at the end of ``month`` for customer ``rows`` (pairs), given its risk path and
+    payment state then and that its default event has not happened.
+
+    A customer still paying at t cannot default before ``t + lag`` (it stops paying ``lag`` days before
+    the event), so PD = 1 − exp(−(H(t + horizon) − H(t + lag))) (0 when ``t + lag`` is past the horizon).
+    A customer that has stopped paying defaults for certain: PD = 1 when its event falls within the
+    horizon (always, as ``lag`` is at most terms + 120 days)."""
+    t = months[month + 1]  # the first instant after the month end
+    end = months[month + 1 + horizon_months]
+    earliest = np.minimum(t + lag[rows], end)
+    h_end = cumulative_hazard_at(cum_hazard, hazard, on_day, months, rows, end)
+    h_earliest = cumulative_hazard_at(cum_hazard, hazard, on_day, months, rows, earliest)
+    paying = -np.expm1(-(h_end - h_earliest))
+    stopped = stop[rows] < t
+    return np.where(stopped, (tau[rows] < end).astype(float), paying)
+
+
 def _block(
     rng: np.random.Generator,
     first_customer: int,
@@ -219,9 +265,8 @@ def _block(
     cum_hazard = cumulative_hazard(hazard, on_day, horizon)
     tau = default_day_from_hazard(cum_hazard, hazard, on_day, horizon, rng.exponential(1.0, n))
     terms = np.asarray(m.terms_days)[rng.choice(len(m.terms_days), n, p=m.terms_probs)]
-    stop = np.maximum(
-        tau - terms - 90 - rng.integers(0, 31, n), on_day
-    )  # last day anything is paid
+    lag = terms + 90 + rng.integers(0, 31, n)  # from the last payment to the default event
+    stop = np.maximum(tau - lag, on_day)  # last day anything is paid
     hold = stop + terms + 60  # deliveries stop: 60 days after the first missed due date (roughly)
 
     # customer behaviour parameters (risk-driven ones at the invoice date, below)
@@ -387,16 +432,18 @@ def _block(
     ).sort_values(["customer_id", "claim_date", "invoice_no"], kind="stable")
     # truth: conditional 12-month PD at every month end the customer is on board and not yet defaulted
     month_end = months[1:] - 1
-    alive_until = np.minimum(tau, np.where(default_day >= 0, default_day, NEVER_DAY))
-    pd_matrix = conditional_pd(cum_hazard, HORIZON_MONTHS)
+    alive_until = np.minimum(stop, np.where(default_day >= 0, default_day, NEVER_DAY))
     alive = (on_day[:, None] <= month_end[None, :]) & (month_end[None, :] < alive_until[:, None])
     t_cust, t_month = np.nonzero(alive)
+    true_pd = conditional_pd_given_payment_state(
+        cum_hazard, hazard, on_day, horizon, tau, stop, lag, t_cust, t_month
+    )
     stopped = np.where(stop <= end_day, stop, -1)
     truth = pd.DataFrame(
         {
             "customer_id": cust_id[t_cust],
             "month_end": _to_dates(month_end[t_month]),
-            "true_pd_12m": pd_matrix[t_cust, t_month],
+            "true_pd_12m": true_pd,
             "default_date": _to_dates(default_day[t_cust]),
             "payments_stopped_date": _to_dates(stopped[t_cust]),
         }

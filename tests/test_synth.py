@@ -187,14 +187,23 @@ def snaps(ledger) -> pd.DataFrame:
 def test_bad_rate_in_range_and_matches_true_pd(ledger, snaps):
     assert 0.05 <= snaps["bad"].mean() <= 0.10
     assert abs(snaps["bad"].mean() - snaps["true_pd"].mean()) < 0.2 * snaps["true_pd"].mean()
-    assert 0.05 <= ledger["truth"]["true_pd_12m"].mean() <= 0.12
+    assert 0.03 <= ledger["truth"]["true_pd_12m"].mean() <= 0.12
 
 
 
-def test_truth_covers_customers_not_yet_in_default(ledger):
-    """No truth row only once the latent default time has passed (the ledger shows it within weeks)."""
+def test_truth_covers_exactly_the_customers_still_paying(ledger):
+    """Alive customers (on board, not in default by the ledger) have a truth row unless they have
+    already stopped paying (their default has in effect happened)."""
     raw = _snapshots(ledger, pd.date_range("2023-06-30", "2024-12-31", freq="3ME"))
-    assert raw["true_pd"].notna().mean() > 0.99
+    first = ledger["truth"].drop_duplicates("customer_id").set_index("customer_id")
+    stopped = ledger["customers"].set_index("customer_id").index.to_series().map(
+        first["payments_stopped_date"]
+    )
+    no_rows = ~raw.index.isin(first.index)  # stopped paying at onboarding: no row at all
+    has_stop = stopped.reindex(raw.index).notna().to_numpy() | no_rows
+    missing = raw["true_pd"].isna().to_numpy()
+    assert missing.mean() < 0.1
+    assert has_stop[missing].all(), "a customer still paying always has a truth row"
 
 
 def test_risk_is_learnable_from_payment_behaviour(snaps):
@@ -207,7 +216,9 @@ def test_risk_is_learnable_from_payment_behaviour(snaps):
     auc_behaviour = roc_auc_score(test["bad"], model.predict_proba(x[~in_train])[:, 1])
     auc_truth = roc_auc_score(test["bad"], test["true_pd"])
     assert auc_truth > 0.7
-    assert auc_behaviour >= auc_truth - 0.03
+    # customers still paying (stopped payers have no truth row): a three-feature logistic regression
+    # on raw lateness gets within 0.05 of the truth; the pipeline's card is held to 0.97 x in test_e2e
+    assert auc_behaviour >= auc_truth - 0.05
 
 
 def test_blocks_number_keys_globally(monkeypatch):
@@ -276,7 +287,7 @@ def test_cumulative_hazard_starts_at_onboarding_and_pds_are_probabilities(hz, on
     on_day = np.array([MONTHS[0] + on])
     cum = synth.cumulative_hazard(hazard, on_day, MONTHS)
     assert (np.diff(cum[0]) >= 0).all()
-    assert (cum[0, MONTHS[:-1] < on_day[0] - 31] == 0).all() if on > 31 else True
+    assert (cum[0, MONTHS <= on_day[0]] == 0).all(), "nothing accrues before onboarding"
     first = np.searchsorted(MONTHS, on_day[0], side="right") - 1
     expected = hz[first] * (MONTHS[first + 1] - on_day[0]) / synth.DAYS_PER_MONTH
     assert cum[0, first + 1] == pytest.approx(expected)
@@ -320,12 +331,42 @@ def test_truth_is_time_varying_and_matches_realised_defaults(ledger):
     by_date = pd.DataFrame({"pd": rows["true_pd_12m"], "bad": realised, "t": rows["month_end"]})
     agg = by_date.groupby("t").mean()
     assert abs(agg["bad"].mean() - agg["pd"].mean()) < 0.15 * agg["pd"].mean()
-    assert roc_auc_score(realised, rows["true_pd_12m"]) > 0.75
+    assert roc_auc_score(realised, rows["true_pd_12m"]) > 0.7
 
 
-def test_truth_rows_stop_at_the_default_and_stopped_payers_are_marked(ledger):
+def test_truth_rows_stop_when_payments_stop(ledger):
+    """A customer that has stopped paying has in effect defaulted: its truth rows end there, before
+    the ledger shows the default (first unpaid invoice 90 days beyond terms)."""
     truth = ledger["truth"]
     assert (truth["month_end"] < truth["default_date"].fillna(pd.Timestamp.max)).all()
+    assert (truth["month_end"] < truth["payments_stopped_date"].fillna(pd.Timestamp.max)).all()
     stopped = truth.dropna(subset=["payments_stopped_date", "default_date"])
-    assert (stopped["payments_stopped_date"] < stopped["default_date"]).all()
+    lag = (stopped["default_date"] - stopped["payments_stopped_date"]).dt.days
+    assert lag.between(1, 60 + 90 + 31 + 31).all()
     assert truth["payments_stopped_date"].dropna().le(pd.Timestamp("2025-12-31")).all()
+
+
+@given(h=st.floats(1e-3, 0.4), lag=st.integers(0, 400), e=st.integers(0, 15))
+@settings(max_examples=60, deadline=None)
+def test_pd_given_payment_state_by_hand(h, lag, e):
+    """Constant hazard: a customer still paying cannot default within ``lag`` days, so its PD is
+    1 − exp(−h·(days to the horizon − lag)/30.4375) (0 past it); one that stopped paying has PD 1."""
+    hazard = np.full((1, 30), h)
+    on_day = np.array([MONTHS[0]])
+    cum = synth.cumulative_hazard(hazard, on_day, MONTHS)
+    t, end = MONTHS[e + 1], MONTHS[e + 13]
+    args = (cum, hazard, on_day, MONTHS)
+    never = np.array([synth.NEVER_DAY])
+    paying = synth.conditional_pd_given_payment_state(
+        *args, never, never, np.array([lag]), np.array([0]), np.array([e])
+    )[0]
+    expected = 1 - np.exp(-h * max(end - t - lag, 0) / synth.DAYS_PER_MONTH)
+    assert paying == pytest.approx(expected, abs=1e-12)
+    stopped = synth.conditional_pd_given_payment_state(
+        *args, np.array([t + 40]), np.array([t - 5]), np.array([lag]), np.array([0]), np.array([e])
+    )[0]
+    assert stopped == 1.0
+    at_starts = synth.cumulative_hazard_at(
+        cum, hazard, on_day, MONTHS, np.zeros(31, dtype=int), MONTHS
+    )
+    assert np.allclose(at_starts, cum[0])
