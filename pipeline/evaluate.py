@@ -90,7 +90,11 @@ def oot_sample(
                 f"{name}.parquet: row {int(np.flatnonzero(dup.to_numpy())[0])}, columns "
                 f"customer_id/as_of_date: duplicated key (rule: one row per customer and date)"
             )
-    oot = samples.loc[samples["sample"] == "oot", keys]
+    in_oot = samples["sample"] == "oot"
+    segmented = "segment" in samples.columns and samples["segment"].notna().any()
+    if segmented:  # the headline is on the current segment (docs/validation.md)
+        in_oot &= samples["segment"] == "current"
+    oot = samples.loc[in_oot, keys]
     if oot.empty:
         raise PipelineError("samples.parquet: no row with sample == 'oot'; rerun the train stage")
     frame = oot.merge(snapshots, on=keys, how="left", indicator=True, validate="one_to_one")
@@ -103,6 +107,10 @@ def oot_sample(
         )
     frame = frame.drop(columns="_merge")
     counts = {"oot_rows": int(len(frame))}
+    if segmented:
+        counts["oot_rows_outside_current_segment"] = int(
+            ((samples["sample"] == "oot") & (samples["segment"] != "current")).sum()
+        )
     frame = frame[frame["is_bad"].notna()].copy()
     counts["immature_or_indeterminate"] = counts["oot_rows"] - int(len(frame))
     frame = frame.merge(

@@ -408,6 +408,15 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
                 s,
             ),
             (
+                f"days_late_wavg_{w}m",
+                f"Amount-weighted mean lateness, max(0, days beyond terms) (early payment counts as "
+                f"0, never offsets a late one) {exp}",
+                w,
+                "days",
+                "numeric",
+                s,
+            ),
+            (
                 f"days_beyond_terms_max_{w}m",
                 f"Worst days beyond terms {exp}",
                 w,

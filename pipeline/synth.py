@@ -188,7 +188,9 @@ def conditional_pd(cum_hazard: np.ndarray, horizon_months: int = 12) -> np.ndarr
     k = cum_hazard.shape[1] - 1 - horizon_months
     if k < 1:
         raise PipelineError(f"synth: the hazard needs more than {horizon_months} months")
-    return -np.expm1(-(cum_hazard[:, 1 + horizon_months : k + 1 + horizon_months] - cum_hazard[:, 1 : k + 1]))
+    return -np.expm1(
+        -(cum_hazard[:, 1 + horizon_months : k + 1 + horizon_months] - cum_hazard[:, 1 : k + 1])
+    )
 
 
 def cumulative_hazard_at(

@@ -190,14 +190,16 @@ def test_bad_rate_in_range_and_matches_true_pd(ledger, snaps):
     assert 0.03 <= ledger["truth"]["true_pd_12m"].mean() <= 0.12
 
 
-
 def test_truth_covers_exactly_the_customers_still_paying(ledger):
     """Alive customers (on board, not in default by the ledger) have a truth row unless they have
     already stopped paying (their default has in effect happened)."""
     raw = _snapshots(ledger, pd.date_range("2023-06-30", "2024-12-31", freq="3ME"))
     first = ledger["truth"].drop_duplicates("customer_id").set_index("customer_id")
-    stopped = ledger["customers"].set_index("customer_id").index.to_series().map(
-        first["payments_stopped_date"]
+    stopped = (
+        ledger["customers"]
+        .set_index("customer_id")
+        .index.to_series()
+        .map(first["payments_stopped_date"])
     )
     no_rows = ~raw.index.isin(first.index)  # stopped paying at onboarding: no row at all
     has_stop = stopped.reindex(raw.index).notna().to_numpy() | no_rows
