@@ -697,10 +697,21 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "true_pd",
-            "Generator's 12-month PD (synthetic data only); for validation, never a model input",
+            "Generator's conditional 12-month PD at the as-of date, given the customer still pays "
+            "(synthetic data only; NaN when the truth has no row); for validation, never a model input",
             12,
             "probability",
             "numeric",
+            False,
+        ),
+        (
+            "segment",
+            "Observation segment at the as-of date: delinquent (a material open invoice at or beyond "
+            "features.segments.delinquent_days_beyond_terms), current, or empty when already in "
+            "default (outside the observation population); routes validation, never a model input",
+            None,
+            "segment",
+            "categorical",
             False,
         ),
     ]
