@@ -173,7 +173,7 @@ def sample_design(samples: pd.DataFrame, snapshots: pd.DataFrame, split: dict) -
     }
     bads = frame[frame["is_bad"].fillna(0).astype(int) == 1]
     bad_customers = {
-        str(k): int(v) for k, v in bads.groupby(["sample"])["customer_id"].nunique().items()
+        str(k): int(v) for k, v in bads.groupby("sample")["customer_id"].nunique().items()
     }
     ids = {s: set(frame.loc[frame["sample"] == s, "customer_id"]) for s in SAMPLES}
     pairs = [
