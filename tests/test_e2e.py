@@ -24,7 +24,9 @@ def _digest_tree(root: Path) -> dict[str, str]:
     for top in OUTPUT_DIRS:
         for file in sorted((root / top).rglob("*")):
             if file.is_file():
-                out[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+                out[file.relative_to(root).as_posix()] = hashlib.sha256(
+                    file.read_bytes()
+                ).hexdigest()
     return out
 
 
@@ -50,7 +52,9 @@ def test_ingest_counts_reconcile(dag_root: Path) -> None:
     for ds in DATASETS:
         report = json.loads((dag_root / f"reports/{ds}/ingest.json").read_text())
         for table, counts in report["tables"].items():
-            assert counts["rows_read"] == counts["rows_accepted"] + counts["rows_quarantined"], table
+            assert counts["rows_read"] == counts["rows_accepted"] + counts["rows_quarantined"], (
+                table
+            )
 
 
 def test_uci_loads_all_customers(dag_root: Path) -> None:
@@ -77,9 +81,12 @@ def test_forced_ingest_is_byte_identical(dag_root: Path) -> None:
 
 
 def test_uci_scorecard_clears_the_published_bar(dag_root: Path) -> None:
-    """On UCI's stratified holdout the scorecard reaches AUC 0.76 (published scorecards: 0.76-0.77)."""
-    metrics = json.loads((dag_root / "metrics/uci/evaluate.json").read_text())
-    assert metrics["methods"]["scorecard"]["count"]["auc"] >= 0.76
+    """On UCI's customer-disjoint holdout the scorecard reaches AUC 0.76 on the whole population, as
+    the published scorecards (0.76-0.77) are measured; the headline figure on the current segment
+    alone (customers not already 31+ days behind) is lower and is reported beside it."""
+    metrics = json.loads((dag_root / "metrics/uci/train.json").read_text())
+    assert metrics["auc_scorecard_oot"] >= 0.76
+    assert metrics["auc_scorecard_oot_current"] < metrics["auc_scorecard_oot"]
 
 
 def test_synthetic_scorecard_is_close_to_the_true_pd(dag_root: Path) -> None:
@@ -94,7 +101,9 @@ def current_oot_with_truth(root: Path, sample: str = "oot") -> pd.DataFrame:
     trained card and graded on the published master scale."""
     snaps = pd.read_parquet(root / "data/processed/synthetic/snapshots.parquet")
     samples = pd.read_parquet(root / "data/processed/synthetic/samples.parquet")
-    frame = snaps.merge(samples[["customer_id", "as_of_date", "sample"]], on=["customer_id", "as_of_date"])
+    frame = snaps.merge(
+        samples[["customer_id", "as_of_date", "sample"]], on=["customer_id", "as_of_date"]
+    )
     keep = (
         frame["sample"].eq(sample)
         & frame["segment"].eq("current")
