@@ -415,6 +415,15 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
                 s,
             ),
             (
+                f"days_late_wavg_{w}m",
+                f"Amount-weighted mean lateness, max(0, days beyond terms) (early payment counts as "
+                f"0, never offsets a late one) {exp}",
+                w,
+                "days",
+                "numeric",
+                s,
+            ),
+            (
                 f"days_beyond_terms_max_{w}m",
                 f"Worst days beyond terms {exp}",
                 w,
@@ -728,10 +737,21 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "true_pd",
-            "Generator's 12-month PD (synthetic data only); for validation, never a model input",
+            "Generator's conditional 12-month PD at the as-of date, given the customer still pays "
+            "(synthetic data only; NaN when the truth has no row); for validation, never a model input",
             12,
             "probability",
             "numeric",
+            False,
+        ),
+        (
+            "segment",
+            "Observation segment at the as-of date: delinquent (a material open invoice at or beyond "
+            "features.segments.delinquent_days_beyond_terms), current, or empty when already in "
+            "default (outside the observation population); routes validation, never a model input",
+            None,
+            "segment",
+            "categorical",
             False,
         ),
     ]

@@ -24,6 +24,7 @@ from pipeline.config import (
     stage_params,
 )
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
+from pipeline.feature_sql import SEGMENTS, delinquent_threshold
 from pipeline.io import write_csv, write_json, write_parquet
 from pipeline.platform import add_platform_features
 from pipeline.platform import dictionary_rows as platform_dictionary
@@ -43,7 +44,7 @@ def label_metrics(snapshots: pd.DataFrame) -> dict[str, Any]:
     counts = snapshots["label"].value_counts().reindex(list(LABELS), fill_value=0)
     n = int(len(snapshots))
     decided = int(counts["good"] + counts["bad"])
-    return {
+    out: dict[str, Any] = {
         "rows": n,
         "customers": int(snapshots["customer_id"].nunique()),
         "as_of_dates": int(snapshots["as_of_date"].nunique()),
@@ -51,6 +52,28 @@ def label_metrics(snapshots: pd.DataFrame) -> dict[str, Any]:
         "label_shares": {k: (float(v) / n if n else None) for k, v in counts.items()},
         "bad_rate": float(counts["bad"]) / decided if decided else None,
     }
+    if "segment" in snapshots:
+        out["segments"] = segment_counts(snapshots)
+    return out
+
+
+def segment_counts(snapshots: pd.DataFrame) -> dict[str, Any]:
+    """The observation population by segment: snapshots, goods, bads and bad rate per segment, and the
+    rows outside it (no segment: already in default at the as-of date), counted by reason."""
+    seg = snapshots["segment"]
+    out: dict[str, Any] = {}
+    for name in SEGMENTS:
+        part = snapshots.loc[seg == name, "is_bad"]
+        n_bad, n_good = int((part == 1).sum()), int((part == 0).sum())
+        out[name] = {
+            "rows": int(len(part)),
+            "good": n_good,
+            "bad": n_bad,
+            "bad_rate": n_bad / (n_bad + n_good) if n_bad + n_good else None,
+        }
+    outside = snapshots.loc[seg.isna(), "label"].value_counts()
+    out["excluded_from_population"] = {str(k): int(v) for k, v in sorted(outside.items())}
+    return out
 
 
 def apply_rules(
@@ -79,6 +102,10 @@ def main() -> None:
     ).parse_args()
     ds = args.dataset
     paths, params = Paths(ds), stage_params("features", ds)
+    try:
+        delinquent_threshold(params)
+    except ValueError as exc:
+        raise PipelineError(str(exc)) from exc
     engine = params.get("engine", "duckdb")
     if engine == "spark":
         from pipeline.spark_engine import compute_snapshots_spark as compute

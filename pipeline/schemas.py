@@ -91,9 +91,10 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "truth": {
         "customer_id": "str",
+        "month_end": DATE,
         "true_pd_12m": "float64",
-        "latent_risk": "float64",
         "default_date": DATE,
+        "payments_stopped_date": DATE,
     },
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -101,7 +102,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "invoices": ("invoice_id", "customer_id", "invoice_date", "due_date", "amount"),
     "payments": ("payment_id", "customer_id", "payment_date", "amount"),
     "claims": ("claim_id", "customer_id", "claim_date", "amount"),
-    "truth": ("customer_id", "true_pd_12m"),
+    "truth": ("customer_id", "month_end", "true_pd_12m"),
 }
 # columns that may be absent from the source file but must be non-null in the output
 DEFAULTED = {"invoices": {"currency"}}

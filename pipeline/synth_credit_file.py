@@ -68,9 +68,10 @@ def credit_file_block(
     tables: dict[str, pd.DataFrame], end_day: int, rng: np.random.Generator
 ) -> dict[str, pd.DataFrame]:
     """The block's ``customer_history``, ``expert_scores``, ``platform`` and its master updated to the
-    last version (``customers``)."""
+    last version (``customers``). ``tables["risk"]`` holds each customer's latent risk at onboarding and
+    ledger default date (the generator's own, not a written table)."""
     cust = tables["customers"].reset_index(drop=True)
-    truth = tables["truth"].set_index("customer_id").reindex(cust["customer_id"])
+    truth = tables["risk"].set_index("customer_id").reindex(cust["customer_id"])
     n = len(cust)
     z = truth["latent_risk"].to_numpy(dtype=float)
     on = _days(cust["onboarding_date"])
