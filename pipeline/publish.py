@@ -32,7 +32,7 @@ from pipeline.exports import (
     scorecard_workbook,
     workbook_bytes,
 )
-from pipeline.io import code_version, read_json, write_csv, write_json
+from pipeline.io import code_version, read_json, write_bytes, write_csv, write_json, write_text
 from pipeline.model_card import model_card_markdown
 from pipeline.policy import (
     band_statistics,
@@ -146,14 +146,14 @@ def main() -> None:
     out = paths.exports
     out.mkdir(parents=True, exist_ok=True)
     write_json(bundle, out / "scorecard.json")
-    (out / "scorecard.sql").write_text(sql, encoding="utf-8")
-    (out / "scorecard.xlsx").write_bytes(workbook_bytes(workbook))
+    write_text(sql, out / "scorecard.sql")
+    write_bytes(workbook_bytes(workbook), out / "scorecard.xlsx")
     write_csv(points_table(card), out / "scorecard.csv")
     write_csv(limits, out / "limit_table.csv")
     write_csv(policy, out / "credit_policy.csv")
     write_csv(dunning, out / "dunning_strategy.csv")
-    cases.to_csv(out / "boundary_cases.csv", index=False, lineterminator="\n")  # full precision
-    (out / "model_card.md").write_text(
+    write_text(cases.to_csv(index=False, lineterminator="\n"), out / "boundary_cases.csv")  # full precision
+    write_text(
         model_card_markdown(
             card,
             cutoffs,
@@ -164,7 +164,7 @@ def main() -> None:
             args.dataset,
             bad_definition(stage_params("features", args.dataset)),
         ),
-        encoding="utf-8",
+        out / "model_card.md",
     )
     log.info(
         "published %s: %d features, %d grades, %d boundary cases checked on DuckDB",

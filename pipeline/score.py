@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         for msg in out.loc[out["error"].notna(), "error"].head(MAX_ERRORS_SHOWN):
             log.warning("row error: %s", msg)
 
-    run_stage(run, "score")
+    run_stage(run, "score", atomic=False)
 
 
 if __name__ == "__main__":
