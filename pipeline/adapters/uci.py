@@ -190,7 +190,7 @@ def open_tables(
                 f"value {raw[column].iloc[i]!r} is not a number"
             )
     adapter = params.get("adapter", {}) or {}
-    currency = adapter.get("currency") or params.get("currency") or "TWD"
+    currency = adapter.get("currency") or params["currency"]  # the dataset's (ingest.currency)
     tables, notes = to_canonical(raw, int(adapter.get("due_days", 20)), currency, path.name)
     sources = {
         t: TableSource(t, [path.name], (lambda df=df: iter([df])), [], {path.name: "utf-8"})
