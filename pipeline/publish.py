@@ -32,6 +32,7 @@ from pipeline.exports import (
     scorecard_workbook,
     workbook_bytes,
 )
+from pipeline.card import SCHEMA_FILE, seal_bundle, units_from_dictionary, write_schema
 from pipeline.io import code_version, read_json, write_bytes, write_csv, write_json, write_text
 from pipeline.model_card import model_card_markdown
 from pipeline.policy import (
@@ -79,10 +80,13 @@ def latest_sizes(snapshots: pd.DataFrame, size_measure: str) -> pd.Series:
     return last[size_measure]
 
 
-def build_bundle(card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame) -> dict:
-    """The published scorecard.json: the card plus calibration, master scale and policy."""
+def build_bundle(
+    card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame, units: dict | None = None
+) -> dict:
+    """The published scorecard.json: the card plus calibration, master scale and policy, sealed
+    with declared feature domains and a content hash (`pipeline.card.seal_bundle`)."""
     policy = {k: v for k, v in params.items() if k != "base"}
-    return {
+    return seal_bundle({
         **card,
         "bundle": {
             "schema_version": BUNDLE_SCHEMA,
@@ -92,7 +96,7 @@ def build_bundle(card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame) 
         "calibration": cutoffs["calibration"],
         "master_scale": {"scale": cutoffs.get("scale"), "grades": cutoffs["grades"]},
         "policy": {**policy, "limit_table": limits.to_dict("records")},
-    }
+    }, units)
 
 
 def bad_definition(features_params: dict) -> str:
@@ -140,12 +144,14 @@ def main() -> None:
     cases = boundary_cases(card, grades)
     sql = scorecard_sql(card, grades)
     verify_sql(card, grades, sql, cases)
-    bundle = build_bundle(card, cutoffs, params, limits)
+    units = units_from_dictionary(paths.processed / "feature_dictionary.csv")
+    bundle = build_bundle(card, cutoffs, params, limits, units)
     workbook = scorecard_workbook(card, grades, limits, policy, cases)
 
     out = paths.exports
     out.mkdir(parents=True, exist_ok=True)
     write_json(bundle, out / "scorecard.json")
+    write_schema(out / SCHEMA_FILE)
     write_text(sql, out / "scorecard.sql")
     write_bytes(workbook_bytes(workbook), out / "scorecard.xlsx")
     write_csv(points_table(card), out / "scorecard.csv")
