@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.adapters import ADAPTERS
-from pipeline.adapters.files import open_table
+from pipeline.adapters.files import open_table, printable
 from pipeline.config import (
     Paths,
     PipelineError,
@@ -279,6 +279,8 @@ def ingest_table(
         accepted.append(ok.join(meta))
         reasons = _first_reason(early, bad_parse, bad_fx, bad_rules, bad_over)
         text = data.loc[reasons.index].astype("string")
+        for column in text.columns:
+            text[column] = text[column].map(printable, na_action="ignore")
         rejected.append(text.join(meta).join(reasons))
         if table in AMOUNT:
             values = pd.to_numeric(data["amount"], errors="coerce").to_numpy(dtype=float)

@@ -236,6 +236,7 @@ def rules_schema(table: str, ctx: RuleContext) -> pa.DataFrameSchema:
         cols["competitor_share"].checks.append(pa.Check.in_range(0, 1, name="in_range"))
         for c in ("credit_limit", "net_worth", "annual_turnover"):
             cols[c].checks.append(pa.Check.ge(0, name="in_range"))
+            cols[c].checks.append(pa.Check(lambda s: np.isfinite(s) | s.isna(), name="in_range"))
         for c in EXPERT_SCORES:
             cols[c].checks.append(pa.Check.isin([1, 2, 3, 4, 5], name="in_range"))
         cols["source_default_flag"].checks.append(pa.Check.isin([0, 1], name="in_range"))

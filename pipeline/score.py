@@ -59,7 +59,12 @@ def read_input(path: Path | str) -> pd.DataFrame:
             header = pd.read_csv(path, nrows=0, encoding="utf-8-sig", dtype=str)
             raw_names = _raw_header(path)
             _unique_header(raw_names if raw_names is not None else list(header.columns), path)
-            return pd.read_csv(path, dtype=str, keep_default_na=True, encoding="utf-8-sig")
+            from pipeline.adapters.files import _MarkControlBytes
+
+            # NUL bytes read as a control character (a value, not an early end of the field)
+            return pd.read_csv(
+                _MarkControlBytes(path), dtype=str, keep_default_na=True, encoding="utf-8-sig"
+            )
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{path}: row 1, rule not_empty: the file has no header row") from None
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:

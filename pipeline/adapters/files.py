@@ -44,8 +44,8 @@ def detect_encoding(path: Path, declared: str = "auto") -> str:
     is classed as ASCII, valid non-ASCII UTF-8, or not UTF-8 (streamed in 1 MB blocks). Lines of valid
     non-ASCII UTF-8 at least as many as the lines that are not UTF-8 → ``utf-8`` (one GBK row in a
     UTF-8 file does not flip it; that row is quarantined with rule ``readable_encoding``); else
-    ``gb18030`` when some of them decode as GB18030 (lines that do not are quarantined). A file in
-    which no non-ASCII line decodes (UTF-16, binary) raises PipelineError.
+    ``gb18030`` when some of them decode as GB18030 (lines that do not are quarantined), else
+    ``utf-8``. A UTF-16/32 file (BOM or NUL in the first bytes) raises PipelineError.
     """
     if declared and declared != "auto":
         try:
@@ -57,8 +57,14 @@ def detect_encoding(path: Path, declared: str = "auto") -> str:
             ) from None
         return declared
     with path.open("rb") as fh:
-        if fh.read(3) == codecs.BOM_UTF8:
-            return "utf-8-sig"
+        head = fh.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head[:2]:
+        raise PipelineError(
+            f"{path}: row 1, column ?, rule readable_encoding: the file is UTF-16/UTF-32, not UTF-8 "
+            "or GBK/GB18030; re-export it as UTF-8 CSV or set ingest.encoding in params.yaml"
+        )
     utf8_lines, bad_lines, gb_ok = 0, 0, 0
     with path.open("rb") as fh:
         for line in fh:
@@ -74,15 +80,9 @@ def detect_encoding(path: Path, declared: str = "auto") -> str:
                     gb_ok += 1
                 except UnicodeDecodeError:
                     pass
-    if bad_lines == 0 or utf8_lines >= bad_lines:
+    if bad_lines == 0 or utf8_lines >= bad_lines or gb_ok == 0:
         return "utf-8"
-    if gb_ok:
-        return "gb18030"
-    raise PipelineError(
-        f"{path}: row ?, column ?, rule readable_encoding: the file is neither UTF-8 (with or "
-        "without BOM) nor GBK/GB18030; re-export it as UTF-8 CSV or set ingest.encoding in "
-        "params.yaml"
-    )
+    return "gb18030"
 
 
 class _MarkControlBytes(io.RawIOBase):
@@ -109,8 +109,16 @@ class _MarkControlBytes(io.RawIOBase):
         super().close()
 
 
+def printable(text: str) -> str:
+    """Text with bytes that did not decode (lone surrogates) shown as ``\\xNN``: storable as UTF-8."""
+    if not UNDECODABLE.search(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 CONTROL = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]")
 UNDECODABLE = re.compile("[\\udc80-\\udcff]")
+SUSPECT = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\udc80-\\udcff]")
 
 
 def row_problems(chunk: pd.DataFrame) -> pd.Series:
@@ -124,13 +132,28 @@ def row_problems(chunk: pd.DataFrame) -> pd.Series:
         s = chunk[column]
         if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
             continue
-        text = s.astype("string")
-        for rule, pattern in (("readable_encoding", UNDECODABLE), ("control_character", CONTROL)):
-            hit = text.str.contains(pattern, na=False) & out.isna()
-            if hit.any():
-                shown = text[hit].map(lambda v: ascii(v)[:60])
-                out[hit] = rule + "|" + column + "|" + shown
+        hit = s.str.contains(SUSPECT, na=False).to_numpy(bool) & out.isna().to_numpy()
+        for i in map(int, hit.nonzero()[0]):
+            value = str(s.iloc[i])
+            rule = "readable_encoding" if UNDECODABLE.search(value) else "control_character"
+            out.iloc[i] = f"{rule}|{column}|{ascii(value)[:60]}"
     return out
+
+
+def _no_repeated_header(path: Path, enc: str) -> None:
+    """pandas renames a repeated header to ``name.1``; a repeated column is a file error."""
+    import csv
+
+    with path.open(encoding=enc, errors="surrogateescape", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    seen: set[str] = set()
+    for name in (h.strip() for h in header):
+        if name and name in seen:
+            raise PipelineError(
+                f"{path}: row 1, column {name}, rule unique_header: the column appears twice; keep "
+                "one (the other would be dropped or read as another column)"
+            )
+        seen.add(name)
 
 
 def _rename(columns: list[str], mapping: dict[str, str], path: Path) -> list[str]:
@@ -185,6 +208,9 @@ def open_table(
                 f"{path}: row 1, column ?, rule not_empty: the file has no header row"
             ) from None
         n_rows = None
+    if not is_parquet:
+        _no_repeated_header(path, enc)
+        header = [printable(str(h).strip()) for h in header]
     names = _rename(header, mapping, path)
     missing = [c for c in required if c not in names]
     if missing:
@@ -240,6 +266,7 @@ def _csv_chunks(
         for chunk in _strict(reader):
             if previous is not None:
                 yield previous
+            chunk.columns = [printable(str(c).strip()) for c in chunk.columns]
             problems = row_problems(chunk)
             chunk = chunk[usecols].rename(columns=rename)
             rows = pd.RangeIndex(start, start + len(chunk))
@@ -252,7 +279,7 @@ def _csv_chunks(
         if previous is not None:
             if not complete and len(previous):
                 last = previous.index[-1]
-                if previous.at[last, "_source_problem"] is None:
+                if pd.isna(previous.at[last, "_source_problem"]):
                     previous.at[last, "_source_problem"] = (
                         "truncated_row|?|the file ends without a line break: the last row may be "
                         "cut off (re-export the file, or end it with a line break if the row is "
