@@ -230,7 +230,9 @@ def check_bundle(bundle: Any, path: Path | str) -> dict:
             "published bundle; use exports/<dataset>/scorecard.json written by the publish stage"
         )
     validator = jsonschema.Draft202012Validator(BUNDLE_SCHEMA)
-    errors = sorted(validator.iter_errors(bundle), key=lambda e: (len(e.path), list(map(str, e.path))))
+    errors = sorted(
+        validator.iter_errors(bundle), key=lambda e: (len(e.path), list(map(str, e.path)))
+    )
     if errors:
         err = errors[0]
         raise PipelineError(
@@ -247,7 +249,9 @@ def check_bundle(bundle: Any, path: Path | str) -> dict:
     for j, feature in enumerate(bundle["features"]):
         _check_feature(feature, j, path)
     scores = [g["score_min"] for g in bundle["master_scale"]["grades"][:-1]]
-    if any(s is None for s in scores) or any(b >= a for a, b in zip(scores, scores[1:], strict=False)):
+    if any(s is None for s in scores) or any(
+        b >= a for a, b in zip(scores, scores[1:], strict=False)
+    ):
         raise PipelineError(
             f"{path}: $.master_scale.grades, rule falling_score_min: grades must list score "
             f"minimums from high to low (got {scores})"
@@ -267,15 +271,20 @@ def _check_feature(feature: dict, j: int, path: Path | str) -> None:
             )
         ranges = [b for b in feature["bins"] if b["type"] == "range"]
         if not ranges:
-            raise PipelineError(f"{where}, rule range_bins: a numeric characteristic has no range bin")
+            raise PipelineError(
+                f"{where}, rule range_bins: a numeric characteristic has no range bin"
+            )
         if ranges[0]["lower"] is not None or ranges[-1]["upper"] is not None:
             raise PipelineError(
                 f"{where}, rule range_cover: range bins must run from -inf (lower null) to +inf "
                 "(upper null)"
             )
         for a, b in zip(ranges, ranges[1:], strict=False):
-            if a["upper"] is None or b["lower"] is None or a["upper"] != b["lower"] or not (
-                b["upper"] is None or b["lower"] < b["upper"]
+            if (
+                a["upper"] is None
+                or b["lower"] is None
+                or a["upper"] != b["lower"]
+                or not (b["upper"] is None or b["lower"] < b["upper"])
             ):
                 raise PipelineError(
                     f"{where}, rule contiguous_bins: range bins must be contiguous and increasing "
@@ -304,7 +313,9 @@ def load_bundle(path: Path | str) -> dict:
     try:
         bundle = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
-        raise PipelineError(f"{path}: byte {exc.start}, rule json: the card is not UTF-8 text") from None
+        raise PipelineError(
+            f"{path}: byte {exc.start}, rule json: the card is not UTF-8 text"
+        ) from None
     except json.JSONDecodeError as exc:
         raise PipelineError(
             f"{path}: line {exc.lineno}, column {exc.colno}, rule json: {exc.msg} (truncated or "

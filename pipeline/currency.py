@@ -68,8 +68,7 @@ def read_fx_table(path: Path, base: str) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise PipelineError(
-                f"{path}: row {i + 2}, column {column}, rule {rule}: value "
-                f"{raw[column].iloc[i]!r}"
+                f"{path}: row {i + 2}, column {column}, rule {rule}: value {raw[column].iloc[i]!r}"
             )
     table = pd.DataFrame({"date": date.dt.normalize(), "currency": code, "rate": rate})
     dup = table.duplicated(["date", "currency"], keep=False)

@@ -94,7 +94,11 @@ def _problem_reasons(problem: pd.Series | None, final_line: str) -> pd.DataFrame
         return _empty_reasons()
     parts = p.str.split("|", n=2, expand=True)
     return pd.DataFrame(
-        {"_rule": parts[0], "_column": parts[1], "_reason": parts[0] + "(" + parts[1] + "=" + parts[2] + ")"},
+        {
+            "_rule": parts[0],
+            "_column": parts[1],
+            "_reason": parts[0] + "(" + parts[1] + "=" + parts[2] + ")",
+        },
         index=p.index,
     )
 
@@ -112,7 +116,10 @@ def _strict_number_columns(
     for column, kind in COLUMNS[table].items():
         if kind not in ("float64", "Int64") or column not in data:
             continue
-        if not (pd.api.types.is_object_dtype(data[column]) or pd.api.types.is_string_dtype(data[column])):
+        if not (
+            pd.api.types.is_object_dtype(data[column])
+            or pd.api.types.is_string_dtype(data[column])
+        ):
             continue
         text, invalid, n = strict_numbers(data[column])
         for k, v in n.items():
@@ -122,7 +129,11 @@ def _strict_number_columns(
             shown = data.loc[invalid, column].astype(str).str.slice(0, 60)
             reasons.append(
                 pd.DataFrame(
-                    {"_rule": rule, "_column": column, "_reason": rule + "(" + column + "=" + shown + ")"},
+                    {
+                        "_rule": rule,
+                        "_column": column,
+                        "_reason": rule + "(" + column + "=" + shown + ")",
+                    },
                     index=shown.index,
                 )
             )
@@ -155,7 +166,9 @@ def _convert_currency(
     their linked invoice's source currency (else the dataset's); rows without a rate are reasons."""
     if table not in AMOUNT or parsed.empty:
         return parsed, _empty_reasons()
-    date_col = {"invoices": "invoice_date", "payments": "payment_date", "claims": "claim_date"}[table]
+    date_col = {"invoices": "invoice_date", "payments": "payment_date", "claims": "claim_date"}[
+        table
+    ]
     if table == "invoices":
         text = parsed["currency"].astype("string").str.strip().str.upper()
         source = text.astype(object).where((text.notna() & (text != "")).fillna(False), None)
@@ -183,8 +196,13 @@ def _convert_currency(
         return out, _empty_reasons()
     shown = source[missing].astype(str)
     reason = (
-        "currency(currency=" + shown + ": no rate to " + opt.currency + " on or before "
-        + parsed.loc[missing, date_col].dt.strftime("%Y-%m-%d") + " in ingest.fx_rates)"
+        "currency(currency="
+        + shown
+        + ": no rate to "
+        + opt.currency
+        + " on or before "
+        + parsed.loc[missing, date_col].dt.strftime("%Y-%m-%d")
+        + " in ingest.fx_rates)"
     )
     return out, pd.DataFrame({"_rule": "currency", "_column": "currency", "_reason": reason})
 
@@ -203,9 +221,7 @@ def _overpayments(
         return _empty_reasons()
     p = ok.loc[linked, ["invoice_id", "amount"]]
     billed = pd.Series(ctx.invoice_amount.reindex(p["invoice_id"]).to_numpy(), index=p.index)
-    before = pd.Series(
-        ctx.paid.reindex(p["invoice_id"]).fillna(0.0).to_numpy(), index=p.index
-    )
+    before = pd.Series(ctx.paid.reindex(p["invoice_id"]).fillna(0.0).to_numpy(), index=p.index)
     cumulative = before + p.groupby("invoice_id", sort=False)["amount"].cumsum()
     limit = billed * (1 + opt.overpayment_tolerance) + 0.01
     over = cumulative > limit
@@ -214,7 +230,9 @@ def _overpayments(
         keep = p[~over]
     else:
         keep = p
-        counts["overpayment_rows_accepted"] = counts.get("overpayment_rows_accepted", 0) + int(over.sum())
+        counts["overpayment_rows_accepted"] = counts.get("overpayment_rows_accepted", 0) + int(
+            over.sum()
+        )
         counts["credit_balance_amount"] = counts.get("credit_balance_amount", 0.0) + math.fsum(
             np.minimum(excess[over].to_numpy(), p.loc[over, "amount"].to_numpy())
         )
@@ -223,9 +241,15 @@ def _overpayments(
     if opt.overpayment != "quarantine" or not over.any():
         return _empty_reasons()
     reason = (
-        "overpayment(amount=" + p.loc[over, "amount"].map("{:.2f}".format) + ": payments to invoice "
-        + p.loc[over, "invoice_id"].astype(str) + " reach " + cumulative[over].map("{:.2f}".format)
-        + " > invoice amount " + billed[over].map("{:.2f}".format) + ")"
+        "overpayment(amount="
+        + p.loc[over, "amount"].map("{:.2f}".format)
+        + ": payments to invoice "
+        + p.loc[over, "invoice_id"].astype(str)
+        + " reach "
+        + cumulative[over].map("{:.2f}".format)
+        + " > invoice amount "
+        + billed[over].map("{:.2f}".format)
+        + ")"
     )
     return pd.DataFrame({"_rule": "overpayment", "_column": "amount", "_reason": reason})
 
@@ -274,7 +298,9 @@ def ingest_table(
         ctx.seen_ids.update(ok[key])
         if source_currency is not None:
             ctx.new_invoice_currency.append(
-                pd.Series(source_currency.loc[ok.index].to_numpy(), index=ok["invoice_id"].to_numpy())
+                pd.Series(
+                    source_currency.loc[ok.index].to_numpy(), index=ok["invoice_id"].to_numpy()
+                )
             )
         accepted.append(ok.join(meta))
         reasons = _first_reason(early, bad_parse, bad_fx, bad_rules, bad_over)
@@ -384,7 +410,8 @@ def check_params(params: dict[str, Any], dataset: str = "<ds>") -> Options:
         raise _param_error("ingest.chunksize", chunksize, "a whole number of rows >= 1")
     cmap = params.get("column_map") or {}
     if not isinstance(cmap, dict) or not all(
-        isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())
+        isinstance(m, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())
         for m in cmap.values()
     ):
         raise _param_error("ingest.column_map", cmap, "{table: {source header: canonical name}}")
@@ -395,7 +422,7 @@ def check_params(params: dict[str, Any], dataset: str = "<ds>") -> Options:
     if cutoff in (None, ""):
         raise PipelineError(
             f"params.yaml: {ds_key}.data_cutoff is required (rule required_param): the last day "
-            "the data is complete, e.g. \"2025-12-31\"; events after it are quarantined "
+            'the data is complete, e.g. "2025-12-31"; events after it are quarantined '
             "(future_date) and the features stage uses it as its cut-off"
         )
     try:
@@ -408,7 +435,11 @@ def check_params(params: dict[str, Any], dataset: str = "<ds>") -> Options:
     if overpayment not in OVERPAYMENT_RULES:
         raise _param_error(f"{ds_key}.overpayment", overpayment, " or ".join(OVERPAYMENT_RULES))
     tolerance = params.get("overpayment_tolerance", 0.0)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, (int, float))
+        or not 0 <= tolerance < 1
+    ):
         raise _param_error(f"{ds_key}.overpayment_tolerance", tolerance, "a share in [0, 1)")
     final_line = params.get("final_line_without_newline", "quarantine")
     if final_line not in ("quarantine", "accept"):
@@ -499,7 +530,11 @@ def run_ingest(
     write_json(report, Path(report_path))
     write_json(
         {
-            t: {k: v for k, v in c.items() if k.startswith(("rows_", "amount_")) and not isinstance(v, dict)}
+            t: {
+                k: v
+                for k, v in c.items()
+                if k.startswith(("rows_", "amount_")) and not isinstance(v, dict)
+            }
             for t, c in report["tables"].items()
         },
         Path(metrics_path),

@@ -33,7 +33,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-JSON_SIGNIFICANT_DIGITS = 10  # floats in JSON artefacts: stable across BLAS builds and thread counts
+JSON_SIGNIFICANT_DIGITS = (
+    10  # floats in JSON artefacts: stable across BLAS builds and thread counts
+)
 TMP_MARK = ".~tmp"
 FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 MANIFEST_KIND = "stage_manifest"
@@ -323,8 +325,11 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for column in out.columns:
         s = out[column]
-        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
-                or isinstance(s.dtype, pd.CategoricalDtype)):
+        if not (
+            pd.api.types.is_object_dtype(s)
+            or pd.api.types.is_string_dtype(s)
+            or isinstance(s.dtype, pd.CategoricalDtype)
+        ):
             continue
         text = s.astype(object)
         is_text = text.map(lambda v: isinstance(v, str))

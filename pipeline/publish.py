@@ -15,6 +15,7 @@ import logging
 import duckdb
 import pandas as pd
 
+from pipeline.card import SCHEMA_FILE, seal_bundle, units_from_dictionary, write_schema
 from pipeline.config import (
     Paths,
     PipelineError,
@@ -32,7 +33,6 @@ from pipeline.exports import (
     scorecard_workbook,
     workbook_bytes,
 )
-from pipeline.card import SCHEMA_FILE, seal_bundle, units_from_dictionary, write_schema
 from pipeline.io import code_version, read_json, write_bytes, write_csv, write_json, write_text
 from pipeline.model_card import model_card_markdown
 from pipeline.policy import (

@@ -389,7 +389,9 @@ def conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ strict numbers
-PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$|^[+-]?(inf|infinity)$", re.I)
+PLAIN_NUMBER = re.compile(
+    r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$|^[+-]?(inf|infinity)$", re.I
+)
 GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 NUMBER_RULES = {
     "fullwidth_digits": "full-width digits and signs (１２３．５) read as their ASCII forms (NFKC)",
@@ -408,7 +410,9 @@ def strict_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, dict[str, i
     text = values.astype("string").str.strip()
     present = text.notna() & (text != "")
     ascii_ = text.fillna("").map(str.isascii).astype(bool)
-    nfkc = text.where(ascii_, text.map(lambda v: unicodedata.normalize("NFKC", v), na_action="ignore"))
+    nfkc = text.where(
+        ascii_, text.map(lambda v: unicodedata.normalize("NFKC", v), na_action="ignore")
+    )
     fullwidth = present & (nfkc != text).fillna(False)
     grouped = nfkc.str.match(GROUPED).fillna(False).astype(bool)
     out = nfkc.where(~grouped, nfkc.str.replace(",", "", regex=False))

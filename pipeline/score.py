@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import card as card_module
 from pipeline.calibration import calibrator_from_dict
 from pipeline.config import PipelineError, run_stage
 from pipeline.io import write_csv
 from pipeline.policy import customer_limits, limit_action
-from pipeline import card as card_module
 from pipeline.scorecard import score_frame
 
 log = logging.getLogger("pipeline.score")
@@ -68,7 +68,9 @@ def read_input(path: Path | str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{path}: row 1, rule not_empty: the file has no header row") from None
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise PipelineError(f"{path}: cannot read the file ({' '.join(str(exc).split())[:200]})") from None
+        raise PipelineError(
+            f"{path}: cannot read the file ({' '.join(str(exc).split())[:200]})"
+        ) from None
     raise PipelineError(f"{path}: unknown input type '{path.suffix}' (use .csv or .parquet)")
 
 
@@ -104,11 +106,15 @@ def _numeric(
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         coerced = values.astype("float64").to_numpy(na_value=np.nan)
     else:
-        coerced = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+        coerced = (
+            pd.to_numeric(values, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+        )
         suspect = np.flatnonzero(np.isnan(coerced) & values.notna().to_numpy())
         for i in suspect:
             if str(values.iloc[i]).strip():
-                _add_error(errors, int(i), f"column {name}: {str(values.iloc[i])[:40]!r} is not a number")
+                _add_error(
+                    errors, int(i), f"column {name}: {str(values.iloc[i])[:40]!r} is not a number"
+                )
     coerced = coerced.copy()
     for i in np.flatnonzero(np.isinf(coerced)):
         _add_error(errors, int(i), f"column {name}: {coerced[i]} is not a finite number")
@@ -124,7 +130,9 @@ def _numeric(
     for i in np.flatnonzero(outside):
         shown = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         _add_error(
-            errors, int(i), f"column {name}: {coerced[i]:g} is outside its domain {shown} (rule domain)"
+            errors,
+            int(i),
+            f"column {name}: {coerced[i]:g} is outside its domain {shown} (rule domain)",
         )
     coerced[outside] = np.nan
     return coerced

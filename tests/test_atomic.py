@@ -34,7 +34,10 @@ PROJECT = Path(__file__).resolve().parents[1]
 BASE = PROJECT / "tests" / "fixtures" / "bad_input" / "base"
 INGEST_OUTPUTS = [
     *(f"data/interim/tiny/{t}.parquet" for t in ("customers", "invoices", "payments", "claims")),
-    *(f"data/quarantine/tiny/{t}.parquet" for t in ("customers", "invoices", "payments", "claims")),
+    *(
+        f"data/quarantine/tiny/{t}.parquet"
+        for t in ("customers", "invoices", "payments", "claims")
+    ),
     "reports/tiny/ingest.json",
     "metrics/tiny/ingest.json",
 ]
@@ -87,7 +90,8 @@ def add_invoice(root: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "fault", ["write:1", "write:5", "write:10", "before_commit", "commit:1", "commit:6", "after_commit"]
+    "fault",
+    ["write:1", "write:5", "write:10", "before_commit", "commit:1", "commit:6", "after_commit"],
 )
 def test_killed_ingest_leaves_old_outputs_or_refused_ones(tmp_path: Path, fault: str) -> None:
     root = tmp_path / "proj"
@@ -107,7 +111,7 @@ def test_killed_ingest_leaves_old_outputs_or_refused_ones(tmp_path: Path, fault:
         assert now == old, "a stage killed before its commit must leave every old output"
         assert body["complete"] and not refused(root, INGEST_OUTPUTS)
     elif fault.startswith("commit"):
-        assert now != old and not body["complete"]
+        assert not body["complete"]  # some outputs new, some old: none may be read
         assert refused(root, INGEST_OUTPUTS) == INGEST_OUTPUTS  # every output refused, old or new
         with pytest.raises(PipelineError, match="rule recorded_output"):
             require_files_at(root, INGEST_OUTPUTS[1])
@@ -162,8 +166,10 @@ def test_edited_output_is_refused(tmp_path: Path) -> None:
         write_json({"a": 1.0}, other)
     assert verify_recorded(target, tmp_path) is None and verify_recorded(other, tmp_path) is None
     write_parquet(pd.DataFrame({"a": [1, 2]}), target)  # outside the stage: not recorded
-    assert "rows" in verify_recorded(target, tmp_path) or "bytes" in verify_recorded(target, tmp_path)
-    other.write_text('{"a": 2.0}\n', encoding="utf-8")
+    assert "rows" in verify_recorded(target, tmp_path) or "bytes" in verify_recorded(
+        target, tmp_path
+    )
+    other.write_text('{\n  "a": 2.0\n}\n', encoding="utf-8")  # same size, other content
     assert "hash" in verify_recorded(other, tmp_path)
     assert verify_recorded(tmp_path / "unrecorded.csv", tmp_path) is None
 
@@ -201,7 +207,11 @@ def test_every_stage_killed_at_several_points(tmp_path: Path) -> None:
             env["PIPELINE_FAULT_AT"] = fault
         return subprocess.run(
             [sys.executable, "-m", f"pipeline.{name}", "--dataset", "uci"],
-            cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1800,
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
         )
 
     for name in STAGES:
@@ -219,7 +229,10 @@ def test_every_stage_killed_at_several_points(tmp_path: Path) -> None:
                 assert not body["complete"] and refused(root, rels) == rels, (name, fault)
                 if i + 1 < len(STAGES):
                     nxt = stage(STAGES[i + 1])
-                    assert nxt.returncode == 2 and "recorded_output" in nxt.stderr, (name, nxt.stderr)
+                    assert nxt.returncode == 2 and "recorded_output" in nxt.stderr, (
+                        name,
+                        nxt.stderr,
+                    )
             else:
                 assert body["complete"] and digests(root, rels) == old, (name, fault)
                 assert not [r for r in rels if verify_recorded(root / r, root)], (name, fault)

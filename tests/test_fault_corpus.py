@@ -80,7 +80,9 @@ def run_case(folder: Path, tmp_path: Path, with_base: bool) -> tuple[dict | None
         one_line_error(exc, expect["error"])
         assert not (out / "i").exists(), "a failed ingest must write nothing"
         return None, out, expect
-    report = run_ingest(raw, out / "i", out / "q", out / "r.json", out / "m.json", params, "corpus")
+    report = run_ingest(
+        raw, out / "i", out / "q", out / "r.json", out / "m.json", params, "corpus"
+    )
     assert_reconciles(report)
     assert json.loads((out / "r.json").read_text())["reconciled"] is True
     return report, out, expect

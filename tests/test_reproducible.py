@@ -31,7 +31,9 @@ def test_json_floats_survive_last_digit_noise() -> None:
     rng = np.random.default_rng(7)
     values = rng.normal(size=200) * 10.0 ** rng.integers(-8, 8, size=200)
     noisy = values * (1 + rng.choice([-1, 1], size=200) * 4e-16)
-    same = sum(json_text(float(a)) == json_text(float(b)) for a, b in zip(values, noisy, strict=True))
+    same = sum(
+        json_text(float(a)) == json_text(float(b)) for a, b in zip(values, noisy, strict=True)
+    )
     assert same >= 199  # a value can sit exactly on a rounding boundary; practically never
     assert stable_float(0.12345678901234) == 0.123456789
     assert json.loads(json_text({"x": 1234567.891234567})) == {"x": 1234567.891}

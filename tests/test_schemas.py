@@ -8,9 +8,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.schemas import MAX_AMOUNT
 from pipeline.schemas import (
     COLUMNS,
+    MAX_AMOUNT,
     RuleContext,
     conform,
     empty_table,

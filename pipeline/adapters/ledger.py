@@ -96,7 +96,10 @@ def payments_from(chunk: pd.DataFrame, date_format: str = "ISO8601") -> pd.DataF
     due = due.where(due.between(EARLIEST, LATEST))
     from_late = due + pd.to_timedelta(days, unit="D")
     unreadable = (
-        "due_date " + c["due_date"].astype(str) + " + days_late " + late[paid].astype(str)
+        "due_date "
+        + c["due_date"].astype(str)
+        + " + days_late "
+        + late[paid].astype(str)
         + f" (days_late must be a number of days within ±{MAX_DAYS_LATE})"
     )
     from_late = from_late.dt.strftime("%Y-%m-%d").where(from_late.notna(), unreadable)
