@@ -135,6 +135,8 @@ def main() -> None:
     size_measure = params.get("size_measure", "avg_monthly_invoiced")
     snapshots = pd.read_parquet(snap_path, columns=["customer_id", "as_of_date", size_measure])
     evaluate_path = paths.metrics / "evaluate.json"
+    if evaluate_path.is_file():
+        require_files({"evaluation": evaluate_path}, "run the evaluate stage first")
     evaluation = read_json(evaluate_path) if evaluate_path.is_file() else None
 
     bands = band_statistics(latest_sizes(snapshots, size_measure), params["size_bands"])
