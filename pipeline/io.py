@@ -313,6 +313,12 @@ def write_json(obj: Any, path: Path) -> None:
     write_text(json_text(obj), path)
 
 
+def write_run_log(obj: Any, path: Path) -> None:
+    """Write a run log (timings and other run-dependent figures) now, outside the stage's commit and
+    manifest: it is not an output, so it never changes a recorded hash."""
+    _replace_now(Path(path), json_text(obj))
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON artefact."""
     return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -38,7 +38,14 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
-from pipeline.io import code_version, file_sha256, frame_sha256, write_json, write_parquet
+from pipeline.io import (
+    code_version,
+    file_sha256,
+    frame_sha256,
+    write_json,
+    write_parquet,
+    write_run_log,
+)
 from pipeline.scorecard import WoEScorecard, score_frame
 
 log = logging.getLogger("pipeline.train")
@@ -344,7 +351,7 @@ def main() -> None:
     write_json(fitted["logistic"], paths.models / "logistic.json")
     write_json(report, paths.models / "train_report.json")
     write_json(metrics, paths.metrics / "train.json")
-    write_json(timing, paths.root / "logs" / args.dataset / "train_timing.json")  # run log, not an output
+    write_run_log(timing, paths.root / "logs" / args.dataset / "train_timing.json")
     log.info(
         "train %s: AUC oot scorecard %.4f, logistic %.4f, boosting %.4f; %d features in the card",
         args.dataset,
