@@ -32,7 +32,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
-from pipeline.io import code_version, file_sha256, write_csv, write_json
+from pipeline.io import code_version, file_sha256, write_csv, write_json, write_text
 from pipeline.scorecard import load_card, score_frame
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
@@ -620,9 +620,7 @@ def main() -> None:
     write_csv(rel, paths.plots / "calibrate_reliability.csv")
     reliability_plot(rel, paths.plots / "calibrate_reliability.png")
     (paths.reports).mkdir(parents=True, exist_ok=True)
-    (paths.reports / "calibration.md").write_text(
-        calibration_markdown(result, args.dataset), encoding="utf-8"
-    )
+    write_text(calibration_markdown(result, args.dataset), paths.reports / "calibration.md")
     log.info(
         "calibrate %s: %s, %d grades, PDs %s",
         args.dataset,
