@@ -20,9 +20,12 @@ from pipeline.feature_sql import (
     AGING_BUCKETS,
     EXPERT_COLUMNS,
     LATE_BUCKETS,
+    SETTLEMENT_OUTPUTS,
+    SETTLEMENT_TABLES,
     build_feature_sql,
     feature_windows,
     roll_rate_sql,
+    settlement_sql,
     vintage_sql,
 )
 
@@ -185,6 +188,42 @@ def run_statements(con, statements: list[tuple[str, str]], keep: tuple[str, ...]
 ANALYSIS_INPUTS = ("cust_keys", "inv_settled", "open_balance")
 
 
+def compute_settlement(
+    tables: Mapping[str, pd.DataFrame | Path],
+    params: Mapping[str, Any],
+    out_dir: Path,
+    temp_dir: str | None = None,
+) -> dict[str, int]:
+    """Settle the ledger once: allocation of payments, FIFO pool, settlement day and open-amount inputs.
+
+    Writes one Parquet file per `SETTLEMENT_TABLES` name into ``out_dir`` (each streamed by DuckDB ``COPY``
+    to a temporary name, then renamed) and returns their row counts. `compute_snapshots` reads them back
+    (``tables`` given those names) instead of settling again, so every as-of grid and experiment reuses one
+    settlement."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = _connect(params, temp_dir)
+    counts: dict[str, int] = {}
+    try:
+        for name in ("customers", "invoices", "payments"):
+            if name not in tables:
+                raise PipelineError(f"settle: canonical table '{name}' is missing")
+            _register(con, name, tables[name])
+        for _, sql in settlement_sql("duckdb"):
+            con.execute(sql)
+        for name, select in SETTLEMENT_OUTPUTS.items():
+            tmp = out_dir / f".{name}.parquet.tmp"
+            con.execute(f"COPY ({select}) TO '{tmp.as_posix()}' (FORMAT parquet)")
+            tmp.replace(out_dir / f"{name}.parquet")
+            path = (out_dir / f"{name}.parquet").as_posix()
+            counts[name] = int(
+                con.execute(f"SELECT COUNT(*) FROM read_parquet('{path}')").fetchall()[0][0]
+            )
+    finally:
+        con.close()
+    return counts
+
+
 def compute_snapshots(
     tables: Mapping[str, pd.DataFrame | Path],
     params: Mapping[str, Any],
@@ -209,6 +248,10 @@ def compute_snapshots(
         with_truth = tables.get("truth") is not None
         if with_truth:
             _register(con, "truth", tables["truth"])
+        settled = all(tables.get(name) is not None for name in SETTLEMENT_TABLES)
+        if settled:
+            for name in SETTLEMENT_TABLES:
+                _register(con, name, tables[name])
         cutoff = (
             pd.Timestamp(params["data_cutoff"])
             if params.get("data_cutoff")
@@ -227,7 +270,7 @@ def compute_snapshots(
         con.register("asof_grid", grid)
         con.register("eval_days", eval_days(grid, months))
         try:
-            statements = build_feature_sql(dict(params), "duckdb", with_truth)
+            statements = build_feature_sql(dict(params), "duckdb", with_truth, settled)
         except ValueError as exc:
             raise PipelineError(str(exc)) from exc
         snapshot_sql = run_statements(con, statements, ANALYSIS_INPUTS if with_analysis else ())

@@ -111,6 +111,13 @@ def _day(expr: str, dialect: str) -> str:
     return f"datediff(CAST({expr} AS DATE), DATE '1970-01-01')"
 
 
+def _series(lo: str, hi: str, dialect: str) -> str:
+    """One row per integer from ``lo`` to ``hi`` inclusive (a select-list expression)."""
+    if dialect == "duckdb":
+        return f"CAST(UNNEST(generate_series({lo}, {hi})) AS INTEGER)"
+    return f"explode(sequence({lo}, {hi}))"
+
+
 def _create(name: str, select: str, dialect: str, materialize: bool = True) -> str:
     """An intermediate result: a DuckDB temp table when reused (else a view); always a Spark temp view
     (the Spark runner caches the ones listed in `MATERIALIZED`)."""
@@ -135,6 +142,11 @@ MATERIALIZED = (
     "inv_settled",
     "open_pairs",
     "open_balance",
+    "grid_bounds",
+    "day_interval",
+    "asof_pos",
+    "exp_slots",
+    "exp_cells",
     "exp_bands",
     "exp_agg_*",
     "claims_agg",
@@ -198,25 +210,27 @@ def _bucket_cond(expr: str, lo: int | None, hi: int | None) -> str:
 
 
 # --------------------------------------------------------------------------- statements
-def build_feature_sql(
-    params: dict[str, Any], dialect: str, with_truth: bool = False
-) -> list[tuple[str, str]]:
-    """Ordered ``(name, sql)`` statements; the last one, ``snapshots``, is a SELECT of the labelled snapshot
-    table ordered by customer and as-of date.
+SETTLEMENT_TABLES = ("settled_invoices", "settled_payments", "settled_partial", "settled_pool")
+SETTLEMENT_OUTPUTS = {
+    "settled_invoices": """SELECT k.customer_id, i.ik, i.invoice_day, i.due_day, i.amount_cents, i.write_off_day,
+  i.settled_day, i.queue_before_cents FROM inv_settled i JOIN cust_keys k ON i.ck = k.ck""",
+    "settled_payments": """SELECT k.customer_id, p.pay_day, p.amount_cents, p.due_day
+FROM pay p JOIN cust_keys k ON p.ck = k.ck""",
+    "settled_partial": """SELECT k.customer_id, p.ik, p.pay_day, p.amount_cents
+FROM partial_pay p JOIN inv_settled i ON p.ik = i.ik JOIN cust_keys k ON i.ck = k.ck""",
+    "settled_pool": """SELECT k.customer_id, p.pay_day, p.pool_cents FROM pool p JOIN cust_keys k ON p.ck = k.ck""",
+}
+"""The settlement, stored once per ledger (stage `settle`): one SELECT per table over the statements of
+`settlement_sql`. Every table carries ``customer_id`` so that it splits by customer like the ledger."""
 
-    ``params`` is the features stage block (windows, label definition, PAYDEX floor); ``with_truth`` joins
-    the optional ``truth`` view's ``true_pd_12m`` as ``true_pd`` (synthetic data).
-    """
+
+def settlement_sql(dialect: str) -> list[tuple[str, str]]:
+    """The settlement statements: integer keys, direct allocation, FIFO pool, settlement day per invoice.
+
+    Settlement is a property of the ledger, causal in time and independent of the as-of grid, so the
+    `settle` stage runs these once and `build_feature_sql(..., settled=True)` reads the stored result."""
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
-    windows = feature_windows(params)
-    wmax = max(windows)
-    label = params.get("label", {})
-    bad_dbt = int(label.get("bad_days_beyond_terms", 90))
-    good_dbt = int(label.get("good_max_days_beyond_terms", 30))
-    mat_cents = int(round(float(label.get("material_amount", 0.0)) * 100))
-    mat_share = float(label.get("material_share", 0.0))
-    floor = float(params.get("paydex_floor", 1))
     day = lambda col: _day(col, dialect)  # noqa: E731
     out: list[tuple[str, str]] = []
 
@@ -297,6 +311,60 @@ FROM inv i LEFT JOIN direct_settled d ON i.ik = d.ik
 LEFT JOIN pool_settled q ON i.ik = q.ik""",
     )
 
+    return out
+
+
+def build_feature_sql(
+    params: dict[str, Any], dialect: str, with_truth: bool = False, settled: bool = False
+) -> list[tuple[str, str]]:
+    """Ordered ``(name, sql)`` statements; the last one, ``snapshots``, is a SELECT of the labelled snapshot
+    table ordered by customer and as-of date.
+
+    ``params`` is the features stage block (windows, label definition, PAYDEX floor); ``with_truth`` joins
+    the optional ``truth`` view's ``true_pd_12m`` as ``true_pd`` (synthetic data). With ``settled`` the
+    settlement is read from the `SETTLEMENT_TABLES` views (the `settle` stage's output) instead of being
+    computed from the payments.
+    """
+
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
+    windows = feature_windows(params)
+    wmax = max(windows)
+    label = params.get("label", {})
+    bad_dbt = int(label.get("bad_days_beyond_terms", 90))
+    good_dbt = int(label.get("good_max_days_beyond_terms", 30))
+    mat_cents = int(round(float(label.get("material_amount", 0.0)) * 100))
+    mat_share = float(label.get("material_share", 0.0))
+    floor = float(params.get("paydex_floor", 1))
+    day = lambda col: _day(col, dialect)  # noqa: E731
+    out: list[tuple[str, str]] = []
+
+    def add(name: str, select: str) -> None:
+        out.append((name, _create(name, select, dialect, is_materialized(name))))
+
+    if settled:
+        add(
+            "cust_keys",
+            "SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS ck FROM customers",
+        )
+        add(
+            "inv_settled",
+            """SELECT s.ik, k.ck, s.invoice_day, s.due_day, s.amount_cents, s.write_off_day, s.settled_day,
+  s.queue_before_cents FROM settled_invoices s JOIN cust_keys k ON s.customer_id = k.customer_id""",
+        )
+        add(
+            "pay",
+            """SELECT k.ck, s.pay_day, s.amount_cents, s.due_day
+FROM settled_payments s JOIN cust_keys k ON s.customer_id = k.customer_id""",
+        )
+        add("partial_pay", "SELECT ik, pay_day, amount_cents FROM settled_partial")
+        add(
+            "pool",
+            """SELECT k.ck, s.pay_day, s.pool_cents
+FROM settled_pool s JOIN cust_keys k ON s.customer_id = k.customer_id""",
+        )
+    else:
+        out.extend(settlement_sql(dialect))
     # ---- open balances at every evaluation day
     add(
         "open_pairs",
@@ -345,12 +413,15 @@ LEFT JOIN pool_at_eval pe ON o.ck = pe.ck AND o.eval_day = pe.eval_day""",
   MAX(CASE WHEN open_cents > 0 AND {dpd} >= {bad_dbt} THEN amount_cents END) AS default_cents
 FROM open_items GROUP BY ck, eval_day""",
     )
-    add("first_invoice", "SELECT ck, MIN(invoice_day) AS first_invoice_day FROM inv GROUP BY ck")
+    add(
+        "first_invoice",
+        "SELECT ck, MIN(invoice_day) AS first_invoice_day FROM inv_settled GROUP BY ck",
+    )
     # ---- write-offs on or before t (any date): a written-off customer is already in default at t
     add(
         "write_off_agg",
         """SELECT i.ck, g.as_of_day, SUM(i.amount_cents) AS wo_to_date_cents
-FROM inv i JOIN asof_grid g ON i.write_off_day <= g.as_of_day AND i.invoice_day <= g.as_of_day
+FROM inv_settled i JOIN asof_grid g ON i.write_off_day <= g.as_of_day AND i.invoice_day <= g.as_of_day
 GROUP BY i.ck, g.as_of_day""",
     )
 
@@ -405,70 +476,166 @@ JOIN asof_grid g ON LEAST(i.settled_day, i.write_off_day) > g.as_of_day AND i.du
 GROUP BY i.ck, g.as_of_day""",
     )
 
-    # ---- invoice experiences per as-of date (one range join, every window filtered inside)
-    # nested windows -> disjoint bands: band k = (start of window k, start of window k-1]; 9 = in no window
-    inv_band = (
-        "CASE "
-        + " ".join(f"WHEN i.invoice_day > g.start_day_{w} THEN {k}" for k, w in enumerate(windows))
-        + " ELSE 9 END"
-    )
-    due_band = (
-        "CASE WHEN i.due_day > g.as_of_day THEN 9 "
-        + " ".join(f"WHEN i.due_day > g.start_day_{w} THEN {k}" for k, w in enumerate(windows))
-        + " ELSE 9 END"
+    # ---- invoice experiences per as-of date, without the invoice x as-of pair explosion
+    # Interval keys: the sorted distinct as-of days and window starts B_0 < ... < B_n-1 cut time into
+    # intervals; interval j = (B_j-1, B_j], so a day x lies in the window (s, t] of an as-of date iff
+    # pos(s) < j(x) <= pos(t), where pos(B_j) = j. Each invoice is an item of its invoice-date interval
+    # (and of its due-date interval for the due-window sums). Per (customer, interval) the items' partial
+    # aggregates have a few versions: the running aggregates over the items whose status change (settled;
+    # written off for the due-window sums) falls in an interval <= b. Exactly one version holds at each
+    # as-of date, so joining versions to the grid gives one row per (customer, interval, as-of date),
+    # about a twelfth of the invoice x as-of pairs. Invoices still open and past due at t (the only
+    # experiences whose days beyond terms move with t) are added from their own, much smaller, pairs.
+    bound_days = " UNION ALL ".join(
+        ["SELECT as_of_day AS d FROM asof_grid"]
+        + [f"SELECT start_day_{w} AS d FROM asof_grid" for w in windows]
     )
     add(
-        "experiences_raw",
-        f"""SELECT g.as_of_day, i.ck, i.invoice_day, i.due_day, i.amount_cents, i.settled_day,
-  CAST(i.write_off_day <= g.as_of_day AS INTEGER) AS written_off,
-  CASE WHEN i.settled_day <= g.as_of_day THEN i.settled_day - i.due_day
-       WHEN i.due_day < g.as_of_day THEN g.as_of_day - i.due_day END AS dbt,
-  {inv_band} AS inv_band, {due_band} AS due_band
-FROM inv_settled i JOIN asof_grid g ON i.due_day > g.start_day_{wmax} AND i.invoice_day <= g.as_of_day""",
+        "grid_bounds",
+        f"""SELECT d, CAST(ROW_NUMBER() OVER (ORDER BY d) - 1 AS INTEGER) AS j
+FROM (SELECT DISTINCT d FROM ({bound_days}) u) b""",
     )
-    late_bucket = (
+    add(
+        "day_interval",
+        f"""SELECT s.day, CAST(COUNT(*) AS INTEGER) AS j
+FROM (SELECT {_series("lo", "hi", dialect)} AS day
+      FROM (SELECT MIN(d) + 1 AS lo, MAX(d) AS hi FROM grid_bounds) span) s
+JOIN grid_bounds b ON b.d < s.day GROUP BY s.day""",
+    )
+    pos_cols = ", ".join(
+        ["pt.j AS pos_t"] + [f"ps{w}.j AS pos_s_{w}" for w in windows]
+    )
+    pos_joins = "\n".join(
+        ["JOIN grid_bounds pt ON pt.d = g.as_of_day"]
+        + [f"JOIN grid_bounds ps{w} ON ps{w}.d = g.start_day_{w}" for w in windows]
+    )
+    add("asof_pos", f"SELECT g.as_of_day, {pos_cols}\nFROM asof_grid g\n{pos_joins}")
+    late_bucket_of = lambda x: (  # noqa: E731
         "CASE "
         + " ".join(
-            f"WHEN {_bucket_cond('dbt', lo, hi)} THEN {k + 1}"
+            f"WHEN {_bucket_cond(x, lo, hi)} THEN {k + 1}"
             for k, (_, lo, hi) in enumerate(LATE_BUCKETS)
         )
         + " ELSE 0 END"
     )
-    add(
-        "experiences",
-        f"""SELECT *, CAST(dbt IS NOT NULL AS INTEGER) AS obs, {paydex_sql("dbt", floor)} AS paydex_points,
-  {late_bucket} AS late_bucket
-FROM experiences_raw""",
-    )
-    # stage 1: plain aggregates per band (no per-window conditions), stage 2: cumulate the bands per window
-    band_sums = {
-        "n_inv": "1",
-        "inv_cents": "amount_cents",
-        "n_obs": "obs",
-        "obs_cents": "amount_cents * obs",
-        "dbt_sum": "dbt",
-        "dbt_wsum": "CAST(dbt AS BIGINT) * amount_cents",
-        "n_late": "CAST(dbt > 0 AS INTEGER)",
-        "paydex_wsum": "amount_cents * paydex_points",
-        **{
-            f"late_{b}_cents": f"amount_cents * CAST(late_bucket = {k + 1} AS INTEGER)"
-            for k, (b, _, _) in enumerate(LATE_BUCKETS)
-        },
+
+    def experience(dbt: str, amount: str) -> dict[str, str]:
+        """Aggregate inputs of one observed experience with days beyond terms ``dbt``."""
+        return {
+            "n_obs": "1",
+            "obs_cents": amount,
+            "dbt_sum": dbt,
+            "dbt_wsum": f"CAST({dbt} AS BIGINT) * {amount}",
+            "n_late": f"CAST({dbt} > 0 AS INTEGER)",
+            "paydex_wsum": f"{amount} * {paydex_sql(dbt, floor)}",
+            **{
+                f"late_{b}_cents": f"{amount} * CAST(({late_bucket_of(dbt)}) = {k + 1} AS INTEGER)"
+                for k, (b, _, _) in enumerate(LATE_BUCKETS)
+            },
+        }
+
+    settled_sums = list(experience("x", "y"))  # names only
+    settled_max = ("dbt_max", "last_key", "last_late_day")
+    fd = "(i.settled_day - i.due_day)"
+    final = experience(fd, "i.amount_cents")
+    final_max = {
+        "dbt_max": fd,
+        "last_key": f"CAST(i.invoice_day AS BIGINT) * 100000 + {fd} + 50000",
+        "last_late_day": "CASE WHEN i.settled_day > i.due_day THEN i.settled_day END",
     }
-    band_max = {"max_inv_cents": "amount_cents", "dbt_max": "dbt"}
-    due_sums = {"due_cents": "amount_cents", "wo_cents": "amount_cents * written_off"}
-    stage1 = [f"SUM({e}) AS {n}" for n, e in {**band_sums, **due_sums}.items()]
-    stage1 += [f"MAX({e}) AS {n}" for n, e in band_max.items()]
-    stage1 += [
-        "MAX(CAST(invoice_day AS BIGINT) * 100000 + dbt + 50000) AS last_key",
-        "MAX(CASE WHEN settled_day <= as_of_day AND settled_day > due_day THEN settled_day END) AS last_late_day",
-    ]
+    inv_item = (
+        ["i.ck", "ia.j AS a", f"COALESCE(sb.j, {NEVER}) AS b", "1 AS n_inv",
+         "i.amount_cents AS inv_cents", "i.amount_cents AS max_inv_cents",
+         "CAST(0 AS BIGINT) AS due_cents", "CAST(0 AS BIGINT) AS wo_cents"]
+        + [f"{e} AS {n}" for n, e in final.items()]
+        + [f"{e} AS {n}" for n, e in final_max.items()]
+    )
+    due_item = (
+        ["i.ck", "da.j AS a",
+         f"CASE WHEN i.write_off_day <= i.due_day THEN da.j ELSE COALESCE(wb.j, {NEVER}) END AS b",
+         "0 AS n_inv", "CAST(0 AS BIGINT) AS inv_cents", "CAST(NULL AS BIGINT) AS max_inv_cents",
+         "i.amount_cents AS due_cents",
+         f"CASE WHEN i.write_off_day < {NEVER} THEN i.amount_cents ELSE 0 END AS wo_cents"]
+        + [f"CAST(NULL AS BIGINT) AS {n}" for n in settled_sums]
+        + [f"CAST(NULL AS BIGINT) AS {n}" for n in settled_max]
+    )
+    totals = {"n_inv": "SUM", "inv_cents": "SUM", "max_inv_cents": "MAX", "due_cents": "SUM"}
+    running = {"wo_cents": "SUM", **{n: "SUM" for n in settled_sums}, **{n: "MAX" for n in settled_max}}
+    add(
+        "exp_cells",
+        "SELECT ck, a, b,\n  "
+        + ",\n  ".join(f"{f}({n}) AS {n}" for n, f in {**totals, **running}.items())
+        + f"""
+FROM (SELECT {", ".join(inv_item)}
+      FROM inv_settled i JOIN day_interval ia ON ia.day = i.invoice_day
+      LEFT JOIN day_interval sb ON sb.day = i.settled_day
+      UNION ALL
+      SELECT {", ".join(due_item)}
+      FROM inv_settled i JOIN day_interval da ON da.day = i.due_day
+      LEFT JOIN day_interval wb ON wb.day = i.write_off_day) it
+GROUP BY ck, a, b""",
+    )
+    part = "PARTITION BY ck, a"
+    run = f"({part} ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    add(
+        "exp_versions",
+        f"""SELECT ck, a, b,
+  CASE WHEN ROW_NUMBER() OVER ({part} ORDER BY b) = 1 THEN a ELSE b END AS b_lo,
+  COALESCE(LEAD(b) OVER ({part} ORDER BY b), {NEVER + 1}) AS b_hi,
+  """
+        + ",\n  ".join(f"{f}({n}) OVER ({part}) AS {n}" for n, f in totals.items())
+        + ",\n  "
+        + ",\n  ".join(f"{f}({n}) OVER {run} AS {n}" for n, f in running.items())
+        + "\nFROM exp_cells",
+    )
+    band_of = lambda x, p: (  # noqa: E731
+        "CASE "
+        + " ".join(f"WHEN {x} > {p}{w} THEN {k}" for k, w in enumerate(windows))
+        + " ELSE 9 END"
+    )
+    # (interval, as-of date) slots: the intervals inside each as-of date's longest window, with their band
+    add(
+        "exp_slots",
+        f"""SELECT b.j AS a, g.as_of_day, g.pos_t, {band_of("b.j", "g.pos_s_")} AS band
+FROM asof_pos g JOIN grid_bounds b ON b.j > g.pos_s_{wmax} AND b.j <= g.pos_t""",
+    )
+    # an as-of date sees the version of each interval in its window whose range [b_lo, b_hi) holds it;
+    # the running (status-dependent) part counts once its status interval b is on or before the as-of date
+    vers = (
+        ["v.ck", "g.as_of_day", "g.band"]
+        + [f"v.{n}" for n in totals]
+        + [f"CASE WHEN v.b <= g.pos_t THEN v.{n} END AS {n}" for n in running]
+    )
+    aged = "(g.as_of_day - i.due_day)"
+    open_item = (
+        ["i.ck", "g.as_of_day", f"{band_of('i.invoice_day', 'g.start_day_')} AS band",
+         "0 AS n_inv", "CAST(0 AS BIGINT) AS inv_cents", "CAST(NULL AS BIGINT) AS max_inv_cents",
+         "CAST(0 AS BIGINT) AS due_cents", "CAST(0 AS BIGINT) AS wo_cents"]
+        + [f"{e} AS {n}" for n, e in experience(aged, "i.amount_cents").items()]
+        + [f"{aged} AS dbt_max",
+           f"CAST(i.invoice_day AS BIGINT) * 100000 + {aged} + 50000 AS last_key",
+           "CAST(NULL AS INTEGER) AS last_late_day"]
+    )
+    sums = ["n_inv", "inv_cents", "due_cents", "wo_cents", *settled_sums]
+    maxes = ["max_inv_cents", *settled_max]
     add(
         "exp_bands",
-        "SELECT ck, as_of_day, inv_band, due_band,\n  "
-        + ",\n  ".join(stage1)
-        + "\nFROM experiences GROUP BY ck, as_of_day, inv_band, due_band",
+        "SELECT ck, as_of_day, band AS inv_band, band AS due_band,\n  "
+        + ",\n  ".join([f"SUM({n}) AS {n}" for n in sums] + [f"MAX({n}) AS {n}" for n in maxes])
+        + f"""
+FROM (SELECT {", ".join(vers)}
+      FROM exp_versions v JOIN exp_slots g ON v.a = g.a
+      WHERE g.pos_t >= v.b_lo AND g.pos_t < v.b_hi
+      UNION ALL
+      SELECT {", ".join(open_item)}
+      FROM (SELECT * FROM inv_settled WHERE settled_day > due_day + 1) i
+      JOIN asof_grid g ON i.invoice_day > g.start_day_{wmax} AND i.invoice_day <= g.as_of_day
+        AND i.due_day < g.as_of_day AND i.settled_day > g.as_of_day) x
+GROUP BY ck, as_of_day, band""",
     )
+    band_sums = {n: None for n in ["n_inv", "inv_cents", *settled_sums]}
+    band_max = {"max_inv_cents": None, "dbt_max": None}
+    due_sums = {"due_cents": None, "wo_cents": None}
     # stage 2: one narrow table per window (a single wide one outgrows the memory limit at scale)
     for k, w in enumerate(windows):
         ib, db = f"inv_band <= {k}", f"due_band <= {k}"

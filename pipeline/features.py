@@ -23,6 +23,7 @@ from pipeline.config import (
     stage_params,
 )
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
+from pipeline.feature_sql import SETTLEMENT_TABLES
 from pipeline.io import write_csv, write_json, write_parquet
 from pipeline.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
 
@@ -81,6 +82,9 @@ def main() -> None:
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
     if (paths.interim / "truth.parquet").exists():
         tables["truth"] = paths.interim / "truth.parquet"
+    settlement = {n: paths.processed / "settlement" / f"{n}.parquet" for n in SETTLEMENT_TABLES}
+    require_files(settlement, f"run `python -m pipeline.settle --dataset {ds}` first")
+    tables.update(settlement)
     with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:
         result = compute(
             tables, params, temp_dir=params.get("temp_directory") or spill, with_analysis=True

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import progress
+from pipeline.feature_sql import SETTLEMENT_TABLES
 from pipeline.feature_engine import (
     TABLES,
     _connect,
@@ -34,9 +35,10 @@ def split_by_customer(
 ) -> list[dict[str, Path]]:
     """Write each canonical table as ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one
     streaming scan per chunk); returns one ``{table: path}`` mapping per chunk."""
+    names = [n for n in (*TABLES, *SETTLEMENT_TABLES) if tables.get(n) is not None]
     con = _connect(params, str(out_dir / "spill"))
     try:
-        for name in TABLES:
+        for name in names:
             _register(con, name, tables[name])
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             for k in range(n_chunks):
@@ -45,7 +47,7 @@ def split_by_customer(
     finally:
         con.close()
     return [
-        {name: out_dir / name / f"chunk_{k}.parquet" for name in TABLES} for k in range(n_chunks)
+        {name: out_dir / name / f"chunk_{k}.parquet" for name in names} for k in range(n_chunks)
     ]
 
 

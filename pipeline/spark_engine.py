@@ -29,7 +29,13 @@ from pipeline.feature_engine import (
     roll_rate_months,
     to_day,
 )
-from pipeline.feature_sql import build_feature_sql, is_materialized, roll_rate_sql, vintage_sql
+from pipeline.feature_sql import (
+    SETTLEMENT_TABLES,
+    build_feature_sql,
+    is_materialized,
+    roll_rate_sql,
+    vintage_sql,
+)
 
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
@@ -199,7 +205,13 @@ def compute_snapshots_spark(
         with_truth = tables.get("truth") is not None
         if with_truth:
             register_table(spark, "truth", tables["truth"])
-        snaps = run_statements_spark(spark, build_feature_sql(dict(params), "spark", with_truth))
+        settled = all(tables.get(name) is not None for name in SETTLEMENT_TABLES)
+        if settled:
+            for name in SETTLEMENT_TABLES:
+                register_table(spark, name, tables[name])
+        snaps = run_statements_spark(
+            spark, build_feature_sql(dict(params), "spark", with_truth, settled)
+        )
         result: dict[str, Any] = {"data_cutoff": cutoff, "grid": grid}
         if with_analysis:
             result["vintage_events"] = to_pandas(spark.sql(vintage_sql(dict(params))))
