@@ -439,7 +439,12 @@ def main() -> None:
                 "duckdb_chunked": f"{CUSTOMER_CHUNKS} customer chunks, settles inside",
             }
             for engine, r in pair.items():
-                row(f"features target x 12 as-of: {engine}", f"{fmt(target_inv)} inv", r, notes[engine])
+                row(
+                    f"features target x 12 as-of: {engine}",
+                    f"{fmt(target_inv)} inv",
+                    r,
+                    notes[engine],
+                )
                 if r.get("ok") and engine != "settle":
                     figures[f"features_10M_seconds@{engine}"] = r["seconds"]
                     figures[f"features_10M_peak_gb@{engine}"] = r["peak_gb"]

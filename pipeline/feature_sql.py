@@ -111,13 +111,6 @@ def _day(expr: str, dialect: str) -> str:
     return f"datediff(CAST({expr} AS DATE), DATE '1970-01-01')"
 
 
-def _series(lo: str, hi: str, dialect: str) -> str:
-    """One row per integer from ``lo`` to ``hi`` inclusive (a select-list expression)."""
-    if dialect == "duckdb":
-        return f"CAST(UNNEST(generate_series({lo}, {hi})) AS INTEGER)"
-    return f"explode(sequence({lo}, {hi}))"
-
-
 def _create(name: str, select: str, dialect: str, materialize: bool = True) -> str:
     """An intermediate result: a DuckDB temp table when reused (else a view); always a Spark temp view
     (the Spark runner caches the ones listed in `MATERIALIZED`)."""
@@ -142,11 +135,6 @@ MATERIALIZED = (
     "inv_settled",
     "open_pairs",
     "open_balance",
-    "grid_bounds",
-    "day_interval",
-    "asof_pos",
-    "exp_slots",
-    "exp_cells",
     "exp_bands",
     "exp_agg_*",
     "claims_agg",
@@ -325,7 +313,6 @@ def build_feature_sql(
     settlement is read from the `SETTLEMENT_TABLES` views (the `settle` stage's output) instead of being
     computed from the payments.
     """
-
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
     windows = feature_windows(params)
@@ -476,166 +463,70 @@ JOIN asof_grid g ON LEAST(i.settled_day, i.write_off_day) > g.as_of_day AND i.du
 GROUP BY i.ck, g.as_of_day""",
     )
 
-    # ---- invoice experiences per as-of date, without the invoice x as-of pair explosion
-    # Interval keys: the sorted distinct as-of days and window starts B_0 < ... < B_n-1 cut time into
-    # intervals; interval j = (B_j-1, B_j], so a day x lies in the window (s, t] of an as-of date iff
-    # pos(s) < j(x) <= pos(t), where pos(B_j) = j. Each invoice is an item of its invoice-date interval
-    # (and of its due-date interval for the due-window sums). Per (customer, interval) the items' partial
-    # aggregates have a few versions: the running aggregates over the items whose status change (settled;
-    # written off for the due-window sums) falls in an interval <= b. Exactly one version holds at each
-    # as-of date, so joining versions to the grid gives one row per (customer, interval, as-of date),
-    # about a twelfth of the invoice x as-of pairs. Invoices still open and past due at t (the only
-    # experiences whose days beyond terms move with t) are added from their own, much smaller, pairs.
-    bound_days = " UNION ALL ".join(
-        ["SELECT as_of_day AS d FROM asof_grid"]
-        + [f"SELECT start_day_{w} AS d FROM asof_grid" for w in windows]
+    # ---- invoice experiences per as-of date (one range join, every window filtered inside)
+    # nested windows -> disjoint bands: band k = (start of window k, start of window k-1]; 9 = in no window
+    inv_band = (
+        "CASE "
+        + " ".join(f"WHEN i.invoice_day > g.start_day_{w} THEN {k}" for k, w in enumerate(windows))
+        + " ELSE 9 END"
+    )
+    due_band = (
+        "CASE WHEN i.due_day > g.as_of_day THEN 9 "
+        + " ".join(f"WHEN i.due_day > g.start_day_{w} THEN {k}" for k, w in enumerate(windows))
+        + " ELSE 9 END"
     )
     add(
-        "grid_bounds",
-        f"""SELECT d, CAST(ROW_NUMBER() OVER (ORDER BY d) - 1 AS INTEGER) AS j
-FROM (SELECT DISTINCT d FROM ({bound_days}) u) b""",
+        "experiences_raw",
+        f"""SELECT g.as_of_day, i.ck, i.invoice_day, i.due_day, i.amount_cents, i.settled_day,
+  CAST(i.write_off_day <= g.as_of_day AS INTEGER) AS written_off,
+  CASE WHEN i.settled_day <= g.as_of_day THEN i.settled_day - i.due_day
+       WHEN i.due_day < g.as_of_day THEN g.as_of_day - i.due_day END AS dbt,
+  {inv_band} AS inv_band, {due_band} AS due_band
+FROM inv_settled i JOIN asof_grid g ON i.due_day > g.start_day_{wmax} AND i.invoice_day <= g.as_of_day""",
     )
-    add(
-        "day_interval",
-        f"""SELECT s.day, CAST(COUNT(*) AS INTEGER) AS j
-FROM (SELECT {_series("lo", "hi", dialect)} AS day
-      FROM (SELECT MIN(d) + 1 AS lo, MAX(d) AS hi FROM grid_bounds) span) s
-JOIN grid_bounds b ON b.d < s.day GROUP BY s.day""",
-    )
-    pos_cols = ", ".join(
-        ["pt.j AS pos_t"] + [f"ps{w}.j AS pos_s_{w}" for w in windows]
-    )
-    pos_joins = "\n".join(
-        ["JOIN grid_bounds pt ON pt.d = g.as_of_day"]
-        + [f"JOIN grid_bounds ps{w} ON ps{w}.d = g.start_day_{w}" for w in windows]
-    )
-    add("asof_pos", f"SELECT g.as_of_day, {pos_cols}\nFROM asof_grid g\n{pos_joins}")
-    late_bucket_of = lambda x: (  # noqa: E731
+    late_bucket = (
         "CASE "
         + " ".join(
-            f"WHEN {_bucket_cond(x, lo, hi)} THEN {k + 1}"
+            f"WHEN {_bucket_cond('dbt', lo, hi)} THEN {k + 1}"
             for k, (_, lo, hi) in enumerate(LATE_BUCKETS)
         )
         + " ELSE 0 END"
     )
-
-    def experience(dbt: str, amount: str) -> dict[str, str]:
-        """Aggregate inputs of one observed experience with days beyond terms ``dbt``."""
-        return {
-            "n_obs": "1",
-            "obs_cents": amount,
-            "dbt_sum": dbt,
-            "dbt_wsum": f"CAST({dbt} AS BIGINT) * {amount}",
-            "n_late": f"CAST({dbt} > 0 AS INTEGER)",
-            "paydex_wsum": f"{amount} * {paydex_sql(dbt, floor)}",
-            **{
-                f"late_{b}_cents": f"{amount} * CAST(({late_bucket_of(dbt)}) = {k + 1} AS INTEGER)"
-                for k, (b, _, _) in enumerate(LATE_BUCKETS)
-            },
-        }
-
-    settled_sums = list(experience("x", "y"))  # names only
-    settled_max = ("dbt_max", "last_key", "last_late_day")
-    fd = "(i.settled_day - i.due_day)"
-    final = experience(fd, "i.amount_cents")
-    final_max = {
-        "dbt_max": fd,
-        "last_key": f"CAST(i.invoice_day AS BIGINT) * 100000 + {fd} + 50000",
-        "last_late_day": "CASE WHEN i.settled_day > i.due_day THEN i.settled_day END",
+    add(
+        "experiences",
+        f"""SELECT *, CAST(dbt IS NOT NULL AS INTEGER) AS obs, {paydex_sql("dbt", floor)} AS paydex_points,
+  {late_bucket} AS late_bucket
+FROM experiences_raw""",
+    )
+    # stage 1: plain aggregates per band (no per-window conditions), stage 2: cumulate the bands per window
+    band_sums = {
+        "n_inv": "1",
+        "inv_cents": "amount_cents",
+        "n_obs": "obs",
+        "obs_cents": "amount_cents * obs",
+        "dbt_sum": "dbt",
+        "dbt_wsum": "CAST(dbt AS BIGINT) * amount_cents",
+        "n_late": "CAST(dbt > 0 AS INTEGER)",
+        "paydex_wsum": "amount_cents * paydex_points",
+        **{
+            f"late_{b}_cents": f"amount_cents * CAST(late_bucket = {k + 1} AS INTEGER)"
+            for k, (b, _, _) in enumerate(LATE_BUCKETS)
+        },
     }
-    inv_item = (
-        ["i.ck", "ia.j AS a", f"COALESCE(sb.j, {NEVER}) AS b", "1 AS n_inv",
-         "i.amount_cents AS inv_cents", "i.amount_cents AS max_inv_cents",
-         "CAST(0 AS BIGINT) AS due_cents", "CAST(0 AS BIGINT) AS wo_cents"]
-        + [f"{e} AS {n}" for n, e in final.items()]
-        + [f"{e} AS {n}" for n, e in final_max.items()]
-    )
-    due_item = (
-        ["i.ck", "da.j AS a",
-         f"CASE WHEN i.write_off_day <= i.due_day THEN da.j ELSE COALESCE(wb.j, {NEVER}) END AS b",
-         "0 AS n_inv", "CAST(0 AS BIGINT) AS inv_cents", "CAST(NULL AS BIGINT) AS max_inv_cents",
-         "i.amount_cents AS due_cents",
-         f"CASE WHEN i.write_off_day < {NEVER} THEN i.amount_cents ELSE 0 END AS wo_cents"]
-        + [f"CAST(NULL AS BIGINT) AS {n}" for n in settled_sums]
-        + [f"CAST(NULL AS BIGINT) AS {n}" for n in settled_max]
-    )
-    totals = {"n_inv": "SUM", "inv_cents": "SUM", "max_inv_cents": "MAX", "due_cents": "SUM"}
-    running = {"wo_cents": "SUM", **{n: "SUM" for n in settled_sums}, **{n: "MAX" for n in settled_max}}
-    add(
-        "exp_cells",
-        "SELECT ck, a, b,\n  "
-        + ",\n  ".join(f"{f}({n}) AS {n}" for n, f in {**totals, **running}.items())
-        + f"""
-FROM (SELECT {", ".join(inv_item)}
-      FROM inv_settled i JOIN day_interval ia ON ia.day = i.invoice_day
-      LEFT JOIN day_interval sb ON sb.day = i.settled_day
-      UNION ALL
-      SELECT {", ".join(due_item)}
-      FROM inv_settled i JOIN day_interval da ON da.day = i.due_day
-      LEFT JOIN day_interval wb ON wb.day = i.write_off_day) it
-GROUP BY ck, a, b""",
-    )
-    part = "PARTITION BY ck, a"
-    run = f"({part} ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-    add(
-        "exp_versions",
-        f"""SELECT ck, a, b,
-  CASE WHEN ROW_NUMBER() OVER ({part} ORDER BY b) = 1 THEN a ELSE b END AS b_lo,
-  COALESCE(LEAD(b) OVER ({part} ORDER BY b), {NEVER + 1}) AS b_hi,
-  """
-        + ",\n  ".join(f"{f}({n}) OVER ({part}) AS {n}" for n, f in totals.items())
-        + ",\n  "
-        + ",\n  ".join(f"{f}({n}) OVER {run} AS {n}" for n, f in running.items())
-        + "\nFROM exp_cells",
-    )
-    band_of = lambda x, p: (  # noqa: E731
-        "CASE "
-        + " ".join(f"WHEN {x} > {p}{w} THEN {k}" for k, w in enumerate(windows))
-        + " ELSE 9 END"
-    )
-    # (interval, as-of date) slots: the intervals inside each as-of date's longest window, with their band
-    add(
-        "exp_slots",
-        f"""SELECT b.j AS a, g.as_of_day, g.pos_t, {band_of("b.j", "g.pos_s_")} AS band
-FROM asof_pos g JOIN grid_bounds b ON b.j > g.pos_s_{wmax} AND b.j <= g.pos_t""",
-    )
-    # an as-of date sees the version of each interval in its window whose range [b_lo, b_hi) holds it;
-    # the running (status-dependent) part counts once its status interval b is on or before the as-of date
-    vers = (
-        ["v.ck", "g.as_of_day", "g.band"]
-        + [f"v.{n}" for n in totals]
-        + [f"CASE WHEN v.b <= g.pos_t THEN v.{n} END AS {n}" for n in running]
-    )
-    aged = "(g.as_of_day - i.due_day)"
-    open_item = (
-        ["i.ck", "g.as_of_day", f"{band_of('i.invoice_day', 'g.start_day_')} AS band",
-         "0 AS n_inv", "CAST(0 AS BIGINT) AS inv_cents", "CAST(NULL AS BIGINT) AS max_inv_cents",
-         "CAST(0 AS BIGINT) AS due_cents", "CAST(0 AS BIGINT) AS wo_cents"]
-        + [f"{e} AS {n}" for n, e in experience(aged, "i.amount_cents").items()]
-        + [f"{aged} AS dbt_max",
-           f"CAST(i.invoice_day AS BIGINT) * 100000 + {aged} + 50000 AS last_key",
-           "CAST(NULL AS INTEGER) AS last_late_day"]
-    )
-    sums = ["n_inv", "inv_cents", "due_cents", "wo_cents", *settled_sums]
-    maxes = ["max_inv_cents", *settled_max]
+    band_max = {"max_inv_cents": "amount_cents", "dbt_max": "dbt"}
+    due_sums = {"due_cents": "amount_cents", "wo_cents": "amount_cents * written_off"}
+    stage1 = [f"SUM({e}) AS {n}" for n, e in {**band_sums, **due_sums}.items()]
+    stage1 += [f"MAX({e}) AS {n}" for n, e in band_max.items()]
+    stage1 += [
+        "MAX(CAST(invoice_day AS BIGINT) * 100000 + dbt + 50000) AS last_key",
+        "MAX(CASE WHEN settled_day <= as_of_day AND settled_day > due_day THEN settled_day END) AS last_late_day",
+    ]
     add(
         "exp_bands",
-        "SELECT ck, as_of_day, band AS inv_band, band AS due_band,\n  "
-        + ",\n  ".join([f"SUM({n}) AS {n}" for n in sums] + [f"MAX({n}) AS {n}" for n in maxes])
-        + f"""
-FROM (SELECT {", ".join(vers)}
-      FROM exp_versions v JOIN exp_slots g ON v.a = g.a
-      WHERE g.pos_t >= v.b_lo AND g.pos_t < v.b_hi
-      UNION ALL
-      SELECT {", ".join(open_item)}
-      FROM (SELECT * FROM inv_settled WHERE settled_day > due_day + 1) i
-      JOIN asof_grid g ON i.invoice_day > g.start_day_{wmax} AND i.invoice_day <= g.as_of_day
-        AND i.due_day < g.as_of_day AND i.settled_day > g.as_of_day) x
-GROUP BY ck, as_of_day, band""",
+        "SELECT ck, as_of_day, inv_band, due_band,\n  "
+        + ",\n  ".join(stage1)
+        + "\nFROM experiences GROUP BY ck, as_of_day, inv_band, due_band",
     )
-    band_sums = {n: None for n in ["n_inv", "inv_cents", *settled_sums]}
-    band_max = {"max_inv_cents": None, "dbt_max": None}
-    due_sums = {"due_cents": None, "wo_cents": None}
     # stage 2: one narrow table per window (a single wide one outgrows the memory limit at scale)
     for k, w in enumerate(windows):
         ib, db = f"inv_band <= {k}", f"due_band <= {k}"

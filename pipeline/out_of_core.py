@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import progress
-from pipeline.feature_sql import SETTLEMENT_TABLES
 from pipeline.feature_engine import (
     TABLES,
     _connect,
@@ -28,6 +27,7 @@ from pipeline.feature_engine import (
     data_cutoff_of,
     roll_rate_months,
 )
+from pipeline.feature_sql import SETTLEMENT_TABLES
 
 
 def split_by_customer(

@@ -30,7 +30,9 @@ INPUTS = ("customers", "invoices", "payments")
 
 
 def main() -> None:
-    args = stage_argparser("settle", "Payment allocation and settlement day per invoice.").parse_args()
+    args = stage_argparser(
+        "settle", "Payment allocation and settlement day per invoice."
+    ).parse_args()
     ds = args.dataset
     paths, params = Paths(ds), stage_params("settle", ds)
     tables = {name: paths.interim / f"{name}.parquet" for name in INPUTS}

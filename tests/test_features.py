@@ -403,12 +403,3 @@ def test_stored_settlement_gives_the_same_snapshots(ledger, sql_snapshots, tmp_p
         {**raw, **stored}, {**PARAMS, "customer_chunks": 3}, temp_dir=str(tmp_path / "spill")
     )
     pd.testing.assert_frame_equal(sql_snapshots, chunked["snapshots"], check_exact=True)
-
-
-def test_experiences_do_not_expand_invoice_by_as_of_pairs():
-    """Experiences combine per (customer, interval) versions with (interval, as-of) slots and add only the
-    open past-due pairs: no statement joins the invoices to the whole as-of grid by invoice date."""
-    sql = dict(build_feature_sql(PARAMS, "duckdb"))
-    assert "experiences_raw" not in sql
-    assert "JOIN exp_slots g ON v.a = g.a" in sql["exp_bands"]
-    assert "settled_day > g.as_of_day" in sql["exp_bands"]
