@@ -201,12 +201,14 @@ def _bucket_cond(expr: str, lo: int | None, hi: int | None) -> str:
 SETTLEMENT_TABLES = ("settled_invoices", "settled_payments", "settled_partial", "settled_pool")
 SETTLEMENT_OUTPUTS = {
     "settled_invoices": """SELECT k.customer_id, i.ik, i.invoice_day, i.due_day, i.amount_cents, i.write_off_day,
-  i.settled_day, i.queue_before_cents FROM inv_settled i JOIN cust_keys k ON i.ck = k.ck""",
+  i.settled_day, CAST(i.queue_before_cents AS BIGINT) AS queue_before_cents
+FROM inv_settled i JOIN cust_keys k ON i.ck = k.ck""",
     "settled_payments": """SELECT k.customer_id, p.pay_day, p.amount_cents, p.due_day
 FROM pay p JOIN cust_keys k ON p.ck = k.ck""",
     "settled_partial": """SELECT k.customer_id, p.ik, p.pay_day, p.amount_cents
 FROM partial_pay p JOIN inv_settled i ON p.ik = i.ik JOIN cust_keys k ON i.ck = k.ck""",
-    "settled_pool": """SELECT k.customer_id, p.pay_day, p.pool_cents FROM pool p JOIN cust_keys k ON p.ck = k.ck""",
+    "settled_pool": """SELECT k.customer_id, p.pay_day, CAST(p.pool_cents AS BIGINT) AS pool_cents
+FROM pool p JOIN cust_keys k ON p.ck = k.ck""",
 }
 """The settlement, stored once per ledger (stage `settle`): one SELECT per table over the statements of
 `settlement_sql`. Every table carries ``customer_id`` so that it splits by customer like the ledger."""
