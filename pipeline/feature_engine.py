@@ -19,6 +19,7 @@ from pipeline.config import PipelineError
 from pipeline.feature_sql import (
     AGING_BUCKETS,
     EXPERT_COLUMNS,
+    INVOICE_KEYS,
     LATE_BUCKETS,
     SETTLEMENT_OUTPUTS,
     SETTLEMENT_TABLES,
@@ -211,6 +212,7 @@ def compute_settlement(
             _register(con, name, tables[name])
         for _, sql in settlement_sql("duckdb"):
             con.execute(sql)
+        con.execute(f"CREATE TEMP TABLE invoice_keys AS {INVOICE_KEYS}")
         for name, select in SETTLEMENT_OUTPUTS.items():
             tmp = out_dir / f".{name}.parquet.tmp"
             con.execute(f"COPY ({select}) TO '{tmp.as_posix()}' (FORMAT parquet)")

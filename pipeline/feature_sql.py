@@ -200,18 +200,22 @@ def _bucket_cond(expr: str, lo: int | None, hi: int | None) -> str:
 # --------------------------------------------------------------------------- statements
 SETTLEMENT_TABLES = ("settled_invoices", "settled_payments", "settled_partial", "settled_pool")
 SETTLEMENT_OUTPUTS = {
-    "settled_invoices": """SELECT k.customer_id, i.ik, i.invoice_day, i.due_day, i.amount_cents, i.write_off_day,
-  i.settled_day, CAST(i.queue_before_cents AS BIGINT) AS queue_before_cents
-FROM inv_settled i JOIN cust_keys k ON i.ck = k.ck""",
+    "settled_invoices": """SELECT k.customer_id, m.sik AS ik, i.invoice_day, i.due_day, i.amount_cents,
+  i.write_off_day, i.settled_day, CAST(i.queue_before_cents AS BIGINT) AS queue_before_cents
+FROM inv_settled i JOIN cust_keys k ON i.ck = k.ck JOIN invoice_keys m ON i.ik = m.ik
+ORDER BY k.customer_id, m.sik""",
     "settled_payments": """SELECT k.customer_id, p.pay_day, p.amount_cents, p.due_day
-FROM pay p JOIN cust_keys k ON p.ck = k.ck""",
-    "settled_partial": """SELECT k.customer_id, p.ik, p.pay_day, p.amount_cents
-FROM partial_pay p JOIN inv_settled i ON p.ik = i.ik JOIN cust_keys k ON i.ck = k.ck""",
+FROM pay p JOIN cust_keys k ON p.ck = k.ck ORDER BY k.customer_id, p.pay_day, p.amount_cents, p.due_day""",
+    "settled_partial": """SELECT k.customer_id, m.sik AS ik, p.pay_day, p.amount_cents
+FROM partial_pay p JOIN inv_settled i ON p.ik = i.ik JOIN cust_keys k ON i.ck = k.ck
+JOIN invoice_keys m ON p.ik = m.ik ORDER BY k.customer_id, m.sik, p.pay_day, p.amount_cents""",
     "settled_pool": """SELECT k.customer_id, p.pay_day, CAST(p.pool_cents AS BIGINT) AS pool_cents
-FROM pool p JOIN cust_keys k ON p.ck = k.ck""",
+FROM pool p JOIN cust_keys k ON p.ck = k.ck ORDER BY k.customer_id, p.pay_day, p.pool_cents""",
 }
 """The settlement, stored once per ledger (stage `settle`): one SELECT per table over the statements of
-`settlement_sql`. Every table carries ``customer_id`` so that it splits by customer like the ledger."""
+`settlement_sql` plus `INVOICE_KEYS`. Every table carries ``customer_id`` so that it splits by customer like
+the ledger; rows are ordered and the invoice key follows the invoice id, so the files are byte-stable."""
+INVOICE_KEYS = "SELECT ik, ROW_NUMBER() OVER (ORDER BY invoice_id) AS sik FROM inv"
 
 
 def settlement_sql(dialect: str) -> list[tuple[str, str]]:

@@ -403,3 +403,13 @@ def test_stored_settlement_gives_the_same_snapshots(ledger, sql_snapshots, tmp_p
         {**raw, **stored}, {**PARAMS, "customer_chunks": 3}, temp_dir=str(tmp_path / "spill")
     )
     pd.testing.assert_frame_equal(sql_snapshots, chunked["snapshots"], check_exact=True)
+
+
+def test_stored_settlement_is_byte_stable(ledger, tmp_path):
+    """Two settle runs write byte-identical files (ordered rows, invoice keys that follow the invoice id)."""
+    from pipeline.feature_engine import compute_settlement
+
+    compute_settlement(ledger, PARAMS, tmp_path / "a")
+    compute_settlement(ledger, PARAMS, tmp_path / "b")
+    for path in sorted((tmp_path / "a").glob("*.parquet")):
+        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
