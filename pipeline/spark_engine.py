@@ -34,6 +34,7 @@ from pipeline.feature_sql import (
     build_feature_sql,
     is_materialized,
     roll_rate_sql,
+    settlement_sql,
     vintage_sql,
 )
 
@@ -209,6 +210,8 @@ def compute_snapshots_spark(
         if settled:
             for name in SETTLEMENT_TABLES:
                 register_table(spark, name, tables[name])
+        for name, _ in settlement_sql("spark"):  # views of an earlier run in this session go stale
+            spark.catalog.dropTempView(name)
         snaps = run_statements_spark(
             spark, build_feature_sql(dict(params), "spark", with_truth, settled)
         )
