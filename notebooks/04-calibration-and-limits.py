@@ -183,3 +183,95 @@ axes[0].set_ylabel(f"Limit, size band {band['size_band']} (thousand {stage_param
 axes[0].legend()
 fig.suptitle("Sensitivity of the credit limit to the policy parameters")
 fig.tight_layout()
+
+# %% [markdown]
+# ## Limit review (额度复核): proposals by action and approver
+# `exports/<ds>/limit_review.csv` (publish stage, `pipeline.limit_review`): at each review date, customers
+# due for review (scheduled, behaviour trigger, in default with a limit open) with the proposed action,
+# the trigger, the proposed limit within the policy and the role that must approve it
+# (`approval_authority.csv`: grade × exposure band × size of change).
+
+# %%
+review = pd.read_csv(paths.exports / "limit_review.csv", parse_dates=["review_date"])
+last_review = review[review["review_date"] == review["review_date"].max()]
+print("review month:", last_review["review_date"].max().date(), "| proposals:", len(last_review))
+pd.crosstab(last_review["action"], last_review["approver_role"], margins=True)
+
+# %%
+last_review.groupby(["action", "trigger"]).agg(
+    customers=("customer_id", "size"),
+    limit_on_file=("limit_on_file", "sum"),
+    proposed=("proposed_limit", "sum"),
+)
+
+# %%
+monthly = review.pivot_table(index="review_date", columns="action", values="customer_id", aggfunc="count")
+ax = monthly.fillna(0).plot(kind="bar", stacked=True, figsize=(11, 3.5))
+ax.set(title="Limit-review proposals per review month", xlabel="", ylabel="customers")
+ax.set_xticklabels([d.strftime("%Y-%m") for d in monthly.index], rotation=45)
+plt.tight_layout()
+
+# %% [markdown]
+# ## Customer value and the value–loyalty grid (价值–忠诚矩阵)
+# `exports/<ds>/customer_value.csv`: annual value = gross margin − cost of carrying receivables − collection
+# cost − expected loss, lifetime value over the stated horizon with retention from the ledger, loyalty from
+# tenure, purchase regularity and share of wallet (1 − competitor share). The six cells carry a strategy;
+# the value tier × credit grade table says grow / keep / secure / exit.
+
+# %%
+grid = pd.read_csv(paths.exports / "value_loyalty_grid.csv")
+grid
+
+# %%
+counts = grid.pivot(index="value", columns="loyalty", values="customers").loc[
+    ["high", "low"], ["low", "medium", "high"]
+]
+fig, ax = plt.subplots(figsize=(6, 3.2))
+im = ax.imshow(counts.to_numpy(), cmap="Blues")
+for (i, j), n in np.ndenumerate(counts.to_numpy()):
+    ax.text(j, i, f"{n}", ha="center", va="center")
+ax.set_xticks(range(3), [f"{c} loyalty" for c in counts.columns])
+ax.set_yticks(range(2), [f"{v} value" for v in counts.index])
+ax.set_title("Customers per value–loyalty cell")
+plt.tight_layout()
+
+# %%
+strategy = pd.read_csv(paths.exports / "value_grade_strategy.csv")
+strategy.pivot(index="value_tier", columns="letter_grade", values="strategy").loc[["high", "medium", "low"]]
+
+# %%
+strategy.pivot(index="value_tier", columns="letter_grade", values="customers").loc[["high", "medium", "low"]]
+
+# %% [markdown]
+# ## The credit file of one customer (客户信用档案)
+# `pipeline.credit_file.credit_file_view`: identity, attribute history (each version with approver and
+# reason), Delphi panels, grade history, limit history, payment behaviour, open items, overrides, limit
+# reviews and value. The customer shown is one whose limit was cut by a behaviour review, if any.
+
+# %%
+from pipeline.credit_file import credit_file_view
+
+history_all = pd.read_parquet(paths.interim / "customer_history.parquet")
+cut = history_all[history_all["change_reason"].astype(str).str.contains("cut")]
+customer = (cut if len(cut) else history_all)["customer_id"].iloc[0]
+view = credit_file_view(customer, paths)
+print(view["identity"])
+view["attribute_history"][["valid_from", "valid_to", "credit_limit", "competitor_share", "net_worth",
+                           "expert_character", "approver", "change_reason"]]
+
+# %%
+view["limit_history"]
+
+# %%
+view["grade_history"].tail(12)
+
+# %%
+behaviour = view["payment_behaviour"]
+if len(behaviour):
+    ax = behaviour.plot(x="as_of_date", y=["days_beyond_terms_wavg_12m", "worst_days_past_due"],
+                        figsize=(9, 3), title=f"{customer}: payment behaviour")
+    ax.set_ylabel("days")
+view["open_items"]
+
+# %%
+view["limit_reviews"]

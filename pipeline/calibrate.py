@@ -11,16 +11,17 @@ plots/<ds>/calibrate_reliability.{csv,png} and reports/<ds>/calibration.md. On s
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.calibrate_report import calibration_markdown, reliability_plot
 from pipeline.calibration import (
+    adaptive_master_scale,
     assign_grade,
     calibration_tests,
     fit_calibrator,
-    master_scale,
     pd_band_boundaries,
 )
 from pipeline.config import (
@@ -33,12 +34,15 @@ from pipeline.config import (
 )
 from pipeline.io import code_version, file_sha256, write_csv, write_json
 from pipeline.scorecard import load_card, score_frame
+from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 log = logging.getLogger("pipeline.calibrate")
 
 SCHEMA_VERSION = "1.0"
 KEYS = ["customer_id", "as_of_date"]
-TESTED_SAMPLES = ("calibration", "oot")
+TESTED_SAMPLES = ("calibration", "oot", "oot_known")
+HEADLINE_SEGMENT = "current"
+LIGHT_ORDER = {None: -1, "green": 0, "yellow": 1, "red": 2}
 
 
 def holdout_kind(scored: pd.DataFrame) -> str:
@@ -61,7 +65,15 @@ def scored_samples(card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame) -
             f"samples.parquet: snapshot row {row} ({merged.loc[row, 'customer_id']}, "
             f"{merged.loc[row, 'as_of_date']}) has no sample; re-run the train stage"
         )
+    if "segment" in merged.columns and merged["segment"].notna().any():  # the card's segment
+        merged = merged[merged["segment"] == "current"].reset_index(drop=True)
     out = merged[KEYS + ["sample", "is_bad"]].copy()
+    # no segment column: every snapshot is "current"; a missing segment = outside the population
+    out["segment"] = (
+        merged["segment"].astype("string").astype(object).where(merged["segment"].notna(), None)
+        if "segment" in merged.columns
+        else HEADLINE_SEGMENT
+    )
     if "true_pd" in merged.columns:
         out["true_pd"] = merged["true_pd"].astype(float)
     out["score"] = score_frame(card, merged)["score"].to_numpy()
@@ -128,37 +140,237 @@ def true_pd_check(frame: pd.DataFrame, table: pd.DataFrame, tolerance: float) ->
     }
 
 
-def calibrate(scored: pd.DataFrame, params: dict) -> dict:
-    """Fit the calibrator and master scale on the calibration sample; test on calibration and oot.
+def cohort_dates(dates: pd.Series) -> list[pd.Timestamp]:
+    """Annual back-testing cohort dates: the latest as-of date in ``dates`` and every date 12
+    months before it that ``dates`` also holds (month ends), oldest first."""
+    have = set(pd.to_datetime(pd.Series(dates).dropna().unique()))
+    if not have:
+        return []
+    first, t, out = min(have), max(have), []
+    while t >= first:
+        if t in have:
+            out.append(t)
+        t = (t - pd.DateOffset(months=12)) + pd.offsets.MonthEnd(0)
+    return sorted(out)
 
-    Returns ``calibrator``, ``table`` (master scale with the calibration sample's counts and
-    observed bad rates), ``graded`` (scored rows with ``pd_calibrated`` and ``grade``), ``tests``
-    per sample and, when ``true_pd`` is present, ``true_pd_check`` per sample.
-    """
-    cal = scored[(scored["sample"] == "calibration") & scored["is_bad"].notna()]
-    if cal.empty:
-        raise PipelineError("samples.parquet: no rows with sample == 'calibration' and an outcome")
+
+def long_run_central_tendency(scored: pd.DataFrame) -> dict:
+    """Long-run default rate: the mean of the annual cohort default rates over every matured
+    cohort (one snapshot per customer per cohort date, current segment, all samples)."""
+    matured = scored[(scored["segment"] == HEADLINE_SEGMENT) & scored["is_bad"].notna()]
+    cohorts = []
+    for date in cohort_dates(matured["as_of_date"]):
+        part = matured[matured["as_of_date"] == date]
+        cohorts.append(
+            {
+                "cohort_date": date,
+                "customers": int(part["customer_id"].nunique()),
+                "defaults": int(part["is_bad"].sum()),
+                "default_rate": float(part["is_bad"].astype(float).mean()),
+            }
+        )
+    if not cohorts:
+        raise PipelineError(
+            "params.yaml calibrate.central_tendency: long_run needs at least one matured cohort "
+            "(snapshots with an outcome); give a number or null"
+        )
+    return {
+        "value": float(np.mean([c["default_rate"] for c in cohorts])),
+        "rule": "mean of the annual cohort default rates (latest matured as-of date and every 12 "
+        "months before it; one snapshot per customer per cohort date; current segment; all "
+        "samples, out-of-time cohorts included)",
+        "cohorts": cohorts,
+    }
+
+
+def resolve_central_tendency(scored: pd.DataFrame, setting: Any) -> dict | None:
+    """``null`` (no anchor), a number, or ``long_run`` (:func:`long_run_central_tendency`)."""
+    if setting is None:
+        return None
+    if isinstance(setting, str):
+        if setting != "long_run":
+            raise PipelineError(
+                f"params.yaml calibrate.central_tendency: {setting!r} (use null, a PD in (0, 1) "
+                "or long_run)"
+            )
+        return long_run_central_tendency(scored)
+    return {"value": float(setting), "rule": "given in params.yaml", "cohorts": []}
+
+
+def fit_scale(cal: pd.DataFrame, params: dict, method: str, central: float | None) -> dict:
+    """One calibrator and its data-driven master scale on the calibration rows."""
     calibrator = fit_calibrator(
         cal["score"].to_numpy(),
         cal["is_bad"].astype(int).to_numpy(),
-        method=params.get("method", "auto"),
-        isotonic_min_sample=int(params.get("isotonic_min_sample", 5000)),
-        central_tendency=params.get("central_tendency"),
+        method=method,
+        central_tendency=central,
         pd_floor=float(params.get("pd_floor", 0.0)),
     )
     cal_pd = calibrator.predict_pd(cal["score"].to_numpy())
     scale_args = dict(
-        n_grades=int(params.get("n_grades", 10)),
         scale=params.get("scale", "letter"),
         min_grade_share=float(params.get("min_grade_share", 0.02)),
         bands=params.get("pd_bands", "geometric"),
         pd_targets=params.get("pd_targets") or (),
     )
-    table = master_scale(
-        cal["score"].to_numpy(), cal_pd, pd_floor=float(params.get("pd_floor", 0.0)), **scale_args
+    table, attempts = adaptive_master_scale(
+        cal["score"].to_numpy(),
+        cal_pd,
+        cal["customer_id"].to_numpy(),
+        n_grades=int(params.get("n_grades", 10)),
+        min_customers=int(params.get("min_grade_customers", 0)),
+        min_expected_defaults=float(params.get("min_grade_expected_defaults", 0.0)),
+        pd_floor=float(params.get("pd_floor", 0.0)),
+        **scale_args,
     )
+    return {
+        "calibrator": calibrator,
+        "table": table,
+        "attempts": attempts,
+        "cal_pd": cal_pd,
+        "scale_args": {**scale_args, "n_grades": int(len(table))},
+    }
+
+
+def choose_calibration(cal: pd.DataFrame, params: dict, central: float | None) -> dict:
+    """Platt by default. Isotonic (``method: isotonic``, or ``auto`` with at least
+    ``isotonic_min_sample`` rows) only where its master scale has strictly rising grade PDs with
+    as many grades as Platt's; otherwise Platt (``auto``) or an error naming the cause
+    (``isotonic``)."""
+    method = params.get("method", "platt")
+    if method not in ("platt", "isotonic", "auto"):
+        raise PipelineError(f"params.yaml calibrate.method: '{method}' (use platt, isotonic or auto)")
+    n_min = int(params.get("isotonic_min_sample", 5000))
+    if method == "isotonic" or (method == "auto" and len(cal) >= n_min):
+        try:
+            iso = fit_scale(cal, params, "isotonic", central)
+        except PipelineError as exc:
+            iso, why = None, str(exc)
+        if iso is not None:
+            if method == "isotonic":
+                return {**iso, "choice": "isotonic (calibrate.method: isotonic)"}
+            platt = fit_scale(cal, params, "platt", central)
+            if len(iso["table"]) >= len(platt["table"]):
+                return {
+                    **iso,
+                    "choice": f"isotonic (auto: {len(cal):,} rows >= calibrate.isotonic_min_sample "
+                    f"and strictly rising PDs over {len(iso['table'])} grades, as many as Platt)",
+                }
+            why = (
+                f"isotonic supports only {len(iso['table'])} grades with strictly rising PDs, "
+                f"Platt {len(platt['table'])}"
+            )
+            return {**platt, "choice": f"platt (auto: {why})"}
+        if method == "isotonic":
+            raise PipelineError(
+                f"params.yaml calibrate.method: isotonic gives no master scale with strictly "
+                f"rising grade PDs ({why}); use platt"
+            )
+        return {**fit_scale(cal, params, "platt", central), "choice": f"platt (auto: {why})"}
+    reason = (
+        "platt (calibrate.method: platt)"
+        if method == "platt"
+        else f"platt (auto: {len(cal):,} rows < calibrate.isotonic_min_sample {n_min:,})"
+    )
+    return {**fit_scale(cal, params, "platt", central), "choice": reason}
+
+
+def _verdict(tests: dict) -> str | None:
+    """Worst of the portfolio Jeffreys light and the Hosmer-Lemeshow light."""
+    lights = [tests["portfolio"].get("jeffreys_light"), tests["hosmer_lemeshow"].get("light")]
+    return max(lights, key=lambda x: LIGHT_ORDER.get(x, -1))
+
+
+def back_tests(graded: pd.DataFrame, table: pd.DataFrame) -> dict:
+    """Annual cohort back-tests of the published grade PDs: per cohort date one snapshot per
+    customer (the rows at that date), the customers the scorecard was not fitted on (train rows
+    left out), per segment; plus the pooled figure over the cohorts, labelled pooled.
+    Out-of-sample convention: Hosmer-Lemeshow on k degrees of freedom."""
+    usable = graded[
+        graded["is_bad"].notna()
+        & graded["segment"].notna()
+        & ~graded["sample"].isin(["train", "excluded"])
+    ]
+    dates = cohort_dates(usable["as_of_date"])
+    out: dict[str, Any] = {
+        "rule": "one snapshot per customer per annual cohort date (latest matured as-of date and "
+        "every 12 months before it); train customers' rows left out; HL df = k (out of sample); "
+        "pooled = all cohorts together (a customer can appear in several cohorts)",
+        "cohort_dates": dates,
+        "cohorts": [],
+        "pooled": [],
+    }
+    for segment in sorted(usable["segment"].unique(), key=lambda x: (x != HEADLINE_SEGMENT, x)):
+        seg = usable[usable["segment"] == segment]
+        for date in dates:
+            part = seg[seg["as_of_date"] == date]
+            if part.empty or part["is_bad"].nunique() < 1:
+                continue
+            t = calibration_tests(part["grade"], part["is_bad"].astype(int), table, "k")
+            out["cohorts"].append(
+                {
+                    "segment": segment,
+                    "cohort_date": date,
+                    "customers": int(part["customer_id"].nunique()),
+                    "samples": {
+                        str(k): int(v)
+                        for k, v in part["sample"].value_counts().sort_index().items()
+                    },
+                    "verdict": _verdict(t),
+                    "tests": t,
+                }
+            )
+        pooled = seg[seg["as_of_date"].isin(dates)]
+        if len(pooled):
+            t = calibration_tests(pooled["grade"], pooled["is_bad"].astype(int), table, "k")
+            out["pooled"].append(
+                {
+                    "segment": segment,
+                    "label": f"pooled over {len(dates)} annual cohorts",
+                    "customers": int(pooled["customer_id"].nunique()),
+                    "snapshots": int(len(pooled)),
+                    "verdict": _verdict(t),
+                    "tests": t,
+                }
+            )
+    return out
+
+
+def grade_count_reason(attempts: list[dict], requested: int) -> str:
+    """Why the master scale has the grades it has, from the attempts of adaptive_master_scale."""
+    last = attempts[-1]
+    if last["n_grades"] == requested and not last["reason"]:
+        return "as requested"
+    failed = [a for a in attempts if not a["formed"]]
+    why = failed[-1]["reason"] if failed else ""
+    text = f"{last['n_grades']} of the {requested} grades requested: {why}"
+    return text + (f"; {last['reason']}" if last["reason"] else "")
+
+
+def calibrate(scored: pd.DataFrame, params: dict) -> dict:
+    """Fit the calibrator and master scale on the calibration sample (current segment); test on
+    calibration (in sample, HL df k−2), oot and oot_known (HL df k) per segment, and back-test
+    annual cohorts.
+
+    Returns ``calibrator``, ``table`` (master scale with the calibration sample's counts and
+    observed bad rates), ``graded`` (scored rows with ``pd_calibrated`` and ``grade``), ``tests``
+    per sample, ``back_tests``, ``central_tendency``, ``grade_count`` and, when ``true_pd`` is
+    present, ``true_pd_check`` per sample.
+    """
+    if "segment" not in scored.columns:
+        scored = scored.assign(segment=HEADLINE_SEGMENT)
+    current = scored["segment"] == HEADLINE_SEGMENT
+    cal = scored[(scored["sample"] == "calibration") & scored["is_bad"].notna() & current]
+    if cal.empty:
+        raise PipelineError(
+            "samples.parquet: no rows with sample == 'calibration', an outcome and segment "
+            "current"
+        )
+    central = resolve_central_tendency(scored, params.get("central_tendency"))
+    fitted = choose_calibration(cal, params, None if central is None else central["value"])
+    calibrator, table, scale_args = fitted["calibrator"], fitted["table"], fitted["scale_args"]
     target_bounds = pd_band_boundaries(
-        np.sort(cal_pd),
+        np.sort(fitted["cal_pd"]),
         scale_args["n_grades"],
         scale_args["min_grade_share"],
         scale_args["bands"],
@@ -167,29 +379,49 @@ def calibrate(scored: pd.DataFrame, params: dict) -> dict:
     graded = scored.copy()
     graded["pd_calibrated"] = calibrator.predict_pd(graded["score"].to_numpy())
     graded["grade"] = assign_grade(graded["score"].to_numpy(), table)
-    summary = graded_summary(graded[graded["sample"] == "calibration"], table)
+    summary = graded_summary(graded[(graded["sample"] == "calibration") & current], table)
     table = table.merge(summary[["grade", "bads", "observed_bad_rate"]], on="grade", how="left")
 
     tests, checks = {}, {}
-    hl_df = params.get("hl_df", "k")
     tolerance = float(params.get("true_pd_tolerance", 0.2))
+    segments = [x for x in graded["segment"].dropna().unique() if x != HEADLINE_SEGMENT]
     for name in TESTED_SAMPLES:
-        part = graded[(graded["sample"] == name) & graded["is_bad"].notna()]
-        if part.empty:
-            continue
-        tests[name] = calibration_tests(part["grade"], part["is_bad"].astype(int), table, hl_df)
-        if "true_pd" in graded.columns and part["true_pd"].notna().any():
-            checks[name] = true_pd_check(part, table, tolerance)
-    if "true_pd" in graded.columns and graded["true_pd"].notna().any():
-        checks["all_snapshots"] = true_pd_check(graded, table, tolerance)
+        for segment in [HEADLINE_SEGMENT, *sorted(segments)]:
+            part = graded[
+                (graded["sample"] == name)
+                & graded["is_bad"].notna()
+                & (graded["segment"] == segment)
+            ]
+            if part.empty:
+                continue
+            key = name if segment == HEADLINE_SEGMENT else f"{name}_{segment}"
+            hl_df = "k-2" if name == "calibration" else "k"  # in sample: fitted on these rows
+            tests[key] = calibration_tests(part["grade"], part["is_bad"].astype(int), table, hl_df)
+            if "true_pd" in graded.columns and part["true_pd"].notna().any():
+                checks[key] = true_pd_check(part, table, tolerance)
+    population = graded[graded["segment"] == HEADLINE_SEGMENT]
+    if "true_pd" in graded.columns and population["true_pd"].notna().any():
+        checks["all_snapshots"] = true_pd_check(population, table, tolerance)
+    requested = int(params.get("n_grades", 10))
     return {
         "calibrator": calibrator,
         "table": table,
         "graded": graded,
         "tests": tests,
+        "back_tests": back_tests(graded, table),
         "true_pd_check": checks,
         "target_pd_boundaries": [float(v) for v in target_bounds],
         "scale_args": scale_args,
+        "method_choice": fitted["choice"],
+        "central_tendency": central,
+        "grade_count": {
+            "requested": requested,
+            "chosen": int(len(table)),
+            "min_grade_customers": int(params.get("min_grade_customers", 0)),
+            "min_grade_expected_defaults": float(params.get("min_grade_expected_defaults", 0.0)),
+            "reason": grade_count_reason(fitted["attempts"], requested),
+            "attempts": fitted["attempts"],
+        },
         "holdout_kind": holdout_kind(scored),
     }
 
@@ -217,12 +449,18 @@ def cutoffs_spec(result: dict, dataset: str, provenance: dict) -> dict:
         "dataset": dataset,
         "calibration": {
             "method": cal.kind,
+            "method_choice": result.get("method_choice", ""),
             "parameters": cal.to_dict(),
-            "fitted_on": "calibration sample (disjoint from training)",
+            "fitted_on": "calibration sample (disjoint from training), current segment",
+            "central_tendency": None
+            if result.get("central_tendency") is None
+            else {k: v for k, v in result["central_tendency"].items() if k != "cohorts"},
         },
         "scale": {
             "type": args["scale"],
             "n_grades": args["n_grades"],
+            "n_grades_requested": result.get("grade_count", {}).get("requested", args["n_grades"]),
+            "n_grades_reason": result.get("grade_count", {}).get("reason", ""),
             "min_grade_share": args["min_grade_share"],
             "pd_bands": args["bands"],
             "target_pd_boundaries": result["target_pd_boundaries"],
@@ -262,10 +500,14 @@ def reliability_table(result: dict) -> pd.DataFrame:
 
 def calibrate_metrics(result: dict) -> dict:
     """Flat numbers for dvc metrics."""
+    central = result.get("central_tendency")
     out = {
         "method": result["calibrator"].kind,
+        "method_choice": result.get("method_choice", ""),
         "oot_kind": result.get("holdout_kind", ""),
         "n_grades": int(len(result["table"])),
+        "n_grades_requested": result.get("grade_count", {}).get("requested"),
+        "central_tendency": None if central is None else central["value"],
         "pd_strictly_increasing": bool(np.all(np.diff(result["table"]["pd"].to_numpy()) > 0)),
         "min_grade_share": float(result["table"]["share"].min()),
     }
@@ -284,6 +526,27 @@ def calibrate_metrics(result: dict) -> dict:
                 g.get("jeffreys_light") == "yellow" for g in t["per_grade"]
             ),
         }
+    bt = result.get("back_tests") or {}
+    out["back_tests"] = {
+        **{
+            f"{c['segment']}_{pd.Timestamp(c['cohort_date']):%Y-%m-%d}": {
+                "customers": c["customers"],
+                "verdict": c["verdict"],
+                "observed_bad_rate": c["tests"]["portfolio"]["observed_bad_rate"],
+                "mean_pd": c["tests"]["portfolio"]["pd"],
+            }
+            for c in bt.get("cohorts", [])
+        },
+        **{
+            f"{c['segment']}_pooled": {
+                "customers": c["customers"],
+                "verdict": c["verdict"],
+                "observed_bad_rate": c["tests"]["portfolio"]["observed_bad_rate"],
+                "mean_pd": c["tests"]["portfolio"]["pd"],
+            }
+            for c in bt.get("pooled", [])
+        },
+    }
     for name, c in result["true_pd_check"].items():
         out[f"true_pd_{name}"] = {
             "all_within_tolerance": c["all_within"],
@@ -291,6 +554,23 @@ def calibrate_metrics(result: dict) -> dict:
             "n_grades_within": int(sum(g["within_tolerance"] for g in c["grades"])),
         }
     return out
+
+
+def validation_record(result: dict) -> dict:
+    """reports/<ds>/calibration_backtests.json: what the validation report needs from this stage
+    (cohort back-tests, central tendency, grade-count decision, truth comparison)."""
+    table = result["table"]
+    return {
+        "method": result["calibrator"].kind,
+        "method_choice": result.get("method_choice", ""),
+        "central_tendency": result.get("central_tendency"),
+        "grade_count": result.get("grade_count"),
+        "master_scale": table.to_dict("records"),
+        "back_tests": result.get("back_tests"),
+        "sample_tests": result["tests"],
+        "true_pd_check": result["true_pd_check"],
+        "holdout_kind": result.get("holdout_kind", ""),
+    }
 
 
 def main() -> None:
@@ -320,7 +600,12 @@ def main() -> None:
     # accounts already in default at t are not part of the scoring population (all_snapshots check)
     if "label" in snapshots:
         snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
-    result = calibrate(scored_samples(card, snapshots, samples), params)
+    scored = scored_samples(card, snapshots, samples)
+    warn_grades(scored, params)
+    try:
+        result = calibrate(scored, params)
+    except PipelineError as exc:
+        raise explain_grade_failure(exc, scored, params) from None
     provenance = {
         "code_version": code_version(),
         "scorecard_sha256": file_sha256(card_path),
@@ -331,6 +616,7 @@ def main() -> None:
     write_json(spec, paths.models / "grade_cutoffs.json")
     write_csv(result["table"], paths.models / "grade_cutoffs.csv")
     write_json(calibrate_metrics(result), paths.metrics / "calibrate.json")
+    write_json(validation_record(result), paths.reports / "calibration_backtests.json")
     write_csv(rel, paths.plots / "calibrate_reliability.csv")
     reliability_plot(rel, paths.plots / "calibrate_reliability.png")
     (paths.reports).mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,12 @@ import pandas as pd
 
 SAMPLE_NOTES = {
     "calibration": "In sample: the calibration map was fitted on these rows, so these tests are "
-    "optimistic (an isotonic map reproduces each grade's bad rate almost exactly).",
-    "oot": "Out of sample: the honest test of the published PDs.",
+    "optimistic (an isotonic map reproduces each grade's bad rate almost exactly); "
+    "Hosmer–Lemeshow on k − 2 degrees of freedom.",
+    "oot": "Out of sample, pooled snapshots (a customer appears once per month, so these rows "
+    "are not independent: read the annual cohort back-tests above for the regulatory figure).",
+    "oot_known": "Known customers, later dates: development customers after the out-of-time "
+    "start (pooled snapshots).",
 }
 
 
@@ -30,6 +34,65 @@ def _pct(v: float | None) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{100 * v:.2f}%"
 
 
+def _grade_count_lines(result: dict) -> list[str]:
+    gc = result.get("grade_count")
+    central = result.get("central_tendency")
+    lines: list[str] = []
+    if central is not None:
+        lines += ["", "## Central tendency", "", f"{_pct(central['value'])}: {central['rule']}."]
+        if central.get("cohorts"):
+            lines += ["", "| cohort date | customers | defaults | default rate |", "|---|---|---|---|"]
+            lines += [
+                f"| {pd.Timestamp(c['cohort_date']):%Y-%m-%d} | {c['customers']} | "
+                f"{c['defaults']} | {_pct(c['default_rate'])} |"
+                for c in central["cohorts"]
+            ]
+    if gc:
+        lines += [
+            "",
+            "## Number of grades",
+            "",
+            f"{gc['chosen']} grades ({gc['requested']} requested); each grade needs at least "
+            f"{gc['min_grade_customers']} calibration customers "
+            "(calibrate.min_grade_customers) and "
+            f"{gc['min_grade_expected_defaults']:g} expected defaults = customers × grade PD "
+            "(calibrate.min_grade_expected_defaults). "
+            + ("" if gc["chosen"] == gc["requested"] else f"Reason: {gc['reason']}"),
+        ]
+    return lines
+
+
+def _back_test_lines(result: dict) -> list[str]:
+    bt = result.get("back_tests")
+    if not bt or not (bt["cohorts"] or bt["pooled"]):
+        return []
+    lines = [
+        "",
+        "## Back-tests by annual cohort",
+        "",
+        f"Rule: {bt['rule']}. Verdict = worst of the portfolio Jeffreys light and the "
+        "Hosmer–Lemeshow light.",
+        "",
+        "| segment | cohort | customers | mean PD | ODR | Jeffreys p | HL (df) p | "
+        "grades red / yellow (Jeffreys) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in bt["cohorts"] + bt["pooled"]:
+        t = c["tests"]
+        port, hl = t["portfolio"], t["hosmer_lemeshow"]
+        red = sum(g.get("jeffreys_light") == "red" for g in t["per_grade"])
+        yellow = sum(g.get("jeffreys_light") == "yellow" for g in t["per_grade"])
+        when = (
+            f"{pd.Timestamp(c['cohort_date']):%Y-%m-%d}" if "cohort_date" in c else c["label"]
+        )
+        lines.append(
+            f"| {c['segment']} | {when} | {c['customers']} | {_pct(port['pd'])} | "
+            f"{_pct(port['observed_bad_rate'])} | {port['jeffreys_p']:.4f} | "
+            f"{hl['p']:.4f} ({hl['df']}) | {red} / {yellow} | {c['verdict']} |"
+        )
+    return lines
+
+
 def calibration_markdown(result: dict, dataset: str) -> str:
     """reports/<ds>/calibration.md: master scale and traffic-light tables per sample."""
     cal = result["calibrator"]
@@ -38,12 +101,17 @@ def calibration_markdown(result: dict, dataset: str) -> str:
         f"# Calibration and master scale — {dataset}",
         "",
         f"Calibration: **{cal.kind}** fitted on the calibration sample ({cal.n_fit_} rows, "
-        f"{cal.n_bad_fit_} bads), disjoint from training; PD floor {cal.pd_floor}; "
+        f"{cal.n_bad_fit_} bads), disjoint from training, current segment; PD floor "
+        f"{cal.pd_floor}; "
         + (
-            f"anchored to central tendency {cal.central_tendency} (logit shift {cal.shift_:+.4f})."
+            f"anchored to central tendency {_pct(cal.central_tendency)} (logit shift "
+            f"{cal.shift_:+.4f})."
             if cal.central_tendency is not None
-            else "no central-tendency anchor."
+            else "no central-tendency anchor: the PDs are point in time (calibration-sample "
+            "level)."
         ),
+        "",
+        f"Method choice: {result.get('method_choice', cal.kind)}.",
         "",
         "## Master scale (score interval [min, max), best grade first)",
         "",
@@ -57,8 +125,13 @@ def calibration_markdown(result: dict, dataset: str) -> str:
             f"| {r.grade} | {r.letter_grade} | {smin} | {smax} | {_pct(r.pd)} | {r.count} | "
             f"{_pct(r.share)} | {_pct(r.observed_bad_rate)} |"
         )
+    lines += _grade_count_lines(result) + _back_test_lines(result)
     for name, t in result["tests"].items():
-        lines += ["", f"## Tests on the {name} sample", "", SAMPLE_NOTES.get(name, ""), ""]
+        base = name.split("_delinquent")[0]
+        note = SAMPLE_NOTES.get(base, "")
+        if name.endswith("_delinquent"):
+            note += " Delinquent segment: graded with the current segment's master scale."
+        lines += ["", f"## Tests on the {name} sample (pooled snapshots)", "", note, ""]
         if name == "oot" and result.get("holdout_kind"):
             lines += [f"The oot sample here is {result['holdout_kind']}.", ""]
         lines += [

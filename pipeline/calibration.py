@@ -158,6 +158,15 @@ class PlattCalibrator(_Calibrator):
             )
         c0, c1 = (float(v) for v in res.params)
         se0, se1 = (float(v) for v in res.bse)
+        if c1 >= 0:
+            raise PipelineError(
+                f"calibration: the Platt slope is {c1 / scale:+.5f} per point (s.e. "
+                f"{se1 / scale:.5f}): on the calibration sample the PD does not fall as the score "
+                "rises, so the score ranks these customers backwards or not at all. Cause: the "
+                "card's points run the wrong way (train.scaling.base_odds must be good:bad) or "
+                "the outcome is inverted (features.label: is_bad = 1 for a bad); no PD map is "
+                "published from a score that does not rank"
+            )
         self.slope_ = c1 / scale
         self.intercept_ = c0 - c1 * center / scale
         self.slope_se_ = se1 / scale
@@ -328,9 +337,20 @@ def master_scale(
     bands: str = "geometric",
     pd_targets: Sequence = (),
     pd_floor: float = 0.0,
+    customer_id: Any = None,
+    min_customers: int = 0,
+    min_expected_defaults: float = 0.0,
+    keep_spacing: bool = False,
 ) -> pd.DataFrame:
     """Grade cutoffs on the score, best grade first: ``grade, letter_grade, score_min, score_max,
-    pd, count, share``; a grade holds scores in [score_min, score_max) (NaN = unbounded).
+    pd, count, share`` (and ``customers``, ``expected_defaults`` when ``customer_id`` is given); a
+    grade holds scores in [score_min, score_max) (NaN = unbounded).
+
+    With ``customer_id``, every grade must also hold ``min_customers`` distinct customers and
+    ``min_expected_defaults`` expected defaults (= its customers × its PD: a customer's repeated
+    snapshots count once), so that each grade PD rests on enough independent evidence. With
+    ``keep_spacing`` a grade whose minimums push its PD past the next grade's target boundary is
+    an error too (the grades would crowd together instead of spreading over the PD range).
 
     Search (greedy, one pass from the best grade down, on the distinct scores of the sample):
 
@@ -358,6 +378,15 @@ def master_scale(
         )
     order = np.argsort(-s, kind="stable")
     s, p = s[order], p[order]
+    if customer_id is None:
+        cust_codes = np.arange(n)
+    else:
+        cust_codes = pd.factorize(pd.Series(np.asarray(customer_id)).astype(str))[0][order]
+    # previous row (in score order) of the same customer, -1 if none: distinct customers in rows
+    # [a, b) = rows i in [a, b) whose previous occurrence lies before a
+    prev_same = (
+        pd.Series(np.arange(n)).groupby(cust_codes).shift(1).fillna(-1).to_numpy(dtype=int)
+    )
     uniq = np.unique(s)[::-1]  # distinct scores, best first
     # rows with score >= uniq[j]: first index past the last such row
     ends = np.searchsorted(-s, -uniq, side="right")
@@ -369,6 +398,23 @@ def master_scale(
     def mean_pd(a: int, b: int) -> float:
         return (cum_pd[b] - cum_pd[a]) / (b - a)
 
+    def distinct_from(a: int) -> np.ndarray:
+        """Distinct customers in rows [a, a + 1), [a, a + 2), … [a, n)."""
+        return np.cumsum(prev_same[a:] < a)
+
+    def shortfall(a: int, b: int, distinct: np.ndarray) -> str:
+        """Why rows [a, b) cannot be a grade ('' when they can)."""
+        n_cust = int(distinct[b - a - 1])
+        expected = n_cust * max(float(pd_floor), mean_pd(a, b))
+        if n_cust < min_customers:
+            return f"{n_cust} customers < calibrate.min_grade_customers ({min_customers})"
+        if expected < min_expected_defaults - 1e-12:
+            return (
+                f"{expected:.2f} expected defaults < calibrate.min_grade_expected_defaults "
+                f"({min_expected_defaults:g})"
+            )
+        return ""
+
     cut_idx: list[int] = []  # index into uniq of each cutoff (grade g holds uniq[..cut_g])
     start, prev_pd = 0, -np.inf
     for g in range(k - 1):
@@ -376,7 +422,10 @@ def master_scale(
         j = (below[0] - 1) if len(below) else len(uniq) - 1
         lo_j = int(np.searchsorted(ends, start + need, side="left"))  # smallest j meeting share
         j = max(j, lo_j)
-        while j < len(uniq) and mean_pd(start, ends[j]) <= prev_pd:
+        distinct = distinct_from(start)
+        while j < len(uniq) and (
+            mean_pd(start, ends[j]) <= prev_pd or shortfall(start, ends[j], distinct)
+        ):
             j += 1
         hi_j = int(np.searchsorted(ends, n - (k - 1 - g) * need, side="right")) - 1
         j = min(j, hi_j)
@@ -387,9 +436,28 @@ def master_scale(
                 f"{n} customers from {len(uniq)} distinct scores (grade {names[g]}); "
                 "use fewer grades or a smaller calibrate.min_grade_share"
             )
+        why = shortfall(start, ends[j], distinct)
+        if why:
+            raise PipelineError(
+                f"master scale: cannot form {k} grades: grade {names[g]} would hold {why}"
+            )
+        if keep_spacing and g + 1 < k - 1 and mean_pd(start, ends[j]) >= targets[g + 1]:
+            raise PipelineError(
+                f"master scale: cannot form {k} distinct grades: to meet the minimums grade "
+                f"{names[g]} needs PD {mean_pd(start, ends[j]):.2%}, past the next grade's "
+                f"boundary {targets[g + 1]:.2%} (calibrate.min_grade_customers "
+                f"{min_customers}, calibrate.min_grade_expected_defaults "
+                f"{min_expected_defaults:g}, calibrate.min_grade_share {min_grade_share:g})"
+            )
         cut_idx.append(j)
         prev_pd = mean_pd(start, ends[j])
         start = ends[j]
+    if start < n:
+        why = shortfall(start, n, distinct_from(start))
+        if why:
+            raise PipelineError(
+                f"master scale: cannot form {k} grades: the last grade {names[-1]} would hold {why}"
+            )
 
     bounds = [0] + [int(ends[j]) for j in cut_idx] + [n]
     rows = []
@@ -403,12 +471,86 @@ def master_scale(
                 "score_max": float(uniq[cut_idx[g - 1]]) if g > 0 else np.nan,
                 "pd": max(float(pd_floor), mean_pd(a, b)) if b > a else np.nan,
                 "count": b - a,
+                "customers": int(len(np.unique(cust_codes[a:b]))),
             }
         )
     table = pd.DataFrame(rows)
     table["share"] = table["count"] / n
+    table["expected_defaults"] = table["customers"] * table["pd"]
     check_master_scale(table, min_grade_share)
+    if customer_id is None:
+        table = table.drop(columns=["customers", "expected_defaults"])
     return table
+
+
+def min_grades(scale: str) -> int:
+    """Fewest grades a scale allows: 4 letters (A–D) or 7 numeric grades (CRR Art. 170)."""
+    return 4 if scale == "letter" else MIN_NUMERIC_GRADES
+
+
+def adaptive_master_scale(
+    score: Any,
+    pd_of_score: Any,
+    customer_id: Any,
+    n_grades: int = 10,
+    min_customers: int = 0,
+    min_expected_defaults: float = 0.0,
+    **kwargs: Any,
+) -> tuple[pd.DataFrame, list[dict]]:
+    """The master scale with the most grades (``n_grades`` at most) whose every grade meets the
+    share, customer and expected-default minimums; fewer grades, each attempt's reason recorded,
+    rather than a failure. When not even the scale's fewest grades meet them, those grades are
+    formed on the share minimum alone and the grades short of the minimums are named in the last
+    attempt's reason; raises only when even that is impossible, naming the params keys to change.
+    """
+    attempts: list[dict] = []
+    floor = min_grades(kwargs.get("scale", "letter"))
+    for k in range(int(n_grades), floor - 1, -1):
+        try:
+            table = master_scale(
+                score,
+                pd_of_score,
+                n_grades=k,
+                customer_id=customer_id,
+                min_customers=min_customers,
+                min_expected_defaults=min_expected_defaults,
+                keep_spacing=True,
+                **kwargs,
+            )
+        except PipelineError as exc:
+            attempts.append({"n_grades": k, "formed": False, "reason": str(exc)})
+            continue
+        attempts.append({"n_grades": k, "formed": True, "reason": ""})
+        return table, attempts
+    # at the scale's fewest grades: form them on the share minimum alone and say which grades
+    # miss the customer / expected-default minimums, rather than stop the pipeline
+    try:
+        table = master_scale(score, pd_of_score, n_grades=floor, customer_id=customer_id, **kwargs)
+    except PipelineError:
+        table = None
+    if table is not None:
+        short = table[
+            (table["customers"] < min_customers)
+            | (table["expected_defaults"] < min_expected_defaults - 1e-12)
+        ]["grade"].tolist()
+        attempts.append(
+            {
+                "n_grades": floor,
+                "formed": True,
+                "reason": f"minimums relaxed at the scale's fewest grades ({floor}): grades "
+                f"{', '.join(short) or 'none'} hold fewer than calibrate.min_grade_customers "
+                f"({min_customers}) customers or calibrate.min_grade_expected_defaults "
+                f"({min_expected_defaults:g}) expected defaults; their PDs rest on thin evidence",
+            }
+        )
+        return table, attempts
+    raise PipelineError(
+        f"master scale: not even {floor} grades can be formed from the calibration sample "
+        f"({len(np.unique(np.asarray(customer_id).astype(str)))} customers); last attempt: "
+        f"{attempts[-1]['reason']}. Lower calibrate.min_grade_customers, "
+        "calibrate.min_grade_expected_defaults or calibrate.min_grade_share, or enlarge the "
+        "calibration sample (train.split.calibration_share)"
+    )
 
 
 def check_master_scale(table: pd.DataFrame, min_grade_share: float) -> None:
@@ -465,8 +607,18 @@ def jeffreys_test(n: int, d: int, pd_: float) -> float:
 
 
 def normal_test(n: int, d: int, pd_: float) -> tuple[float, float]:
-    """z = (ODR − PD) / √(PD(1 − PD)/N), one-sided p = 1 − Φ(z)."""
-    z = (d / n - pd_) / math.sqrt(pd_ * (1.0 - pd_) / n)
+    """z = (ODR − PD) / √(PD(1 − PD)/N), one-sided p = 1 − Φ(z).
+
+    At PD 0 or 1 the variance is 0: an observed rate equal to the PD gives z = 0, p = ½ (nothing
+    to test); any other rate is impossible under the PD (z = ±inf, p = 0 or 1).
+    """
+    gap = d / n - pd_
+    var = pd_ * (1.0 - pd_) / n
+    if var <= 0.0:
+        if abs(gap) < 1e-15:
+            return 0.0, 0.5
+        return (math.inf, 0.0) if gap > 0 else (-math.inf, 1.0)
+    z = gap / math.sqrt(var)
     return z, float(stats.norm.sf(z))
 
 
@@ -474,7 +626,14 @@ def hosmer_lemeshow(n: Any, d: Any, pd_: Any, df: int) -> tuple[float, float]:
     """HL = Σ (D_g − N_g·PD_g)² / (N_g·PD_g·(1 − PD_g)) ~ χ²(df); returns (HL, p)."""
     n, d, p = (np.asarray(v, dtype=float) for v in (n, d, pd_))
     keep = n > 0
-    hl = float(np.sum((d[keep] - n[keep] * p[keep]) ** 2 / (n[keep] * p[keep] * (1 - p[keep]))))
+    n, d, p = n[keep], d[keep], p[keep]
+    var = n * p * (1 - p)
+    gap2 = (d - n * p) ** 2
+    # PD 0 or 1: a cell matching its PD exactly adds nothing, any other count is impossible
+    terms = np.where(var > 0, gap2 / np.where(var > 0, var, 1.0), np.where(gap2 < 1e-24, 0.0, np.inf))
+    hl = float(np.sum(terms))
+    if df <= 0:
+        return hl, float("nan")
     return hl, float(stats.chi2.sf(hl, df))
 
 

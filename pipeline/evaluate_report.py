@@ -275,7 +275,7 @@ def _verdict(test: dict | None, name_a: str, name_b: str, level: float) -> str:
         f"{'better' if signif else 'slightly better, but not significantly better'} than the "
         f"{worse}: AUC {auc_better:.3f} vs {auc_worse:.3f}, difference {d:+.3f} "
         f"({100 * level:.0f}% CI {lo:+.3f} to {hi:+.3f}), Gini difference {2 * d:+.3f}, paired "
-        f"DeLong p = {p:.2g}."
+        f"cluster-bootstrap p = {p:.2g}."
     )
 
 
@@ -299,6 +299,57 @@ def _segment_profile(
     return _table([label, "customers", "bad rate"], rows)
 
 
+def segment_lines(result: dict[str, Any], level: float) -> list[str]:
+    """Table of AUCs with clustered CIs per sample x segment (headline first)."""
+    cells = result.get("segments") or []
+    if not cells:
+        return []
+    lines = [
+        "## By sample and delinquency segment",
+        "",
+        "The headline is the *current* segment of the out-of-time sample. *Delinquent* customers "
+        "(already seriously behind at the as-of date) are reported on their own; "
+        "*oot_known* = known customers, later dates (customers also in development).",
+        "",
+    ]
+    rows = []
+    for c in cells:
+        ms = c["methods"] or {}
+        pr = (c["paired_tests"] or {}).get("scorecard_vs_rules") or {}
+        rows.append(
+            [
+                f"{c['sample']} ({c['sample_label']})",
+                c["segment"] + (" **headline**" if c["headline"] else ""),
+                f"{c['n']:,} / {c['customers']:,} / {c['n_bad']:,}",
+                *[_auc_ci(ms.get(k)) for k in ("scorecard", "logistic", "boosting", "rules")],
+                _auc_ci(ms.get("true_pd")) if "true_pd" in ms else "n/a",
+                f"{pr['difference']:+.3f} ({pr['ci_low']:+.3f} to {pr['ci_high']:+.3f})"
+                if pr
+                else "n/a",
+            ]
+        )
+    lines += _table(
+        [
+            "Sample",
+            "Segment",
+            "Snapshots / customers / bads",
+            "Scorecard AUC",
+            "Logistic",
+            "Boosting",
+            "Rules",
+            "True PD",
+            "Scorecard - rules",
+        ],
+        rows,
+    )
+    lines += [
+        "",
+        f"All intervals: {100 * level:.0f}% cluster bootstrap over customers.",
+        "",
+    ]
+    return lines
+
+
 def comparison_markdown(
     result: dict[str, Any],
     decisions: dict[str, Any],
@@ -308,6 +359,7 @@ def comparison_markdown(
 ) -> str:
     """The comparison report for a credit manager (markdown)."""
     s, m, level = result["sample"], result["methods"], result["params"]["ci_level"]
+    inf = result.get("inference") or {}
     holdout = s["kind"] == "stratified_holdout"
     lines = [f"# Scorecard vs rule grading - dataset `{result['dataset']}`", ""]
     if holdout:
@@ -394,6 +446,7 @@ def comparison_markdown(
         "rank.",
         "",
     ]
+    lines += segment_lines(result, level)
     full = result.get("models_all_matured_oot")
     if full and s["rule_grade_undefined"]:
         lines += [
@@ -412,10 +465,18 @@ def comparison_markdown(
                     f"{t['difference']:+.3f}",
                     f"{t['ci_low']:+.3f} to {t['ci_high']:+.3f}",
                     f"{t['p_value']:.2g}",
+                    _num((t.get("delong_independent") or {}).get("p_value"), 3),
                 ]
             )
     lines += _table(
-        ["Paired DeLong test", "AUC difference", f"{100 * level:.0f}% CI", "p-value"], rows
+        [
+            "Paired test (cluster bootstrap)",
+            "AUC difference",
+            f"{100 * level:.0f}% CI",
+            "p-value",
+            "DeLong p (assumes independent rows)",
+        ],
+        rows,
     )
     lines += [
         "",
@@ -585,13 +646,16 @@ def comparison_markdown(
         "",
         "## How to read this",
         "",
-        f"- Intervals are {100 * level:.0f}% DeLong intervals; the Hanley-McNeil standard errors "
-        "are in metrics/evaluate.json. Exposure-weighted figures weight each customer by the "
-        "open balance at the snapshot date.",
-        "- Customers appear once per snapshot date; repeated snapshots of one customer are not "
-        "independent, so the intervals are somewhat too narrow."
-        if not holdout
-        else "- Each customer appears once.",
+        f"- Intervals are {100 * level:.0f}% percentile intervals from a bootstrap over "
+        f"customers ({inf.get('n_resamples', 0):,} resamples of {inf.get('n_customers', 0):,} "
+        f"customers, seed {inf.get('seed')}): each resample keeps all snapshots of a drawn "
+        "customer, so repeated monthly snapshots of one customer are not treated as "
+        "independent. The DeLong and Hanley-McNeil figures, which assume independent rows, are "
+        "in metrics/evaluate.json under *_independent. Exposure-weighted figures weight each "
+        "customer by the open balance at the snapshot date.",
+        f"- Design effect of the scorecard AUC (bootstrap variance / DeLong variance): "
+        f"{_num(m['scorecard']['count'].get('design_effect'), 2)}.",
+        "- Each customer appears once." if holdout else "",
         "- The rule grading is `rule_grade` (the three hard indicators, before any expert "
         "overlay), ranked A (best) to D (worst) as an ordinal score; within a grade it cannot "
         "rank.",

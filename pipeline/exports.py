@@ -16,6 +16,8 @@ import io
 import math
 import re
 import zipfile
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from unittest import mock
 
@@ -35,27 +37,172 @@ OUT_OF_RANGE = "__unseen_category__"
 
 
 # ------------------------------------------------------------------------------------ SQL
-def sql_string(value: Any) -> str:
-    """A SQL string literal: single quotes doubled; NUL bytes are refused."""
+@dataclass(frozen=True)
+class SqlDialect:
+    """How one database spells the few constructs the scorecard SQL needs.
+
+    Templates, not a transpiler: each dialect's missing-value rule, string escaping and double
+    literal is written out here and reviewed once (docs/exports.md gives the reasons); sqlglot
+    checks in the tests that every rendering parses in its dialect.
+    """
+
+    name: str
+    sqlglot: str
+    double: str  # CAST target for a numeric input
+    text: str  # CAST target for a categorical input
+    number: str  # double literal, {v} = the shortest round-trip decimal
+    nan_test: str | None  # the NaN test ({x}); None: the type has no NaN (stored as NULL)
+    quote: tuple[str, str] = ('"', '"')
+    escapes_backslash: bool = False  # backslash is an escape character in string literals
+    string_prefix: str = ""
+    text_equal: str = "{x} = {lit}"
+    alias: str = " AS "  # before a derived table's alias
+    client: str = ""
+
+
+DIALECTS: dict[str, SqlDialect] = {
+    d.name: d
+    for d in (
+        SqlDialect(
+            "duckdb",
+            "duckdb",
+            "DOUBLE",
+            "VARCHAR",
+            "CAST('{v}' AS DOUBLE)",
+            "isnan({x})",
+            client="DuckDB",
+        ),
+        SqlDialect(
+            "postgres",
+            "postgres",
+            "DOUBLE PRECISION",
+            "TEXT",
+            "CAST('{v}' AS DOUBLE PRECISION)",
+            "{x} = CAST('NaN' AS DOUBLE PRECISION)",
+            client="PostgreSQL",
+        ),
+        SqlDialect(
+            "sqlite",
+            "sqlite",
+            "REAL",
+            "TEXT",
+            "{ratio}",
+            None,
+            client="SQLite",
+        ),
+        SqlDialect(
+            "mysql",
+            "mysql",
+            "DOUBLE",
+            "CHAR",
+            "{v}",
+            None,
+            quote=("`", "`"),
+            escapes_backslash=True,
+            text_equal="{x} = {lit} COLLATE utf8mb4_bin",
+            client="MySQL 8",
+        ),
+        SqlDialect(
+            "tsql",
+            "tsql",
+            "FLOAT",
+            "NVARCHAR(4000)",
+            "CAST({v} AS FLOAT)",
+            None,
+            quote=("[", "]"),
+            string_prefix="N",
+            text_equal="{x} = {lit} COLLATE Latin1_General_100_BIN2",
+            client="SQL Server",
+        ),
+        SqlDialect(
+            "oracle",
+            "oracle",
+            "BINARY_DOUBLE",
+            "VARCHAR2(4000)",
+            "TO_BINARY_DOUBLE('{v}')",
+            "{x} IS NAN",
+            alias=" ",
+            client="Oracle",
+        ),
+        SqlDialect(
+            "spark",
+            "spark",
+            "DOUBLE",
+            "STRING",
+            "CAST('{v}' AS DOUBLE)",
+            "isnan({x})",
+            quote=("`", "`"),
+            escapes_backslash=True,
+            client="Spark SQL",
+        ),
+    )
+}
+
+
+def sql_string(value: Any, dialect: SqlDialect | None = None) -> str:
+    """A SQL string literal: single quotes doubled (backslashes doubled too where the dialect
+    reads them as escapes; Spark, which joins adjacent literals, gets ``\\'``); NUL bytes are
+    refused."""
+    d = dialect or DIALECTS["duckdb"]
     text = str(value)
     if "\x00" in text:
         raise PipelineError(f"category label {text!r} contains a NUL byte; clean the label")
-    return "'" + text.replace("'", "''") + "'"
+    if d.escapes_backslash:
+        text = text.replace("\\", "\\\\")
+    quote = "\\'" if d.name == "spark" else "''"
+    return d.string_prefix + "'" + text.replace("'", quote) + "'"
 
 
-def sql_identifier(name: str) -> str:
-    """A quoted SQL identifier: double quotes doubled."""
+def sql_identifier(name: str, dialect: SqlDialect | None = None) -> str:
+    """A quoted SQL identifier: the closing quote character doubled."""
+    d = dialect or DIALECTS["duckdb"]
     if "\x00" in name:
         raise PipelineError(f"feature name {name!r} contains a NUL byte")
-    return '"' + name.replace('"', '""') + '"'
+    return d.quote[0] + name.replace(d.quote[1], d.quote[1] * 2) + d.quote[1]
 
 
-def sql_number(x: float) -> str:
-    """A DOUBLE literal that parses back to exactly ``x`` (shortest round-trip repr)."""
+def decimal_text(x: float) -> str:
+    """The shortest decimal that reads back as exactly ``x`` (for a card edge: the short
+    decimal stored at fit time)."""
     x = float(x)
     if not math.isfinite(x):
         raise PipelineError(f"bin edge {x} is not finite; use null for an unbounded edge")
-    return f"CAST('{x!r}' AS DOUBLE)"
+    return repr(x + 0.0)
+
+
+def exact_ratio(x: float) -> tuple[int, int] | None:
+    """``x``'s shortest decimal as integer m and exponent k (x = m * 10^k) when both m and
+    10^|k| are exact doubles (|m| <= 2^53, |k| <= 22), else None."""
+    sign, digits, exponent = Decimal(decimal_text(x)).normalize().as_tuple()
+    m = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+    if abs(m) > 2**53 or abs(exponent) > 22:
+        return None
+    return m, int(exponent)
+
+
+def _ratio_literal(x: float) -> str:
+    """A double built by one correctly rounded IEEE operation on two exact doubles, m / 10^k or
+    m * 10^k: SQLite's own decimal parser misreads about 1 in 10,000 literals by an ulp (even
+    six-digit ones such as -0.328236), this never does."""
+    ratio = exact_ratio(x)
+    if ratio is None:
+        return decimal_text(x)
+    m, k = ratio
+    if k == 0:
+        return f"CAST({m} AS REAL)"
+    # 10^19..10^22 exceed SQLite's integers: 10^18 times the rest, an exact product
+    power = (
+        str(10 ** abs(k)) if abs(k) <= 18 else f"(CAST({10**18} AS REAL) * {10 ** (abs(k) - 18)})"
+    )
+    return f"(CAST({m} AS REAL) {'/' if k < 0 else '*'} {power} /* {decimal_text(x)} */)"
+
+
+def sql_number(x: float, dialect: SqlDialect | None = None) -> str:
+    """A double literal that parses back to exactly ``x``."""
+    d = dialect or DIALECTS["duckdb"]
+    if d.number == "{ratio}":
+        return _ratio_literal(x)
+    return d.number.format(v=decimal_text(x))
 
 
 def _bins_of(feature: dict, kind: str) -> list[tuple[int, dict]]:
@@ -74,26 +221,27 @@ def _any_of(x: str, literals: list[str]) -> str:
     return f"{x} IN ({', '.join(literals)})"
 
 
-def feature_case_sql(feature: dict) -> str:
+def feature_case_sql(feature: dict, dialect: SqlDialect | None = None) -> str:
     """The CASE expression giving one characteristic's points.
 
     Ordered for speed, with the same result as the bin rules: the ranges by upper edge, a special
     value tested only inside the range that holds it, and the null/NaN test only for rows no range
-    took (a null matches no comparison, and NaN, which SQL engines order above every number, is
-    below no upper edge); categories, then null, then unseen.
+    took (a null matches no comparison, and NaN, which the databases with a NaN order above every
+    number, is below no upper edge); categories, then null, then unseen.
     """
-    col = sql_identifier(feature["name"])
+    d = dialect or DIALECTS["duckdb"]
+    col = sql_identifier(feature["name"], d)
     missing = _bins_of(feature, "missing")[0][1]["points"]
     lines = ["CASE"]
     if feature["dtype"] == "numeric":
-        x = f"CAST({col} AS DOUBLE)"
+        x = f"CAST({col} AS {d.double})"
         ranges = [b for _, b in _bins_of(feature, "range")]
         uppers = [float(b["upper"]) for b in ranges[:-1]]
         specials: list[list[tuple[list[str], int]]] = [[] for _ in ranges]
         for _, b in _bins_of(feature, "special"):
             by_range: dict[int, list[str]] = {}
             for v in b["values"]:
-                literal = sql_number(v)  # refuses NaN and infinities
+                literal = sql_number(v, d)  # refuses NaN and infinities
                 by_range.setdefault(bisect.bisect_right(uppers, float(v)), []).append(literal)
             for r, literals in by_range.items():
                 specials[r].append((literals, int(b["points"])))
@@ -105,58 +253,73 @@ def feature_case_sql(feature: dict) -> str:
             return f"CASE {whens} ELSE {int(ranges[r]['points'])} END"
 
         for r, upper in enumerate(uppers):
-            lines.append(f"    WHEN {x} < {sql_number(upper)} THEN {points(r)}")
-        lines.append(f"    WHEN {x} IS NULL OR isnan({x}) THEN {int(missing)}")
+            lines.append(f"    WHEN {x} < {sql_number(upper, d)} THEN {points(r)}")
+        nan = f" OR {d.nan_test.format(x=x)}" if d.nan_test else ""
+        lines.append(f"    WHEN {col} IS NULL{nan} THEN {int(missing)}")
         lines.append(f"    ELSE {points(len(ranges) - 1)}")
     else:
-        x = f"CAST({col} AS VARCHAR)"
+        x = f"CAST({col} AS {d.text})"
         groups = [b for _, b in _bins_of(feature, "category") if b["categories"]]
         few = sum(len(b["categories"]) for b in groups) <= MAX_OR_TERMS
         for b in groups:
-            labels = [sql_string(c) for c in b["categories"]]
-            for test in [f"{x} = {lab}" for lab in labels] if few else [_any_of(x, labels)]:
+            labels = [sql_string(c, d) for c in b["categories"]]
+            if few:
+                tests = [d.text_equal.format(x=x, lit=lab) for lab in labels]
+            elif d.text_equal == "{x} = {lit}":
+                tests = [_any_of(x, labels)]
+            else:
+                tests = [" OR ".join(d.text_equal.format(x=x, lit=lab) for lab in labels)]
+            for test in tests:
                 lines.append(f"    WHEN {test} THEN {int(b['points'])}")
         lines.append(f"    WHEN {col} IS NULL THEN {int(missing)}")
         lines.append(f"    ELSE {int(feature['unseen_points'])}")
     return "\n".join(lines) + "\n  END"
 
 
-def grade_case_sql(score_expr: str, grades: list[dict]) -> str:
+def grade_case_sql(score_expr: str, grades: list[dict], dialect: SqlDialect | None = None) -> str:
     """CASE giving the grade: score_min <= score, best grade first (interval [min, max))."""
+    d = dialect or DIALECTS["duckdb"]
     parts = [
-        f"WHEN {score_expr} >= {int(g['score_min'])} THEN {sql_string(g['grade'])}"
+        f"WHEN {score_expr} >= {int(g['score_min'])} THEN {sql_string(g['grade'], d)}"
         for g in grades[:-1]
     ]
-    return "CASE " + " ".join(parts) + f" ELSE {sql_string(grades[-1]['grade'])} END"
+    return "CASE " + " ".join(parts) + f" ELSE {sql_string(grades[-1]['grade'], d)} END"
 
 
 def scorecard_sql(
-    card: dict, grades: list[dict] | None = None, table: str = SQL_INPUT_TABLE
+    card: dict,
+    grades: list[dict] | None = None,
+    table: str = SQL_INPUT_TABLE,
+    dialect: str = "duckdb",
 ) -> str:
     """A SELECT scoring every row of ``table``: its columns, ``points__<feature>``, ``score``,
-    ``pd_model`` and, with a master scale, ``grade``. Every feature column must exist (null =
-    missing)."""
+    ``pd_model`` and, with a master scale, ``grade``, in the SQL of ``dialect`` (a key of
+    :data:`DIALECTS`). Every feature column must exist (null = missing)."""
+    if dialect not in DIALECTS:
+        raise PipelineError(f"SQL dialect {dialect!r} unknown; choose one of {sorted(DIALECTS)}")
+    d = DIALECTS[dialect]
     f, o = card["scaling"]["factor"], card["scaling"]["offset"]
     version = re.sub(r"[^0-9.]", "", str(card["schema_version"]))
+    q = lambda name: sql_identifier(name, d)  # noqa: E731
     cases = ",\n".join(
-        f"  {feature_case_sql(feat)} AS {sql_identifier('points__' + feat['name'])}"
+        f"  {feature_case_sql(feat, d)} AS {q('points__' + feat['name'])}"
         for feat in card["features"]
     )
-    total = " + ".join(sql_identifier("points__" + feat["name"]) for feat in card["features"])
-    select = [f"  ({total}) AS score"]
+    total = " + ".join(f"b.{q('points__' + feat['name'])}" for feat in card["features"])
     outer = [
         "  p.*",
-        f"  1.0 / (1.0 + exp((p.score - {sql_number(o)}) / {sql_number(f)})) AS pd_model",
+        f"  1.0 / (1.0 + EXP((CAST(p.score AS {d.double}) - {sql_number(o, d)}) / "
+        f"{sql_number(f, d)})) AS pd_model",
     ]
     if grades:
-        outer.append(f"  {grade_case_sql('p.score', grades)} AS grade")
+        outer.append(f"  {grade_case_sql('p.score', grades, d)} AS grade")
     return (
-        f"-- WoE logistic scorecard, schema {version}; "
+        f"-- WoE logistic scorecard, schema {version}, {d.client} SQL; "
         "generated by pipeline.exports, do not edit.\n"
-        f"-- Scores the table {sql_identifier(table)}; points per characteristic, score = sum.\n"
+        f"-- Scores the table {q(table)}; points per characteristic, score = sum.\n"
         "SELECT\n" + ",\n".join(outer) + "\nFROM (\n"
-        "  SELECT b.*,\n" + ",\n".join(select) + "\n  FROM (\n"
-        f"    SELECT *,\n{cases}\n    FROM {sql_identifier(table)}\n  ) AS b\n) AS p\n"
+        f"  SELECT b.*,\n  ({total}) AS score\n  FROM (\n"
+        f"    SELECT t.*,\n{cases}\n    FROM {q(table)}{d.alias}t\n  ){d.alias}b\n){d.alias}p\n"
     )
 
 
@@ -203,9 +366,114 @@ def points_table(card: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def points_table_csv(card: dict) -> pd.DataFrame:
+    """The points table for scorecard.csv: edges and special values as their exact short
+    decimal text (a fixed float format would round an edge stored at more digits)."""
+    table = points_table(card)
+    for col in ("lower", "upper"):
+        table[col] = [None if v is None or v != v else decimal_text(v) for v in table[col]]
+    return table
+
+
+# Where each export is executed, and the agreement with Python that client guarantees on the
+# boundary set ("decimal" = the stored-decimal cases, "ulp" = one ulp beside an edge). The tests
+# in tests/test_export_clients.py execute every export in the listed clients and fail on any
+# difference in a guaranteed class; docs/exports.md gives the evidence and the reasons.
+EXPORT_CLIENTS: list[dict] = [
+    {
+        "export": "sql/scorecard.duckdb.sql (= scorecard.sql)",
+        "client": "DuckDB",
+        "executed": "publish and tests",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.sqlite.sql",
+        "client": "SQLite",
+        "executed": "publish and tests",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.postgres.sql",
+        "client": "PostgreSQL 15",
+        "executed": "tests (throw-away server)",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.spark.sql",
+        "client": "Spark SQL",
+        "executed": "tests (spark)",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "sql/scorecard.mysql.sql",
+        "client": "MySQL 8",
+        "executed": "not executed; parsed by sqlglot",
+        "guaranteed": "not verified",
+    },
+    {
+        "export": "sql/scorecard.tsql.sql",
+        "client": "SQL Server",
+        "executed": "not executed; parsed by sqlglot",
+        "guaranteed": "not verified",
+    },
+    {
+        "export": "sql/scorecard.oracle.sql",
+        "client": "Oracle",
+        "executed": "not executed; parsed by sqlglot",
+        "guaranteed": "not verified",
+    },
+    {
+        "export": "scorecard.pmml",
+        "client": "JPMML (PMML 4.4)",
+        "executed": "tests (spark)",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "scorecard.xlsx",
+        "client": "LibreOffice Calc",
+        "executed": "tests",
+        "guaranteed": "decimal (ulp cases may take the edge's bin)",
+    },
+    {
+        "export": "scorecard.xlsx",
+        "client": "pycel",
+        "executed": "tests",
+        "guaranteed": "decimal, ulp",
+    },
+    {
+        "export": "scorecard.csv",
+        "client": "LibreOffice Calc",
+        "executed": "tests (read back)",
+        "guaranteed": "every cell read back as written",
+    },
+]
+
+
 # ---------------------------------------------------------------------------- boundary set
-def _step(edge: float) -> float:
-    return 1e-6 * max(1.0, abs(edge))
+def edge_digits(feature: dict) -> int:
+    """The significant digits the feature's edges are stored at: the card's ``edge_digits``,
+    or (a card fitted before it was recorded) the most any edge's shortest decimal needs."""
+    if feature.get("edge_digits") is not None:
+        return int(feature["edge_digits"])
+    digits = [
+        len(Decimal(decimal_text(b["upper"])).normalize().as_tuple().digits)
+        for _, b in _bins_of(feature, "range")
+        if b.get("upper") is not None
+    ]
+    return max(digits, default=1)
+
+
+def edge_step(edge: float, digits: int) -> Decimal:
+    """One unit in the last stored significant digit of ``edge`` (10^(1 - digits) for 0)."""
+    e = Decimal(decimal_text(edge))
+    exponent = (e.adjusted() if e != 0 else 0) - digits + 1
+    return Decimal(1).scaleb(exponent)
+
+
+# Which boundary cases each client must score exactly like Python (docs/exports.md): the
+# stored-decimal cases everywhere, the one-ulp cases everywhere but LibreOffice Calc, which
+# compares numbers within a few ulps as equal.
+PRECISION_CLASS = {"edge-ulp": "ulp", "edge+ulp": "ulp"}
 
 
 def _base_value(feature: dict) -> Any:
@@ -220,9 +488,11 @@ def _base_value(feature: dict) -> Any:
 
 
 def boundary_inputs(card: dict) -> pd.DataFrame:
-    """Inputs probing every bin rule: each range edge exactly, one ulp and one step
-    (1e-6 x max(1, |edge|)) either side, each special value, missing, each category, an unseen
-    category; the other features sit at a base value. Plus an all-missing row."""
+    """Inputs probing every bin rule: each range edge exactly, one step at the stored precision
+    (one unit in the edge's last stored significant digit) and one ulp either side, each
+    special value, missing, each category, an unseen category; the other features sit at a base
+    value. Plus an all-missing row. ``precision`` says which agreement the case tests:
+    ``decimal`` (inputs that are short decimals themselves) or ``ulp``."""
     feats = card["features"]
     base = {f["name"]: _base_value(f) for f in feats}
     rows: list[dict] = []
@@ -230,21 +500,24 @@ def boundary_inputs(card: dict) -> pd.DataFrame:
     def add(feature: str, case: str, value: Any) -> None:
         row = dict(base)
         row[feature] = value
-        rows.append({"case_feature": feature, "case": case, **row})
+        precision = PRECISION_CLASS.get(case, "decimal")
+        rows.append({"case_feature": feature, "case": case, "precision": precision, **row})
 
     for f in feats:
         name = f["name"]
         if f["dtype"] == "numeric":
+            digits = edge_digits(f)
             for _, b in _bins_of(f, "range"):
                 if b.get("upper") is None:
                     continue
                 e = float(b["upper"])
+                step, exact = edge_step(e, digits), Decimal(decimal_text(e))
                 for case, v in (
                     ("edge", e),
                     ("edge-ulp", np.nextafter(e, -np.inf)),
                     ("edge+ulp", np.nextafter(e, np.inf)),
-                    ("edge-step", e - _step(e)),
-                    ("edge+step", e + _step(e)),
+                    ("edge-step", float(exact - step)),
+                    ("edge+step", float(exact + step)),
                 ):
                     add(name, case, float(v))
             for _, b in _bins_of(f, "special"):
@@ -261,6 +534,7 @@ def boundary_inputs(card: dict) -> pd.DataFrame:
         {
             "case_feature": "*",
             "case": "all_missing",
+            "precision": "decimal",
             **{f["name"]: (np.nan if f["dtype"] == "numeric" else None) for f in feats},
         }
     )
@@ -277,7 +551,8 @@ def boundary_cases(card: dict, grades: list[dict] | None = None) -> pd.DataFrame
 
     X = boundary_inputs(card)
     scored = score_frame(card, X)
-    keep = ["score", "pd_model"] + [f"points__{f['name']}" for f in card["features"]]
+    reasons = [c for c in scored.columns if c.startswith("reason_")]
+    keep = ["score", "pd_model"] + [f"points__{f['name']}" for f in card["features"]] + reasons
     out = pd.concat([X, scored[keep].add_prefix("expected_")], axis=1)
     if grades:
         out["expected_grade"] = assign_grade(scored["score"], grades)
@@ -485,3 +760,285 @@ def workbook_bytes(wb: Workbook) -> bytes:
             fixed.compress_type = zipfile.ZIP_DEFLATED
             dst.writestr(fixed, data)
     return out.getvalue()
+
+
+# ------------------------------------------------------------------------------------- PMML
+PMML_NS = "http://www.dmg.org/PMML-4_4"
+
+
+def _pmml_number(x: float) -> str:
+    return decimal_text(x)
+
+
+def _pmml_interval(el, lo: Any, hi: Any) -> None:
+    from xml.etree.ElementTree import SubElement
+
+    attrs = {"closure": "closedOpen"}
+    if lo is not None:
+        attrs["leftMargin"] = str(int(lo))
+    if hi is not None:
+        attrs["rightMargin"] = str(int(hi))
+    SubElement(el, "Interval", attrs)
+
+
+def _pmml_points_expr(parent, feature: dict) -> None:
+    """An expression giving the feature's points by the bin rules (the Scorecard attributes
+    written as nested ``if``), for the shortfall count in the Output."""
+    from xml.etree.ElementTree import SubElement
+
+    name = feature["name"]
+
+    def node(test: str, *args: str):
+        el = SubElement(parent_stack[-1], "Apply", {"function": "if"})
+        cond = SubElement(el, "Apply", {"function": test})
+        SubElement(cond, "FieldRef", {"field": name})
+        for a in args:
+            SubElement(
+                cond,
+                "Constant",
+                {
+                    "dataType": "double"
+                    if test != "equal" or feature["dtype"] == "numeric"
+                    else "string"
+                },
+            ).text = a
+        return el, cond
+
+    def points(el, value: int) -> None:
+        SubElement(el, "Constant", {"dataType": "integer"}).text = str(int(value))
+
+    parent_stack = [parent]
+    el, _ = node("isMissing")
+    points(el, _bins_of(feature, "missing")[0][1]["points"])
+    parent_stack.append(el)
+    if feature["dtype"] == "numeric":
+        tests = [
+            ("equal", decimal_text(v), b["points"])
+            for _, b in _bins_of(feature, "special")
+            for v in b["values"]
+        ]
+        ranges = [b for _, b in _bins_of(feature, "range")]
+        tests += [("lessThan", decimal_text(b["upper"]), b["points"]) for b in ranges[:-1]]
+        last = ranges[-1]["points"]
+    else:
+        tests = [
+            ("equal", str(c), b["points"])
+            for _, b in _bins_of(feature, "category")
+            for c in b["categories"]
+        ]
+        last = feature["unseen_points"]
+    for test, value, pts in tests:
+        el, _ = node(test, value)
+        points(el, pts)
+        parent_stack.append(el)
+    points(parent_stack[-1], last)
+
+
+def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
+    """The card as a PMML 4.4 ``Scorecard``: one Characteristic per feature (reason code,
+    baseline score = the card's ``baseline_points``), Attributes in the order the bin rules
+    apply (missing, special values, ranges ``lessThan`` their upper edge, categories, then
+    unseen); reason codes ``pointsBelow`` the baseline. Outputs: score, pd_model (the scaling
+    formula), reason_1..reason_<top_n> and, with a master scale, grade and grade_pd (the score
+    discretised on the grades' [score_min, score_max) intervals).
+
+    Edges are the card's short decimals, written as the shortest round-trip text. A NaN input
+    is declared a missing value of every numeric field.
+    """
+    from xml.etree.ElementTree import Element, SubElement, indent, tostring
+
+    feats = card["features"]
+    top_n = int(card.get("reason_codes", {}).get("top_n", 4))
+    root = Element("PMML", {"xmlns": PMML_NS, "version": "4.4"})
+    header = SubElement(
+        root,
+        "Header",
+        {
+            "description": f"WoE logistic scorecard '{card.get('dataset', '')}', generated by "
+            "pipeline.exports; do not edit"
+        },
+    )
+    SubElement(header, "Application", {"name": "credit-grading-pipeline", "version": "0.1.0"})
+    dd = SubElement(root, "DataDictionary", {"numberOfFields": str(len(feats))})
+    for f in feats:
+        if f["dtype"] == "numeric":
+            field = SubElement(
+                dd, "DataField", {"name": f["name"], "optype": "continuous", "dataType": "double"}
+            )
+            SubElement(field, "Value", {"value": "NaN", "property": "missing"})
+        else:
+            SubElement(
+                dd, "DataField", {"name": f["name"], "optype": "categorical", "dataType": "string"}
+            )
+    model = SubElement(
+        root,
+        "Scorecard",
+        {
+            "modelName": f"scorecard_{card.get('dataset', '')}",
+            "functionName": "regression",
+            "useReasonCodes": "true",
+            "reasonCodeAlgorithm": "pointsBelow",
+            "initialScore": "0",
+            "baselineMethod": "other",
+        },
+    )
+    schema = SubElement(model, "MiningSchema")
+    for f in feats:
+        SubElement(
+            schema,
+            "MiningField",
+            {"name": f["name"], "usageType": "active", "invalidValueTreatment": "asIs"},
+        )
+    out = SubElement(model, "Output")
+    SubElement(
+        out,
+        "OutputField",
+        {
+            "name": "score",
+            "optype": "continuous",
+            "dataType": "double",
+            "feature": "predictedValue",
+        },
+    )
+    pd_field = SubElement(
+        out,
+        "OutputField",
+        {
+            "name": "pd_model",
+            "optype": "continuous",
+            "dataType": "double",
+            "feature": "transformedValue",
+        },
+    )
+
+    def apply(parent, function: str):
+        return SubElement(parent, "Apply", {"function": function})
+
+    def const(parent, value: float) -> None:
+        SubElement(parent, "Constant", {"dataType": "double"}).text = _pmml_number(value)
+
+    div = apply(pd_field, "/")
+    const(div, 1.0)
+    plus = apply(div, "+")
+    const(plus, 1.0)
+    z = apply(apply(plus, "exp"), "/")
+    minus = apply(z, "-")
+    SubElement(minus, "FieldRef", {"field": "score"})
+    const(minus, card["scaling"]["offset"])
+    const(z, card["scaling"]["factor"])
+    # pointsBelow ranks every characteristic, also those at or above their baseline; the card
+    # names only shortfalls, so reason k is kept when at least k characteristics fall short.
+    n_short = SubElement(
+        out,
+        "OutputField",
+        {
+            "name": "n_shortfalls",
+            "optype": "continuous",
+            "dataType": "integer",
+            "feature": "transformedValue",
+        },
+    )
+    total = apply(n_short, "sum") if len(feats) > 1 else n_short
+    for f in feats:
+        below = apply(total, "if")
+        less = apply(below, "lessThan")
+        _pmml_points_expr(less, f)
+        const(less, float(f["baseline_points"]))
+        SubElement(below, "Constant", {"dataType": "integer"}).text = "1"
+        SubElement(below, "Constant", {"dataType": "integer"}).text = "0"
+    for k in range(1, top_n + 1):
+        SubElement(
+            out,
+            "OutputField",
+            {
+                "name": f"reason_rank_{k}",
+                "optype": "categorical",
+                "dataType": "string",
+                "feature": "reasonCode",
+                "rank": str(k),
+            },
+        )
+        field = SubElement(
+            out,
+            "OutputField",
+            {
+                "name": f"reason_{k}",
+                "optype": "categorical",
+                "dataType": "string",
+                "feature": "transformedValue",
+            },
+        )
+        keep = apply(field, "if")
+        ge = apply(keep, "greaterOrEqual")
+        SubElement(ge, "FieldRef", {"field": "n_shortfalls"})
+        SubElement(ge, "Constant", {"dataType": "integer"}).text = str(k)
+        SubElement(keep, "FieldRef", {"field": f"reason_rank_{k}"})
+    if grades:
+        for name, key, dtype in (("grade", "grade", "string"), ("grade_pd", "pd", "double")):
+            field = SubElement(
+                out,
+                "OutputField",
+                {
+                    "name": name,
+                    "optype": "categorical" if dtype == "string" else "continuous",
+                    "dataType": dtype,
+                    "feature": "transformedValue",
+                },
+            )
+            disc = SubElement(field, "Discretize", {"field": "score", "dataType": dtype})
+            for i, g in enumerate(grades):
+                value = str(g[key]) if dtype == "string" else _pmml_number(g[key])
+                b = SubElement(disc, "DiscretizeBin", {"binValue": value})
+                lo = g["score_min"] if i < len(grades) - 1 else None
+                hi = grades[i - 1]["score_min"] if i > 0 else None
+                _pmml_interval(b, lo, hi)
+    chars = SubElement(model, "Characteristics")
+    for f in feats:
+        ch = SubElement(
+            chars,
+            "Characteristic",
+            {
+                "name": f"points__{f['name']}",
+                "reasonCode": str(f["reason_code"]),
+                "baselineScore": _pmml_number(float(f["baseline_points"])),
+            },
+        )
+
+        def attribute(points: int, ch=ch):
+            return SubElement(ch, "Attribute", {"partialScore": str(int(points))})
+
+        name = f["name"]
+        missing = _bins_of(f, "missing")[0][1]["points"]
+        SubElement(attribute(missing), "SimplePredicate", {"field": name, "operator": "isMissing"})
+        if f["dtype"] == "numeric":
+            for _, b in _bins_of(f, "special"):
+                for v in b["values"]:
+                    SubElement(
+                        attribute(b["points"]),
+                        "SimplePredicate",
+                        {"field": name, "operator": "equal", "value": _pmml_number(v)},
+                    )
+            ranges = [b for _, b in _bins_of(f, "range")]
+            for b in ranges[:-1]:
+                SubElement(
+                    attribute(b["points"]),
+                    "SimplePredicate",
+                    {"field": name, "operator": "lessThan", "value": _pmml_number(b["upper"])},
+                )
+            SubElement(attribute(ranges[-1]["points"]), "True")
+        else:
+            for _, b in _bins_of(f, "category"):
+                if not b["categories"]:
+                    continue
+                pred = attribute(b["points"])
+                if len(b["categories"]) > 1:
+                    pred = SubElement(pred, "CompoundPredicate", {"booleanOperator": "or"})
+                for c in b["categories"]:
+                    SubElement(
+                        pred,
+                        "SimplePredicate",
+                        {"field": name, "operator": "equal", "value": str(c)},
+                    )
+            SubElement(attribute(f["unseen_points"]), "True")
+    indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(root, encoding="unicode") + "\n"

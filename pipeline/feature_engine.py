@@ -21,6 +21,7 @@ from pipeline.feature_sql import (
     EXPERT_COLUMNS,
     INVOICE_KEYS,
     LATE_BUCKETS,
+    MASTER_HISTORY_SQL,
     SETTLEMENT_OUTPUTS,
     SETTLEMENT_TABLES,
     build_feature_sql,
@@ -114,6 +115,8 @@ OPTIONAL_CUSTOMER_COLUMNS = {
     "onboarding_date": "DATE",
     "competitor_share": "DOUBLE",
     "credit_limit": "DOUBLE",
+    "net_worth": "DOUBLE",
+    "annual_turnover": "DOUBLE",
     "source_default_flag": "BIGINT",
     "protected_sex": "VARCHAR",
     "protected_marital_status": "VARCHAR",
@@ -250,6 +253,10 @@ def compute_snapshots(
         with_truth = tables.get("truth") is not None
         if with_truth:
             _register(con, "truth", tables["truth"])
+        if tables.get("customer_history") is not None:
+            _register(con, "customer_history", tables["customer_history"])
+        else:
+            con.execute(f"CREATE OR REPLACE VIEW customer_history AS {MASTER_HISTORY_SQL}")
         settled = all(tables.get(name) is not None for name in SETTLEMENT_TABLES)
         if settled:
             for name in SETTLEMENT_TABLES:
@@ -453,6 +460,15 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
                 s,
             ),
             (
+                f"days_late_wavg_{w}m",
+                f"Amount-weighted mean lateness, max(0, days beyond terms) (early payment counts as "
+                f"0, never offsets a late one) {exp}",
+                w,
+                "days",
+                "numeric",
+                s,
+            ),
+            (
                 f"days_beyond_terms_max_{w}m",
                 f"Worst days beyond terms {exp}",
                 w,
@@ -644,8 +660,8 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "competitor_share",
-            "Share of competitors' products in what the customer sells (customer master; "
-            "current value, not point in time)",
+            "Share of competitors' products in what the customer sells, as it stood at the as-of "
+            "date (customer_history version valid then)",
             None,
             "ratio",
             "numeric",
@@ -653,11 +669,44 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "credit_limit",
-            "Current credit limit (customer master)",
+            "Credit limit as it stood at the as-of date (customer_history)",
             None,
             "currency",
             "numeric",
             True,
+        ),
+        (
+            "net_worth",
+            "Net worth as reported in the version valid at the as-of date (customer_history)",
+            None,
+            "currency",
+            "numeric",
+            True,
+        ),
+        (
+            "annual_turnover",
+            "Annual turnover as reported in the version valid at the as-of date (customer_history)",
+            None,
+            "currency",
+            "numeric",
+            True,
+        ),
+        (
+            "net_worth_previous",
+            "Net worth of the version before the one valid at the as-of date (suspend trigger input)",
+            None,
+            "currency",
+            "numeric",
+            False,
+        ),
+        (
+            "attributes_valid_from",
+            "Start of the customer_history version the attribute columns come from (null: the "
+            "master's single version, valid since the start of the data)",
+            None,
+            "date",
+            "categorical",
+            False,
         ),
         (
             "utilisation",
@@ -681,7 +730,7 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         *[
             (
                 c,
-                f"6C/Delphi panel {c.removeprefix('expert_')} score 1–5 (customer master), carried "
+                f"6C/Delphi panel {c.removeprefix('expert_')} score 1–5 as it stood at the as-of date, carried "
                 "for the rule-grade overlay; never a model input",
                 None,
                 "score 1–5",
@@ -692,7 +741,7 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ],
         (
             "expert_approver",
-            "Approver of the expert assessment (customer master)",
+            "Approver of the customer_history version valid at the as-of date",
             None,
             "text",
             "categorical",
@@ -700,7 +749,7 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "expert_reason",
-            "Reason recorded with the expert assessment (customer master)",
+            "Reason recorded with the customer_history version valid at the as-of date",
             None,
             "text",
             "categorical",
@@ -733,10 +782,21 @@ def feature_dictionary(params: Mapping[str, Any], columns: list[str]) -> pd.Data
         ),
         (
             "true_pd",
-            "Generator's 12-month PD (synthetic data only); for validation, never a model input",
+            "Generator's conditional 12-month PD at the as-of date, given the customer still pays "
+            "(synthetic data only; NaN when the truth has no row); for validation, never a model input",
             12,
             "probability",
             "numeric",
+            False,
+        ),
+        (
+            "segment",
+            "Observation segment at the as-of date: delinquent (a material open invoice at or beyond "
+            "features.segments.delinquent_days_beyond_terms), current, or empty when already in "
+            "default (outside the observation population); routes validation, never a model input",
+            None,
+            "segment",
+            "categorical",
             False,
         ),
     ]

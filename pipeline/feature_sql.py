@@ -329,6 +329,7 @@ def build_feature_sql(
     mat_cents = int(round(float(label.get("material_amount", 0.0)) * 100))
     mat_share = float(label.get("material_share", 0.0))
     floor = float(params.get("paydex_floor", 1))
+    seg_dbt = delinquent_threshold(params)
     day = lambda col: _day(col, dialect)  # noqa: E731
     out: list[tuple[str, str]] = []
 
@@ -358,6 +359,8 @@ FROM settled_pool s JOIN cust_keys k ON s.customer_id = k.customer_id""",
         )
     else:
         out.extend(settlement_sql(dialect))
+    # customer attributes as they stood: one row per version, valid on [from_day, to_day)
+    add("customer_versions", customer_versions_sql(dialect))
     # ---- open balances at every evaluation day
     add(
         "open_pairs",
@@ -403,7 +406,8 @@ LEFT JOIN pool_at_eval pe ON o.ck = pe.ck AND o.eval_day = pe.eval_day""",
   {aging},
   SUM(CASE WHEN {dpd} > 0 AND open_cents > 0 THEN 1 ELSE 0 END) AS overdue_count,
   MAX(CASE WHEN open_cents > 0 THEN {dpd} END) AS worst_days_past_due,
-  MAX(CASE WHEN open_cents > 0 AND {dpd} >= {bad_dbt} THEN amount_cents END) AS default_cents
+  MAX(CASE WHEN open_cents > 0 AND {dpd} >= {bad_dbt} THEN amount_cents END) AS default_cents,
+  MAX(CASE WHEN open_cents > 0 AND {dpd} >= {seg_dbt} THEN amount_cents END) AS delinquent_cents
 FROM open_items GROUP BY ck, eval_day""",
     )
     add(
@@ -512,6 +516,7 @@ FROM experiences_raw""",
         "obs_cents": "amount_cents * obs",
         "dbt_sum": "dbt",
         "dbt_wsum": "CAST(dbt AS BIGINT) * amount_cents",
+        "late_days_wsum": "CASE WHEN dbt > 0 THEN CAST(dbt AS BIGINT) * amount_cents ELSE 0 END",
         "n_late": "CAST(dbt > 0 AS INTEGER)",
         "paydex_wsum": "amount_cents * paydex_points",
         **{
@@ -538,7 +543,7 @@ FROM experiences_raw""",
         ib, db = f"inv_band <= {k}", f"due_band <= {k}"
         aggs = [
             f"SUM(CASE WHEN {ib} THEN {n} END) AS {n}"
-            if n in ("dbt_sum", "dbt_wsum", "paydex_wsum")
+            if n in ("dbt_sum", "dbt_wsum", "late_days_wsum", "paydex_wsum")
             else f"COALESCE(SUM(CASE WHEN {ib} THEN {n} END), 0) AS {n}"
             for n in band_sums
         ]
@@ -583,6 +588,7 @@ FROM experiences_raw""",
             _money(inv_c) + f" AS invoiced_amount_{w}m",
             _ratio(f"e{w}.dbt_sum", f"e{w}.n_obs") + f" AS days_beyond_terms_mean_{w}m",
             _ratio(f"e{w}.dbt_wsum", f"e{w}.obs_cents") + f" AS days_beyond_terms_wavg_{w}m",
+            _ratio(f"e{w}.late_days_wsum", f"e{w}.obs_cents") + f" AS days_late_wavg_{w}m",
             f"e{w}.dbt_max AS days_beyond_terms_max_{w}m",
             _ratio(f"e{w}.n_late", f"e{w}.n_obs") + f" AS late_invoice_share_{w}m",
         ]
@@ -625,21 +631,28 @@ FROM experiences_raw""",
         f"b.as_of_day - e{wmax}.last_late_day AS days_since_last_late_payment",
         "b.as_of_day - p.last_pay_day AS days_since_last_payment",
         "CAST(b.as_of_day - b.tenure_start_day AS DOUBLE) / 30.4375 AS tenure_months",
-        "cu.competitor_share",
-        "cu.credit_limit",
-        _ratio("COALESCE(ob.exposure_cents, 0)", "cu.credit_limit * 100") + " AS utilisation",
+        "cv.competitor_share",
+        "cv.credit_limit",
+        _ratio("COALESCE(ob.exposure_cents, 0)", "cv.credit_limit * 100") + " AS utilisation",
+        "cv.net_worth",
+        "cv.annual_turnover",
+        "cv.net_worth_previous",
+        "cv.attributes_valid_from",
         "cu.protected_sex",
         "cu.protected_marital_status",
         "cu.protected_age",
         "cu.protected_education",
         "cu.source_default_flag",
-        *[f"cu.{c}" for c in EXPERT_COLUMNS],
+        *[f"cv.{c}" for c in EXPERT_COLUMNS],
         _money("COALESCE(wo.wo_to_date_cents, 0)") + " AS written_off_amount_to_date",
         # label inputs
         "b.mature",
         # already in default at t: a material open invoice at the bad DBT threshold, or a write-off by t
         f"CASE WHEN (ob.default_cents > {mat_cents} AND ob.default_cents > {mat_share} * ob.exposure_cents) "
         "OR COALESCE(wo.wo_to_date_cents, 0) > 0 THEN 1 ELSE 0 END AS default_at_asof",
+        # already seriously behind at t (not yet in default): the delinquent segment
+        f"CASE WHEN ob.delinquent_cents > {mat_cents} AND ob.delinquent_cents > {mat_share} * ob.exposure_cents "
+        "THEN 1 ELSE 0 END AS delinquent_at_asof",
         "COALESCE(pa.written_off, 0) AS perf_written_off",
         f"CASE WHEN pa.bad_cents > {mat_cents} AND pa.bad_cents > {mat_share} * COALESCE(ob.exposure_cents, 0) "
         "THEN 1 ELSE 0 END AS perf_bad_dbt",
@@ -670,6 +683,7 @@ FROM (SELECT f.ck, f.first_invoice_day, g.*,
       FROM first_invoice f JOIN cust_keys k0 ON f.ck = k0.ck JOIN customers cu0 ON k0.customer_id = cu0.customer_id
       JOIN asof_grid g ON f.first_invoice_day <= g.as_of_day) b
 JOIN cust_keys k ON b.ck = k.ck JOIN customers cu ON k.customer_id = cu.customer_id
+LEFT JOIN customer_versions cv ON b.ck = cv.ck AND cv.from_day <= b.as_of_day AND b.as_of_day < cv.to_day
 {exp_joins}
 LEFT JOIN open_balance ob ON b.ck = ob.ck AND b.as_of_day = ob.eval_day
 {starts}
@@ -688,7 +702,65 @@ LEFT JOIN write_off_agg wo ON b.ck = wo.ck AND b.as_of_day = wo.as_of_day"""
     return out
 
 
+# the customer master as one open-ended version per customer, when no customer_history table is given
+MASTER_HISTORY_SQL = """SELECT customer_id, CAST(NULL AS DATE) AS valid_from, CAST(NULL AS DATE) AS valid_to,
+  competitor_share, credit_limit, net_worth, annual_turnover, expert_character, expert_capacity,
+  expert_capital, expert_collateral, expert_conditions, expert_coverage, expert_approver AS approver,
+  expert_date AS approval_date, expert_reason AS change_reason
+FROM customers"""
+
+
+def customer_versions_sql(dialect: str) -> str:
+    """Versions of the ``customer_history`` view keyed by ``ck`` with day numbers (a null ``valid_from``
+    = since the start of the data; a null ``valid_to`` = still current), and the net worth of the version
+    before (``net_worth_previous``, the suspend trigger's comparison). The expert approver, reason and
+    date are the version's approver, change reason and approval date (never after ``valid_from``)."""
+    day = lambda col: _day(col, dialect)  # noqa: E731
+    experts = ", ".join(f"h.{c}" for c in EXPERT_COLUMNS[:6])
+    return f"""SELECT k.ck, COALESCE({day("h.valid_from")}, -{NEVER}) AS from_day,
+  COALESCE({day("h.valid_to")}, {NEVER}) AS to_day, h.valid_from AS attributes_valid_from,
+  h.competitor_share, h.credit_limit, h.net_worth, h.annual_turnover,
+  LAG(h.net_worth) OVER (PARTITION BY k.ck ORDER BY h.valid_from) AS net_worth_previous,
+  {experts}, h.approver AS expert_approver, h.change_reason AS expert_reason,
+  h.approval_date AS expert_date
+FROM customer_history h JOIN cust_keys k ON h.customer_id = k.customer_id"""
+
+
 LABEL_INPUTS = ("mature", "default_at_asof", "perf_written_off", "perf_bad_dbt", "perf_over_good")
+
+
+LABEL_INPUTS = (
+    "mature",
+    "default_at_asof",
+    "delinquent_at_asof",
+    "perf_written_off",
+    "perf_bad_dbt",
+    "perf_over_good",
+)
+SEGMENTS = ("current", "delinquent")
+
+
+def delinquent_threshold(params: dict[str, Any]) -> int:
+    """``features.segments.delinquent_days_beyond_terms``: days beyond terms from which an open material
+    invoice puts a customer not (yet) in default into the *delinquent* segment (default 31: the roll-rate
+    report's point of no return, docs/validation.md). Must lie in [1, bad_days_beyond_terms)."""
+    seg = params.get("segments") or {}
+    value = seg.get("delinquent_days_beyond_terms", 31)
+    bad = int((params.get("label") or {}).get("bad_days_beyond_terms", 90))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < bad:
+        raise ValueError(
+            "params.yaml features.segments.delinquent_days_beyond_terms: need an integer in "
+            f"[1, {bad}) (below the bad threshold), got {value!r}"
+        )
+    return value
+
+
+def segment_sql() -> str:
+    """The observation segment at t: NULL for customers already in default (excluded from the observation
+    population), ``delinquent`` for customers with a material open invoice at or beyond the delinquency
+    threshold, else ``current``. Reads the ``label_`` computed by `label_sql`."""
+    return """CASE WHEN label_ = 'in_default' THEN NULL WHEN delinquent_at_asof = 1 THEN 'delinquent'
+  ELSE 'current' END"""
 
 
 def label_sql(source: str) -> str:
@@ -722,8 +794,10 @@ def _alias(column: str) -> str:
 def labelled_snapshots_sql(
     features: str, names: list[str], label: dict[str, Any], dialect: str, with_truth: bool
 ) -> str:
-    """Keys, ``label`` and ``is_bad`` (1 bad, 0 good, else NULL) first, then the features; the label inputs
-    are dropped; ``true_pd`` from the ``truth`` view last when ``with_truth``."""
+    """Keys, ``label``, ``is_bad`` (1 bad, 0 good, else NULL) and ``segment`` (`segment_sql`) first, then
+    the features; the label inputs are dropped. With ``with_truth``, ``true_pd`` last: the ``truth`` view's
+    conditional 12-month PD at the as-of date (its ``month_end`` row), NULL when the truth has no row
+    for that customer and date (not yet on board, or its default event already happened)."""
     case = label_sql(str(label.get("source", "ledger")))
     as_of_date = (
         "CAST(DATE '1970-01-01' + s.as_of_day AS DATE)"
@@ -734,10 +808,15 @@ def labelled_snapshots_sql(
         f"s.{n}" for n in names if n not in ("customer_id", "as_of_day", *LABEL_INPUTS)
     )
     truth = ", t.true_pd_12m AS true_pd" if with_truth else ""
-    join = "LEFT JOIN truth t ON s.customer_id = t.customer_id" if with_truth else ""
+    join = (
+        f"LEFT JOIN truth t ON s.customer_id = t.customer_id AND {_day('t.month_end', dialect)} = s.as_of_day"
+        if with_truth
+        else ""
+    )
     return f"""SELECT s.customer_id, {as_of_date} AS as_of_date, s.label_ AS label,
-  CAST(CASE s.label_ WHEN 'bad' THEN 1 WHEN 'good' THEN 0 END AS TINYINT) AS is_bad, {rest}{truth}
-FROM (SELECT *, {case} AS label_ FROM ({features}) f) s {join}
+  CAST(CASE s.label_ WHEN 'bad' THEN 1 WHEN 'good' THEN 0 END AS TINYINT) AS is_bad,
+  s.segment_ AS segment, {rest}{truth}
+FROM (SELECT *, {segment_sql()} AS segment_ FROM (SELECT *, {case} AS label_ FROM ({features}) f) l) s {join}
 ORDER BY s.customer_id, s.as_of_day"""
 
 

@@ -13,6 +13,7 @@ import tempfile
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline.config import (
     Paths,
@@ -23,11 +24,19 @@ from pipeline.config import (
     stage_params,
 )
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
-from pipeline.feature_sql import SETTLEMENT_TABLES
+from pipeline.feature_sql import SEGMENTS, SETTLEMENT_TABLES, delinquent_threshold
 from pipeline.io import write_csv, write_json, write_parquet
+from pipeline.platform import add_platform_features
+from pipeline.platform import dictionary_rows as platform_dictionary
+from pipeline.sufficiency import check_as_of_grid, ledger_facts, warn_label
 from pipeline.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
 
 log = logging.getLogger("pipeline.features")
+
+
+def pq_rows(path) -> int:
+    """Rows of a Parquet file (from its footer)."""
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def label_metrics(snapshots: pd.DataFrame) -> dict[str, Any]:
@@ -35,7 +44,7 @@ def label_metrics(snapshots: pd.DataFrame) -> dict[str, Any]:
     counts = snapshots["label"].value_counts().reindex(list(LABELS), fill_value=0)
     n = int(len(snapshots))
     decided = int(counts["good"] + counts["bad"])
-    return {
+    out: dict[str, Any] = {
         "rows": n,
         "customers": int(snapshots["customer_id"].nunique()),
         "as_of_dates": int(snapshots["as_of_date"].nunique()),
@@ -43,6 +52,28 @@ def label_metrics(snapshots: pd.DataFrame) -> dict[str, Any]:
         "label_shares": {k: (float(v) / n if n else None) for k, v in counts.items()},
         "bad_rate": float(counts["bad"]) / decided if decided else None,
     }
+    if "segment" in snapshots:
+        out["segments"] = segment_counts(snapshots)
+    return out
+
+
+def segment_counts(snapshots: pd.DataFrame) -> dict[str, Any]:
+    """The observation population by segment: snapshots, goods, bads and bad rate per segment, and the
+    rows outside it (no segment: already in default at the as-of date), counted by reason."""
+    seg = snapshots["segment"]
+    out: dict[str, Any] = {}
+    for name in SEGMENTS:
+        part = snapshots.loc[seg == name, "is_bad"]
+        n_bad, n_good = int((part == 1).sum()), int((part == 0).sum())
+        out[name] = {
+            "rows": int(len(part)),
+            "good": n_good,
+            "bad": n_bad,
+            "bad_rate": n_bad / (n_bad + n_good) if n_bad + n_good else None,
+        }
+    outside = snapshots.loc[seg.isna(), "label"].value_counts()
+    out["excluded_from_population"] = {str(k): int(v) for k, v in sorted(outside.items())}
+    return out
 
 
 def apply_rules(
@@ -71,6 +102,10 @@ def main() -> None:
     ).parse_args()
     ds = args.dataset
     paths, params = Paths(ds), stage_params("features", ds)
+    try:
+        delinquent_threshold(params)
+    except ValueError as exc:
+        raise PipelineError(str(exc)) from exc
     engine = params.get("engine", "duckdb")
     if engine == "spark":
         from pipeline.spark_engine import compute_snapshots_spark as compute
@@ -80,8 +115,12 @@ def main() -> None:
         raise PipelineError(f"params.yaml features.engine: '{engine}' is not duckdb or spark")
     tables: dict[str, Any] = {name: paths.interim / f"{name}.parquet" for name in TABLES}
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
+    facts = ledger_facts(tables)
+    check_as_of_grid(params, facts)
     if (paths.interim / "truth.parquet").exists():
         tables["truth"] = paths.interim / "truth.parquet"
+    if (paths.interim / "customer_history.parquet").exists():  # attributes as they stood at t
+        tables["customer_history"] = paths.interim / "customer_history.parquet"
     settlement = {n: paths.processed / "settlement" / f"{n}.parquet" for n in SETTLEMENT_TABLES}
     require_files(settlement, f"run `python -m pipeline.settle --dataset {ds}` first")
     tables.update(settlement)
@@ -91,8 +130,14 @@ def main() -> None:
         )
     snaps = result["snapshots"]
     log.info("snapshots: %d rows, %d columns", len(snaps), snaps.shape[1])
+    platform_path = paths.interim / "platform.parquet"
+    with_platform = platform_path.exists() and pq_rows(platform_path) > 0
+    if with_platform:  # optional e-commerce indicators, point in time (pipeline.platform)
+        snaps = add_platform_features(snaps, pd.read_parquet(platform_path), params.get("platform"))
     snaps, grading = apply_rules(snaps, ds)
     dictionary = feature_dictionary(params, list(snaps.columns))
+    if with_platform:
+        dictionary = pd.concat([dictionary, platform_dictionary()], ignore_index=True)
 
     events = result["vintage_events"]
     vintage = vintage_table(events, result["data_cutoff"], int(params.get("vintage_months", 24)))
@@ -111,6 +156,8 @@ def main() -> None:
     metrics = label_metrics(snaps)
     metrics["data_cutoff"] = result["data_cutoff"]
     metrics["label_source"] = params.get("label", {}).get("source", "ledger")
+    for warning in warn_label(metrics, params.get("label", {}), facts["median_amount"]):
+        log.warning("%s", warning)
     write_json(metrics, paths.metrics / "features.json")
     log.info(
         "labels: %s; bad rate %.4f", metrics["label_counts"], metrics["bad_rate"] or float("nan")

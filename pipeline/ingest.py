@@ -34,6 +34,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
+from pipeline.credit_file import ingest_credit_file
 from pipeline.io import write_json, write_parquet
 from pipeline.schemas import (
     AMOUNT,
@@ -196,8 +197,16 @@ def run_ingest(
         report["tables"][table] = counts
         if table == "customers":
             ctx.customer_ids = pd.Index(good["customer_id"])
+            customers = good
         if table == "invoices":
             ctx.invoices = good.set_index("invoice_id")[["customer_id", "invoice_date"]]
+    first_invoice = ctx.invoices.groupby("customer_id")["invoice_date"].min()
+    report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
+        ingest_credit_file(
+            raw_dir, interim_dir, quarantine_dir, params, customers, first_invoice,
+            ctx.data_cutoff, date_format,
+        )
+    )
     report["truth"] = _passthrough_truth(Path(raw_dir), Path(interim_dir), params, date_format)
     report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())
     write_json(report, Path(report_path))

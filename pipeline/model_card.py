@@ -51,6 +51,44 @@ def _discrimination(evaluation: dict | None) -> list[str]:
     ]
 
 
+def _exports(card: dict, checks: dict | None) -> list[str]:
+    """Each export, the clients it is executed in and the agreement with Python: measured now
+    for the clients publish runs, stated from the test suite for the others."""
+    from pipeline.exports import EXPORT_CLIENTS
+
+    digits = {f["name"]: f.get("edge_digits") for f in card["features"] if f["dtype"] == "numeric"}
+    lines = [
+        "Bin edges are short decimals (significant digits per feature: "
+        + ", ".join(f"{k} {v if v is not None else 'not recorded'}" for k, v in digits.items())
+        + "), chosen at fit so that no training row changes bin; every export compares against "
+        "those exact decimals. The boundary set (boundary_cases.csv) probes each edge, one "
+        "step at the stored precision either side (`precision = decimal`) and one ulp either "
+        "side (`precision = ulp`), each special value, missing, each category and an unseen "
+        "category.",
+        "",
+    ]
+    if checks:
+        n = checks.get("boundary_cases", 0)
+        done = checks.get("executed_at_publish", {})
+        lines.append(
+            "Executed when this bundle was published: "
+            + "; ".join(
+                f"{client} {c['agree']}/{c['cases']} boundary cases equal to Python"
+                for client, c in done.items()
+            )
+            + f" ({n} cases)."
+        )
+        lines.append("")
+    lines += [
+        "Executed by the test suite (tests/test_export_clients.py, on test cards with every kind "
+        "of edge; `python -m pipeline.export_clients --dataset <ds>` measures this card in each "
+        "installed client). A guaranteed class must agree on every case or the tests fail.",
+        "",
+        *_table(pd.DataFrame(EXPORT_CLIENTS)),
+    ]
+    return lines
+
+
 def model_card_markdown(
     card: dict,
     cutoffs: dict,
@@ -60,6 +98,7 @@ def model_card_markdown(
     evaluation: dict | None,
     dataset: str,
     bad_definition: str | None = None,
+    export_checks: dict | None = None,
 ) -> str:
     """Markdown model card from the card, the master scale, the policy tables and evaluate.json."""
     sample, scaling = card.get("sample", {}), card["scaling"]
@@ -164,6 +203,9 @@ def model_card_markdown(
         f"- {policy['trigger_raise'].iloc[0]}",
         f"- {policy['trigger_cut'].iloc[0]}",
         f"- {policy['trigger_suspend'].iloc[0]}",
+        "",
+        "## Exports and where they run",
+        *_exports(card, export_checks),
         "",
         "## Known limitations",
         "- Points and PDs hold for a population like the development sample; re-validate "

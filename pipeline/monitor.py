@@ -8,7 +8,11 @@ the as-of date) and samples, and the canonical claims. Writes ``monitoring/<ds>/
 :mod:`pipeline.monitoring`.
 
 Development distribution = the snapshots of the ``train`` sample (the card's bin counts come from
-the same rows). Reference AUC for the deterioration test = the card's AUC on that sample.
+the same rows). Reference AUC for the deterioration test = the scorecard's validation AUC recorded
+at development: the out-of-time AUC of the current segment in ``metrics/<ds>/evaluate.json`` (not
+the flattering in-sample training AUC). Months are tested on the current segment where snapshots
+carry one and on the rows the card was not fitted on (train rows left out), and the p-values are adjusted for the number of months tested
+(``monitor.multiplicity``, Holm by default).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
-from pipeline.io import code_version, write_csv, write_json
+from pipeline.io import code_version, read_json, write_csv, write_json
 from pipeline.score import load_bundle, score_customers
 
 log = logging.getLogger("pipeline.monitor")
@@ -118,8 +122,13 @@ def monitor_month(
     params: dict,
     claims: pd.DataFrame,
     strategy: pd.DataFrame,
+    reference: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every monitoring figure and table for ``month`` (``scored``: snapshots, score, grade)."""
+    """Every monitoring figure and table for ``month`` (``scored``: snapshots, score, grade).
+
+    ``reference``: the validation AUC the deterioration test compares against (``auc``,
+    ``source``; :func:`validation_reference`). Without one the development (train) AUC is used
+    and labelled as in sample."""
     thresholds = tuple(params.get("psi_thresholds", (0.10, 0.25)))
     eps = float(params.get("psi_epsilon", 1e-4))
     n_bins = int(params.get("score_bins", 10))
@@ -140,12 +149,27 @@ def monitor_month(
         card, current.set_index("customer_id"), eps, thresholds
     )
 
-    reference = mon.discrimination(development["is_bad"], development["score"])
+    development_fit = mon.discrimination(development["is_bad"], development["score"])
+    if reference is None:
+        reference = {
+            **development_fit,
+            "source": "development (train) sample, in sample: optimistic",
+        }
+    else:
+        reference = {**reference, "development_auc": development_fit["auc"],
+                     "ks": reference.get("ks", development_fit["ks"])}
+    # months are tested on the current segment and on rows the card was not fitted on
+    population = scored
+    if "segment" in population.columns:
+        population = population[population["segment"] == "current"]
+    if "sample" in population.columns:
+        population = population[population["sample"] != "train"]
     over_time = mon.discrimination_over_time(
-        scored,
+        population,
         reference["auc"],
         alpha=float(params.get("alpha", 0.05)),
         min_bads=int(params.get("min_bads", 5)),
+        adjust=str(params.get("multiplicity", "holm")),
     )
     concentration, hhi = mon.grade_concentration(current["grade"].dropna(), order)
 
@@ -242,7 +266,12 @@ def metrics_json(
         },
         "discrimination": {
             "reference_auc": res["reference"]["auc"],
+            "reference_source": res["reference"].get("source"),
             "reference_ks": res["reference"]["ks"],
+            "development_auc_in_sample": res["reference"].get("development_auc"),
+            "n_months_tested": int(disc["n_tested"].iloc[0]) if len(disc) else 0,
+            "multiplicity_adjustment": str(disc["adjustment"].iloc[0]) if len(disc) else None,
+            "latest_p_value_adjusted": latest.get("p_value_adjusted"),
             "latest_matured_date": latest.get("as_of_date"),
             "latest_auc": latest.get("auc"),
             "latest_ks": latest.get("ks"),
@@ -264,6 +293,29 @@ def metrics_json(
     }
 
 
+def validation_reference(evaluation: dict, path: Path) -> dict[str, Any]:
+    """The scorecard's validation AUC from evaluate.json: out of time, current segment, by count."""
+    try:
+        m = evaluation["methods"]["scorecard"]["count"]
+        auc = float(m["auc"])
+    except (KeyError, TypeError, ValueError):
+        raise PipelineError(
+            f"{path}: methods.scorecard.count.auc missing (rule: monitor compares with the "
+            "validation AUC); rerun the evaluate stage"
+        ) from None
+    sample = evaluation.get("sample", {})
+    return {
+        "auc": auc,
+        "ks": m.get("ks"),
+        "ci_low": m.get("ci_low"),
+        "ci_high": m.get("ci_high"),
+        "source": f"validation AUC recorded at development: {path.name}, sample "
+        f"{sample.get('name', 'oot')} ({sample.get('kind', '')}), segment "
+        f"{sample.get('segment', 'current')}, {sample.get('compared', 0):,} snapshots of "
+        f"{sample.get('customers', 0):,} customers",
+    }
+
+
 def main() -> None:
     parser = stage_argparser("monitor", "Monitor a later month against the development sample.")
     parser.add_argument(
@@ -279,6 +331,7 @@ def main() -> None:
         "snapshots": paths.processed / "snapshots.parquet",
         "samples": paths.processed / "samples.parquet",
         "claims": paths.interim / "claims.parquet",
+        "evaluation": paths.metrics / "evaluate.json",
     }
     require_files(inputs, "run the stages before monitor (dvc repro)")
     bundle = load_bundle(bundle_path)
@@ -304,8 +357,8 @@ def main() -> None:
         "monitor %s: scoring %d snapshots with the published card", args.dataset, len(snapshots)
     )
     scored = score_published(bundle, snapshots)
-    dev_keys = samples.loc[samples["sample"] == "train", KEYS]
-    development = scored.merge(dev_keys, on=KEYS, how="inner")
+    scored = scored.merge(samples[[*KEYS, "sample"]], on=KEYS, how="left", validate="1:1")
+    development = scored[scored["sample"] == "train"].reset_index(drop=True)
     claims = pd.read_parquet(inputs["claims"])
     strategy = pd.read_csv(inputs["strategy"])
     dbt_col = params.get("dbt_measure", "days_beyond_terms_max_12m")
@@ -325,7 +378,10 @@ def main() -> None:
                 "rerun the stage that writes it, or set monitor.dbt_measure in params.yaml"
             )
 
-    res = monitor_month(scored, development, bundle, grades, month, params, claims, strategy)
+    reference = validation_reference(read_json(inputs["evaluation"]), inputs["evaluation"])
+    res = monitor_month(
+        scored, development, bundle, grades, month, params, claims, strategy, reference
+    )
     n_cur = int((scored["as_of_date"] == month).sum())
     log.info(
         "monitor %s %s: score PSI %.4f, %d features red, %d early warnings",

@@ -78,7 +78,7 @@ def write_charts(res: dict[str, Any], out: Path) -> None:
         ax.scatter(
             dates[bad], d.loc[bad, "auc"], color="red", zorder=3, label="AUC deteriorated (p < α)"
         )
-    ax.axhline(res["reference"]["auc"], color="grey", ls="--", label="development AUC")
+    ax.axhline(res["reference"]["auc"], color="grey", ls="--", label="validation (OOT) AUC")
     ax.set(
         title="Discrimination over time (matured outcomes)",
         xlabel="As-of date (month end)",
@@ -161,7 +161,7 @@ def render_report(res: dict[str, Any], summary: dict[str, Any]) -> str:
         ),
         "",
         "## Discrimination (matured outcomes)",
-        f"- Development AUC {disc['reference_auc']:.4f}, KS {disc['reference_ks']:.4f}. "
+        f"- Reference AUC {disc['reference_auc']:.4f} ({disc.get('reference_source') or ''}). "
         "Latest matured "
         f"month {_fmt_date(disc['latest_matured_date'])}: AUC "
         + (
@@ -174,7 +174,11 @@ def render_report(res: dict[str, Any], summary: dict[str, Any]) -> str:
             if p_value is not None and not pd.isna(p_value)
             else ""
         )
-        + f". Months with a significant deterioration: {disc['n_dates_deteriorated']}.",
+        + f". Months with a significant deterioration: {disc['n_dates_deteriorated']} of "
+        f"{disc.get('n_months_tested', 0)} months tested; p-values adjusted for the number of "
+        f"months tested ({disc.get('multiplicity_adjustment') or 'none'}; one-sided ECB test, "
+        "Hanley–McNeil SE on one snapshot per customer per month; current segment; train rows, "
+        "on which the card was fitted, left out).",
         "",
         "## Grades",
         f"- Concentration: HHI {summary['concentration']['hhi']:.4f} "

@@ -241,13 +241,20 @@ def discrimination_over_time(
     score_col: str = "score",
     alpha: float = 0.05,
     min_bads: int = 5,
+    adjust: str = "holm",
 ) -> pd.DataFrame:
-    """AUC, Gini, KS per date over matured outcomes, each tested against the development AUC.
+    """AUC, Gini, KS per date over matured outcomes, each tested against the reference AUC (the
+    out-of-time AUC recorded at validation).
 
     The test is the one-sided ECB deterioration test of ``pipeline.metrics.auc_deterioration_test``
-    (Hanley–McNeil SE, reference fixed); ``deteriorated`` = p < ``alpha``. Dates with fewer than
-    ``min_bads`` bads or goods, or a zero standard error (AUC = 1), are reported untested.
+    (Hanley–McNeil SE on the month's one snapshot per customer, reference fixed). Testing many
+    months inflates false alarms, so the p-values are adjusted over the tested months (``holm``:
+    Holm–Bonferroni step-down, ``bonferroni``, or ``none``); ``deteriorated`` = adjusted p <
+    ``alpha``; ``n_tested`` = number of months in the family. Dates with fewer than ``min_bads``
+    bads or goods, or a zero standard error (AUC = 1), are reported untested.
     """
+    if adjust not in ("holm", "bonferroni", "none"):
+        raise ValueError(f"monitor.multiplicity: {adjust!r} (use holm, bonferroni or none)")
     rows = []
     matured = frame[frame[label_col].notna()]
     for date, group in matured.groupby(date_col, sort=True):
@@ -266,15 +273,27 @@ def discrimination_over_time(
             except ValueError:
                 test = None
             if test is not None:
-                row.update(
-                    {
-                        "z": test["z"],
-                        "p_value": test["p_value"],
-                        "deteriorated": bool(test["p_value"] < alpha),
-                    }
-                )
+                row.update({"z": test["z"], "p_value": test["p_value"]})
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    tested = out["p_value"].notna()
+    out["tested"] = tested
+    out["n_tested"] = int(tested.sum())
+    out["p_value_adjusted"] = np.nan
+    out["adjustment"] = adjust
+    if tested.any():
+        p = out.loc[tested, "p_value"].to_numpy(dtype=float)
+        if adjust == "none":
+            adj = p
+        else:
+            from statsmodels.stats.multitest import multipletests
+
+            adj = multipletests(p, alpha=alpha, method=adjust)[1]
+        out.loc[tested, "p_value_adjusted"] = adj
+    out["deteriorated"] = (out["p_value_adjusted"] < alpha).fillna(False).astype(bool)
+    return out
 
 
 # -------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ def split_by_customer(
     streaming scan per chunk); returns one ``{table: path}`` mapping per chunk."""
     names = [n for n in (*TABLES, *SETTLEMENT_TABLES) if tables.get(n) is not None]
     con = _connect(params, str(out_dir / "spill"))
+    names = [*TABLES, *(["customer_history"] if tables.get("customer_history") else [])]
     try:
         for name in names:
             _register(con, name, tables[name])

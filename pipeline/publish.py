@@ -3,16 +3,18 @@
 Reads models/<ds>/scorecard.json (train), models/<ds>/grade_cutoffs.json (calibrate),
 data/processed/<ds>/snapshots.parquet (size-band statistics), metrics/<ds>/evaluate.json
 (discrimination, if present) and the ``publish`` params. Writes exports/<ds>/: scorecard.json
-(card + calibration + master scale + policy), scorecard.sql, scorecard.xlsx, scorecard.csv,
-limit_table.csv, credit_policy.csv, dunning_strategy.csv, boundary_cases.csv, model_card.md.
-The SQL export is executed on DuckDB against the boundary set before anything is written.
+(card + calibration + master scale + policy), scorecard.sql (DuckDB), sql/scorecard.<dialect>.sql
+(PostgreSQL, SQLite, MySQL, SQL Server, Oracle, DuckDB, Spark), scorecard.pmml (PMML 4.4),
+scorecard.xlsx, scorecard.csv, limit_table.csv, credit_policy.csv, dunning_strategy.csv,
+boundary_cases.csv, export_checks.json, model_card.md.
+The DuckDB and SQLite renderings are executed against the boundary set before anything is
+written (any difference from Python stops the stage); export_checks.json records the counts.
 """
 
 from __future__ import annotations
 
 import logging
 
-import duckdb
 import pandas as pd
 
 from pipeline.config import (
@@ -23,11 +25,14 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
+from pipeline.credit_cycle import publish_credit_cycle
+from pipeline.export_clients import agreement, agreement_counts, run_duckdb, run_sqlite
 from pipeline.exports import (
-    SQL_INPUT_TABLE,
+    DIALECTS,
     boundary_cases,
     check_against_python,
-    points_table,
+    points_table_csv,
+    scorecard_pmml,
     scorecard_sql,
     scorecard_workbook,
     workbook_bytes,
@@ -108,12 +113,15 @@ def bad_definition(features_params: dict) -> str:
     )
 
 
-def verify_sql(card: dict, grades: list[dict], sql: str, cases: pd.DataFrame) -> None:
-    """Run the SQL export on DuckDB over the boundary set; raise on any difference."""
-    con = duckdb.connect()
-    con.register(SQL_INPUT_TABLE, cases)
-    got = con.execute(sql).df()
-    check_against_python(card, cases, got, "scorecard.sql")
+def verify_sql(card: dict, grades: list[dict], cases: pd.DataFrame) -> dict:
+    """Run the DuckDB and SQLite renderings over the boundary set; raise on any difference,
+    else return the agreement counts per client."""
+    checks = {}
+    for client, run in (("DuckDB", run_duckdb), ("SQLite", run_sqlite)):
+        got = run(card, cases, grades)
+        check_against_python(card, cases, got, f"scorecard SQL on {client}")
+        checks[client] = agreement_counts(cases, agreement(card, cases, got))
+    return checks
 
 
 def main() -> None:
@@ -138,17 +146,28 @@ def main() -> None:
     policy = credit_policy_table(params)
     dunning = dunning_table(params)
     cases = boundary_cases(card, grades)
-    sql = scorecard_sql(card, grades)
-    verify_sql(card, grades, sql, cases)
+    sql = {name: scorecard_sql(card, grades, dialect=name) for name in DIALECTS}
+    checks = {
+        "boundary_cases": len(cases),
+        "executed_at_publish": verify_sql(card, grades, cases),
+        "edge_digits": {
+            f["name"]: f.get("edge_digits") for f in card["features"] if f["dtype"] == "numeric"
+        },
+    }
     bundle = build_bundle(card, cutoffs, params, limits)
     workbook = scorecard_workbook(card, grades, limits, policy, cases)
 
     out = paths.exports
     out.mkdir(parents=True, exist_ok=True)
     write_json(bundle, out / "scorecard.json")
-    (out / "scorecard.sql").write_text(sql, encoding="utf-8")
+    (out / "scorecard.sql").write_text(sql["duckdb"], encoding="utf-8")
+    (out / "sql").mkdir(exist_ok=True)
+    for name, text in sql.items():
+        (out / "sql" / f"scorecard.{name}.sql").write_text(text, encoding="utf-8")
+    (out / "scorecard.pmml").write_text(scorecard_pmml(card, grades), encoding="utf-8")
     (out / "scorecard.xlsx").write_bytes(workbook_bytes(workbook))
-    write_csv(points_table(card), out / "scorecard.csv")
+    write_csv(points_table_csv(card), out / "scorecard.csv")
+    write_json(checks, out / "export_checks.json")
     write_csv(limits, out / "limit_table.csv")
     write_csv(policy, out / "credit_policy.csv")
     write_csv(dunning, out / "dunning_strategy.csv")
@@ -163,11 +182,13 @@ def main() -> None:
             evaluation,
             args.dataset,
             bad_definition(stage_params("features", args.dataset)),
+            checks,
         ),
         encoding="utf-8",
     )
+    publish_credit_cycle(bundle, paths, params)  # limit review, customer value (pipeline.credit_cycle)
     log.info(
-        "published %s: %d features, %d grades, %d boundary cases checked on DuckDB",
+        "published %s: %d features, %d grades, %d boundary cases checked on DuckDB and SQLite",
         out,
         len(card["features"]),
         len(grades),

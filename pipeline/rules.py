@@ -4,9 +4,11 @@ Three hard indicators are graded A–D each (D is a veto, 一票否决):
 
 - **net collection rate** (净回款率, ``net_collection_rate_12m``): 100% → A; [95%, 100%) → B; [90%, 95%) → C;
   below 90% → D.
-- **payment timing** against the agreed date, days beyond terms as chosen by ``timing_measure``
-  (``amount_weighted_dbt``, the default; ``worst_dbt``; ``last_period_dbt``): ≤ 0 → A; (0, 5) → B;
-  [5, 10) → C; ≥ 10 → D.
+- **payment timing** against the agreed date, days beyond terms as chosen by ``timing_measure``:
+  ``amount_weighted_lateness`` (the default: amount-weighted mean of max(0, days beyond terms), so an
+  early payment never offsets a late one, as the textbook grades how late the customer pays),
+  ``worst_dbt``, ``last_period_dbt`` or ``amount_weighted_dbt`` (the signed amount-weighted mean, the
+  former default, kept as an option): ≤ 0 → A; (0, 5) → B; [5, 10) → C; ≥ 10 → D.
 - **competitor share** (share of competitors' products the customer sells): ≤ ``a_max`` (ours only) → A;
   ≤ ``b_max`` (mostly ours) → B; ≤ ``c_max`` (about half) → C; above → D (mostly competitors).
 
@@ -38,6 +40,7 @@ GAPS = ("AAC", "ABC", "ACC")
 COMPLETIONS = ("additive", "conservative", "strict")
 INDICATORS = ("net_collection", "payment_timing", "competitor_share")
 TIMING_MEASURES = {
+    "amount_weighted_lateness": "days_late_wavg_{w}m",
     "worst_dbt": "days_beyond_terms_max_{w}m",
     "amount_weighted_dbt": "days_beyond_terms_wavg_{w}m",
     "last_period_dbt": "days_beyond_terms_last_invoice",
@@ -46,7 +49,7 @@ EXPERT_CS = ("character", "capacity", "capital", "collateral", "conditions", "co
 # the textbook's table on multisets (letters sorted): the seven defined cells
 TEXTBOOK = {"AAA": "A", "AAB": "A", "ABB": "B", "BBB": "B", "BBC": "C", "BCC": "C", "CCC": "C"}
 DEFAULTS: dict[str, Any] = {
-    "timing_measure": "amount_weighted_dbt",
+    "timing_measure": "amount_weighted_lateness",
     "timing_window_months": 12,
     "collection_window_months": 12,
     "collection_thresholds": {"a_min": 1.0, "b_min": 0.95, "c_min": 0.90},

@@ -91,9 +91,10 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "truth": {
         "customer_id": "str",
+        "month_end": DATE,
         "true_pd_12m": "float64",
-        "latent_risk": "float64",
         "default_date": DATE,
+        "payments_stopped_date": DATE,
     },
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -101,7 +102,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "invoices": ("invoice_id", "customer_id", "invoice_date", "due_date", "amount"),
     "payments": ("payment_id", "customer_id", "payment_date", "amount"),
     "claims": ("claim_id", "customer_id", "claim_date", "amount"),
-    "truth": ("customer_id", "true_pd_12m"),
+    "truth": ("customer_id", "month_end", "true_pd_12m"),
 }
 # columns that may be absent from the source file but must be non-null in the output
 DEFAULTED = {"invoices": {"currency"}}
@@ -369,3 +370,48 @@ def conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
             s = s.astype(kind)
         out[column] = s
     return pd.DataFrame(out, index=df.index)
+
+
+# ---- the credit file (issue 15): optional tables, validated by pipeline.credit_file --------------------------
+HISTORY_ATTRIBUTES = (
+    "segment",
+    "region",
+    "competitor_share",
+    "credit_limit",
+    "net_worth",
+    "annual_turnover",
+    *EXPERT_SCORES,
+)
+COLUMNS["customer_history"] = {
+    "customer_id": "str",
+    "valid_from": DATE,
+    "valid_to": DATE,
+    **{c: COLUMNS["customers"][c] for c in HISTORY_ATTRIBUTES},
+    "approver": "str",
+    "approval_date": DATE,
+    "change_reason": "str",
+}
+COLUMNS["expert_scores"] = {
+    "panel_id": "str",
+    "customer_id": "str",
+    "expert": "str",
+    "round": "Int64",
+    "criterion": "str",
+    "score": "Int64",
+    "score_date": DATE,
+    "comment": "str",
+}
+COLUMNS["platform"] = {
+    "customer_id": "str",
+    "period": DATE,
+    "rating": "float64",
+    "transactions": "Int64",
+    "refunds": "Int64",
+    "complaints": "Int64",
+}
+REQUIRED["customer_history"] = ("customer_id", "valid_from")
+REQUIRED["expert_scores"] = ("customer_id", "expert", "round", "criterion", "score", "score_date")
+REQUIRED["platform"] = ("customer_id", "period", "transactions")
+WIDE_RULE_COLUMN.update(
+    {"valid_to_after_from": "valid_to", "refunds_within_transactions": "refunds"}
+)

@@ -296,6 +296,43 @@ class _Binned:
     bins: list[dict] = field(default_factory=list)
     iv: float = 0.0
     status: str = ""
+    edge_digits: int | None = None
+
+
+MAX_EDGE_DIGITS = 17
+
+
+def _finite(values: Any) -> np.ndarray:
+    out = np.asarray([float(v) for v in values], dtype=float)
+    return out[np.isfinite(out)]
+
+
+def round_significant(x: np.ndarray, digits: int) -> list[float]:
+    """Each value rounded to ``digits`` significant decimal digits (via its decimal text, so
+    the result is the double nearest that short decimal, which JSON writes back as it)."""
+    return [float(f"{float(v):.{digits - 1}e}") + 0.0 for v in x]
+
+
+def short_decimal_edges(splits: np.ndarray, x: np.ndarray) -> tuple[int, list[float]]:
+    """The fewest significant digits (1..17) at which the rounded split points keep every
+    development value in its bin, and the rounded edges.
+
+    Bin edges that are short decimals mean the same number in every client that reads them
+    (SQL, spreadsheets, PMML): an edge such as -5.001561880111694 (an OptBinning midpoint) makes
+    values one ulp away ambiguous to a spreadsheet, -5.0016 does not. The rounding must not
+    move any development row across an edge, so counts, WoE and points are those of the fit.
+    """
+    if splits.size == 0:
+        return 1, []
+    x = x[~np.isnan(x)]
+    want = np.searchsorted(splits, x, side="right")
+    for digits in range(1, MAX_EDGE_DIGITS + 1):
+        edges = round_significant(splits, digits)
+        if np.any(np.diff(edges) <= 0):
+            continue
+        if np.array_equal(np.searchsorted(np.asarray(edges), x, side="right"), want):
+            return digits, edges
+    return MAX_EDGE_DIGITS, [float(v) for v in splits]
 
 
 def _woe_table(bins: list[dict], goods: np.ndarray, bads: np.ndarray, empty_bin_woe: str) -> None:
@@ -377,7 +414,11 @@ def bin_feature(
         ob.fit(x, y)
     binned.status = str(ob.status)
     if dtype == "numeric":
-        edges = [None, *[float(s) for s in ob.splits], None]
+        digits, splits = short_decimal_edges(
+            np.asarray(ob.splits, dtype=float), x[~np.isin(x, _finite(special_codes))]
+        )
+        binned.edge_digits = digits
+        edges = [None, *splits, None]
         binned.bins = [
             {"type": "range", "lower": lo, "upper": up}
             for lo, up in zip(edges[:-1], edges[1:], strict=False)
@@ -673,6 +714,8 @@ class WoEScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
                 "unseen_points": min(b["points"] for b in bins),
                 "bins": bins,
             }
+            if self.binned_[name].edge_digits is not None:
+                feat["edge_digits"] = self.binned_[name].edge_digits
             train_points = np.array([b["points"] for b in bins])[assign_bins(feat, X[name])]
             if self.reason_baseline == "max":
                 feat["baseline_points"] = int(max(b["points"] for b in bins))
@@ -725,6 +768,9 @@ class WoEScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
             },
             "bin_rules": {
                 "range": "[lower, upper), null = unbounded",
+                "edges": "short decimals: a numeric feature's edges are rounded to its "
+                "edge_digits significant digits, the fewest that keep every training row in "
+                "its bin",
                 "woe_pure_bin": f"add {HALDANE} to goods and bads of a bin with none of either",
                 "empty_bin_woe": self.empty_bin_woe,
                 "unseen_points": "points of the feature's worst bin",

@@ -30,6 +30,7 @@ from pipeline.feature_engine import (
     to_day,
 )
 from pipeline.feature_sql import (
+    MASTER_HISTORY_SQL,
     SETTLEMENT_TABLES,
     build_feature_sql,
     is_materialized,
@@ -206,6 +207,10 @@ def compute_snapshots_spark(
         with_truth = tables.get("truth") is not None
         if with_truth:
             register_table(spark, "truth", tables["truth"])
+        if tables.get("customer_history") is not None:
+            register_table(spark, "customer_history", tables["customer_history"])
+        else:
+            spark.sql(f"CREATE OR REPLACE TEMP VIEW customer_history AS {MASTER_HISTORY_SQL}")
         settled = all(tables.get(name) is not None for name in SETTLEMENT_TABLES)
         if settled:
             for name in SETTLEMENT_TABLES:

@@ -1,32 +1,45 @@
-"""Synthetic B2B receivables ledger with a known probability of default per customer.
+"""Synthetic B2B receivables ledger with a known, time-varying probability of default per customer.
 
-The generator is the ground truth the pipeline is checked against: every customer has a latent risk ``z``
-(standard normal) that drives, with noise, everything an analyst can observe (payment delays, claims,
-competitor share, expert scores) and, without noise, a constant monthly default hazard. So the true
-12-month PD of each customer is known exactly and written to ``truth``.
+The generator is the ground truth the pipeline is checked against: every customer has a latent risk path
+``z_i(m)`` that drives, with noise, everything an analyst can observe (payment delays, claims, competitor
+share, expert scores) and, without noise, the monthly default hazard. So the conditional 12-month PD of
+each customer at each month end is known exactly and written to ``truth``.
 
-Model (per customer ``i``; constants in `LedgerModel`):
+Model (per customer ``i``, month ``m`` counted from ``start``; constants in `LedgerModel`):
 
 - **Onboarding**: a share of the book is on board in the first month, the rest join uniformly over the
   period (cohorts for vintage analysis). Invoices start at onboarding; no ledger history before ``start``.
-- **Default**: monthly hazard ``h_i = exp(a + b·z_i)``; default time ``τ_i = onboarding + Exp(h_i)``;
-  ``true_pd_12m = 1 − exp(−12·h_i)`` (constant hazard, so it holds at any date the customer is alive).
-  A defaulter stops paying ``terms + 90`` days (plus up to a month) before ``τ``, so its first unpaid
-  invoice reaches 90 days beyond terms around ``τ``; deliveries stop 60 days after the first missed due
-  date. ``default_date`` in truth is the day the first invoice left unpaid reaches 90 days beyond terms
-  (the ledger's bad event), null when that is after the period. A share of defaulters is written off
+- **Risk path**: ``z_i(m) = z0_i + d_i·min(years on book, drift_years) + c(m)``: a standard-normal level
+  ``z0_i``, a customer trend ``d_i ~ N(0, drift_sd)`` per year (improving or deteriorating customers) that
+  stops after ``drift_years``, and a portfolio cycle ``c(m) = cycle_amplitude·sin(2πm / cycle_months)``.
+- **Default**: monthly hazard ``h_i(m) = exp(a + b·z_i(m))``, constant within a calendar month; the
+  default time ``τ_i`` solves ``H_i(τ) = E_i`` with ``E_i ~ Exp(1)`` and ``H_i`` the cumulative hazard
+  from onboarding. The conditional true PD at month end ``t``, given ``τ_i > t``, is
+  ``1 − exp(−(H_i(t + 12 months) − H_i(t + lag_i)))``: a defaulter stops paying ``lag_i = terms + 90``
+  days (plus up to a month) before ``τ``, so one still paying at ``t`` cannot default before
+  ``t + lag_i``; one that has stopped paying defaults for certain (PD 1). So the truth is the PD given the
+  risk path and the payment state at ``t``; it moves with both. The first unpaid invoice reaches 90 days
+  beyond terms around ``τ``; deliveries stop 60 days after the first missed due date. ``default_date`` in truth is the day the first invoice left unpaid reaches 90 days beyond terms
+  (the ledger's bad event), null when that is after the period; ``payments_stopped_date`` is the last day
+  the defaulter paid anything (null when after the period): between the two the default has in effect
+  happened but the ledger does not show it yet. A share of defaulters is written off
   (``invoices.write_off_date`` on every unpaid invoice) some months after default.
 - **Invoices**: Poisson count per month (customer rate), lognormal amounts around a customer size,
   net terms 30/45/60 days per customer.
-- **Payments**: days beyond terms = customer mean (rising with risk) + invoice noise + an occasional
-  slow payment (more often for risky customers), capped at 75 days for customers who do not default.
+- **Payments**: days beyond terms = customer offset + slope x risk at the invoice date + invoice noise +
+  an occasional slow payment (more often when risk is high), capped at 75 days for customers who do not
+  default.
   Some invoices are paid in two instalments; some customers send unallocated cash (``invoice_id`` null,
   allocated FIFO downstream). Allocated payments of an invoice sum to at most its amount (exactly its
   amount once settled). Nothing is dated after the period end: later payments do not exist yet.
 - **Claims**: claims/deductions paid out to the customer, more frequent for risky customers.
 - **Customer master**: segment, region, size measures, competitor share (higher for risky customers;
-  missing for some) and the six Delphi expert scores (1–5, 5 = strongest; noisy signals of ``−z``) with
+  missing for some) and the six Delphi expert scores (1–5, 5 = strongest; noisy signals of ``−z0``) with
   approver, reason and date for the customers the panel reviewed.
+- **Truth** (``truth`` table): one row per customer and month end from onboarding while the customer
+  still pays (a customer that has stopped paying has in effect defaulted, though the ledger shows it
+  only months later) within the period: ``customer_id``, ``month_end``, ``true_pd_12m`` (the PD of the
+  ledger's default event in the next 12 months, as above), ``default_date``, ``payments_stopped_date``.
 
 Everything is vectorised numpy, generated in fixed blocks of customers, each from its own seed
 (`numpy.random.SeedSequence([seed, block])`), so the output is identical for a given seed whatever the
@@ -50,10 +63,13 @@ import pyarrow.parquet as pq
 
 from pipeline.config import PipelineError
 from pipeline.schemas import COLUMNS
+from pipeline.synth_credit_file import CREDIT_FILE_TABLE_NAMES, STREAM, credit_file_block
 
 DEFAULT_SEED = 20261129  # params.yaml base.seed
 BLOCK = 50_000  # customers per generation block (fixed: part of the seed contract)
-TABLE_NAMES = ("customers", "invoices", "payments", "claims", "truth")
+TABLE_NAMES = ("customers", "invoices", "payments", "claims", "truth", *CREDIT_FILE_TABLE_NAMES)
+NEVER_DAY = np.iinfo(np.int64).max // 4  # "no default within the simulated horizon"
+HORIZON_MONTHS = 12  # the truth's PD horizon: the hazard is simulated this far past the period
 DAYS_PER_MONTH = 365.25 / 12
 SEGMENTS = np.array(
     ["manufacturing", "wholesale", "retail", "construction", "services"], dtype=object
@@ -77,14 +93,18 @@ class LedgerModel:
 
     hazard_intercept: float = -5.3  # log monthly hazard at z = 0
     hazard_slope: float = 1.0  # per unit of latent risk
+    drift_sd: float = 0.25  # customer risk trend per year on book (standard deviation)
+    drift_years: float = 3.0  # the trend stops after this many years on book
+    cycle_amplitude: float = 0.25  # portfolio-wide risk cycle
+    cycle_months: float = 48.0
     initial_book_share: float = 0.3  # customers on board in the first month
     invoices_per_month: float = 1.0  # mean Poisson rate across customers
     invoice_size_median: float = 20_000.0  # CNY
     terms_days: tuple[int, ...] = (30, 45, 60)
     terms_probs: tuple[float, ...] = (0.5, 0.3, 0.2)
     dbt_intercept: float = 1.0  # mean days beyond terms at z = 0
-    dbt_slope: float = 4.0  # days per unit of latent risk
-    dbt_customer_sd: float = 1.5
+    dbt_slope: float = 6.0  # days per unit of latent risk
+    dbt_customer_sd: float = 1.0
     slow_payment_prob: float = 0.04  # at z = 0; doubles per unit of risk
     slow_payment_mean_days: float = 18.0
     max_dbt_survivor: int = 75  # never 90+ days beyond terms without defaulting
@@ -119,6 +139,105 @@ def _cents_to_amount(cents: np.ndarray) -> np.ndarray:
     return cents.astype(np.float64) / 100.0
 
 
+def risk_path(
+    z0: np.ndarray, trend: np.ndarray, on_month: np.ndarray, n_months: int, model: LedgerModel
+) -> np.ndarray:
+    """Latent risk ``z_i(m)`` per customer (rows) and calendar month ``m`` (columns): level + capped
+    trend on book + portfolio cycle (module docstring)."""
+    m = np.arange(n_months)
+    years = np.clip((m[None, :] - on_month[:, None]) / 12.0, 0.0, model.drift_years)
+    cycle = model.cycle_amplitude * np.sin(2.0 * np.pi * m / model.cycle_months)
+    return z0[:, None] + trend[:, None] * years + cycle[None, :]
+
+
+def cumulative_hazard(hazard: np.ndarray, on_day: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """``H[i, k]``: default hazard accumulated from onboarding to the first day of month ``k``.
+
+    ``hazard[i, m]`` is the monthly hazard of month ``m`` (a rate per `DAYS_PER_MONTH` days, constant
+    within the calendar month); ``months`` the first day of every month plus the day after the last
+    (``len(months) == hazard.shape[1] + 1``). Nothing accrues before onboarding."""
+    start = np.maximum(months[None, :-1], on_day[:, None])
+    exposed = np.clip(months[None, 1:] - start, 0, None)
+    steps = hazard * exposed / DAYS_PER_MONTH
+    return np.concatenate([np.zeros((len(hazard), 1)), np.cumsum(steps, axis=1)], axis=1)
+
+
+def default_day_from_hazard(
+    cum_hazard: np.ndarray,
+    hazard: np.ndarray,
+    on_day: np.ndarray,
+    months: np.ndarray,
+    draw: np.ndarray,
+) -> np.ndarray:
+    """Day the cumulative hazard first reaches ``draw`` (an Exp(1) variate per customer): the default
+    time of a piecewise-constant hazard; `NEVER_DAY` when beyond the last month of ``months``."""
+    n_months = hazard.shape[1]
+    month = np.minimum((cum_hazard[:, 1:] <= draw[:, None]).sum(axis=1), n_months)
+    rows = np.arange(len(draw))
+    inside = month < n_months
+    j = np.where(inside, month, 0)
+    begin = np.maximum(months[j], on_day)
+    offset = (draw - cum_hazard[rows, j]) / hazard[rows, j] * DAYS_PER_MONTH
+    day = begin + np.floor(offset).astype(np.int64)
+    return np.where(inside, np.minimum(day, months[j + 1] - 1), NEVER_DAY)
+
+
+def conditional_pd(cum_hazard: np.ndarray, horizon_months: int = 12) -> np.ndarray:
+    """``PD[i, e]`` = P(default in the ``horizon_months`` after the end of month ``e`` | alive then) =
+    1 − exp(−(H(end of e + horizon) − H(end of e))); columns e = 0 … K − 1 − horizon for K + 1 month
+    starts in ``cum_hazard``."""
+    k = cum_hazard.shape[1] - 1 - horizon_months
+    if k < 1:
+        raise PipelineError(f"synth: the hazard needs more than {horizon_months} months")
+    return -np.expm1(
+        -(cum_hazard[:, 1 + horizon_months : k + 1 + horizon_months] - cum_hazard[:, 1 : k + 1])
+    )
+
+
+def cumulative_hazard_at(
+    cum_hazard: np.ndarray,
+    hazard: np.ndarray,
+    on_day: np.ndarray,
+    months: np.ndarray,
+    rows: np.ndarray,
+    day: np.ndarray,
+) -> np.ndarray:
+    """``H`` of customer ``rows[j]`` at the start of ``day[j]`` (linear within a month: the hazard is
+    constant there); days up to the day after the last month of ``months``."""
+    k = np.clip(np.searchsorted(months, day, side="right") - 1, 0, hazard.shape[1] - 1)
+    start = np.maximum(months[k], on_day[rows])
+    return cum_hazard[rows, k] + hazard[rows, k] * np.clip(day - start, 0, None) / DAYS_PER_MONTH
+
+
+def conditional_pd_given_payment_state(
+    cum_hazard: np.ndarray,
+    hazard: np.ndarray,
+    on_day: np.ndarray,
+    months: np.ndarray,
+    tau: np.ndarray,
+    stop: np.ndarray,
+    lag: np.ndarray,
+    rows: np.ndarray,
+    month: np.ndarray,
+    horizon_months: int = HORIZON_MONTHS,
+) -> np.ndarray:
+    """True 12-month PD at the end of ``month`` for customer ``rows`` (pairs), given its risk path and
+    payment state then and that its default event has not happened.
+
+    A customer still paying at t cannot default before ``t + lag`` (it stops paying ``lag`` days before
+    the event), so PD = 1 − exp(−(H(t + horizon) − H(t + lag))) (0 when ``t + lag`` is past the horizon).
+    A customer that has stopped paying defaults for certain: PD = 1 when its event falls within the
+    horizon (always, as ``lag`` is at most terms + 120 days)."""
+    t = months[month + 1]  # the first instant after the month end
+    end = months[month + 1 + horizon_months]
+    earliest = np.minimum(t + lag[rows], end)
+    h_end = cumulative_hazard_at(cum_hazard, hazard, on_day, months, rows, end)
+    h_earliest = cumulative_hazard_at(cum_hazard, hazard, on_day, months, rows, earliest)
+    paying = -np.expm1(-(h_end - h_earliest))
+    stopped = stop[rows] < t
+    return np.where(stopped, (tau[rows] < end).astype(float), paying)
+
+
 def _block(
     rng: np.random.Generator,
     first_customer: int,
@@ -130,33 +249,33 @@ def _block(
     """All five tables for customers ``first_customer … first_customer + n − 1`` (invoice/payment/claim
     ids are numbered within the block and renumbered by the caller)."""
     m = model
-    n_months = len(months) - 1
+    horizon = months  # month starts of the period and the truth horizon after it
+    n_months = len(horizon) - 1 - HORIZON_MONTHS
+    months = horizon[: n_months + 1]
     end_day = months[-1] - 1  # last day of the period
     z = rng.standard_normal(n)
     cust_no = np.arange(first_customer, first_customer + n)
 
-    # onboarding and default
+    # onboarding, risk path and default
     on_month = np.where(
         rng.random(n) < m.initial_book_share, 0, rng.integers(0, max(n_months - 2, 1), n)
     )
     month_len = months[on_month + 1] - months[on_month]
     on_day = months[on_month] + (rng.random(n) * month_len).astype(np.int64)
-    hazard = np.exp(m.hazard_intercept + m.hazard_slope * z)  # per month
-    true_pd = 1.0 - np.exp(-12.0 * hazard)
-    tau = on_day + (rng.exponential(1.0, n) / hazard * DAYS_PER_MONTH).astype(np.int64)
+    trend = m.drift_sd * rng.standard_normal(n)
+    z_path = risk_path(z, trend, on_month, n_months + HORIZON_MONTHS, m)
+    hazard = np.exp(m.hazard_intercept + m.hazard_slope * z_path)  # per month
+    cum_hazard = cumulative_hazard(hazard, on_day, horizon)
+    tau = default_day_from_hazard(cum_hazard, hazard, on_day, horizon, rng.exponential(1.0, n))
     terms = np.asarray(m.terms_days)[rng.choice(len(m.terms_days), n, p=m.terms_probs)]
-    stop = np.maximum(
-        tau - terms - 90 - rng.integers(0, 31, n), on_day
-    )  # last day anything is paid
+    lag = terms + 90 + rng.integers(0, 31, n)  # from the last payment to the default event
+    stop = np.maximum(tau - lag, on_day)  # last day anything is paid
     hold = stop + terms + 60  # deliveries stop: 60 days after the first missed due date (roughly)
 
-    # customer behaviour parameters
+    # customer behaviour parameters (risk-driven ones at the invoice date, below)
     rate = m.invoices_per_month * rng.gamma(4.0, 0.25, n)
     log_size = np.log(m.invoice_size_median) + 0.9 * rng.standard_normal(n)
-    dbt_mean = m.dbt_intercept + m.dbt_slope * z + m.dbt_customer_sd * rng.standard_normal(n)
-    slow_prob = np.clip(m.slow_payment_prob * 2.0**z, 0, 0.5)
-    partial_prob = np.clip(m.partial_prob * 1.5**z, 0, 0.5)
-    claim_prob = np.clip(m.claim_prob * 2.2**z, 0, 0.5)
+    dbt_offset = m.dbt_intercept + m.dbt_customer_sd * rng.standard_normal(n)
     unallocated = rng.random(n) < m.unallocated_customer_share
 
     # invoices: Poisson count per customer-month, active from onboarding to hold
@@ -179,19 +298,22 @@ def _block(
     inv_cust, inv_day = inv_cust[order], inv_day[order]
     n_inv = len(inv_cust)
     due_day = inv_day + terms[inv_cust]
+    z_inv = z_path[inv_cust, np.searchsorted(months, inv_day, side="right") - 1]
+    dbt_mean = dbt_offset[inv_cust] + m.dbt_slope * z_inv
+    slow_prob = np.clip(m.slow_payment_prob * 2.0**z_inv, 0, 0.5)
+    partial_prob = np.clip(m.partial_prob * 1.5**z_inv, 0, 0.5)
+    claim_prob = np.clip(m.claim_prob * 2.2**z_inv, 0, 0.5)
     inv_cents = np.maximum(
         np.rint(np.exp(log_size[inv_cust] + 0.5 * rng.standard_normal(n_inv)) * 100), 100
     ).astype(np.int64)
 
     # settlement day of each invoice
-    noise = rng.standard_normal(n_inv) * (2.0 + 0.3 * np.maximum(dbt_mean[inv_cust], 0))
-    slow = (rng.random(n_inv) < slow_prob[inv_cust]) * rng.exponential(
-        m.slow_payment_mean_days, n_inv
-    )
-    dbt = np.rint(dbt_mean[inv_cust] + noise + slow).astype(np.int64)
+    noise = rng.standard_normal(n_inv) * (2.0 + 0.3 * np.maximum(dbt_mean, 0))
+    slow = (rng.random(n_inv) < slow_prob) * rng.exponential(m.slow_payment_mean_days, n_inv)
+    dbt = np.rint(dbt_mean + noise + slow).astype(np.int64)
     dbt = np.clip(dbt, -terms[inv_cust], m.max_dbt_survivor)
     pay_day = np.maximum(due_day + dbt, inv_day)
-    partial = rng.random(n_inv) < partial_prob[inv_cust]
+    partial = rng.random(n_inv) < partial_prob
     first_day = inv_day + (rng.random(n_inv) * (pay_day - inv_day)).astype(np.int64)
     first_cents = np.rint(inv_cents * rng.uniform(0.2, 0.8, n_inv)).astype(np.int64)
     first_cents = np.clip(first_cents, 1, inv_cents - 1)
@@ -220,7 +342,7 @@ def _block(
     inv_wo = np.where(unpaid & (wo_day[inv_cust] >= 0), np.maximum(wo_day[inv_cust], inv_day), -1)
 
     # claims
-    has_claim = rng.random(n_inv) < claim_prob[inv_cust]
+    has_claim = rng.random(n_inv) < claim_prob
     c_inv = np.flatnonzero(has_claim)
     c_day = inv_day[c_inv] + rng.integers(5, 61, len(c_inv))
     c_cents = np.maximum(
@@ -311,12 +433,22 @@ def _block(
             "reason": c_reason,
         }
     ).sort_values(["customer_id", "claim_date", "invoice_no"], kind="stable")
+    # truth: conditional 12-month PD at every month end the customer is on board and not yet defaulted
+    month_end = months[1:] - 1
+    alive_until = np.minimum(stop, np.where(default_day >= 0, default_day, NEVER_DAY))
+    alive = (on_day[:, None] <= month_end[None, :]) & (month_end[None, :] < alive_until[:, None])
+    t_cust, t_month = np.nonzero(alive)
+    true_pd = conditional_pd_given_payment_state(
+        cum_hazard, hazard, on_day, horizon, tau, stop, lag, t_cust, t_month
+    )
+    stopped = np.where(stop <= end_day, stop, -1)
     truth = pd.DataFrame(
         {
-            "customer_id": cust_id,
-            "true_pd_12m": np.round(true_pd, 6),
-            "latent_risk": np.round(z, 4),
-            "default_date": _to_dates(default_day),
+            "customer_id": cust_id[t_cust],
+            "month_end": _to_dates(month_end[t_month]),
+            "true_pd_12m": true_pd,
+            "default_date": _to_dates(default_day[t_cust]),
+            "payments_stopped_date": _to_dates(stopped[t_cust]),
         }
     )
     return {
@@ -325,6 +457,14 @@ def _block(
         "payments": payments,
         "claims": claims,
         "truth": truth,
+        # per customer, for the credit-file generator only (not written)
+        "risk": pd.DataFrame(
+            {
+                "customer_id": cust_id,
+                "latent_risk": z,
+                "default_date": _to_dates(default_day),
+            }
+        ),
     }
 
 
@@ -353,13 +493,17 @@ def iter_blocks(
             f"synth: need at least 1 customer and 1 month (got {n_customers}, {n_months})"
         )
     model = model or LedgerModel()
-    months = _month_starts(start, n_months)
+    months = _month_starts(start, n_months + HORIZON_MONTHS)
     width = max(4, len(str(n_customers)))
     offsets = {"invoices": 0, "payments": 0, "claims": 0}
     for b, first in enumerate(range(0, n_customers, BLOCK)):
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, b])))
         raw = _block(rng, first + 1, min(BLOCK, n_customers - first), months, width, model)
         out = {"customers": raw["customers"], "truth": raw["truth"]}
+        # credit file (attribute history, Delphi panels, platform) on its own stream
+        cf_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, b, STREAM])))
+        period_end = int(months[n_months] - 1)
+        out.update(credit_file_block({**out, "risk": raw["risk"]}, period_end, cf_rng))
         for table, prefix in (("invoices", "I"), ("payments", "P"), ("claims", "K")):
             out[table] = _number(raw[table], table, prefix, offsets)
         for table in offsets:
@@ -386,7 +530,7 @@ def generate_ledger(
     return {t: pd.concat(parts[t], ignore_index=True) for t in TABLE_NAMES}
 
 
-CSV_FLOAT = {"truth": "%.6g"}
+CSV_FLOAT = {"truth": "%.4g"}
 
 
 def write_csv_table(frame: pd.DataFrame, path: Path, table: str, header: bool = True) -> None:

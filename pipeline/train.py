@@ -3,17 +3,22 @@
 Inputs: ``data/processed/<ds>/snapshots.parquet`` and ``feature_dictionary.csv`` (rows with scoring
 = True). Outputs: ``data/processed/<ds>/samples.parquet``, ``boosting_predictions.parquet``,
 ``models/<ds>/scorecard.json``, ``logistic.json``, ``train_report.json``,
-``metrics/<ds>/train.json`` and ``reports/<ds>/train_timing.json`` (wall-clock times, kept apart so
+``metrics/<ds>/train.json``, ``reports/<ds>/sample_design.json`` and ``reports/<ds>/train_timing.json`` (wall-clock times, kept apart so
 the other outputs are byte-identical).
 
-Samples. ``out_of_time``: snapshots dated on/after ``split.oot_start`` are ``oot``. A customer seen
-in both periods keeps its earlier snapshots in development and its later ones in ``oot`` (the time
-split is the test; the overlap is counted in the report). Development customers go whole to
-``calibration`` (a seeded hash of customer_id, ``calibration_share``) or ``train``, so no customer
-is in both. ``stratified_holdout`` (one observation point, e.g. UCI): customers are split,
-stratified by their outcome, into ``oot`` (a stratified holdout, not out of time), ``calibration``
-and ``train``. Indeterminate, immature and in_default snapshots are ``excluded``. No cross-validation
-is run; any added CV must group by customer_id.
+Samples (docs/validation.md). ``out_of_time``: development customers (those with a good/bad snapshot
+dated before ``split.oot_start``) are split whole by a seeded hash of customer_id: a share
+``oot_customer_share`` is held out, the rest go to ``calibration`` (share ``calibration_share``) or
+``train``; their development-period snapshots are ``train`` / ``calibration`` (held-out customers':
+``excluded``, reason ``oot_customer_before_oot_start``). Snapshots dated on/after ``oot_start`` are
+``oot`` when the customer has no train or calibration snapshot (held-out and new customers: disjoint by
+customer *and* later in time) and ``oot_known`` when it has (the "known customers, later dates" figure,
+reported beside, never as, the out-of-time result). ``stratified_holdout`` (one observation point, e.g.
+UCI): customers are split, stratified by their outcome, into ``oot`` (a customer-disjoint holdout, not
+out of time), ``calibration`` and ``train``. Indeterminate, immature and in_default snapshots are
+``excluded`` (reason = the label). Every sample keeps both segments (``current``, ``delinquent``); the
+models are fitted on the ``train`` rows of ``split.fit_segments``. No cross-validation is run; any added
+CV must group by customer_id.
 """
 
 from __future__ import annotations
@@ -40,10 +45,13 @@ from pipeline.config import (
 )
 from pipeline.io import code_version, file_sha256, frame_sha256, write_json, write_parquet
 from pipeline.scorecard import WoEScorecard, score_frame
+from pipeline.sufficiency import check_samples
 
 log = logging.getLogger("pipeline.train")
 KEYS = ["customer_id", "as_of_date"]
-SAMPLES = ("train", "calibration", "oot", "excluded")
+SAMPLES = ("train", "calibration", "oot", "oot_known", "excluded")
+SEGMENT_NONE = "none"  # report key of the rows with no segment (already in default at t)
+HOLDOUT_REASON = "oot_customer_before_oot_start"
 
 
 def _hash_share(customer_id: pd.Series, seed: int) -> np.ndarray:
@@ -53,31 +61,55 @@ def _hash_share(customer_id: pd.Series, seed: int) -> np.ndarray:
     return h / float(2**64)
 
 
+def _share(split: dict, key: str, default: float) -> float:
+    value = split.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise PipelineError(
+            f"params.yaml train.split.{key}: need a number in [0, 1), got {value!r}"
+        )
+    return float(value)
+
+
 def assign_samples(snapshots: pd.DataFrame, split: dict, seed: int) -> pd.DataFrame:
-    """``customer_id, as_of_date, sample`` for every snapshot (rules in the module docstring)."""
+    """``customer_id, as_of_date, sample, segment, exclusion_reason`` for every snapshot (rules in the
+    module docstring). ``segment`` is copied from the snapshots (NULL when absent or excluded) and
+    ``exclusion_reason`` is NULL unless ``sample == "excluded"``."""
     out = snapshots[KEYS].copy()
     eligible = snapshots["is_bad"].notna().to_numpy()
     sample = np.full(len(out), "excluded", dtype=object)
+    reason = np.where(
+        eligible,
+        None,
+        snapshots.get("label", pd.Series("unlabelled", index=out.index)).astype(str),
+    ).astype(object)
     method = split.get("method", "out_of_time")
-    cal_share = float(split.get("calibration_share", 0.25))
+    cal_share = _share(split, "calibration_share", 0.25)
     if method == "out_of_time":
         if not split.get("oot_start"):
             raise PipelineError(
                 "params.yaml train.split.oot_start: a date is required for out_of_time"
             )
-        oot = eligible & (snapshots["as_of_date"] >= pd.Timestamp(split["oot_start"])).to_numpy()
-        dev = eligible & ~oot
-        in_cal = _hash_share(snapshots["customer_id"], seed) < cal_share
-        sample[oot] = "oot"
-        sample[dev & in_cal] = "calibration"
-        sample[dev & ~in_cal] = "train"
+        hold_share = _share(split, "oot_customer_share", 0.3)
+        later = (snapshots["as_of_date"] >= pd.Timestamp(split["oot_start"])).to_numpy()
+        dev = eligible & ~later
+        u = _hash_share(snapshots["customer_id"], seed)
+        held = u < hold_share
+        in_cal = (u - hold_share) / (1.0 - hold_share) < cal_share
+        sample[dev & ~held & in_cal] = "calibration"
+        sample[dev & ~held & ~in_cal] = "train"
+        sample[dev & held] = "excluded"
+        reason[dev & held] = HOLDOUT_REASON
+        known_ids = snapshots.loc[dev & ~held, "customer_id"].unique()
+        known = snapshots["customer_id"].isin(known_ids).to_numpy()
+        sample[eligible & later & known] = "oot_known"
+        sample[eligible & later & ~known] = "oot"
     elif method == "stratified_holdout":
         outcome = (
             snapshots.loc[eligible].groupby("customer_id")["is_bad"].max().astype(int).sort_index()
         )
         rest, hold = train_test_split(
             outcome.index.to_numpy(),
-            test_size=float(split["holdout_share"]),
+            test_size=_share(split, "holdout_share", 0.2),
             stratify=outcome.to_numpy(),
             random_state=seed,
         )
@@ -94,7 +126,90 @@ def assign_samples(snapshots: pd.DataFrame, split: dict, seed: int) -> pd.DataFr
             "(use out_of_time or stratified_holdout)"
         )
     out["sample"] = sample
+    segment = snapshots["segment"] if "segment" in snapshots else pd.Series(None, index=out.index)
+    out["segment"] = segment.astype(object).where(segment.notna(), None).to_numpy()
+    out["exclusion_reason"] = reason
     return out
+
+
+def fit_mask(samples: pd.DataFrame, fit_segments: list[str] | None) -> np.ndarray:
+    """Rows the models are fitted on: the ``train`` sample, restricted to ``fit_segments`` when the
+    snapshots carry segments (all ``train`` rows when they do not)."""
+    is_train = (samples["sample"] == "train").to_numpy()
+    if not fit_segments or samples["segment"].isna().all():
+        return is_train
+    return is_train & samples["segment"].isin(list(fit_segments)).to_numpy()
+
+
+def validate_split(split: dict) -> list[str]:
+    """Check ``train.split`` once at stage start; returns ``fit_segments``."""
+    from pipeline.feature_sql import SEGMENTS
+
+    fit = split.get("fit_segments", ["current"])
+    if not isinstance(fit, list) or not fit or any(f not in SEGMENTS for f in fit):
+        raise PipelineError(
+            f"params.yaml train.split.fit_segments: need a non-empty list from {SEGMENTS}, got {fit!r}"
+        )
+    for key in ("calibration_share", "oot_customer_share", "holdout_share"):
+        if key in split:
+            _share(split, key, 0.0)
+    return fit
+
+
+def sample_design(samples: pd.DataFrame, snapshots: pd.DataFrame, split: dict) -> dict[str, Any]:
+    """The sample-design report (reports/<ds>/sample_design.json): snapshots by sample x segment x
+    label, customers and bad customers per sample, date ranges, exclusions by reason, the customer
+    overlaps between samples (0 where the design promises disjointness) and the rows the models are
+    fitted on. Totals reconcile to the snapshot count."""
+    frame = samples.assign(
+        label=snapshots["label"].astype(str).to_numpy(),
+        is_bad=snapshots["is_bad"].to_numpy(),
+        segment=samples["segment"].fillna(SEGMENT_NONE),
+    )
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for (smp, seg, lab), n in frame.groupby(["sample", "segment", "label"]).size().items():
+        counts.setdefault(str(smp), {}).setdefault(str(seg), {})[str(lab)] = int(n)
+    customers = {
+        str(k): int(v) for k, v in frame.groupby("sample")["customer_id"].nunique().items()
+    }
+    bads = frame[frame["is_bad"].fillna(0).astype(int) == 1]
+    bad_customers = {
+        str(k): int(v) for k, v in bads.groupby("sample")["customer_id"].nunique().items()
+    }
+    ids = {s: set(frame.loc[frame["sample"] == s, "customer_id"]) for s in SAMPLES}
+    pairs = [
+        ("train", "calibration"),
+        ("train", "oot"),
+        ("calibration", "oot"),
+        ("oot", "oot_known"),
+    ]
+    dates = frame.groupby("sample")["as_of_date"].agg(["min", "max"])
+    fit_segments = split.get("fit_segments", ["current"])
+    fitted = fit_mask(samples, fit_segments)
+    excluded = frame.loc[frame["sample"] == "excluded", "exclusion_reason"].value_counts()
+    return {
+        "schema_version": "1.0",
+        "method": split.get("method", "out_of_time"),
+        "oot_start": split.get("oot_start")
+        if split.get("method", "out_of_time") == "out_of_time"
+        else None,
+        "oot_is": (
+            "customer-disjoint and later in time"
+            if split.get("method", "out_of_time") == "out_of_time"
+            else "customer-disjoint holdout at the single observation date (not out of time)"
+        ),
+        "snapshots": int(len(frame)),
+        "counts": counts,
+        "snapshots_per_sample": {s: int((frame["sample"] == s).sum()) for s in SAMPLES},
+        "customers": {s: customers.get(s, 0) for s in SAMPLES},
+        "bad_customers": {s: bad_customers.get(s, 0) for s in SAMPLES if s != "excluded"},
+        "as_of_range": {
+            str(s): [f"{r['min']:%Y-%m-%d}", f"{r['max']:%Y-%m-%d}"] for s, r in dates.iterrows()
+        },
+        "exclusions": {str(k): int(v) for k, v in sorted(excluded.items())},
+        "customer_overlap": {f"{a}&{b}": len(ids[a] & ids[b]) for a, b in pairs},
+        "fit": {"sample": "train", "segments": list(fit_segments), "snapshots": int(fitted.sum())},
+    }
 
 
 def scoring_features(
@@ -175,10 +290,11 @@ def train_models(
     dataset: str,
     reason_texts: dict[str, str],
 ) -> dict[str, Any]:
-    """Fit the three models on ``train``; return the artefacts, predictions and timings."""
+    """Fit the three models on the ``train`` rows of ``split.fit_segments``; return the artefacts,
+    predictions (every snapshot) and timings."""
     seed = int(params["base"]["seed"])
     names = list(features)
-    is_train = (samples["sample"] == "train").to_numpy()
+    is_train = fit_mask(samples, params["split"].get("fit_segments", ["current"]))
     train = snapshots.loc[is_train]
     if train["is_bad"].nunique() < 2:
         raise PipelineError("train sample has only one outcome; check the label and split params")
@@ -248,13 +364,22 @@ def train_metrics(
         "n_features_scorecard": len(fitted["card"]["features"]),
         "n_features_logistic": len(fitted["logistic"]["features"]),
     }
-    for name in ("train", "calibration", "oot"):
+    segments = samples["segment"].fillna(SEGMENT_NONE).to_numpy()
+    groups = [(name, None) for name in SAMPLES[:-1]] + [
+        (name, seg) for name in SAMPLES[:-1] for seg in ("current", "delinquent")
+    ]
+    for name, seg in groups:
         mask = (samples["sample"] == name).to_numpy()
+        if seg is not None:
+            if not (segments == seg).any():
+                continue
+            mask &= segments == seg
+        key = name if seg is None else f"{name}_{seg}"
         y = snapshots.loc[mask, "is_bad"]
-        out[f"n_{name}"] = int(mask.sum())
-        out[f"bad_rate_{name}"] = float(y.astype(float).mean()) if mask.any() else None
+        out[f"n_{key}"] = int(mask.sum())
+        out[f"bad_rate_{key}"] = float(y.astype(float).mean()) if mask.any() else None
         for model, p in fitted["predictions"].items():
-            out[f"auc_{model}_{name}"] = _auc(y, p[mask]) if mask.any() else None
+            out[f"auc_{model}_{key}"] = _auc(y, p[mask]) if mask.any() else None
     out["n_excluded"] = int((samples["sample"] == "excluded").sum())
     return out
 
@@ -281,13 +406,15 @@ def train_report(
         "samples": {
             "counts": samples["sample"].value_counts().reindex(SAMPLES, fill_value=0).to_dict(),
             "customers_in_development_and_oot": overlap,
+            "fit_segments": list(params["split"].get("fit_segments", ["current"])),
             "rule": (
-                "out_of_time: as_of_date >= oot_start -> oot; a customer in both periods keeps "
-                "earlier snapshots in development, later ones in oot; calibration = whole "
-                "development customers by seeded hash"
+                "out_of_time: development customers split whole by seeded hash into held-out "
+                "(oot_customer_share), calibration and train; as_of_date >= oot_start -> oot for "
+                "customers with no train/calibration snapshot, oot_known for those with one; "
+                "details in reports/<ds>/sample_design.json"
                 if params["split"].get("method", "out_of_time") == "out_of_time"
                 else "stratified_holdout: single observation point; customers split stratified by "
-                "outcome into oot (a stratified holdout, not out of time), calibration, train"
+                "outcome into oot (a customer-disjoint holdout, not out of time), calibration, train"
             ),
         },
         "selection": fitted["card"]["selection"],
@@ -305,6 +432,7 @@ def main() -> None:
         "train", "Fit the WoE scorecard, logistic challenger and boosting benchmark."
     ).parse_args()
     params = stage_params("train", args.dataset)
+    validate_split(params["split"])
     paths = Paths(args.dataset)
     snap_path = paths.processed / "snapshots.parquet"
     dict_path = paths.processed / "feature_dictionary.csv"
@@ -327,6 +455,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     samples = assign_samples(snapshots, params["split"], int(params["base"]["seed"]))
+    sufficiency = check_samples(snapshots, samples, params["split"], dataset=args.dataset)
+    design = sample_design(samples, snapshots, params["split"])
     fitted = train_models(snapshots, samples, features, params, args.dataset, reason_texts)
     metrics = train_metrics(
         snapshots, samples, fitted, features, params["split"].get("method", "out_of_time")
@@ -345,6 +475,8 @@ def main() -> None:
     write_json(report, paths.models / "train_report.json")
     write_json(metrics, paths.metrics / "train.json")
     write_json(timing, paths.reports / "train_timing.json")
+    write_json(sufficiency, paths.reports / "sufficiency.json")
+    write_json(design, paths.reports / "sample_design.json")
     log.info(
         "train %s: AUC oot scorecard %.4f, logistic %.4f, boosting %.4f; %d features in the card",
         args.dataset,

@@ -251,3 +251,90 @@ def test_stage_without_card_exits_with_a_clear_error(tmp_path):
     proc = _run(root)
     assert proc.returncode == 2
     assert "scorecard.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------ cohorts, anchor, segments, choice
+def test_cohort_dates_by_hand():
+    dates = pd.to_datetime(["2022-06-30", "2023-03-31", "2023-06-30", "2024-02-29", "2024-06-30"])
+    # latest 2024-06-30, then 2023-06-30 and 2022-06-30 (12 months apart); others are not cohorts
+    assert stage.cohort_dates(pd.Series(dates)) == list(
+        pd.to_datetime(["2022-06-30", "2023-06-30", "2024-06-30"])
+    )
+    # month ends stay month ends: 2025-02-28 → 2024-02-29
+    assert stage.cohort_dates(pd.Series(pd.to_datetime(["2024-02-29", "2025-02-28"]))) == list(
+        pd.to_datetime(["2024-02-29", "2025-02-28"])
+    )
+
+
+def test_long_run_central_tendency_by_hand():
+    # cohort 2023-12-31: 1 default of 4 customers (25%); 2024-12-31: 1 of 2 (50%) → mean 37.5%.
+    # The delinquent row, the unmatured row and the 2024-06-30 rows do not count.
+    frame = pd.DataFrame(
+        {
+            "customer_id": list("abcdab") + ["e", "f", "g"],
+            "as_of_date": pd.to_datetime(["2023-12-31"] * 4 + ["2024-12-31"] * 2
+                                         + ["2024-12-31", "2024-12-31", "2024-06-30"]),
+            "is_bad": [1, 0, 0, 0, 1, 0, 1, np.nan, 1],
+            "segment": ["current"] * 6 + ["delinquent", "current", "current"],
+        }
+    )
+    out = stage.long_run_central_tendency(frame)
+    assert out["value"] == pytest.approx(0.375)
+    assert [c["default_rate"] for c in out["cohorts"]] == pytest.approx([0.25, 0.5])
+    assert stage.resolve_central_tendency(frame, None) is None
+    assert stage.resolve_central_tendency(frame, 0.1)["value"] == 0.1
+    with pytest.raises(PipelineError, match="calibrate.central_tendency"):
+        stage.resolve_central_tendency(frame, "through_the_cycle")
+
+
+def _segmented():
+    snaps, samples = fabricated_data(20000)
+    rng = np.random.default_rng(1)
+    seg = np.where(rng.random(len(snaps)) < 0.1, "delinquent", "current").astype(object)
+    seg[::50] = None  # outside the observation population
+    return snaps.assign(segment=seg), samples
+
+
+def test_calibrate_segments_cohorts_and_in_sample_df():
+    snaps, samples = _segmented()
+    params = {**PARAMS, "central_tendency": "long_run", "min_grade_customers": 30,
+              "min_grade_expected_defaults": 2.0}
+    result = calibrate(scored_samples(fabricated_card(), snaps, samples), params)
+    cal = result["graded"]
+    fitted_on = cal[(cal["sample"] == "calibration") & cal["is_bad"].notna()
+                    & (cal["segment"] == "current")]
+    assert result["calibrator"].n_fit_ == len(fitted_on)  # current segment only
+    k = len(result["table"])
+    assert result["tests"]["calibration"]["hosmer_lemeshow"]["df"] == k - 2  # in sample
+    assert result["tests"]["oot"]["hosmer_lemeshow"]["df"] == k
+    assert "oot_delinquent" in result["tests"]
+    # long run = mean of the two cohorts' default rates (current segment, matured rows)
+    cur = snaps[(snaps["segment"] == "current") & snaps["is_bad"].notna()]
+    rates = cur.groupby("as_of_date")["is_bad"].mean()
+    assert result["central_tendency"]["value"] == pytest.approx(rates.mean())
+    bt = result["back_tests"]
+    assert [c["segment"] for c in bt["cohorts"]] == ["current", "current", "delinquent",
+                                                     "delinquent"]
+    first = bt["cohorts"][0]
+    rows = cal[(cal["as_of_date"] == first["cohort_date"]) & (cal["segment"] == "current")
+               & cal["is_bad"].notna() & ~cal["sample"].isin(["train", "excluded"])]
+    assert first["customers"] == rows["customer_id"].nunique() == len(rows)  # one per customer
+    assert first["tests"]["portfolio"]["count"] == len(rows)
+    assert bt["pooled"][0]["label"] == "pooled over 2 annual cohorts"
+    assert first["verdict"] in ("green", "yellow", "red")
+    gc = result["grade_count"]
+    assert gc["chosen"] == k and (result["table"]["customers"] >= 30).all()
+
+
+def test_isotonic_only_with_strictly_rising_pds():
+    snaps, samples = fabricated_data(6000)
+    scored = scored_samples(fabricated_card(), snaps, samples)
+    # a tiny calibration sample: isotonic steps cannot carry as many grades as Platt
+    params = {**PARAMS, "method": "auto", "isotonic_min_sample": 10,
+              "min_grade_customers": 40, "min_grade_expected_defaults": 3.0}
+    result = calibrate(scored, params)
+    assert result["method_choice"].startswith(result["calibrator"].kind)
+    assert "auto" in result["method_choice"]
+    assert np.all(np.diff(result["table"]["pd"]) > 0)
+    with pytest.raises(PipelineError, match="calibrate.method"):
+        calibrate(scored, {**params, "method": "beta"})

@@ -41,15 +41,23 @@ from pipeline.config import PipelineError
 
 # ------------------------------------------------------------------------------ calibrators
 def test_platt_saturated_two_point_fit_by_hand():
-    # score 0: 1 bad in 4 (rate 1/4); score 1: 3 bads in 4 (rate 3/4). Two points, two parameters:
-    # the MLE reproduces both rates: a = logit(1/4) = -ln 3, a + b = logit(3/4) = ln 3, b = 2 ln 3.
+    # score 0: 3 bads in 4 (rate 3/4); score 1: 1 bad in 4 (rate 1/4). Two points, two parameters:
+    # the MLE reproduces both rates: a = logit(3/4) = ln 3, a + b = logit(1/4) = -ln 3, b = -2 ln 3.
     score = [0, 0, 0, 0, 1, 1, 1, 1]
-    y = [1, 0, 0, 0, 1, 1, 1, 0]
+    y = [1, 1, 1, 0, 1, 0, 0, 0]
     cal = PlattCalibrator().fit(score, y)
-    assert cal.intercept_ == pytest.approx(-math.log(3), abs=1e-6)
-    assert cal.slope_ == pytest.approx(2 * math.log(3), abs=1e-6)
-    # score 2: logit = -ln3 + 4 ln3 = 3 ln3 → PD = 27 / 28
-    assert cal.predict_pd([0, 1, 2]) == pytest.approx([0.25, 0.75, 27 / 28], abs=1e-6)
+    assert cal.intercept_ == pytest.approx(math.log(3), abs=1e-6)
+    assert cal.slope_ == pytest.approx(-2 * math.log(3), abs=1e-6)
+    # score 2: logit = ln3 - 4 ln3 = -3 ln3 → PD = 1 / 28
+    assert cal.predict_pd([0, 1, 2]) == pytest.approx([0.75, 0.25, 1 / 28], abs=1e-6)
+
+
+def test_platt_slope_of_the_wrong_sign_is_an_error_naming_the_cause():
+    # the same data with the score reversed: the PD would rise with the score (slope +2 ln 3)
+    score = [1, 1, 1, 1, 0, 0, 0, 0]
+    y = [1, 1, 1, 0, 1, 0, 0, 0]
+    with pytest.raises(PipelineError, match=r"Platt slope is \+2\.19.*train\.scaling\.base_odds"):
+        PlattCalibrator().fit(score, y)
 
 
 def test_isotonic_pool_adjacent_violators_by_hand():
@@ -340,3 +348,113 @@ def test_calibrated_scale_end_to_end_recovers_true_pd():
     grade = assign_grade(s, table)
     mean_true = pd.Series(true_pd).groupby(grade).mean().reindex(table["grade"]).to_numpy()
     assert np.all(np.abs(table["pd"].to_numpy() / mean_true - 1) < 0.2)
+
+
+# ------------------------------------------------------------------- PD 0 or 1, grade count
+from pipeline.calibration import (  # noqa: E402
+    _test_row,
+    adaptive_master_scale,
+)
+
+
+def test_normal_test_and_hl_at_pd_zero_or_one_by_hand():
+    assert normal_test(10, 0, 0.0) == (0.0, 0.5)  # ODR = PD: nothing to test
+    assert normal_test(10, 1, 0.0) == (math.inf, 0.0)  # a default at PD 0: impossible
+    assert normal_test(10, 10, 1.0) == (0.0, 0.5)
+    assert normal_test(10, 9, 1.0) == (-math.inf, 1.0)
+    # cells (N, D, PD) = (10, 0, 0), (10, 3, .3), (5, 5, 1): only the middle one has a variance,
+    # (3 − 3)² / 2.1 = 0
+    assert hosmer_lemeshow([10, 10, 5], [0, 3, 5], [0.0, 0.3, 1.0], 1)[0] == 0.0
+    assert hosmer_lemeshow([10, 10], [1, 3], [0.0, 0.3], 1) == (math.inf, 0.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.integers(1, 500),
+    frac=st.floats(0.0, 1.0),
+    pd_=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0)),
+)
+def test_test_row_never_divides_by_zero(n, frac, pd_):
+    d = int(round(frac * n))
+    with np.errstate(all="raise"):
+        row = _test_row(n, d, pd_)
+    for key in ("binomial_p", "jeffreys_p", "normal_p"):
+        assert 0.0 <= row[key] <= 1.0, key
+        assert row[key.replace("_p", "_light")] in ("green", "yellow", "red")
+
+
+def test_master_scale_counts_customers_once_by_hand():
+    # ten rows by score 10…1 with PDs .05 … .50; customers a a b b c c d d e e (two rows each);
+    # targets .12 .22 .32, at least 2 rows per grade (share .2).
+    score, pd_ = _ten_customers()
+    cust = list("aabbccddee")
+    args = (score, pd_, 4, "letter", 0.2, "targets", [0.12, 0.22, 0.32])
+    # 2 customers per grade: A = {10, 9} is customer a only → {10, 9, 8} (a, b; mean .10);
+    # B: PD < .22 adds {7} (b) only → {7, 6} (b, c; .225); C = {5, 4} (c, d; .325);
+    # D = {3, 2, 1} (d, e; .45)
+    table = master_scale(*args, customer_id=cust, min_customers=2)
+    assert table["count"].tolist() == [3, 2, 2, 3]
+    assert table["customers"].tolist() == [2, 2, 2, 2]
+    assert table["pd"].tolist() == pytest.approx([0.10, 0.225, 0.325, 0.45])
+    # 3 customers: A may take at most 4 rows (2 kept for each of B, C, D): {10 … 7} = a, b only
+    with pytest.raises(
+        PipelineError, match=r"grade A would hold 2 customers < calibrate.min_grade"
+    ):
+        master_scale(*args, customer_id=cust, min_customers=3)
+    # one customer per grade: the plain targets result; expected defaults = customers × PD
+    table = master_scale(*args, customer_id=cust, min_customers=1)
+    assert table["count"].tolist() == [2, 2, 2, 4]
+    assert table["customers"].tolist() == [1, 1, 1, 2]
+    assert table["expected_defaults"].tolist() == pytest.approx([0.075, 0.175, 0.275, 0.85])
+    # 1 expected default: A can reach score 7 at most (2 rows left for each later grade):
+    # customers a, b × mean PD .125 = 0.25
+    with pytest.raises(
+        PipelineError, match=r"grade A would hold 0.25 expected defaults < calibrate"
+    ):
+        master_scale(*args, customer_id=cust, min_expected_defaults=1.0)
+
+
+def test_adaptive_scale_drops_grades_with_a_reason():
+    rng = np.random.default_rng(8)
+    n = 3000
+    score = rng.normal(600, 40, n).round()
+    pd_ = 1 / (1 + np.exp((score - 480) / 28.85))
+    cust = np.arange(n) // 10  # 300 customers, 10 snapshots each
+    table, attempts = adaptive_master_scale(
+        score,
+        pd_,
+        cust,
+        n_grades=10,
+        min_customers=40,
+        min_expected_defaults=2.0,
+        scale="letter",
+        min_grade_share=0.02,
+    )
+    assert 4 <= len(table) < 10
+    assert attempts[-1] == {"n_grades": len(table), "formed": True, "reason": ""}
+    assert all(not a["formed"] and "calibrate.min_grade" in a["reason"] for a in attempts[:-1])
+    assert (table["customers"] >= 40).all() and (table["expected_defaults"] >= 2.0).all()
+    assert np.all(np.diff(table["pd"]) > 0)
+    # three distinct scores cannot make four grades, minimums or not: an error naming the keys
+    few = np.repeat([500.0, 600.0, 700.0], 100)
+    with pytest.raises(PipelineError, match="not even 4 grades.*calibrate.min_grade_customers"):
+        adaptive_master_scale(
+            few, 1 / (1 + np.exp((few - 480) / 28.85)), np.arange(300), n_grades=6, min_customers=5
+        )
+
+
+def test_adaptive_scale_relaxes_minimums_at_the_floor_with_a_reason():
+    rng = np.random.default_rng(9)
+    n = 2000
+    score = rng.normal(600, 40, n).round()
+    pd_ = 1 / (1 + np.exp((score - 480) / 28.85))
+    cust = np.arange(n) // 10
+    # 200 customers cannot fill 4 grades of 80 customers each: 4 grades on the share alone
+    table, attempts = adaptive_master_scale(
+        score, pd_, cust, n_grades=6, min_customers=80, scale="letter", min_grade_share=0.02
+    )
+    assert len(table) == 4 and np.all(np.diff(table["pd"]) > 0)
+    last = attempts[-1]
+    assert last["formed"] and "minimums relaxed" in last["reason"]
+    short = table.loc[table["customers"] < 80, "grade"].tolist()
+    assert short and all(g in last["reason"] for g in short)

@@ -6,8 +6,13 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
 
+from pipeline.calibration import assign_grade
+from pipeline.scorecard import score_frame
 from tests.conftest import run_dvc
 
 DATASETS = ("synthetic", "uci")
@@ -19,7 +24,9 @@ def _digest_tree(root: Path) -> dict[str, str]:
     for top in OUTPUT_DIRS:
         for file in sorted((root / top).rglob("*")):
             if file.is_file():
-                out[file.relative_to(root).as_posix()] = hashlib.sha256(file.read_bytes()).hexdigest()
+                out[file.relative_to(root).as_posix()] = hashlib.sha256(
+                    file.read_bytes()
+                ).hexdigest()
     return out
 
 
@@ -45,7 +52,9 @@ def test_ingest_counts_reconcile(dag_root: Path) -> None:
     for ds in DATASETS:
         report = json.loads((dag_root / f"reports/{ds}/ingest.json").read_text())
         for table, counts in report["tables"].items():
-            assert counts["rows_read"] == counts["rows_accepted"] + counts["rows_quarantined"], table
+            assert counts["rows_read"] == counts["rows_accepted"] + counts["rows_quarantined"], (
+                table
+            )
 
 
 def test_uci_loads_all_customers(dag_root: Path) -> None:
@@ -72,9 +81,12 @@ def test_forced_ingest_is_byte_identical(dag_root: Path) -> None:
 
 
 def test_uci_scorecard_clears_the_published_bar(dag_root: Path) -> None:
-    """On UCI's stratified holdout the scorecard reaches AUC 0.76 (published scorecards: 0.76-0.77)."""
-    metrics = json.loads((dag_root / "metrics/uci/evaluate.json").read_text())
-    assert metrics["methods"]["scorecard"]["count"]["auc"] >= 0.76
+    """On UCI's customer-disjoint holdout the scorecard reaches AUC 0.76 on the whole population, as
+    the published scorecards (0.76-0.77) are measured; the headline figure on the current segment
+    alone (customers not already 31+ days behind) is lower and is reported beside it."""
+    metrics = json.loads((dag_root / "metrics/uci/train.json").read_text())
+    assert metrics["auc_scorecard_oot"] >= 0.76
+    assert metrics["auc_scorecard_oot_current"] < metrics["auc_scorecard_oot"]
 
 
 def test_synthetic_scorecard_is_close_to_the_true_pd(dag_root: Path) -> None:
@@ -82,6 +94,78 @@ def test_synthetic_scorecard_is_close_to_the_true_pd(dag_root: Path) -> None:
     metrics = json.loads((dag_root / "metrics/synthetic/evaluate.json").read_text())
     card_auc = metrics["methods"]["scorecard"]["count"]["auc"]
     assert abs(card_auc - metrics["true_pd"]["count"]["auc"]) <= 0.03
+
+
+def current_oot_with_truth(root: Path, sample: str = "oot") -> pd.DataFrame:
+    """Synthetic goods and bads of ``sample`` in the current segment with a truth row, scored by the
+    trained card and graded on the published master scale."""
+    snaps = pd.read_parquet(root / "data/processed/synthetic/snapshots.parquet")
+    samples = pd.read_parquet(root / "data/processed/synthetic/samples.parquet")
+    frame = snaps.merge(
+        samples[["customer_id", "as_of_date", "sample"]], on=["customer_id", "as_of_date"]
+    )
+    keep = (
+        frame["sample"].eq(sample)
+        & frame["segment"].eq("current")
+        & frame["is_bad"].notna()
+        & frame["true_pd"].notna()
+    )
+    frame = frame[keep].reset_index(drop=True)
+    card = json.loads((root / "models/synthetic/scorecard.json").read_text())
+    scored = score_frame(card, frame)
+    frame["pd_card"] = scored["pd_model"].to_numpy()
+    grades = json.loads((root / "models/synthetic/grade_cutoffs.json").read_text())["grades"]
+    frame["grade"] = assign_grade(scored["score"].to_numpy(), grades)
+    return frame
+
+
+def test_samples_are_customer_disjoint_and_out_of_time(dag_root: Path) -> None:
+    """Development, calibration and oot share no customer; oot is dated after development; the known
+    customers' later dates are a separate, labelled sample; the sample-design report reconciles."""
+    design = json.loads((dag_root / "reports/synthetic/sample_design.json").read_text())
+    assert set(design["customer_overlap"].values()) == {0}
+    ranges = design["as_of_range"]
+    assert ranges["oot"][0] > ranges["train"][1] and ranges["oot"][0] > ranges["calibration"][1]
+    assert design["snapshots_per_sample"]["oot_known"] > 0
+    assert sum(design["snapshots_per_sample"].values()) == design["snapshots"]
+    assert design["bad_customers"]["oot"] >= 50, "enough bad customers out of time"
+    assert design["exclusions"]["in_default"] > 0
+    uci = json.loads((dag_root / "reports/uci/sample_design.json").read_text())
+    assert set(uci["customer_overlap"].values()) == {0}
+
+
+@pytest.mark.xfail(
+    reason="measured 0.943 x (card 0.761, truth 0.807 on customers still paying; customer-bootstrap "
+    "95% CI of the ratio 0.906-0.986): the card does not yet reach the bar (docs/validation.md)",
+    strict=True,
+)
+def test_scorecard_ranks_within_3_percent_of_the_truth(dag_root: Path) -> None:
+    """Current segment, customer-disjoint out of time: scorecard AUC >= 0.97 x the true PD's AUC on
+    the same rows (the generator's conditional 12-month PD at each as-of date)."""
+    frame = current_oot_with_truth(dag_root)
+    y = frame["is_bad"].astype(int)
+    assert y.sum() >= 200 and frame["customer_id"].nunique() >= 300
+    card_auc = roc_auc_score(y, frame["pd_card"])
+    true_auc = roc_auc_score(y, frame["true_pd"])
+    assert card_auc >= 0.97 * true_auc, (card_auc, true_auc)
+
+
+@pytest.mark.xfail(
+    reason="grade PDs come from the calibrate stage (issue 11 part B); with today's calibration the "
+    "published PDs miss the mean true PD by -84% (AAA) to +98% (DD) out of time",
+    strict=True,
+)
+def test_grade_pds_are_within_20_percent_of_the_truth(dag_root: Path) -> None:
+    """Current segment out of time: every grade with >= 200 snapshots publishes a PD within 20% of the
+    mean true PD of its snapshots."""
+    frame = current_oot_with_truth(dag_root)
+    grades = json.loads((dag_root / "models/synthetic/grade_cutoffs.json").read_text())["grades"]
+    published = {g["grade"]: g["pd"] for g in grades}
+    by_grade = frame.groupby("grade")["true_pd"].agg(["size", "mean"])
+    big = by_grade[by_grade["size"] >= 200]
+    assert len(big) >= 2
+    gap = (big.index.map(published).to_numpy() - big["mean"].to_numpy()) / big["mean"].to_numpy()
+    assert np.all(np.abs(gap) <= 0.2), dict(zip(big.index, np.round(gap, 3), strict=True))
 
 
 def test_published_grade_pds_rise_strictly(dag_root: Path) -> None:

@@ -73,8 +73,8 @@ def test_boundary_set_probes_every_edge_by_hand():
         0.5,
         0.49999999999999994,
         0.5000000000000001,
-        0.499999,
-        0.500001,
+        0.49,
+        0.51,
     ]
     assert dbt.loc["special", pts] == 33 and dbt.loc["missing", pts] == 40
     seg = cases[cases.case_feature == "segment"].set_index("case")
@@ -198,3 +198,97 @@ def test_workbook_keeps_full_precision_and_is_deterministic(tmp_path):
     (tmp_path / "w.xlsx").write_bytes(blob)
     values = [c.value for c in load_workbook(tmp_path / "w.xlsx")["scoring"]["B"]]
     assert np.nextafter(15.0, 0) in values and 15.0 in values
+
+
+# ------------------------------------------------------------------ short-decimal bin edges
+def test_short_decimal_edges_by_hand():
+    from pipeline.scorecard import short_decimal_edges
+
+    x = np.arange(1.0, 11.0)
+    # 1 digit would round 4.5 to 4 (half to even) and move the row x = 4: 2 digits needed
+    assert short_decimal_edges(np.array([4.5, 7.5]), x) == (2, [4.5, 7.5])
+    # an OptBinning midpoint between -5.0016 and -5.0015: -5.0016 would take the row below
+    split = np.array([-5.001561880111694])
+    assert short_decimal_edges(split, np.array([-6.0, -5.0016, -5.0015])) == (6, [-5.00156])
+    assert short_decimal_edges(np.array([0.9531]), np.array([0.9, 1.0])) == (1, [1.0])
+    assert short_decimal_edges(np.array([0.9531]), np.array([0.9, 0.99])) == (2, [0.95])
+    assert short_decimal_edges(np.array([]), x) == (1, [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=40, unique=True),
+    st.data(),
+)
+def test_short_decimal_edges_keep_every_row_in_its_bin_with_fewest_digits(values, data):
+    from pipeline.exports import decimal_text
+    from pipeline.scorecard import round_significant, short_decimal_edges
+
+    x = np.sort(np.array(values))
+    k = data.draw(st.integers(1, len(x) - 1))
+    i = np.sort(
+        data.draw(st.lists(st.integers(1, len(x) - 1), min_size=1, max_size=k, unique=True))
+    )
+    splits = (x[i - 1] + x[i]) / 2  # midpoints, as OptBinning writes them
+    splits = np.unique(splits[splits > x[i - 1]])
+    if splits.size == 0:
+        return
+    digits, edges = short_decimal_edges(splits, x)
+    want = np.searchsorted(splits, x, side="right")
+    assert np.array_equal(np.searchsorted(np.array(edges), x, side="right"), want)
+    assert all(
+        len(decimal_text(e).lstrip("-").replace(".", "").strip("0")) <= max(digits, 1)
+        or "e" in decimal_text(e)
+        for e in edges
+    )
+    if 1 < digits < 17:  # one digit fewer moves a row (or merges two edges)
+        fewer = np.array(round_significant(splits, digits - 1))
+        moved = not np.array_equal(np.searchsorted(fewer, x, side="right"), want)
+        assert moved or np.any(np.diff(fewer) <= 0)
+
+
+def test_fitted_bins_have_short_decimal_edges_and_the_same_counts():
+    from pipeline.scorecard import bin_feature
+
+    rng = np.random.default_rng(7)
+    x = rng.lognormal(3, 1.2, 4000) * rng.choice([1, -1], 4000, p=[0.9, 0.1])
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(x / 40 - 1)))).astype(float)
+    binned = bin_feature(
+        "x",
+        pd.Series(x),
+        y,
+        dtype="numeric",
+        special_codes=[],
+        monotonic_trend="auto",
+        min_bin_size=0.05,
+        max_n_prebins=20,
+    )
+    uppers = [b["upper"] for b in binned.bins if b["type"] == "range" and b["upper"] is not None]
+    assert len(uppers) >= 2 and binned.edge_digits is not None
+    for e in uppers:
+        assert float(f"{e:.{binned.edge_digits - 1}e}") == e  # stored at edge_digits digits
+    counts = np.histogram(x, bins=[-np.inf, *uppers, np.inf])[0]
+    # np.histogram bins are [a, b) except the last: same as the card's [lower, upper)
+    got = [b["count"] for b in binned.bins if b["type"] == "range"]
+    assert got == counts.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(-(10**15), 10**15),
+    st.integers(-22, 22),
+)
+def test_sqlite_edge_literal_is_the_exact_double_of_the_short_decimal(m, k):
+    """SQLite's own parser misreads some literals by an ulp (-0.328236 among them); the SQLite
+    rendering builds each edge from exact integers instead."""
+    import sqlite3
+    from decimal import Decimal
+
+    from pipeline.exports import DIALECTS, sql_number
+
+    x = float(Decimal(m).scaleb(k))
+    got = sqlite3.connect(":memory:").execute(f"SELECT {sql_number(x, DIALECTS['sqlite'])}")
+    assert got.fetchone()[0] == x
+    assert sqlite3.connect(":memory:").execute(
+        f"SELECT {sql_number(-0.328236, DIALECTS['sqlite'])}"
+    ).fetchone()[0] == -0.328236

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import PipelineError
+from pipeline.credit_file import CREDIT_FILE_TABLES
 from pipeline.ingest import run_ingest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -272,14 +273,15 @@ def test_outputs_byte_identical_across_runs_and_chunk_sizes(tmp_path: Path, case
     ingest(tmp_path / "b", case, chunksize=2)
     ingest(tmp_path / "c", case, chunksize=500_000)
     a, b, c = (_digests(tmp_path / x / "out") for x in "abc")
-    assert a == b == c and len(a) == 2 * len(TABLES) + 2
+    # interim + quarantine per table, delphi_panels.parquet, report and metrics
+    assert a == b == c and len(a) == 2 * (len(TABLES) + len(CREDIT_FILE_TABLES)) + 3
 
 
 def test_truth_passthrough(tmp_path: Path) -> None:
     raw = raw_case(tmp_path, "base")
     (raw / "truth.csv").write_text(
-        "customer_id,true_pd_12m,latent_risk,default_date\n"
-        "C1,0.02,-1.1,\nC2,0.35,0.8,2024-09-30\nC3,0.05,-0.2,\n"
+        "customer_id,month_end,true_pd_12m,default_date,payments_stopped_date\n"
+        "C1,2024-01-31,0.02,,\nC2,2024-01-31,0.35,2024-09-30,2024-03-02\nC3,2024-01-31,0.05,,\n"
     )
     out = tmp_path / "out"
     report = run_ingest(
@@ -405,4 +407,6 @@ def test_embedded_synthetic_dataset_loads(tmp_path: Path) -> None:
     assert_reconciles(report)
     customers = report["tables"]["customers"]
     assert customers["rows_accepted"] == customers["rows_read"] > 0
-    assert report["truth"]["rows"] == customers["rows_read"]
+    truth = pd.read_parquet(out / "interim" / "truth.parquet")
+    assert report["truth"]["rows"] == len(truth) > customers["rows_read"]
+    assert not truth.duplicated(["customer_id", "month_end"]).any()

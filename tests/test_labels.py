@@ -259,3 +259,107 @@ def test_is_bad_follows_the_label():
     assert str(snaps["is_bad"].dtype) == "Int8"
     bad = one_invoice(None, amount=50.0, write_off_after=1)
     assert compute_snapshots(bad, PARAMS)["snapshots"]["is_bad"].iloc[0] == 1
+
+
+# ---- observation segments: current / delinquent / excluded (in default) ------------------------------------
+def snapshot_of(tables, **overrides) -> pd.Series:
+    params = {**PARAMS, **overrides, "label": {**PARAMS["label"], **overrides.get("label", {})}}
+    snaps = compute_snapshots(tables, params)["snapshots"]
+    assert len(snaps) == 1
+    return snaps.iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("due", "expected"),
+    [
+        ("2024-01-31", "current"),  # due on t: not past due
+        ("2024-01-01", "current"),  # 30 days past due
+        ("2023-12-31", "delinquent"),  # 31 days past due: the threshold
+        ("2023-11-03", "delinquent"),  # 89 days: still not in default
+        ("2023-11-02", None),  # 90 days: in default, outside the observation population
+    ],
+)
+def test_segment_by_days_past_due_at_t(due, expected):
+    """Open 1,000 invoice aged at t = 2024-01-31 against the default threshold of 31 days."""
+    row = snapshot_of(ledger([("i1", "2023-10-01", due, 1000.0, pd.NaT)]))
+    assert (row["segment"] if pd.notna(row["segment"]) else None) == expected
+    assert (row["label"] == "in_default") == (expected is None)
+
+
+def test_segment_threshold_is_a_param_and_uses_the_materiality():
+    tables = ledger([("i1", "2023-10-01", "2024-01-01", 1000.0, pd.NaT)])  # 30 days past due
+    assert snapshot_of(tables)["segment"] == "current"
+    assert (
+        snapshot_of(tables, segments={"delinquent_days_beyond_terms": 30})["segment"]
+        == "delinquent"
+    )
+    small = ledger(
+        [
+            ("i1", "2023-10-01", "2023-12-01", 90.0, pd.NaT),  # 61 days past due, below 100
+            ("i2", "2024-01-20", "2024-02-20", 5_000.0, pd.NaT),
+        ]
+    )
+    assert snapshot_of(small)["segment"] == "current"
+
+
+@pytest.mark.parametrize("bad_value", [0, 90, 120, 31.5, "31", True])
+def test_segment_threshold_is_validated(bad_value):
+    from pipeline.feature_sql import delinquent_threshold
+
+    with pytest.raises(ValueError, match="delinquent_days_beyond_terms"):
+        delinquent_threshold({**PARAMS, "segments": {"delinquent_days_beyond_terms": bad_value}})
+    assert delinquent_threshold(PARAMS) == 31
+
+
+def test_paid_history_leaves_the_customer_current():
+    """A late invoice already paid by t is history (a feature), not a delinquency at t."""
+    paid = ledger(
+        [("i1", "2023-10-01", "2023-11-03", 1000.0, pd.NaT)], [("p1", "i1", "2024-01-30", 1000.0)]
+    )
+    assert snapshot_of(paid)["segment"] == "current"
+
+
+def test_truth_is_joined_at_the_as_of_date():
+    """true_pd is the truth row of the as-of month end; NaN when the truth has no row for that date."""
+    tables = one_invoice(0)
+    truth = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1"],
+            "month_end": pd.to_datetime(["2023-12-31", "2024-01-31"]),
+            "true_pd_12m": [0.2, 0.05],
+            "default_date": pd.to_datetime([pd.NaT, pd.NaT]),
+            "payments_stopped_date": pd.to_datetime([pd.NaT, pd.NaT]),
+        }
+    )
+    row = compute_snapshots({**tables, "truth": truth}, PARAMS)["snapshots"].iloc[0]
+    assert row["true_pd"] == 0.05
+    other = truth.assign(month_end=pd.to_datetime(["2023-11-30", "2023-12-31"]))
+    row = compute_snapshots({**tables, "truth": other}, PARAMS)["snapshots"].iloc[0]
+    assert pd.isna(row["true_pd"])
+
+
+def test_lateness_measure_never_lets_early_payment_offset_late():
+    """The issue's example: equal invoices 15 days late, 16 days early, on time: signed amount-weighted
+    mean −1/3 day (grade A), amount-weighted lateness (15 + 0 + 0) / 3 = 5 days (grade C)."""
+    t = pd.Timestamp(AS_OF)
+    due = [t - pd.Timedelta(days=d) for d in (100, 70, 40)]
+    inv = [(f"i{k}", d - pd.Timedelta(days=30), d, 1000.0, pd.NaT) for k, d in enumerate(due)]
+    pays = [
+        ("p0", "i0", due[0] + pd.Timedelta(days=15), 1000.0),
+        ("p1", "i1", due[1] - pd.Timedelta(days=16), 1000.0),
+        ("p2", "i2", due[2], 1000.0),
+    ]
+    row = snapshot_of(ledger(inv, pays))
+    assert row["days_beyond_terms_wavg_12m"] == pytest.approx(-1 / 3)
+    assert row["days_late_wavg_12m"] == pytest.approx(5.0)
+    weighted = ledger(
+        [
+            (k, d - pd.Timedelta(days=30), d, a, pd.NaT)
+            for k, d, a in (("a", due[0], 3000.0), ("b", due[1], 1000.0))
+        ],
+        [
+            ("p0", "a", due[0] + pd.Timedelta(days=8), 3000.0),
+            ("p1", "b", due[1] - pd.Timedelta(days=5), 1000.0),
+        ],
+    )
+    assert snapshot_of(weighted)["days_late_wavg_12m"] == pytest.approx(8 * 3000 / 4000)

@@ -300,6 +300,7 @@ def test_override_statistics() -> None:
 # The monitor stage on a hand-built portfolio with a shifted month
 from pipeline import monitor  # noqa: E402
 from pipeline.calibration import assign_grade  # noqa: E402
+from pipeline.config import PipelineError  # noqa: E402
 
 SCALE = [
     {"grade": "A", "letter_grade": "A", "score_min": 620, "score_max": None},
@@ -465,3 +466,57 @@ def test_monitor_outputs_are_written_and_byte_stable(tmp_path) -> None:
     assert {"monitor.json", "report.md", "score_psi.csv", "early_warning.csv", "csi.png"} <= names
     report = (tmp_path / "a" / "report.md").read_text(encoding="utf-8")
     assert "Score PSI" in report and "Early warning" in report and "red" in report
+
+
+def test_deterioration_is_adjusted_for_the_months_tested() -> None:
+    """Three random months (AUC 0.5, 10 bads, 10 goods) against a reference of 0.78:
+    SE = √((0.25 + 18·(1/3 − 0.25))/100) = 0.1323, z = −0.28/SE = −2.117, p = Φ(z) = 0.0171 each.
+    Alone each month is significant at 5%; Holm over 3 months multiplies the smallest by 3, the
+    next by 2 (then running maximum): all three adjusted p = 3p = 0.0514 > 0.05, so no alarm."""
+    months = ["2024-01-31", "2024-02-29", "2024-03-31"]
+    frame = pd.DataFrame(
+        {
+            "as_of_date": pd.to_datetime([m for m in months for _ in range(20)]),
+            "is_bad": [0, 1] * 30,
+            "score": [500] * 60,
+        }
+    )
+    se = math.sqrt((0.25 + 18 * (1 / 3 - 0.25)) / 100)
+    p = 0.5 * math.erfc(0.28 / se / math.sqrt(2))
+    assert p == pytest.approx(0.0171, abs=1e-4)
+    holm = mon.discrimination_over_time(frame, 0.78, alpha=0.05)
+    assert holm["n_tested"].tolist() == [3, 3, 3]
+    assert holm["p_value"].tolist() == pytest.approx([p] * 3)
+    assert holm["p_value_adjusted"].tolist() == pytest.approx([3 * p] * 3)
+    assert not holm["deteriorated"].any()
+    raw = mon.discrimination_over_time(frame, 0.78, alpha=0.05, adjust="none")
+    assert raw["deteriorated"].all()
+    with pytest.raises(ValueError, match="multiplicity"):
+        mon.discrimination_over_time(frame, 0.78, adjust="sidak")
+
+
+def test_reference_is_the_validation_auc(tmp_path) -> None:
+    evaluation = {
+        "sample": {"name": "oot", "kind": "out_of_time", "segment": "current",
+                   "compared": 900, "customers": 300},
+        "methods": {"scorecard": {"count": {"auc": 0.71, "ks": 0.3, "ci_low": 0.66,
+                                            "ci_high": 0.76}}},
+    }
+    ref = monitor.validation_reference(evaluation, tmp_path / "evaluate.json")
+    assert ref["auc"] == 0.71 and "oot" in ref["source"] and "current" in ref["source"]
+    with pytest.raises(PipelineError, match="methods.scorecard.count.auc"):
+        monitor.validation_reference({"methods": {}}, tmp_path / "evaluate.json")
+    scored = _portfolio()
+    month = pd.Timestamp("2024-03-31")
+    development = scored[scored["as_of_date"] < month]
+    res = monitor.monitor_month(
+        scored, development, DBT_CARD, SCALE, month, {}, scored.iloc[0:0].assign(
+            claim_date=pd.NaT), STRATEGY, ref,
+    )
+    assert res["reference"]["auc"] == 0.71
+    assert (res["discrimination"]["reference_auc"] == 0.71).all()
+    summary = monitor.metrics_json(res, "toy", month, len(development), 1000, DBT_CARD)
+    assert summary["discrimination"]["reference_auc"] == 0.71
+    assert summary["discrimination"]["n_months_tested"] == int(
+        res["discrimination"]["tested"].sum()
+    )

@@ -39,6 +39,10 @@ REQUIRED = {
         "models/{ds}/grade_cutoffs.json",
         "exports/{ds}/scorecard.json",
         "exports/{ds}/limit_table.csv",
+        "exports/{ds}/limit_review.csv",
+        "exports/{ds}/value_loyalty_grid.csv",
+        "exports/{ds}/value_grade_strategy.csv",
+        "data/interim/{ds}/customer_history.parquet",
     ],
 }
 

@@ -19,6 +19,11 @@ from tests.fixtures.cards import hand_card, hand_cutoffs
 OUTPUTS = [
     "scorecard.json",
     "scorecard.sql",
+    "sql/scorecard.postgres.sql",
+    "sql/scorecard.sqlite.sql",
+    "sql/scorecard.oracle.sql",
+    "scorecard.pmml",
+    "export_checks.json",
     "scorecard.xlsx",
     "scorecard.csv",
     "limit_table.csv",
@@ -127,3 +132,59 @@ def test_publish_needs_calibrate_output(monkeypatch, tmp_path):
     (paths.models / "grade_cutoffs.json").unlink()
     with pytest.raises(PipelineError, match="calibrate"):
         run(monkeypatch, tmp_path)
+
+
+def test_published_dialects_pmml_checks_and_model_card_exports(monkeypatch, tmp_path):
+    import sqlite3
+    import xml.etree.ElementTree as ET
+
+    from pipeline.exports import DIALECTS, EXPORT_CLIENTS
+    from pipeline.io import read_json
+
+    stage_inputs(tmp_path)
+    out = run(monkeypatch, tmp_path).exports
+    assert sorted(p.name for p in (out / "sql").iterdir()) == sorted(
+        f"scorecard.{d}.sql" for d in DIALECTS
+    )
+    assert (out / "sql" / "scorecard.duckdb.sql").read_text() == (
+        out / "scorecard.sql"
+    ).read_text()
+    # the published SQLite file, run as a user would, on the published boundary cases
+    cases = pd.read_csv(out / "boundary_cases.csv", keep_default_na=False, na_values=[""])
+    con = sqlite3.connect(":memory:")
+    cases.to_sql(SQL_INPUT_TABLE, con, index=False)
+    got = pd.read_sql_query((out / "sql" / "scorecard.sqlite.sql").read_text(), con)
+    assert (got.score.to_numpy() == cases.expected_score.to_numpy()).all()
+    assert ET.parse(out / "scorecard.pmml").getroot().get("version") == "4.4"
+    checks = read_json(out / "export_checks.json")
+    n = len(cases)
+    assert checks["boundary_cases"] == n
+    for client in ("DuckDB", "SQLite"):
+        c = checks["executed_at_publish"][client]
+        assert c["agree"] == c["cases"] == n and c["ulp_cases"] == 10
+    assert checks["edge_digits"] == {"days_beyond_terms_max_12m": 2, "net_collection_rate_12m": 3}
+    card = (out / "model_card.md").read_text()
+    assert "## Exports and where they run" in card
+    assert f"SQLite {n}/{n} boundary cases equal to Python" in card
+    for row in EXPORT_CLIENTS:
+        assert row["client"] in card
+    # scorecard.csv keeps the edges' exact decimals
+    table = pd.read_csv(out / "scorecard.csv")
+    assert set(table.upper.dropna()) == {0.5, 15.0, 60.0, 0.1, 0.953}
+
+
+def test_publish_stops_when_a_sql_client_disagrees(monkeypatch, tmp_path):
+    from pipeline import export_clients
+
+    real = export_clients.run_sqlite
+
+    def off_by_one(card, cases, grades):
+        got = real(card, cases, grades)
+        got.loc[3, "score"] += 1
+        return got
+
+    monkeypatch.setattr(publish, "run_sqlite", off_by_one)
+    stage_inputs(tmp_path)
+    with pytest.raises(PipelineError, match="SQLite"):
+        run(monkeypatch, tmp_path)
+    assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").rglob("*.sql"))

@@ -128,6 +128,10 @@ def snaps(**cols) -> pd.DataFrame:
         "competitor_share": 0.0,
     }
     base.update(cols)
+    if "days_late_wavg_12m" not in cols:  # one invoice per customer: lateness = max(0, signed DBT)
+        base["days_late_wavg_12m"] = np.maximum(
+            np.asarray(base["days_beyond_terms_wavg_12m"], float), 0
+        )
     return pd.DataFrame(base)
 
 
@@ -153,7 +157,23 @@ def test_timing_measure_picks_the_column():
         m: rules.grade(frame, {"timing_measure": m})["grade_payment_timing"].iloc[0]
         for m in rules.TIMING_MEASURES
     }
-    assert got == {"worst_dbt": "D", "amount_weighted_dbt": "B", "last_period_dbt": "C"}
+    assert got == {
+        "amount_weighted_lateness": "B",
+        "worst_dbt": "D",
+        "amount_weighted_dbt": "B",
+        "last_period_dbt": "C",
+    }
+
+
+def test_default_timing_measure_grades_lateness_not_net_days():
+    """The issue's customer: invoices 15 days late, 16 early and on time (equal amounts). Signed mean
+    −1/3 day grades A; the default (mean lateness, 5 days) grades C, as the textbook grades how late the
+    customer pays. The old signed measure stays available."""
+    frame = snaps(days_beyond_terms_wavg_12m=[-1 / 3], days_late_wavg_12m=[5.0])
+    assert rules.DEFAULTS["timing_measure"] == "amount_weighted_lateness"
+    assert rules.grade(frame, {})["grade_payment_timing"].iloc[0] == "C"
+    signed = rules.grade(frame, {"timing_measure": "amount_weighted_dbt"})
+    assert signed["grade_payment_timing"].iloc[0] == "A"
 
 
 def test_grade_columns_subgrade_and_reasons():
@@ -213,6 +233,7 @@ def test_improving_an_input_never_worsens_the_rule_grade(ncr, dbt, share, which,
     after[col] = after[col] + (step if which == 0 else -20 * step if which == 1 else -step)
     after["net_collection_rate_12m"] = after["net_collection_rate_12m"].clip(upper=1.0)
     after["competitor_share"] = after["competitor_share"].clip(lower=0.0)
+    after["days_late_wavg_12m"] = after["days_beyond_terms_wavg_12m"].clip(lower=0.0)
     g0, g1 = (
         rules.grade(before, {})["rule_grade"].iloc[0],
         rules.grade(after, {})["rule_grade"].iloc[0],
@@ -305,8 +326,8 @@ def test_grading_report_rates_by_hand():
 
 
 def test_errors_name_the_problem():
-    with pytest.raises(PipelineError, match="days_beyond_terms_wavg_12m"):
-        rules.grade(snaps(x=[1]).drop(columns="days_beyond_terms_wavg_12m"), {})
+    with pytest.raises(PipelineError, match="days_late_wavg_12m"):
+        rules.grade(snaps(x=[1]).drop(columns="days_late_wavg_12m"), {})
     with pytest.raises(PipelineError, match="completion"):
         rules.grade(snaps(x=[1]), {"completion": "lenient"})
     with pytest.raises(PipelineError, match="weights"):

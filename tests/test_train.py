@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -11,11 +12,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import PipelineError, load_params, stage_params
 from pipeline.io import write_json
 from pipeline.scorecard import load_card, score_frame
-from pipeline.train import assign_samples, scoring_features, train_models
+from pipeline.train import (
+    SAMPLES,
+    assign_samples,
+    fit_mask,
+    sample_design,
+    scoring_features,
+    train_models,
+    validate_split,
+)
 from tests.conftest import PROJECT_ROOT, dag_env
 from tests.fixtures.snapshots import SCORING_FEATURES, feature_dictionary, uci_snapshot_frame
 
@@ -36,32 +47,121 @@ def panel(n_customers: int = 400, seed: int = 0) -> pd.DataFrame:
     return df
 
 
+SPLIT = {
+    "method": "out_of_time",
+    "oot_start": "2024-07-31",
+    "calibration_share": 0.25,
+    "oot_customer_share": 0.3,
+}
+
+
 def test_out_of_time_split_rules() -> None:
     snaps = panel()
-    split = {"method": "out_of_time", "oot_start": "2024-07-31", "calibration_share": 0.25}
-    s = assign_samples(snaps, split, seed=1)
+    s = assign_samples(snaps, SPLIT, seed=1)
     assert (s[["customer_id", "as_of_date"]] == snaps[["customer_id", "as_of_date"]]).all().all()
     assert s.loc[snaps["is_bad"].isna(), "sample"].eq("excluded").all()
+    assert (
+        s.loc[snaps["is_bad"].isna(), "exclusion_reason"]
+        == snaps.loc[snaps["is_bad"].isna(), "label"]
+    ).all()
+    assert s.loc[s["sample"] != "excluded", "exclusion_reason"].isna().all()
     labelled = snaps["is_bad"].notna()
     late = snaps["as_of_date"] >= pd.Timestamp("2024-07-31")
-    assert s.loc[labelled & late, "sample"].eq("oot").all()
-    assert s.loc[labelled & ~late, "sample"].isin(["train", "calibration"]).all()
-    per_customer = (
-        s[s["sample"].isin(["train", "calibration"])].groupby("customer_id")["sample"].nunique()
+    assert s.loc[labelled & late, "sample"].isin(["oot", "oot_known"]).all()
+    assert s.loc[labelled & ~late, "sample"].isin(["train", "calibration", "excluded"]).all()
+    ids = {
+        k: set(s.loc[s["sample"] == k, "customer_id"])
+        for k in ("train", "calibration", "oot", "oot_known")
+    }
+    assert not ids["train"] & ids["calibration"]
+    assert not (ids["train"] | ids["calibration"]) & ids["oot"], (
+        "oot shares customers with development"
     )
-    assert (per_customer == 1).all(), "a customer is in both train and calibration"
-    cal_share = (
-        s.loc[s["sample"].isin(["train", "calibration"])]
-        .drop_duplicates("customer_id")["sample"]
-        .eq("calibration")
-        .mean()
+    assert ids["oot_known"] <= ids["train"] | ids["calibration"], (
+        "oot_known = known customers only"
     )
+    held = s["exclusion_reason"] == "oot_customer_before_oot_start"
+    assert held.any() and not set(s.loc[held, "customer_id"]) & (ids["train"] | ids["calibration"])
+    dev_customers = set(snaps.loc[labelled & ~late, "customer_id"])
+    held_share = len(set(s.loc[held, "customer_id"])) / len(dev_customers)
+    assert 0.2 < held_share < 0.4
+    new = set(snaps["customer_id"]) - set(snaps.loc[~late, "customer_id"])
+    assert new & set(snaps.loc[labelled, "customer_id"]) <= ids["oot"], "new customers are oot"
+    cal_share = len(ids["calibration"]) / len(ids["train"] | ids["calibration"])
     assert 0.15 < cal_share < 0.35
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    hold=st.floats(0.0, 0.6),
+    cal=st.floats(0.05, 0.5),
+    start=st.sampled_from(["2023-09-30", "2024-07-31", "2025-03-31"]),
+)
+def test_out_of_time_samples_are_customer_disjoint_and_later(seed, hold, cal, start) -> None:
+    """Whatever the shares, seed and date: train, calibration and oot share no customer, oot and
+    oot_known are dated on/after oot_start and development before it."""
+    snaps = panel(120, seed=seed % 7)
+    split = {**SPLIT, "oot_start": start, "oot_customer_share": hold, "calibration_share": cal}
+    s = assign_samples(snaps, split, seed=seed)
+    ids = {k: set(s.loc[s["sample"] == k, "customer_id"]) for k in SAMPLES}
+    assert not ids["train"] & ids["calibration"]
+    assert not ids["oot"] & (ids["train"] | ids["calibration"] | ids["oot_known"])
+    dates = s.groupby("sample")["as_of_date"].agg(["min", "max"])
+    t0 = pd.Timestamp(start)
+    for k in ("oot", "oot_known"):
+        if k in dates.index:
+            assert dates.loc[k, "min"] >= t0
+    for k in ("train", "calibration"):
+        if k in dates.index:
+            assert dates.loc[k, "max"] < t0
+    design = sample_design(s, snaps, split)
+    assert sum(design["snapshots_per_sample"].values()) == len(snaps)
+    assert design["customer_overlap"] == {
+        "train&calibration": 0,
+        "train&oot": 0,
+        "calibration&oot": 0,
+        "oot&oot_known": 0,
+    }
+    assert sum(design["exclusions"].values()) == design["snapshots_per_sample"]["excluded"]
+
+
+def test_sample_design_counts_by_sample_segment_label() -> None:
+    snaps = panel(200, seed=5)
+    rng = np.random.default_rng(0)
+    snaps["segment"] = np.where(rng.random(len(snaps)) < 0.1, "delinquent", "current")
+    in_default = rng.random(len(snaps)) < 0.05
+    snaps.loc[in_default, ["label", "segment"]] = ["in_default", None]
+    snaps.loc[in_default, "is_bad"] = pd.NA
+    s = assign_samples(snaps, SPLIT, seed=1)
+    assert (s["segment"].isna() == in_default).all()
+    d = sample_design(s, snaps, SPLIT)
+    total = sum(n for seg in d["counts"].values() for lab in seg.values() for n in lab.values())
+    assert total == len(snaps) == d["snapshots"]
+    assert d["counts"]["excluded"]["none"]["in_default"] == int(in_default.sum())
+    assert d["exclusions"]["in_default"] == int(in_default.sum())
+    train_current = s["sample"].eq("train") & s["segment"].eq("current")
+    assert d["fit"]["snapshots"] == int(train_current.sum())
+    assert (fit_mask(s, ["current"]) == train_current.to_numpy()).all()
+    assert fit_mask(s, ["current", "delinquent"]).sum() == int(
+        (s["sample"].eq("train") & s["segment"].notna()).sum()
+    )
+    bad_train = snaps.loc[s["sample"].eq("train") & snaps["is_bad"].eq(1), "customer_id"].nunique()
+    assert d["bad_customers"]["train"] == bad_train
+    json.dumps(d)  # the report is plain JSON
+
+
+def test_split_params_are_validated() -> None:
+    with pytest.raises(PipelineError, match="fit_segments"):
+        validate_split({**SPLIT, "fit_segments": ["risky"]})
+    with pytest.raises(PipelineError, match="oot_customer_share"):
+        validate_split({**SPLIT, "oot_customer_share": 1.0})
+    assert validate_split(SPLIT) == ["current"]
 
 
 def test_split_is_deterministic_and_order_free() -> None:
     snaps = panel()
-    split = {"method": "out_of_time", "oot_start": "2024-07-31", "calibration_share": 0.25}
+    split = SPLIT
     a = assign_samples(snaps, split, seed=1)
     shuffled = snaps.sample(frac=1.0, random_state=3)
     b = assign_samples(shuffled, split, seed=1).sort_index()
@@ -191,6 +291,7 @@ def test_stage_writes_contract_outputs(uci_csv, tmp_path) -> None:
         "models/uci/train_report.json",
         "metrics/uci/train.json",
         "reports/uci/train_timing.json",
+        "reports/uci/sample_design.json",
     ):
         assert (root / rel).is_file(), rel
     assert not list(root.rglob("*.pkl")) and not list(root.rglob("*.pickle"))
@@ -198,7 +299,15 @@ def test_stage_writes_contract_outputs(uci_csv, tmp_path) -> None:
     assert list(boost.columns) == ["customer_id", "as_of_date", "pd_boosting"]
     assert len(boost) == 5000 and boost["pd_boosting"].between(0, 1).all()
     samples = pd.read_parquet(root / "data/processed/uci/samples.parquet")
-    assert list(samples.columns) == ["customer_id", "as_of_date", "sample"]
+    assert list(samples.columns) == [
+        "customer_id",
+        "as_of_date",
+        "sample",
+        "segment",
+        "exclusion_reason",
+    ]
+    design = json.loads((root / "reports/uci/sample_design.json").read_text())
+    assert design["customer_overlap"]["train&oot"] == 0 and design["snapshots"] == 5000
     card = load_card(root / "models/uci/scorecard.json")
     assert card["dataset"] == "uci" and card["provenance"]["params"]["split"]["method"] == (
         "stratified_holdout"
@@ -252,7 +361,7 @@ def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd() -> None:
         "days_beyond_terms_wavg_12m": "numeric",
         "net_collection_rate_12m": "numeric",
         "competitor_share": "numeric",
-        "segment": "categorical",
+        "industry": "categorical",
     }
     fitted = train_models(snaps, samples, features, params, "synthetic", {})
     oot = (samples["sample"] == "oot").to_numpy()

@@ -1,0 +1,300 @@
+"""Limit review proposals with approval authority, and customer value / the value–loyalty grid.
+
+Golden values are hand calculations written out in the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import customer_value as cv
+from pipeline import limit_review as lr
+from pipeline.config import PipelineError, load_params
+
+PUBLISH = load_params()["publish"]
+REVIEW = PUBLISH["limit_review"]
+VALUE = PUBLISH["customer_value"]
+POLICY = {k: PUBLISH[k] for k in ("triggers",)}
+T = pd.Timestamp("2025-06-30")
+
+
+# --------------------------------------------------------------------------- approval authority
+def test_role_levels_by_exposure_change_and_grade():
+    roles = REVIEW["roles"]
+    lvl = lr.role_level(
+        ["A", "C", "A", "B", "D"],
+        np.array([30_000, 300_000, 10_000, 60_000, 40_000]),
+        np.array([0.05, 0.60, 1.0, 0.20, 0.0]),
+        ["raise", "raise", "suspend", "cut", "keep"],
+        REVIEW,
+    )
+    # A raise: band 0 -> 0; C raise: band 2 (2) + change >= 50% (1) + grade C (1) = 4 -> capped 3;
+    # A suspension: band 0, floor credit_manager (1); B cut: band 1 (1), no escalation for a reduction;
+    # D keep: 0 + 0 + 1 = 1
+    assert [roles[i] for i in lvl] == [
+        "credit_analyst",
+        "credit_committee",
+        "credit_manager",
+        "credit_manager",
+        "credit_manager",
+    ]
+    cut_c = lr.role_level(["C"], np.array([300_000]), np.array([0.6]), ["cut"], REVIEW)[0]
+    assert roles[cut_c] == "head_of_credit"  # band 2 only
+
+
+def test_authority_table_covers_grade_exposure_and_change():
+    table = lr.approval_authority_table(REVIEW, ["A", "B", "C", "D"])
+    assert len(table) == 4 * len(REVIEW["exposure_bands"]) * len(REVIEW["change_bands"])
+    a_small = table[(table["letter_grade"] == "A") & (table["exposure_min"] == 0)]
+    assert list(a_small["role"]) == ["credit_analyst", "credit_analyst", "credit_manager"]
+    # seniority never falls as exposure rises
+    for _, g in table.groupby(["letter_grade", "change_min"]):
+        levels = g.sort_values("exposure_min")["role"].map(REVIEW["roles"].index)
+        assert levels.is_monotonic_increasing
+
+
+def test_bad_authority_params_name_the_key():
+    with pytest.raises(PipelineError, match="exposure_level"):
+        lr.check_params({**REVIEW, "exposure_level": [0, 1]}, ["A", "B", "C", "D"])
+    with pytest.raises(PipelineError, match="grade_escalation"):
+        lr.check_params({**REVIEW, "grade_escalation": {"A": 0}}, ["A", "B", "C", "D"])
+
+
+# --------------------------------------------------------------------------- proposals
+def _review_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    n = 8
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in range(1, n + 1)],
+            "as_of_date": T,
+            "label": ["good", "good", "good", "in_default", "good", "good", "good", "in_default"],
+            "credit_limit": [
+                10_000.0,
+                10_000.0,
+                10_000.0,
+                8_000.0,
+                50_000.0,
+                50_000.0,
+                19_000.0,
+                0.0,
+            ],
+            "attributes_valid_from": pd.to_datetime(
+                [
+                    "2024-05-31",
+                    "2025-05-31",
+                    "2025-05-31",
+                    "2025-05-31",
+                    "2024-05-31",
+                    "2025-05-31",
+                    "2024-05-31",
+                    "2025-05-31",
+                ]
+            ),
+            "exposure": 1_000.0,
+            "largest_invoice_share_3m": [0.1, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+            "days_beyond_terms_max_3m": [0, 20, 0, 0, 0, 0, 0, 0],
+            "late_invoice_share_12m": [0.1, 0.1, 0.0, 0.1, 0.1, 0.1, 0.1, 0.1],
+            "invoiced_amount_3m": [
+                3_000.0,
+                3_000.0,
+                4_000.0,
+                3_000.0,
+                3_000.0,
+                3_000.0,
+                3_000.0,
+                3_000.0,
+            ],
+            "invoiced_amount_12m": 10_000.0,
+            "tenure_months": 24.0,
+        }
+    )
+    scored = pd.DataFrame(
+        {
+            "grade": ["A2", "B1", "A1", "D1", "B2", "A2", "A2", "D1"],
+            "letter_grade": ["A", "B", "A", "D", "B", "A", "A", "D"],
+            "pd": [0.01, 0.03, 0.005, 0.4, 0.04, 0.01, 0.01, 0.4],
+            "limit": [20_000.0] * n,
+            "review_months": pd.array([12, 12, 12, 3, 12, 12, 12, 3], dtype="Int64"),
+        }
+    )
+    return frame, scored
+
+
+def test_proposals_keep_cut_raise_suspend_and_policy_cap():
+    frame, scored = _review_case()
+    out = lr.propose(scored, frame, POLICY, REVIEW).set_index("customer_id")
+    # C6: above the policy limit but reviewed a month ago, no trigger -> not due until its review;
+    # C8: in default with its limit already at 0 -> nothing to do
+    assert list(out.index) == ["C1", "C2", "C3", "C4", "C5", "C7"]
+    # scheduled review (13 months >= 12): re-set to the policy limit 20,000 (+100%: A, band 0, +1 step)
+    assert out.loc["C1", ["action", "proposed_limit", "due"]].tolist() == [
+        "raise",
+        20_000.0,
+        "scheduled review",
+    ]
+    assert out.loc["C1", "approver_role"] == "credit_manager"
+    # cut: 10,000 x (1 - 0.5) = 5,000
+    assert out.loc["C2", ["action", "proposed_limit", "due"]].tolist() == [
+        "cut",
+        5_000.0,
+        "trigger",
+    ]
+    # raise: growth 4,000 x 4 / 10,000 - 1 = 60% >= 20%, no late invoices -> 10,000 x 1.25
+    assert out.loc["C3", ["action", "proposed_limit"]].tolist() == ["raise", 12_500.0]
+    assert out.loc["C3", "approver_role"] == "credit_analyst"  # 25% change, 12,500, grade A
+    assert out.loc["C4", ["action", "proposed_limit", "trigger"]].tolist() == [
+        "suspend",
+        0.0,
+        "in default at the review date",
+    ]
+    assert out.loc["C4", "approver_role"] == "credit_manager"  # suspension floor
+    # scheduled, 50,000 on file > policy 20,000 -> cut to it; a reduction: exposure 50,000 (band 1)
+    assert out.loc["C5", ["action", "proposed_limit"]].tolist() == ["cut", 20_000.0]
+    assert out.loc["C5", "approver_role"] == "credit_manager"
+    # scheduled, 19,000 within 10% of 20,000 -> keep
+    assert out.loc["C7", ["action", "proposed_limit"]].tolist() == ["keep", 19_000.0]
+
+
+def test_raise_capped_by_policy_becomes_keep():
+    frame, scored = _review_case()
+    scored["limit"] = 9_000.0
+    out = lr.propose(scored, frame, POLICY, REVIEW).set_index("customer_id")
+    # C3's growth trigger would raise it, but the policy limit (9,000) is below its 10,000
+    assert out.loc["C3", ["action", "proposed_limit"]].tolist() == ["keep", 10_000.0]
+    assert "allows no raise" in out.loc["C3", "trigger"]
+
+
+def test_overrides_are_recorded_with_approver_reason_and_authority():
+    frame, scored = _review_case()
+    props = lr.propose(scored, frame, POLICY, REVIEW)
+    ovr = pd.DataFrame(
+        {
+            "review_date": ["2025-06-30", "2025-06-30"],
+            "customer_id": ["C2", "C3"],
+            "action": ["keep", "raise"],
+            "limit": ["10000", "300000"],
+            "approver": ["Li Wei", "Chen Jie"],
+            "role": ["credit_manager", "credit_manager"],
+            "reason": ["late order was a disputed delivery", "new contract signed"],
+        }
+    )
+    out = lr.apply_overrides(props, ovr, REVIEW).set_index("customer_id")
+    assert out.loc["C2", ["final_action", "final_limit"]].tolist() == ["keep", 10_000.0]
+    assert bool(out.loc["C2", "override_within_authority"])
+    # 300,000 (band 2: head_of_credit) with a 2,900% change (+1) -> credit_committee needed
+    assert not bool(out.loc["C3", "override_within_authority"])
+    assert out.loc["C1", "decided_by"].startswith("proposal")
+    assert out["override_reason"].notna().sum() == 2
+    stray = lr.apply_overrides(props, ovr.assign(customer_id=["C6", "C3"]), REVIEW)
+    assert stray.attrs["overrides_unmatched"] == ["row 2: C6 on 2025-06-30"]
+    assert stray.set_index("customer_id").loc["C2", "final_action"] == "cut"  # not applied
+    with pytest.raises(PipelineError, match="row 2, column action, rule in_range"):
+        lr.apply_overrides(props, ovr.assign(action=["freeze", "raise"]), REVIEW, "overrides.csv")
+    with pytest.raises(PipelineError, match="row 3, column reason, rule required"):
+        lr.apply_overrides(props, ovr.assign(reason=["ok", None]), REVIEW, "overrides.csv")
+
+
+# --------------------------------------------------------------------------- customer value
+P = {
+    **VALUE,
+    "gross_margin_rate": 0.18,
+    "cost_of_capital": 0.08,
+    "collection_cost_rate": 0.003,
+    "collection_cost_per_late_invoice": 50.0,
+    "lgd": 0.45,
+    "horizon_years": 3,
+    "discount_rate": 0.10,
+    "full_tenure_months": 36,
+    "loyalty_high": 0.7,
+    "loyalty_medium": 0.45,
+}
+
+
+def test_customer_value_hand_calculation():
+    frame = pd.DataFrame(
+        {
+            "sales_12m": [120_000.0],
+            "active_months_12m": [9],
+            "terms_days": [30.0],
+            "late_invoices_12m": [2.0],
+            "days_beyond_terms": [6.5],
+            "pd": [0.02],
+            "retention": [0.8],
+            "tenure_months": [18.0],
+            "competitor_share": [0.1],
+        },
+        index=pd.Index(["C1"], name="customer_id"),
+    )
+    v = cv.customer_value(frame, P).iloc[0]
+    # receivable = 120,000 x 36.5 / 365 = 12,000
+    assert v["average_receivable"] == pytest.approx(12_000.0)
+    # 21,600 - 960 - (360 + 100) - 0.02 x 0.45 x 12,000 = 20,072
+    assert v["annual_value"] == pytest.approx(20_072.0)
+    # 1/1.1 + 0.8/1.21 + 0.64/1.331 = 2.0510894...
+    assert v["lifetime_factor"] == pytest.approx(1 / 1.1 + 0.8 / 1.21 + 0.64 / 1.331)
+    assert v["lifetime_value"] == pytest.approx(20_072.0 * 2.05108940646, rel=1e-9)
+    # loyalty = (18/36 + 9/12 + 0.9) / 3 = 0.71667 -> high
+    assert v["loyalty_score"] == pytest.approx((0.5 + 0.75 + 0.9) / 3)
+    assert v["loyalty_level"] == "high"
+
+
+def test_retention_from_the_ledger():
+    inv = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B", "C", "D", "D"],
+            "invoice_date": pd.to_datetime(
+                [
+                    "2024-03-01",
+                    "2025-02-01",
+                    "2024-05-01",
+                    "2025-05-01",
+                    "2024-01-15",
+                    "2024-02-15",
+                ]
+            ),
+            "due_date": pd.to_datetime(
+                [
+                    "2024-04-01",
+                    "2025-03-03",
+                    "2024-06-01",
+                    "2025-06-01",
+                    "2024-02-15",
+                    "2024-03-15",
+                ]
+            ),
+            "amount": [100.0, 200.0, 50.0, 80.0, 10.0, 10.0],
+        }
+    )
+    act = cv.ledger_activity(inv, T)
+    # prior year (2023-06-30, 2024-06-30]: A, B, D; of them only A bought again -> 1/3
+    assert act.loc["A", "sales_12m"] == 200.0 and act.loc["B", "sales_12m"] == 0.0
+    assert set(act.index[act["bought_prior_year"]]) == {"A", "B", "D"}
+    seg = pd.Series("retail", index=["A", "B", "C", "D"])
+    r = cv.retention_rates(act, seg, min_customers=30)
+    assert r.loc["C"] == pytest.approx(1 / 3)
+
+
+def test_grid_has_six_cells_and_strategy_per_tier_and_grade():
+    rng = np.random.default_rng(0)
+    n = 60
+    values = pd.DataFrame(
+        {
+            "lifetime_value": rng.normal(10_000, 8_000, n),
+            "annual_value": rng.normal(5_000, 4_000, n),
+            "loyalty_level": np.array(["high", "medium", "low"])[np.arange(n) % 3],
+        },
+        index=[f"C{i}" for i in range(n)],
+    )
+    letters = pd.Series(np.array(["A", "B", "C", "D"])[np.arange(n) % 4], index=values.index)
+    grid = cv.value_grid(values, letters, VALUE)
+    cells = cv.grid_counts(grid, VALUE)
+    assert len(cells) == 6 and cells["customers"].sum() == n
+    assert (grid["value_level"] == "high").sum() == n // 2
+    assert set(grid["credit_strategy"]) <= set(cv.STRATEGIES)
+    neg = grid[grid["lifetime_value"] <= 0]
+    assert (neg["value_tier"] == "low").all()
+    top_d = grid[(grid["value_tier"] == "high") & (grid["letter_grade"] == "D")]
+    assert (top_d["credit_strategy"] == "secure").all()
+    table = cv.strategy_table(grid, VALUE, ["A", "B", "C", "D"])
+    assert len(table) == 12 and table["customers"].sum() == n
