@@ -24,7 +24,7 @@ from pipeline.config import (
     stage_params,
 )
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
-from pipeline.feature_sql import SEGMENTS, delinquent_threshold
+from pipeline.feature_sql import SEGMENTS, SETTLEMENT_TABLES, delinquent_threshold
 from pipeline.io import write_csv, write_json, write_parquet
 from pipeline.platform import add_platform_features
 from pipeline.platform import dictionary_rows as platform_dictionary
@@ -139,6 +139,9 @@ def main() -> None:
         tables["truth"] = paths.interim / "truth.parquet"
     if (paths.interim / "customer_history.parquet").exists():  # attributes as they stood at t
         tables["customer_history"] = paths.interim / "customer_history.parquet"
+    settlement = {n: paths.processed / "settlement" / f"{n}.parquet" for n in SETTLEMENT_TABLES}
+    require_files(settlement, f"run `python -m pipeline.settle --dataset {ds}` first")
+    tables.update(settlement)
     with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:
         result = compute(
             tables, params, temp_dir=params.get("temp_directory") or spill, with_analysis=True
