@@ -65,8 +65,6 @@ def scored_samples(card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame) -
             f"samples.parquet: snapshot row {row} ({merged.loc[row, 'customer_id']}, "
             f"{merged.loc[row, 'as_of_date']}) has no sample; re-run the train stage"
         )
-    if "segment" in merged.columns and merged["segment"].notna().any():  # the card's segment
-        merged = merged[merged["segment"] == "current"].reset_index(drop=True)
     out = merged[KEYS + ["sample", "is_bad"]].copy()
     # no segment column: every snapshot is "current"; a missing segment = outside the population
     out["segment"] = (

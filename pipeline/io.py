@@ -308,6 +308,12 @@ def json_text(obj: Any) -> str:
     return json.dumps(_jsonable(obj), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def stored_form(obj: Any) -> Any:
+    """``obj`` as `write_json` stores it and `read_json` returns it (floats at
+    `JSON_SIGNIFICANT_DIGITS`): a fitted spec kept in this form scores in memory exactly as its file."""
+    return json.loads(json_text(obj))
+
+
 def write_json(obj: Any, path: Path) -> None:
     """Write JSON (see `json_text`) atomically."""
     write_text(json_text(obj), path)
