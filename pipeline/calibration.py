@@ -1,6 +1,6 @@
 """Score → PD calibration, the master scale (grade cutoffs) and calibration tests.
 
-Reference: domain.md §4.1–4.3.
+Reference: docs/methodology.md §4.1–4.3.
 
 Conventions: a higher score is lower risk, so every PD mapping here is non-increasing in the score.
 Calibrators are fitted on a calibration sample disjoint from training; their fitted state is a
@@ -192,7 +192,7 @@ class PlattCalibrator(_Calibrator):
 
 class IsotonicCalibrator(_Calibrator):
     """Isotonic regression (non-increasing in the score), linear between fitted thresholds and
-    flat beyond them; only for large samples (it overfits small ones, domain.md §4.1).
+    flat beyond them; only for large samples (it overfits small ones, docs/methodology.md §4.1).
     """
 
     kind = "isotonic"
@@ -304,7 +304,7 @@ def pd_band_boundaries(
     """The K−1 interior PD boundaries b_1 < … < b_{K−1} the search aims at.
 
     ``geometric``: b_1 = the PD below which a share ``min_grade_share`` of customers lie,
-    b_{K−1} = the PD above which that share lies, geometric in between (domain.md §4.2:
+    b_{K−1} = the PD above which that share lies, geometric in between (docs/methodology.md §4.2:
     b_k = b_1·r^(k−1), r = (b_{K−1}/b_1)^(1/(K−2))). ``targets``: the given K−1 boundaries.
     """
     k = int(n_grades)

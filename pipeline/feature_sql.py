@@ -46,7 +46,7 @@ EXPERT_COLUMNS = (
 NEVER = 100_000_000  # day number meaning "not (yet) happened"; keeps comparisons free of NULLs
 DIALECTS = ("duckdb", "spark")
 
-# internal PAYDEX-style weighting key: (days beyond terms, points), linear in between (domain.md §1.2)
+# internal PAYDEX-style weighting key: (days beyond terms, points), linear in between (docs/methodology.md §1.2)
 PAYDEX_ANCHORS: tuple[tuple[int, int], ...] = (
     (-30, 100),
     (-20, 90),

@@ -3,7 +3,7 @@ early warning.
 
 Pure functions on DataFrames, used by the ``monitor`` stage and the notebooks.
 
-Stability follows domain.md §4.5: PSI = Σ (A% − E%)·ln(A% / E%) over bins that are FIXED on the
+Stability follows docs/methodology.md §4.5: PSI = Σ (A% − E%)·ln(A% / E%) over bins that are FIXED on the
 development sample (score: development quantiles; characteristics: the scorecard's own bins,
 including the missing, special and an ``unseen`` bin). Empty bins are smoothed by **additive
 epsilon**: on both sides p_i = (share_i + ε) / (1 + k·ε), k = number of bins in the union. This

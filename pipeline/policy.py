@@ -1,7 +1,7 @@
 """Credit policy maths: limits, credit period, review cycle, triggers, terms NPV, dunning.
 
 Pure functions on arrays and frames; every number comes from the ``publish`` block of params.yaml.
-Methods follow domain.md §5:
+Methods follow docs/methodology.md §5:
 
 - limit = min(need, capacity caps, expected-loss cap), the binding constraint named:
   need = monthly sales x credit period (months) x grade factor (the Chinese practice formula
@@ -297,7 +297,7 @@ def credit_terms_npv(
         NPV = -[P·Q + v·(Q' - Q)] + [(P'(1 - π) - v)·Q' - (P - v)·Q] / R
 
     With d = π = 0 this is -[P·Q + v·ΔQ] + (P - v)·ΔQ / R; with Q' = Q it is
-    -P·Q + P'·Q·(d - π) / R (domain.md §5.3). Also returns the break-even sales change ΔQ (NPV = 0)
+    -P·Q + P'·Q·(d - π) / R (docs/methodology.md §5.3). Also returns the break-even sales change ΔQ (NPV = 0)
     and, at unchanged sales, the break-even default rate π = d - R·(1 - d).
     """
     if monthly_rate <= 0 or not 0 <= discount < 1 or not 0 <= default_rate <= 1:

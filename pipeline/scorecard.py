@@ -42,7 +42,7 @@ def scaling_constants(base_score: float, base_odds: float, pdo: float) -> tuple[
     """Factor and offset of score = offset + factor * ln(odds good:bad).
 
     factor = pdo / ln 2 and offset = base_score - factor * ln(base_odds); 600 at 50:1 with PDO 20
-    gives factor 28.8539 and offset 487.1229 (domain.md §3.1).
+    gives factor 28.8539 and offset 487.1229 (docs/methodology.md §3.1).
     """
     if pdo <= 0 or base_odds <= 0:
         raise PipelineError(

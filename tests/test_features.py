@@ -272,7 +272,7 @@ def test_cei_worked_examples():
     assert sql_value == pytest.approx(10750 / 13500 * 100, rel=1e-12)
 
 
-# DBT -> PAYDEX from domain.md §1.2: the anchors and the chart's intermediate points
+# DBT -> PAYDEX from docs/methodology.md §1.2: the anchors and the chart's intermediate points
 PAYDEX_GOLDEN = [
     (-40, 100),
     (-30, 100),

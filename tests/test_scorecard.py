@@ -88,7 +88,7 @@ def toy_card() -> dict:
 
 
 def test_scaling_golden_values() -> None:
-    """600 points at 50:1 good:bad, PDO 20 -> Factor 28.8539, Offset 487.1229 (Siddiqi / domain.md
+    """600 points at 50:1 good:bad, PDO 20 -> Factor 28.8539, Offset 487.1229 (Siddiqi / docs/methodology.md
     §3.1).
     """
     factor, offset = scaling_constants(600, 50, 20)
