@@ -97,8 +97,10 @@ def test_synthetic_scorecard_is_close_to_the_true_pd(dag_root: Path) -> None:
 
 
 def current_oot_with_truth(root: Path, sample: str = "oot") -> pd.DataFrame:
-    """Synthetic goods and bads of ``sample`` in the current segment with a truth row, scored by the
-    trained card and graded on the published master scale."""
+    """Synthetic matured snapshots (good, bad, indeterminate) of ``sample`` in the current segment with
+    a truth row, scored by the trained card and graded on the published master scale. ``is_default``
+    is bad vs not bad: the true PD is the probability of the bad event, so an indeterminate snapshot
+    (matured, not bad) is a non-default here, as in calibration (docs/validation.md section 4)."""
     snaps = pd.read_parquet(root / "data/processed/synthetic/snapshots.parquet")
     samples = pd.read_parquet(root / "data/processed/synthetic/samples.parquet")
     frame = snaps.merge(
@@ -107,10 +109,11 @@ def current_oot_with_truth(root: Path, sample: str = "oot") -> pd.DataFrame:
     keep = (
         frame["sample"].eq(sample)
         & frame["segment"].eq("current")
-        & frame["is_bad"].notna()
+        & frame["label"].isin(["good", "bad", "indeterminate"])
         & frame["true_pd"].notna()
     )
     frame = frame[keep].reset_index(drop=True)
+    frame["is_default"] = frame["label"].eq("bad").astype(int)
     card = json.loads((root / "models/synthetic/scorecard.json").read_text())
     scored = score_frame(card, frame)
     frame["pd_card"] = scored["pd_model"].to_numpy()
@@ -143,7 +146,7 @@ def test_scorecard_ranks_within_3_percent_of_the_truth(dag_root: Path) -> None:
     """Current segment, customer-disjoint out of time: scorecard AUC >= 0.97 x the true PD's AUC on
     the same rows (the generator's conditional 12-month PD at each as-of date)."""
     frame = current_oot_with_truth(dag_root)
-    y = frame["is_bad"].astype(int)
+    y = frame["is_default"]
     assert y.sum() >= 200 and frame["customer_id"].nunique() >= 300
     card_auc = roc_auc_score(y, frame["pd_card"])
     true_auc = roc_auc_score(y, frame["true_pd"])
