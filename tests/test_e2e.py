@@ -138,8 +138,10 @@ def test_samples_are_customer_disjoint_and_out_of_time(dag_root: Path) -> None:
 
 
 @pytest.mark.xfail(
-    reason="measured 0.943 x (card 0.761, truth 0.807 on customers still paying; customer-bootstrap "
-    "95% CI of the ratio 0.906-0.986): the card does not yet reach the bar (docs/validation.md)",
+    reason="measured 0.915 x (card 0.715, truth 0.782 on matured customers still paying, bad vs not "
+    "bad; customer-bootstrap 95% CI of the ratio 0.855-0.975): out of time the card loses most on "
+    "customers under 6 months on book (0.62 vs 0.78), whose latent risk the ledger cannot show yet; "
+    "on the calibration sample the same card reaches 0.978 x (docs/validation.md section 4)",
     strict=True,
 )
 def test_scorecard_ranks_within_3_percent_of_the_truth(dag_root: Path) -> None:
@@ -154,8 +156,10 @@ def test_scorecard_ranks_within_3_percent_of_the_truth(dag_root: Path) -> None:
 
 
 @pytest.mark.xfail(
-    reason="grade PDs come from the calibrate stage (issue 11 part B); with today's calibration the "
-    "published PDs miss the mean true PD by -84% (AAA) to +98% (DD) out of time",
+    reason="measured AA -46%, B -17%, C +11% (grades with >= 200 snapshots; was -84% .. +98% before "
+    "indeterminates counted as non-defaults): the Platt slope fitted on 55 bad calibration customers "
+    "(-0.024/point, cluster SE 0.005) is steeper than the truth's (-0.015), so the best grade's PD is "
+    "too low (docs/validation.md section 4)",
     strict=True,
 )
 def test_grade_pds_are_within_20_percent_of_the_truth(dag_root: Path) -> None:
