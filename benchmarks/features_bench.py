@@ -143,16 +143,29 @@ def _child(engine: str, data: Path, params_json: str) -> None:
     params = json.loads(params_json)
     names = ("customers", "invoices", "payments", "claims")
     t0 = time.perf_counter()
-    if engine == "duckdb":
+    if engine == "settle":
+        from pipeline.feature_engine import compute_settlement
+
+        rows = compute_settlement(
+            {k: data / f"{k}.parquet" for k in names},
+            params,
+            data / "settlement",
+            temp_dir=str(data / "spill"),
+        )["settled_invoices"]
+    elif engine in ("duckdb", "duckdb_settled"):
         import pyarrow.parquet as pq
 
         from pipeline.feature_engine import compute_snapshots
+        from pipeline.feature_sql import SETTLEMENT_TABLES
 
+        tables = {k: data / f"{k}.parquet" for k in names}
+        if engine == "duckdb_settled":  # the settle stage's output, written by the "settle" engine
+            tables.update({k: data / "settlement" / f"{k}.parquet" for k in SETTLEMENT_TABLES})
         out = compute_snapshots(
-            {k: data / f"{k}.parquet" for k in names},
+            tables,
             params,
             temp_dir=str(data / "spill"),
-            out_path=data / "snapshots_duckdb.parquet",
+            out_path=data / f"snapshots_{engine}.parquet",
         )["snapshots"]
         rows = pq.ParquetFile(out).metadata.num_rows
     else:
@@ -184,7 +197,11 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=24)
     ap.add_argument("--as-of", type=int, default=12)
     ap.add_argument("--invoices-per-month", type=float, default=4.0)
-    ap.add_argument("--engines", default="duckdb,pandas")
+    ap.add_argument(
+        "--engines",
+        default="duckdb,pandas",
+        help="duckdb (settles inside), settle then duckdb_settled (reads the stored settlement), pandas",
+    )
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

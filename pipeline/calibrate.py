@@ -33,7 +33,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
-from pipeline.io import code_version, file_sha256, write_csv, write_json
+from pipeline.io import code_version, file_sha256, write_csv, write_json, write_text
 from pipeline.scorecard import load_card, score_frame
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
@@ -82,8 +82,6 @@ def scored_samples(card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame) -
             f"samples.parquet: snapshot row {row} ({merged.loc[row, 'customer_id']}, "
             f"{merged.loc[row, 'as_of_date']}) has no sample; re-run the train stage"
         )
-    if "segment" in merged.columns and merged["segment"].notna().any():  # the card's segment
-        merged = merged[merged["segment"] == "current"].reset_index(drop=True)
     out = merged[KEYS + ["sample"]].copy()
     out["is_bad"] = default_outcome(merged)
     # no segment column: every snapshot is "current"; a missing segment = outside the population
@@ -638,9 +636,7 @@ def main() -> None:
     write_csv(rel, paths.plots / "calibrate_reliability.csv")
     reliability_plot(rel, paths.plots / "calibrate_reliability.png")
     (paths.reports).mkdir(parents=True, exist_ok=True)
-    (paths.reports / "calibration.md").write_text(
-        calibration_markdown(result, args.dataset), encoding="utf-8"
-    )
+    write_text(calibration_markdown(result, args.dataset), paths.reports / "calibration.md")
     log.info(
         "calibrate %s: %s, %d grades, PDs %s",
         args.dataset,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.io import save_figure
+
 SAMPLE_NOTES = {
     "calibration": "In sample: the calibration map was fitted on these rows, so these tests are "
     "optimistic (an isotonic map reproduces each grade's bad rate almost exactly); "
@@ -230,5 +232,5 @@ def reliability_plot(rel: pd.DataFrame, path) -> None:
     ax.set_title("Reliability by grade"), ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    save_figure(fig, path, metadata={"Software": None})
     plt.close(fig)

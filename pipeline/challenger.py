@@ -20,6 +20,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.config import PipelineError
+from pipeline.io import stored_form
 from pipeline.scorecard import numeric_column
 
 SCHEMA_VERSION = "1.0"
@@ -70,7 +71,8 @@ def preprocessing(clip_quantile: float = 0.01) -> Pipeline:
 def fit_challenger(
     X: pd.DataFrame, y: Any, clip_quantile: float = 0.01, max_correlation: float = 0.95
 ) -> dict:
-    """Fit the challenger on numeric columns of ``X`` and return its JSON spec.
+    """Fit the challenger on numeric columns of ``X`` and return its JSON spec (in its stored form,
+    so the spec in memory predicts exactly as the file written from it).
 
     Columns that are constant after preprocessing, or correlated above ``max_correlation`` with an
     earlier column, are left out (an exactly collinear design has no unique fit); the spec says
@@ -121,7 +123,7 @@ def fit_challenger(
         pipe.named_steps["impute"],
         pipe.named_steps["scale"],
     )
-    return {
+    spec = {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
         "target": {"event": "bad", "link": "logit P(bad) = intercept + sum(coefficient * z)"},
@@ -157,6 +159,7 @@ def fit_challenger(
             "converged": bool(model.mle_retvals.get("converged", True)),
         },
     }
+    return stored_form(spec)
 
 
 def predict_pd(spec: dict, X: pd.DataFrame) -> np.ndarray:

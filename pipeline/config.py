@@ -128,16 +128,40 @@ def setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_stage(main_fn, stage: str) -> None:
-    """Run a stage's ``main`` so that a ``PipelineError`` ends with one clear line and exit code 2."""
+def _dataset_argument() -> str | None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--dataset", default="synthetic")
+    return parser.parse_known_args()[0].dataset
+
+
+def run_stage(main_fn, stage: str, atomic: bool = True) -> None:
+    """Run a stage's ``main`` so that a ``PipelineError`` ends with one clear line and exit code 2.
+
+    With ``atomic`` (every DVC stage) all outputs written through `pipeline.io` are committed together
+    at the end with the stage's manifest (`pipeline.io.stage_outputs`): a failed or killed stage leaves
+    its previous outputs as they were.
+    """
+    import contextlib
     import sys
 
+    from pipeline.io import stage_manifest_path, stage_outputs
+
     setup_logging()
+    dataset = _dataset_argument() if atomic else None
     try:
-        main_fn()
+        with (
+            stage_outputs(stage_manifest_path(PROJ_ROOT, dataset, stage))
+            if dataset
+            else contextlib.nullcontext()
+        ):
+            main_fn()
     except PipelineError as exc:
-        print(f"[{stage}] ERROR: {exc}", file=sys.stderr)
+        print(f"[{stage}] ERROR: {_one_line(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def progress(iterable, desc: str, **kwargs):
@@ -148,7 +172,16 @@ def progress(iterable, desc: str, **kwargs):
 
 
 def require_files(files: dict[str, Path], hint: str) -> None:
-    """Stop with one clear line when a stage input is missing: which file, which input, what to run."""
+    """Stop with one clear line when a stage input is missing, or disagrees with the manifest of the
+    stage that wrote it (size, Parquet rows, SHA-256): which file, which input, what to run."""
+    from pipeline.io import verify_recorded
+
     for name, path in files.items():
         if not Path(path).is_file():
             raise PipelineError(f"{path}: not found (input '{name}'); {hint}")
+        problem = verify_recorded(path, PROJ_ROOT)
+        if problem:
+            raise PipelineError(
+                f"{path}: input '{name}' refused, rule recorded_output: {problem}; rerun the stage "
+                "that writes it (dvc repro)"
+            )

@@ -47,7 +47,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
-from pipeline.io import code_version, read_json, write_csv, write_json
+from pipeline.io import code_version, read_json, write_csv, write_json, write_text
 from pipeline.scorecard import load_card, score_frame
 from pipeline.sufficiency import no_oot_error
 
@@ -575,7 +575,7 @@ def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dic
     write_json(result, paths.metrics / "evaluate.json")
     text = report.comparison_markdown(result, decisions, tables["bad_rate_by_band"], frame, card)
     paths.reports.mkdir(parents=True, exist_ok=True)
-    (paths.reports / "comparison.md").write_text(text, encoding="utf-8")
+    write_text(text, paths.reports / "comparison.md")
     log.info(
         "evaluate %s: %d OOT cases, AUC scorecard %.4f, rules %.4f",
         dataset,

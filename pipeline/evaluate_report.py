@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline import metrics  # noqa: E402
+from pipeline.io import save_figure  # noqa: E402
 
 GRADES = ("A", "B", "C", "D")
 LABELS = {
@@ -115,7 +116,7 @@ def bad_rate_by_band(frame: pd.DataFrame, n_bands: int) -> pd.DataFrame:
 def _save(fig: plt.Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata=PNG_META)
+    save_figure(fig, path, dpi=110, metadata=PNG_META)
     plt.close(fig)
 
 

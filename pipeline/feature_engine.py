@@ -19,11 +19,15 @@ from pipeline.config import PipelineError
 from pipeline.feature_sql import (
     AGING_BUCKETS,
     EXPERT_COLUMNS,
+    INVOICE_KEYS,
     LATE_BUCKETS,
     MASTER_HISTORY_SQL,
+    SETTLEMENT_OUTPUTS,
+    SETTLEMENT_TABLES,
     build_feature_sql,
     feature_windows,
     roll_rate_sql,
+    settlement_sql,
     vintage_sql,
 )
 
@@ -188,6 +192,43 @@ def run_statements(con, statements: list[tuple[str, str]], keep: tuple[str, ...]
 ANALYSIS_INPUTS = ("cust_keys", "inv_settled", "open_balance")
 
 
+def compute_settlement(
+    tables: Mapping[str, pd.DataFrame | Path],
+    params: Mapping[str, Any],
+    out_dir: Path,
+    temp_dir: str | None = None,
+) -> dict[str, int]:
+    """Settle the ledger once: allocation of payments, FIFO pool, settlement day and open-amount inputs.
+
+    Writes one Parquet file per `SETTLEMENT_TABLES` name into ``out_dir`` (each streamed by DuckDB ``COPY``
+    to a temporary name, then renamed) and returns their row counts. `compute_snapshots` reads them back
+    (``tables`` given those names) instead of settling again, so every as-of grid and experiment reuses one
+    settlement."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = _connect(params, temp_dir)
+    counts: dict[str, int] = {}
+    try:
+        for name in ("customers", "invoices", "payments"):
+            if name not in tables:
+                raise PipelineError(f"settle: canonical table '{name}' is missing")
+            _register(con, name, tables[name])
+        for _, sql in settlement_sql("duckdb"):
+            con.execute(sql)
+        con.execute(f"CREATE TEMP TABLE invoice_keys AS {INVOICE_KEYS}")
+        for name, select in SETTLEMENT_OUTPUTS.items():
+            tmp = out_dir / f".{name}.parquet.tmp"
+            con.execute(f"COPY ({select}) TO '{tmp.as_posix()}' (FORMAT parquet)")
+            tmp.replace(out_dir / f"{name}.parquet")
+            path = (out_dir / f"{name}.parquet").as_posix()
+            counts[name] = int(
+                con.execute(f"SELECT COUNT(*) FROM read_parquet('{path}')").fetchall()[0][0]
+            )
+    finally:
+        con.close()
+    return counts
+
+
 def compute_snapshots(
     tables: Mapping[str, pd.DataFrame | Path],
     params: Mapping[str, Any],
@@ -216,6 +257,10 @@ def compute_snapshots(
             _register(con, "customer_history", tables["customer_history"])
         else:
             con.execute(f"CREATE OR REPLACE VIEW customer_history AS {MASTER_HISTORY_SQL}")
+        settled = all(tables.get(name) is not None for name in SETTLEMENT_TABLES)
+        if settled:
+            for name in SETTLEMENT_TABLES:
+                _register(con, name, tables[name])
         cutoff = (
             pd.Timestamp(params["data_cutoff"])
             if params.get("data_cutoff")
@@ -234,7 +279,7 @@ def compute_snapshots(
         con.register("asof_grid", grid)
         con.register("eval_days", eval_days(grid, months))
         try:
-            statements = build_feature_sql(dict(params), "duckdb", with_truth)
+            statements = build_feature_sql(dict(params), "duckdb", with_truth, settled)
         except ValueError as exc:
             raise PipelineError(str(exc)) from exc
         snapshot_sql = run_statements(con, statements, ANALYSIS_INPUTS if with_analysis else ())

@@ -198,26 +198,33 @@ def _bucket_cond(expr: str, lo: int | None, hi: int | None) -> str:
 
 
 # --------------------------------------------------------------------------- statements
-def build_feature_sql(
-    params: dict[str, Any], dialect: str, with_truth: bool = False
-) -> list[tuple[str, str]]:
-    """Ordered ``(name, sql)`` statements; the last one, ``snapshots``, is a SELECT of the labelled snapshot
-    table ordered by customer and as-of date.
+SETTLEMENT_TABLES = ("settled_invoices", "settled_payments", "settled_partial", "settled_pool")
+SETTLEMENT_OUTPUTS = {
+    "settled_invoices": """SELECT k.customer_id, m.sik AS ik, i.invoice_day, i.due_day, i.amount_cents,
+  i.write_off_day, i.settled_day, CAST(i.queue_before_cents AS BIGINT) AS queue_before_cents
+FROM inv_settled i JOIN cust_keys k ON i.ck = k.ck JOIN invoice_keys m ON i.ik = m.ik
+ORDER BY k.customer_id, m.sik""",
+    "settled_payments": """SELECT k.customer_id, p.pay_day, p.amount_cents, p.due_day
+FROM pay p JOIN cust_keys k ON p.ck = k.ck ORDER BY k.customer_id, p.pay_day, p.amount_cents, p.due_day""",
+    "settled_partial": """SELECT k.customer_id, m.sik AS ik, p.pay_day, p.amount_cents
+FROM partial_pay p JOIN inv_settled i ON p.ik = i.ik JOIN cust_keys k ON i.ck = k.ck
+JOIN invoice_keys m ON p.ik = m.ik ORDER BY k.customer_id, m.sik, p.pay_day, p.amount_cents""",
+    "settled_pool": """SELECT k.customer_id, p.pay_day, CAST(p.pool_cents AS BIGINT) AS pool_cents
+FROM pool p JOIN cust_keys k ON p.ck = k.ck ORDER BY k.customer_id, p.pay_day, p.pool_cents""",
+}
+"""The settlement, stored once per ledger (stage `settle`): one SELECT per table over the statements of
+`settlement_sql` plus `INVOICE_KEYS`. Every table carries ``customer_id`` so that it splits by customer like
+the ledger; rows are ordered and the invoice key follows the invoice id, so the files are byte-stable."""
+INVOICE_KEYS = "SELECT ik, ROW_NUMBER() OVER (ORDER BY invoice_id) AS sik FROM inv"
 
-    ``params`` is the features stage block (windows, label definition, PAYDEX floor); ``with_truth`` joins
-    the optional ``truth`` view's ``true_pd_12m`` as ``true_pd`` (synthetic data).
-    """
+
+def settlement_sql(dialect: str) -> list[tuple[str, str]]:
+    """The settlement statements: integer keys, direct allocation, FIFO pool, settlement day per invoice.
+
+    Settlement is a property of the ledger, causal in time and independent of the as-of grid, so the
+    `settle` stage runs these once and `build_feature_sql(..., settled=True)` reads the stored result."""
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
-    windows = feature_windows(params)
-    wmax = max(windows)
-    label = params.get("label", {})
-    bad_dbt = int(label.get("bad_days_beyond_terms", 90))
-    good_dbt = int(label.get("good_max_days_beyond_terms", 30))
-    mat_cents = int(round(float(label.get("material_amount", 0.0)) * 100))
-    mat_share = float(label.get("material_share", 0.0))
-    floor = float(params.get("paydex_floor", 1))
-    seg_dbt = delinquent_threshold(params)
     day = lambda col: _day(col, dialect)  # noqa: E731
     out: list[tuple[str, str]] = []
 
@@ -229,8 +236,6 @@ def build_feature_sql(
         "cust_keys",
         "SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS ck FROM customers",
     )
-    # customer attributes as they stood: one row per version, valid on [from_day, to_day)
-    add("customer_versions", customer_versions_sql(dialect))
     add(
         "inv",
         f"""SELECT {_row_id(dialect)} AS ik, i.invoice_id, k.ck, {day("i.invoice_date")} AS invoice_day,
@@ -300,6 +305,62 @@ FROM inv i LEFT JOIN direct_settled d ON i.ik = d.ik
 LEFT JOIN pool_settled q ON i.ik = q.ik""",
     )
 
+    return out
+
+
+def build_feature_sql(
+    params: dict[str, Any], dialect: str, with_truth: bool = False, settled: bool = False
+) -> list[tuple[str, str]]:
+    """Ordered ``(name, sql)`` statements; the last one, ``snapshots``, is a SELECT of the labelled snapshot
+    table ordered by customer and as-of date.
+
+    ``params`` is the features stage block (windows, label definition, PAYDEX floor); ``with_truth`` joins
+    the optional ``truth`` view's ``true_pd_12m`` as ``true_pd`` (synthetic data). With ``settled`` the
+    settlement is read from the `SETTLEMENT_TABLES` views (the `settle` stage's output) instead of being
+    computed from the payments.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
+    windows = feature_windows(params)
+    wmax = max(windows)
+    label = params.get("label", {})
+    bad_dbt = int(label.get("bad_days_beyond_terms", 90))
+    good_dbt = int(label.get("good_max_days_beyond_terms", 30))
+    mat_cents = int(round(float(label.get("material_amount", 0.0)) * 100))
+    mat_share = float(label.get("material_share", 0.0))
+    floor = float(params.get("paydex_floor", 1))
+    seg_dbt = delinquent_threshold(params)
+    day = lambda col: _day(col, dialect)  # noqa: E731
+    out: list[tuple[str, str]] = []
+
+    def add(name: str, select: str) -> None:
+        out.append((name, _create(name, select, dialect, is_materialized(name))))
+
+    if settled:
+        add(
+            "cust_keys",
+            "SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS ck FROM customers",
+        )
+        add(
+            "inv_settled",
+            """SELECT s.ik, k.ck, s.invoice_day, s.due_day, s.amount_cents, s.write_off_day, s.settled_day,
+  s.queue_before_cents FROM settled_invoices s JOIN cust_keys k ON s.customer_id = k.customer_id""",
+        )
+        add(
+            "pay",
+            """SELECT k.ck, s.pay_day, s.amount_cents, s.due_day
+FROM settled_payments s JOIN cust_keys k ON s.customer_id = k.customer_id""",
+        )
+        add("partial_pay", "SELECT ik, pay_day, amount_cents FROM settled_partial")
+        add(
+            "pool",
+            """SELECT k.ck, s.pay_day, s.pool_cents
+FROM settled_pool s JOIN cust_keys k ON s.customer_id = k.customer_id""",
+        )
+    else:
+        out.extend(settlement_sql(dialect))
+    # customer attributes as they stood: one row per version, valid on [from_day, to_day)
+    add("customer_versions", customer_versions_sql(dialect))
     # ---- open balances at every evaluation day
     add(
         "open_pairs",
@@ -349,12 +410,15 @@ LEFT JOIN pool_at_eval pe ON o.ck = pe.ck AND o.eval_day = pe.eval_day""",
   MAX(CASE WHEN open_cents > 0 AND {dpd} >= {seg_dbt} THEN amount_cents END) AS delinquent_cents
 FROM open_items GROUP BY ck, eval_day""",
     )
-    add("first_invoice", "SELECT ck, MIN(invoice_day) AS first_invoice_day FROM inv GROUP BY ck")
+    add(
+        "first_invoice",
+        "SELECT ck, MIN(invoice_day) AS first_invoice_day FROM inv_settled GROUP BY ck",
+    )
     # ---- write-offs on or before t (any date): a written-off customer is already in default at t
     add(
         "write_off_agg",
         """SELECT i.ck, g.as_of_day, SUM(i.amount_cents) AS wo_to_date_cents
-FROM inv i JOIN asof_grid g ON i.write_off_day <= g.as_of_day AND i.invoice_day <= g.as_of_day
+FROM inv_settled i JOIN asof_grid g ON i.write_off_day <= g.as_of_day AND i.invoice_day <= g.as_of_day
 GROUP BY i.ck, g.as_of_day""",
     )
 

@@ -24,7 +24,7 @@ from pipeline.config import (
     stage_params,
 )
 from pipeline.feature_engine import LABELS, TABLES, feature_dictionary
-from pipeline.feature_sql import SEGMENTS, delinquent_threshold
+from pipeline.feature_sql import SEGMENTS, SETTLEMENT_TABLES, delinquent_threshold
 from pipeline.io import write_csv, write_json, write_parquet
 from pipeline.platform import add_platform_features
 from pipeline.platform import dictionary_rows as platform_dictionary
@@ -96,6 +96,23 @@ def apply_rules(
     return out, rules.grading_report(out, params)
 
 
+def stated_cutoff(params: dict[str, Any], dataset: str) -> str:
+    """The features cut-off: ``features.data_cutoff`` if set, else the dataset's required
+    ``ingest.data_cutoff``; never the latest event date, so no single row can move it."""
+    value = params.get("data_cutoff") or stage_params("ingest", dataset).get("data_cutoff")
+    if not value:
+        raise PipelineError(
+            f"params.yaml: datasets.{dataset}.ingest.data_cutoff is required (rule required_param): "
+            "the features cut-off is the stated data cut-off, never the latest event date"
+        )
+    try:
+        return str(pd.Timestamp(str(value)).date())
+    except (ValueError, TypeError):
+        raise PipelineError(
+            f"params.yaml: data_cutoff = {value!r} is not a date (rule param_type), e.g. 2025-12-31"
+        ) from None
+
+
 def main() -> None:
     args = stage_argparser(
         "features", "Point-in-time snapshots, labels and rule grades."
@@ -113,6 +130,7 @@ def main() -> None:
         from pipeline.out_of_core import compute_snapshots_chunked as compute
     else:
         raise PipelineError(f"params.yaml features.engine: '{engine}' is not duckdb or spark")
+    params["data_cutoff"] = stated_cutoff(params, ds)
     tables: dict[str, Any] = {name: paths.interim / f"{name}.parquet" for name in TABLES}
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
     facts = ledger_facts(tables)
@@ -121,6 +139,9 @@ def main() -> None:
         tables["truth"] = paths.interim / "truth.parquet"
     if (paths.interim / "customer_history.parquet").exists():  # attributes as they stood at t
         tables["customer_history"] = paths.interim / "customer_history.parquet"
+    settlement = {n: paths.processed / "settlement" / f"{n}.parquet" for n in SETTLEMENT_TABLES}
+    require_files(settlement, f"run `python -m pipeline.settle --dataset {ds}` first")
+    tables.update(settlement)
     with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:
         result = compute(
             tables, params, temp_dir=params.get("temp_directory") or spill, with_analysis=True

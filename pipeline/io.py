@@ -1,10 +1,30 @@
-"""Deterministic writers: byte-identical outputs across runs so a second ``dvc repro`` changes nothing."""
+"""Deterministic, atomic writers: byte-identical outputs across runs (a second ``dvc repro`` changes
+nothing), and never a half-written file.
+
+Every writer here writes to a temporary file in the target's directory, flushes it to disk and then
+``os.replace``-s it over the target, so a reader sees the previous complete file or the new complete
+file, never a part. Inside `stage_outputs` (opened by `pipeline.config.run_stage` for every stage) the
+replaces are deferred to the end of the stage: a stage killed while it computes or writes leaves all
+of its previous outputs untouched. At commit the stage's manifest (``reports/<ds>/manifests/<stage>.json``:
+size, SHA-256 and Parquet row count of every output) is first marked incomplete, the outputs are
+moved into place, then the manifest is written complete. `verify_recorded` (called by
+`pipeline.config.require_files`) refuses an input whose manifest is incomplete or disagrees with the
+file, so a stage killed in the middle of its commit is rebuilt, never read.
+
+``PIPELINE_FAULT_AT`` (tests only) kills the process with SIGKILL at a named point: ``write:<n>``
+(during the n-th output write, after part of it is on disk), ``before_commit``, ``commit:<n>`` (after
+n outputs were moved into place) and ``after_commit``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +33,252 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+JSON_SIGNIFICANT_DIGITS = (
+    10  # floats in JSON artefacts: stable across BLAS builds and thread counts
+)
+TMP_MARK = ".~tmp"
+FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+MANIFEST_KIND = "stage_manifest"
 
+
+# ----------------------------------------------------------------------------- fault injection
+_counters: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Test hook: SIGKILL this process when ``PIPELINE_FAULT_AT`` names this point."""
+    wanted = os.environ.get("PIPELINE_FAULT_AT")
+    if not wanted:
+        return
+    if name in ("write", "commit"):
+        _counters[name] = _counters.get(name, 0) + 1
+        name = f"{name}:{_counters[name]}"
+    if name == wanted:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ----------------------------------------------------------------------------- transactions
+class _Transaction:
+    """Outputs written during one stage: (temporary file, target) pairs, moved into place at commit."""
+
+    def __init__(self, manifest: Path | None) -> None:
+        self.manifest = manifest
+        self.pending: list[tuple[Path, Path]] = []
+
+    def add(self, tmp: Path, target: Path) -> None:
+        self.pending = [(t, d) for t, d in self.pending if d != target]
+        self.pending.append((tmp, target))
+
+    def discard(self) -> None:
+        for tmp, _ in self.pending:
+            tmp.unlink(missing_ok=True)
+        self.pending.clear()
+
+    def commit(self) -> None:
+        fault_point("before_commit")
+        outputs = {target: _describe(tmp) for tmp, target in self.pending}
+        if self.manifest is not None:
+            _replace_now(self.manifest, _manifest_text(outputs, self.manifest, complete=False))
+        for tmp, target in self.pending:
+            os.replace(tmp, target)
+            fault_point("commit")
+        _fsync_dirs({target.parent for _, target in self.pending})
+        for directory in {target.parent for _, target in self.pending}:
+            remove_stale_temporaries(directory)
+        self.pending.clear()
+        if self.manifest is not None:
+            _replace_now(self.manifest, _manifest_text(outputs, self.manifest, complete=True))
+        fault_point("after_commit")
+
+
+_active: list[_Transaction] = []
+
+
+@contextlib.contextmanager
+def stage_outputs(manifest: Path | None = None) -> Iterator[_Transaction]:
+    """Defer every output of the enclosed code to one commit at the end (see the module docstring).
+
+    On an exception the temporary files are removed and the previous outputs stay as they were.
+    """
+    tx = _Transaction(Path(manifest) if manifest else None)
+    _active.append(tx)
+    try:
+        yield tx
+    except BaseException:
+        _active.remove(tx)
+        tx.discard()
+        raise
+    _active.remove(tx)
+    tx.commit()
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}{TMP_MARK}")
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete temporary files a killed writer left in ``directory``."""
+    if directory.is_dir():
+        for stale in directory.glob(f".*{TMP_MARK}"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def _fsync(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _fsync_dirs(dirs: set[Path]) -> None:
+    for d in dirs:
+        _fsync(d)
+
+
+def _replace_now(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    tmp.write_text(text, encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path to write ``path`` through (any writer: DuckDB COPY, savefig, openpyxl).
+
+    When the block ends normally the file is flushed and moved into place (now, or at the end of the
+    enclosing `stage_outputs`); on an exception it is deleted and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"{tmp}: the writer produced no file for {path}")
+        fault_point("write")
+        _fsync(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if _active:
+        _active[-1].add(tmp, path)
+    else:
+        os.replace(tmp, path)
+
+
+def write_bytes(data: bytes, path: Path | str) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(text: str, path: Path | str) -> None:
+    """Write UTF-8 text to ``path`` atomically."""
+    write_bytes(text.encode("utf-8"), path)
+
+
+def save_figure(fig, path: Path | str, **kwargs: Any) -> None:
+    """``fig.savefig`` through a temporary file (the format taken from ``path``'s suffix)."""
+    fmt = kwargs.pop("format", Path(path).suffix.lstrip(".") or "png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, **kwargs)
+
+
+# ----------------------------------------------------------------------------- manifests
+def _describe(path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+    if path.name.endswith((".parquet", f".parquet.{os.getpid()}{TMP_MARK}")):
+        with contextlib.suppress(Exception):
+            info["rows"] = pq.ParquetFile(path).metadata.num_rows
+    return info
+
+
+def _root_of(manifest: Path) -> Path:
+    # manifests live at <root>/reports/<ds>/manifests/<stage>.json
+    return manifest.parents[3]
+
+
+def _manifest_text(outputs: dict[Path, dict[str, Any]], manifest: Path, complete: bool) -> str:
+    root = _root_of(manifest)
+    entries = {}
+    for target, info in outputs.items():
+        try:
+            key = target.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            key = target.resolve().as_posix()
+        entries[key] = info
+    body = {"kind": MANIFEST_KIND, "complete": complete, "outputs": dict(sorted(entries.items()))}
+    return json.dumps(body, indent=2, sort_keys=True) + "\n"
+
+
+def stage_manifest_path(root: Path, dataset: str, stage: str) -> Path:
+    """Where a stage's manifest lives."""
+    return Path(root) / "reports" / dataset / "manifests" / f"{stage}.json"
+
+
+def verify_recorded(path: Path | str, root: Path) -> str | None:
+    """Check ``path`` against the manifest of the stage that wrote it.
+
+    Returns None when it agrees (or when no manifest under ``root`` records it, e.g. a hand-made
+    input), else the reason to refuse it.
+    """
+    path = Path(path)
+    try:
+        key = path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return None
+    for manifest in sorted(Path(root).glob("reports/*/manifests/*.json")):
+        try:
+            body = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        entry = (body.get("outputs") or {}).get(key)
+        if entry is None:
+            continue
+        where = f"{manifest.relative_to(root).as_posix()}"
+        if not body.get("complete"):
+            return f"the stage that writes it stopped while replacing its outputs ({where} incomplete)"
+        if not path.is_file():
+            return f"recorded in {where} but missing"
+        if path.stat().st_size != entry.get("bytes"):
+            return (
+                f"{path.stat().st_size} bytes, but {where} records {entry.get('bytes')}: "
+                "the file was changed or partly written after its stage finished"
+            )
+        if "rows" in entry:
+            try:
+                rows = pq.ParquetFile(path).metadata.num_rows
+            except Exception as exc:  # noqa: BLE001 - any unreadable Parquet is a refusal
+                return f"not a readable Parquet file ({type(exc).__name__})"
+            if rows != entry["rows"]:
+                return f"{rows} rows, but {where} records {entry['rows']}"
+        if file_sha256(path) != entry.get("sha256"):
+            return f"content hash differs from {where}: the file changed after its stage finished"
+        return None
+    return None
+
+
+# ----------------------------------------------------------------------------- writers
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Write ``df`` as Parquet with no pandas index metadata and no timestamps, so bytes are stable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
     table = table.replace_schema_metadata(None)
-    pq.write_table(table, path, compression="zstd", write_statistics=True)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+
+
+def stable_float(value: float, digits: int = JSON_SIGNIFICANT_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits (the last digits of a float sum differ
+    between BLAS builds and thread counts; ten digits are far below any reported precision)."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -27,13 +286,13 @@ def _jsonable(obj: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (np.floating, float)):
         value = float(obj)
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
+        return None if math.isnan(value) or math.isinf(value) else stable_float(value)
     if isinstance(obj, (pd.Timestamp,)):
         return obj.strftime("%Y-%m-%d") if obj == obj.normalize() else obj.isoformat()
     if obj is pd.NA or obj is pd.NaT:
@@ -43,11 +302,27 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def json_text(obj: Any) -> str:
+    """The JSON text `write_json` writes: sorted keys, floats at `JSON_SIGNIFICANT_DIGITS`
+    significant digits, NaN/inf as null, a trailing newline."""
+    return json.dumps(_jsonable(obj), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def stored_form(obj: Any) -> Any:
+    """``obj`` as `write_json` stores it and `read_json` returns it (floats at
+    `JSON_SIGNIFICANT_DIGITS`): a fitted spec kept in this form scores in memory exactly as its file."""
+    return json.loads(json_text(obj))
+
+
 def write_json(obj: Any, path: Path) -> None:
-    """Write JSON with sorted keys, NaN/inf as null and a trailing newline."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_jsonable(obj), indent=2, sort_keys=True, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    """Write JSON (see `json_text`) atomically."""
+    write_text(json_text(obj), path)
+
+
+def write_run_log(obj: Any, path: Path) -> None:
+    """Write a run log (timings and other run-dependent figures) now, outside the stage's commit and
+    manifest: it is not an output, so it never changes a recorded hash."""
+    _replace_now(Path(path), json_text(obj))
 
 
 def read_json(path: Path) -> Any:
@@ -55,10 +330,39 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (leading ``=``, ``+``, ``-``, ``@``, tab or
+    carriage return) prefixed with a single quote, as OWASP advises for CSV exports; numbers (and
+    text that is a plain number such as ``-12.5``) are left alone so they stay numbers."""
+    out = df.copy()
+    for column in out.columns:
+        s = out[column]
+        if not (
+            pd.api.types.is_object_dtype(s)
+            or pd.api.types.is_string_dtype(s)
+            or isinstance(s.dtype, pd.CategoricalDtype)
+        ):
+            continue
+        text = s.astype(object)
+        is_text = text.map(lambda v: isinstance(v, str))
+        if not is_text.any():
+            continue
+        risky = is_text & text.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_LEAD))
+        numeric = pd.to_numeric(text.where(risky), errors="coerce").notna()
+        risky &= ~numeric
+        if risky.any():
+            out[column] = text.where(~risky, "'" + text.where(risky).astype(str))
+    out.columns = [
+        "'" + c if isinstance(c, str) and c.startswith(FORMULA_LEAD) else c for c in out.columns
+    ]
+    return out
+
+
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """Write CSV (UTF-8, no index, fixed float format) for dvc plots and spreadsheets."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+    """Write CSV (UTF-8, no index, floats at 10 significant digits, formula-leading text escaped)
+    atomically, for dvc plots and spreadsheets."""
+    text = spreadsheet_safe(df).to_csv(index=False, lineterminator="\n", float_format="%.10g")
+    write_text(text, path)
 
 
 def file_sha256(path: Path) -> str:

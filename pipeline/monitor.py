@@ -33,7 +33,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
-from pipeline.io import code_version, read_json, write_csv, write_json
+from pipeline.io import code_version, read_json, write_csv, write_json, write_text
 from pipeline.score import load_bundle, score_customers
 
 log = logging.getLogger("pipeline.monitor")
@@ -415,7 +415,7 @@ def write_outputs(res: dict[str, Any], summary: dict[str, Any], out: Path) -> No
     write_csv(res["overrides_by_date"], out / "overrides_by_date.csv")
     write_csv(res["overrides_by_approver"], out / "overrides_by_approver.csv")
     write_charts(res, out)
-    (out / "report.md").write_text(render_report(res, summary), encoding="utf-8")
+    write_text(render_report(res, summary), out / "report.md")
 
 
 if __name__ == "__main__":

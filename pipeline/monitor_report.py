@@ -11,12 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from pipeline.io import save_figure  # noqa: E402
+
 PNG_METADATA = {"Software": None}  # no version stamp: byte-stable PNGs
 
 
 def _save(fig, path: Path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata=PNG_METADATA)
+    save_figure(fig, path, dpi=100, metadata=PNG_METADATA)
     plt.close(fig)
 
 

@@ -890,7 +890,8 @@ def load_ledger(
     from pipeline.adapters import ADAPTERS
     from pipeline.schemas import COLUMNS, DATE
 
-    sources, _ = ADAPTERS[ingest["source"]](Path(raw_dir), ingest)
+    # the adapters stamp the dataset's currency on rows that carry none; unknown while profiling
+    sources, _ = ADAPTERS[ingest["source"]](Path(raw_dir), {"currency": "XXX", **ingest})
     out = {}
     for table, src in sources.items():
         parts = [c for c in src.chunks() if len(c)]

@@ -27,6 +27,7 @@ from pipeline.feature_engine import (
     data_cutoff_of,
     roll_rate_months,
 )
+from pipeline.feature_sql import SETTLEMENT_TABLES
 
 
 def split_by_customer(
@@ -34,6 +35,7 @@ def split_by_customer(
 ) -> list[dict[str, Path]]:
     """Write each canonical table as ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one
     streaming scan per chunk); returns one ``{table: path}`` mapping per chunk."""
+    names = [n for n in (*TABLES, *SETTLEMENT_TABLES) if tables.get(n) is not None]
     con = _connect(params, str(out_dir / "spill"))
     names = [*TABLES, *(["customer_history"] if tables.get("customer_history") else [])]
     try:

@@ -17,6 +17,7 @@ import logging
 
 import pandas as pd
 
+from pipeline.card import SCHEMA_FILE, seal_bundle, units_from_dictionary, write_schema
 from pipeline.config import (
     Paths,
     PipelineError,
@@ -37,7 +38,7 @@ from pipeline.exports import (
     scorecard_workbook,
     workbook_bytes,
 )
-from pipeline.io import code_version, read_json, write_csv, write_json
+from pipeline.io import code_version, read_json, write_bytes, write_csv, write_json, write_text
 from pipeline.model_card import model_card_markdown
 from pipeline.policy import (
     band_statistics,
@@ -84,10 +85,13 @@ def latest_sizes(snapshots: pd.DataFrame, size_measure: str) -> pd.Series:
     return last[size_measure]
 
 
-def build_bundle(card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame) -> dict:
-    """The published scorecard.json: the card plus calibration, master scale and policy."""
+def build_bundle(
+    card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame, units: dict | None = None
+) -> dict:
+    """The published scorecard.json: the card plus calibration, master scale and policy, sealed
+    with declared feature domains and a content hash (`pipeline.card.seal_bundle`)."""
     policy = {k: v for k, v in params.items() if k != "base"}
-    return {
+    return seal_bundle({
         **card,
         "bundle": {
             "schema_version": BUNDLE_SCHEMA,
@@ -97,7 +101,7 @@ def build_bundle(card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame) 
         "calibration": cutoffs["calibration"],
         "master_scale": {"scale": cutoffs.get("scale"), "grades": cutoffs["grades"]},
         "policy": {**policy, "limit_table": limits.to_dict("records")},
-    }
+    }, units)
 
 
 def bad_definition(features_params: dict) -> str:
@@ -139,6 +143,8 @@ def main() -> None:
     size_measure = params.get("size_measure", "avg_monthly_invoiced")
     snapshots = pd.read_parquet(snap_path, columns=["customer_id", "as_of_date", size_measure])
     evaluate_path = paths.metrics / "evaluate.json"
+    if evaluate_path.is_file():
+        require_files({"evaluation": evaluate_path}, "run the evaluate stage first")
     evaluation = read_json(evaluate_path) if evaluate_path.is_file() else None
 
     bands = band_statistics(latest_sizes(snapshots, size_measure), params["size_bands"])
@@ -154,25 +160,26 @@ def main() -> None:
             f["name"]: f.get("edge_digits") for f in card["features"] if f["dtype"] == "numeric"
         },
     }
-    bundle = build_bundle(card, cutoffs, params, limits)
+    units = units_from_dictionary(paths.processed / "feature_dictionary.csv")
+    bundle = build_bundle(card, cutoffs, params, limits, units)
     workbook = scorecard_workbook(card, grades, limits, policy, cases)
 
     out = paths.exports
     out.mkdir(parents=True, exist_ok=True)
     write_json(bundle, out / "scorecard.json")
-    (out / "scorecard.sql").write_text(sql["duckdb"], encoding="utf-8")
-    (out / "sql").mkdir(exist_ok=True)
+    write_schema(out / SCHEMA_FILE)
+    write_text(sql["duckdb"], out / "scorecard.sql")
     for name, text in sql.items():
-        (out / "sql" / f"scorecard.{name}.sql").write_text(text, encoding="utf-8")
-    (out / "scorecard.pmml").write_text(scorecard_pmml(card, grades), encoding="utf-8")
-    (out / "scorecard.xlsx").write_bytes(workbook_bytes(workbook))
+        write_text(text, out / "sql" / f"scorecard.{name}.sql")
+    write_text(scorecard_pmml(card, grades), out / "scorecard.pmml")
+    write_bytes(workbook_bytes(workbook), out / "scorecard.xlsx")
     write_csv(points_table_csv(card), out / "scorecard.csv")
     write_json(checks, out / "export_checks.json")
     write_csv(limits, out / "limit_table.csv")
     write_csv(policy, out / "credit_policy.csv")
     write_csv(dunning, out / "dunning_strategy.csv")
-    cases.to_csv(out / "boundary_cases.csv", index=False, lineterminator="\n")  # full precision
-    (out / "model_card.md").write_text(
+    write_text(cases.to_csv(index=False, lineterminator="\n"), out / "boundary_cases.csv")  # full precision
+    write_text(
         model_card_markdown(
             card,
             cutoffs,
@@ -184,7 +191,7 @@ def main() -> None:
             bad_definition(stage_params("features", args.dataset)),
             checks,
         ),
-        encoding="utf-8",
+        out / "model_card.md",
     )
     publish_credit_cycle(bundle, paths, params)  # limit review, customer value (pipeline.credit_cycle)
     log.info(

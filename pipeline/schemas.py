@@ -16,6 +16,8 @@ accepted or quarantined, never both, so rows read = rows accepted + rows quarant
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 
@@ -118,6 +120,9 @@ WIDE_RULE_COLUMN = {
 }
 # when a row breaks several rules, `_rule` names the first in this order
 RULE_ORDER = (
+    "readable_encoding",
+    "control_character",
+    "truncated_row",
     "parses_as_text",
     "parses_as_number",
     "parses_as_integer",
@@ -129,13 +134,19 @@ RULE_ORDER = (
     "customer_matches_invoice",
     "amount_finite",
     "amount_positive",
+    "amount_too_large",
     "currency_present",
+    "currency",
     "due_not_before_invoice",
     "payment_not_before_invoice",
     "write_off_not_before_invoice",
     "future_date",
     "in_range",
+    "overpayment",
 )
+# amounts above this (in absolute value) are mis-keyed, never a receivable: quarantined with rule
+# amount_too_large, and kept out of the reconciliation sums so no sum can overflow
+MAX_AMOUNT = 1e15
 PARSE_RULE = {
     "str": "parses_as_text",
     "float64": "parses_as_number",
@@ -173,6 +184,10 @@ class RuleContext:
     customer_ids: pd.Index | None = None
     invoices: pd.DataFrame | None = None  # index invoice_id; columns customer_id, invoice_date
     seen_ids: set = field(default_factory=set)
+    invoice_amount: pd.Series | None = None  # accepted invoices' amounts (dataset currency)
+    invoice_currency: pd.Series | None = None  # accepted invoices' source currency
+    paid: pd.Series | None = None  # accepted payments so far, by invoice_id
+    new_invoice_currency: list = field(default_factory=list)
 
 
 def _not_future(cutoff: pd.Timestamp | None) -> list[pa.Check]:
@@ -199,6 +214,7 @@ def rules_schema(table: str, ctx: RuleContext) -> pa.DataFrameSchema:
     amount = [
         pa.Check(lambda s: np.isfinite(s) | s.isna(), name="amount_finite"),
         pa.Check(lambda s: (s > 0) | ~np.isfinite(s), name="amount_positive"),
+        pa.Check(lambda s: ~(np.isfinite(s) & (s.abs() > MAX_AMOUNT)), name="amount_too_large"),
     ]
     cols: dict[str, pa.Column] = {}
     checks: list[pa.Check] = []
@@ -221,6 +237,7 @@ def rules_schema(table: str, ctx: RuleContext) -> pa.DataFrameSchema:
         cols["competitor_share"].checks.append(pa.Check.in_range(0, 1, name="in_range"))
         for c in ("credit_limit", "net_worth", "annual_turnover"):
             cols[c].checks.append(pa.Check.ge(0, name="in_range"))
+            cols[c].checks.append(pa.Check(lambda s: np.isfinite(s) | s.isna(), name="in_range"))
         for c in EXPERT_SCORES:
             cols[c].checks.append(pa.Check.isin([1, 2, 3, 4, 5], name="in_range"))
         cols["source_default_flag"].checks.append(pa.Check.isin([0, 1], name="in_range"))
@@ -415,3 +432,40 @@ REQUIRED["platform"] = ("customer_id", "period", "transactions")
 WIDE_RULE_COLUMN.update(
     {"valid_to_after_from": "valid_to", "refunds_within_transactions": "refunds"}
 )
+
+
+# ------------------------------------------------------------------------------ strict numbers
+PLAIN_NUMBER = re.compile(
+    r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$|^[+-]?(inf|infinity)$", re.I
+)
+GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+NUMBER_RULES = {
+    "fullwidth_digits": "full-width digits and signs (１２３．５) read as their ASCII forms (NFKC)",
+    "thousands_separator": "commas between groups of exactly three digits (1,234,567.50) removed",
+}
+
+
+def strict_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series, dict[str, int]]:
+    """Numbers as a bookkeeping export writes them, by declared rules only.
+
+    Accepted: a plain decimal (sign, digits, one point, optional exponent), ``inf`` (so the
+    ``amount_finite`` rule names it); full-width forms (NFKC) and comma thousands separators in
+    groups of three, each counted (`NUMBER_RULES`). Anything else (``1_000``, ``1 000``, ``1,23``,
+    ``¥100``, ``(100)``, ``12x``) is invalid. Returns (normalised text, invalid mask, counts).
+    """
+    text = values.astype("string").str.strip()
+    present = text.notna() & (text != "")
+    ascii_ = text.fillna("").map(str.isascii).astype(bool)
+    nfkc = text.where(
+        ascii_, text.map(lambda v: unicodedata.normalize("NFKC", v), na_action="ignore")
+    )
+    fullwidth = present & (nfkc != text).fillna(False)
+    grouped = nfkc.str.match(GROUPED).fillna(False).astype(bool)
+    out = nfkc.where(~grouped, nfkc.str.replace(",", "", regex=False))
+    valid = out.str.match(PLAIN_NUMBER).fillna(False).astype(bool)
+    invalid = present & ~valid
+    counts = {
+        "fullwidth_digits": int((fullwidth & valid).sum()),
+        "thousands_separator": int((grouped & valid).sum()),
+    }
+    return out.where(present, None), invalid, counts

@@ -15,27 +15,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import card as card_module
 from pipeline.calibration import calibrator_from_dict
 from pipeline.config import PipelineError, run_stage
 from pipeline.io import write_csv
 from pipeline.policy import customer_limits, limit_action
-from pipeline.scorecard import load_card, score_frame
+from pipeline.scorecard import score_frame
 
 log = logging.getLogger("pipeline.score")
 BUNDLE_KEYS = ("calibration", "master_scale", "policy")
 MAX_ERRORS_SHOWN = 3
+# policy inputs that are not characteristics: sizes and amounts cannot be negative
+SIZE_DOMAIN = {
+    "avg_monthly_invoiced": {"min": 0},
+    "annual_turnover": {"min": 0},
+    "invoiced_amount_3m": {"min": 0},
+    "invoiced_amount_12m": {"min": 0},
+    "tenure_months": {"min": 0},
+    "late_invoice_share_12m": {"min": 0, "max": 1},
+    "largest_invoice_share_3m": {"min": 0, "max": 1},
+    "worst_days_past_due": {"min": 0},
+}
 
 
 def load_bundle(path: Path | str) -> dict:
-    """Read a published bundle (a card plus calibration, master scale and policy)."""
-    bundle = load_card(path)
-    missing = [k for k in BUNDLE_KEYS if k not in bundle]
-    if missing:
-        raise PipelineError(
-            f"{path}: keys {missing} missing: this is a training card, not a published bundle; "
-            "use exports/<dataset>/scorecard.json written by the publish stage"
-        )
-    return bundle
+    """Read a published bundle (a card plus calibration, master scale and policy), checked against
+    its JSON Schema and content hash (`pipeline.card.load_bundle`)."""
+    return card_module.load_bundle(path)
 
 
 def read_input(path: Path | str) -> pd.DataFrame:
@@ -45,24 +51,90 @@ def read_input(path: Path | str) -> pd.DataFrame:
         raise PipelineError(f"{path}: input file not found")
     try:
         if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            _unique_header(list(pq.ParquetFile(path).schema_arrow.names), path)
             return pd.read_parquet(path)
         if path.suffix.lower() in (".csv", ".txt"):
-            return pd.read_csv(path, dtype=str, keep_default_na=True, encoding="utf-8-sig")
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise PipelineError(f"{path}: cannot read the file ({exc})") from None
+            header = pd.read_csv(path, nrows=0, encoding="utf-8-sig", dtype=str)
+            raw_names = _raw_header(path)
+            _unique_header(raw_names if raw_names is not None else list(header.columns), path)
+            from pipeline.adapters.files import _MarkControlBytes
+
+            # NUL bytes read as a control character (a value, not an early end of the field)
+            return pd.read_csv(
+                _MarkControlBytes(path), dtype=str, keep_default_na=True, encoding="utf-8-sig"
+            )
+    except pd.errors.EmptyDataError:
+        raise PipelineError(f"{path}: row 1, rule not_empty: the file has no header row") from None
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise PipelineError(
+            f"{path}: cannot read the file ({' '.join(str(exc).split())[:200]})"
+        ) from None
     raise PipelineError(f"{path}: unknown input type '{path.suffix}' (use .csv or .parquet)")
 
 
-def _numeric(values: pd.Series, name: str, errors: dict[int, str]) -> np.ndarray:
-    """Float column; text that is not a number adds to the row's error and becomes NaN."""
+def _raw_header(path: Path) -> list[str] | None:
+    """The CSV header as written (pandas renames a repeated name to ``name.1``)."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return next(csv.reader(fh), None)
+
+
+def _unique_header(names: list[str], path: Path) -> None:
+    seen: set[str] = set()
+    for name in names:
+        key = str(name).strip()
+        if key in seen:
+            raise PipelineError(
+                f"{path}: row 1, column {key}, rule unique_header: the column appears twice; "
+                "one of them would be scored as the other"
+            )
+        seen.add(key)
+
+
+def _add_error(errors: dict[int, str], i: int, msg: str) -> None:
+    errors[i] = f"{errors[i]}; {msg}" if i in errors else msg
+
+
+def _numeric(
+    values: pd.Series, name: str, errors: dict[int, str], domain: dict | None = None
+) -> np.ndarray:
+    """Float column; text that is not a number, ±inf and values outside the characteristic's
+    declared ``domain`` add to the row's error (the value becomes NaN)."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.astype("float64").to_numpy(na_value=np.nan)
-    coerced = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
-    suspect = np.flatnonzero(np.isnan(coerced) & values.notna().to_numpy())
-    for i in suspect:
-        if str(values.iloc[i]).strip():
-            msg = f"column {name}: {str(values.iloc[i])[:40]!r} is not a number"
-            errors[int(i)] = f"{errors[int(i)]}; {msg}" if int(i) in errors else msg
+        coerced = values.astype("float64").to_numpy(na_value=np.nan)
+    else:
+        coerced = (
+            pd.to_numeric(values, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+        )
+        suspect = np.flatnonzero(np.isnan(coerced) & values.notna().to_numpy())
+        for i in suspect:
+            if str(values.iloc[i]).strip():
+                _add_error(
+                    errors, int(i), f"column {name}: {str(values.iloc[i])[:40]!r} is not a number"
+                )
+    coerced = coerced.copy()
+    for i in np.flatnonzero(np.isinf(coerced)):
+        _add_error(errors, int(i), f"column {name}: {coerced[i]} is not a finite number")
+    coerced[np.isinf(coerced)] = np.nan
+    lo = (domain or {}).get("min")
+    hi = (domain or {}).get("max")
+    with np.errstate(invalid="ignore"):
+        outside = np.zeros(len(coerced), dtype=bool)
+        if lo is not None:
+            outside |= coerced < lo
+        if hi is not None:
+            outside |= coerced > hi
+    for i in np.flatnonzero(outside):
+        shown = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        _add_error(
+            errors,
+            int(i),
+            f"column {name}: {coerced[i]:g} is outside its domain {shown} (rule domain)",
+        )
+    coerced[outside] = np.nan
     return coerced
 
 
@@ -77,13 +149,13 @@ def clean_inputs(
         if name not in X.columns:
             continue
         columns[name] = (
-            _numeric(X[name], name, errors)
+            _numeric(X[name], name, errors, feat.get("domain"))
             if feat["dtype"] == "numeric"
             else X[name].astype(object).to_numpy()
         )
     for name in size_columns:
         if name in X.columns and name not in columns:
-            columns[name] = _numeric(X[name], name, errors)
+            columns[name] = _numeric(X[name], name, errors, SIZE_DOMAIN.get(name))
     return pd.DataFrame(columns, index=X.index), errors
 
 
@@ -185,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         for msg in out.loc[out["error"].notna(), "error"].head(MAX_ERRORS_SHOWN):
             log.warning("row error: %s", msg)
 
-    run_stage(run, "score")
+    run_stage(run, "score", atomic=False)
 
 
 if __name__ == "__main__":

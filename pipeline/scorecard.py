@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.config import PipelineError, progress
-from pipeline.io import read_json
+from pipeline.io import read_json, stable_float
 
 log = logging.getLogger("pipeline.scorecard")
 
@@ -670,7 +670,10 @@ class WoEScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.classes_ = np.array([0, 1])
-        self.factor_, self.offset_ = scaling_constants(self.base_score, self.base_odds, self.pdo)
+        # at the stored precision, so the card read back from JSON scores exactly as the model
+        self.factor_, self.offset_ = (
+            stable_float(v) for v in scaling_constants(self.base_score, self.base_odds, self.pdo)
+        )
 
         self._bin_and_screen(X, y)
         W, kept = self._filter_correlated(X)
@@ -729,7 +732,7 @@ class WoEScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
             max(abs(b["points"] - b["points_unrounded"]) for b in f["bins"])
             for f in self.card_features_
         )
-        self.intercept_ = intercept
+        self.intercept_ = stable_float(intercept)
         self.rounding_ = {
             "method": "round_half_even",
             "max_abs_drift": float(drift.max()),

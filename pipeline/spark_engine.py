@@ -31,9 +31,11 @@ from pipeline.feature_engine import (
 )
 from pipeline.feature_sql import (
     MASTER_HISTORY_SQL,
+    SETTLEMENT_TABLES,
     build_feature_sql,
     is_materialized,
     roll_rate_sql,
+    settlement_sql,
     vintage_sql,
 )
 
@@ -209,7 +211,15 @@ def compute_snapshots_spark(
             register_table(spark, "customer_history", tables["customer_history"])
         else:
             spark.sql(f"CREATE OR REPLACE TEMP VIEW customer_history AS {MASTER_HISTORY_SQL}")
-        snaps = run_statements_spark(spark, build_feature_sql(dict(params), "spark", with_truth))
+        settled = all(tables.get(name) is not None for name in SETTLEMENT_TABLES)
+        if settled:
+            for name in SETTLEMENT_TABLES:
+                register_table(spark, name, tables[name])
+        for name, _ in settlement_sql("spark"):  # views of an earlier run in this session go stale
+            spark.catalog.dropTempView(name)
+        snaps = run_statements_spark(
+            spark, build_feature_sql(dict(params), "spark", with_truth, settled)
+        )
         result: dict[str, Any] = {"data_cutoff": cutoff, "grid": grid}
         if with_analysis:
             result["vintage_events"] = to_pandas(spark.sql(vintage_sql(dict(params))))

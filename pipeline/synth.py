@@ -599,4 +599,4 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     from pipeline.config import run_stage
 
-    run_stage(main, "synth")
+    run_stage(main, "synth", atomic=False)

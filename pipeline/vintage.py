@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.feature_engine import from_day, to_day
+from pipeline.io import save_figure
 
 BUCKET_ORDER = ["no_balance", "current", "1_30", "31_60", "61_90", "90p"]
 DAYS_PER_MONTH = 30.4375
@@ -110,7 +111,7 @@ def plot_vintage(table: pd.DataFrame, path: Path, dataset: str) -> None:
     ax.legend(title="Onboarding cohort", fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    save_figure(fig, path, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -146,5 +147,5 @@ def plot_roll_rates(table: pd.DataFrame, path: Path, dataset: str) -> None:
     fig.colorbar(im, ax=ax, label="Transition rate (%)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    save_figure(fig, path, metadata={"Software": None})
     plt.close(fig)

@@ -81,7 +81,9 @@ def test_uci_real_file_loads_all_customers(uci_csv: Path, tmp_path: Path) -> Non
             "source": "uci_credit_card",
             "file": uci_csv.name,
             "data_cutoff": "2005-09-30",
-            "adapter": {"due_days": 20, "currency": "TWD"},
+            "adapter": {"due_days": 20},
+            "currency": "TWD",
+            "overpayment": "credit_balance",
             "base": {"currency": "CNY"},
         },
     )
@@ -143,7 +145,8 @@ def test_generic_ledger_maps_to_canonical_tables(tmp_path: Path, chunksize: int)
             "chunksize": chunksize,
             "column_map": {"ledger": LEDGER_MAP},
             "data_cutoff": "2024-12-31",
-            "base": {"currency": "EUR"},
+            "currency": "EUR",
+            "base": {"currency": "CNY"},
         },
     )
     out = tmp_path / "out"

@@ -39,6 +39,7 @@ def _ingest(tmp_path: Path, case: str) -> dict:
         "chunksize": 500_000,
         "date_format": "ISO8601",
         "data_cutoff": "2024-12-31",
+        "currency": "CNY",
         "base": {"currency": "CNY"},
     }
     return run_ingest(
@@ -182,6 +183,7 @@ def test_contiguous_timelines_pass_and_any_shifted_boundary_fails(case):
 PARAMS = {
     "windows_months": [3, 6, 12],
     "data_cutoff": "2024-12-31",
+    "currency": "CNY",
     "threads": 2,
     "memory_limit": "1GB",
     "label": {"source": "ledger", "performance_window_months": 12, "bad_days_beyond_terms": 90},
@@ -369,6 +371,7 @@ def test_credit_file_view_from_stage_outputs(tmp_path):
         "source": "canonical",
         "files": {t: f"{t}.csv" for t in BASE_TABLES},
         "data_cutoff": "2024-12-31",
+        "currency": "CNY",
         "base": {"currency": "CNY"},
     }
     run_ingest(

@@ -64,6 +64,7 @@ def params(**overrides) -> dict:
         "chunksize": 500_000,
         "date_format": "ISO8601",
         "data_cutoff": "2024-12-31",
+        "currency": "CNY",
         "base": {"currency": "CNY"},
     }
     p.update(overrides)
@@ -297,7 +298,8 @@ def test_stage_cli_prints_one_line_error(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     shutil.copytree(raw_case(tmp_path, "missing_required_column"), root / "data" / "raw" / "bad")
     (root / "params.yaml").write_text(
-        "base: {seed: 1, currency: CNY}\ndatasets: {bad: {}}\n"
+        "base: {seed: 1, currency: CNY}\n"
+        'datasets: {bad: {ingest: {data_cutoff: "2024-12-31", currency: CNY}}}\n'
         "ingest: {source: canonical, files: {customers: customers.csv, invoices: invoices.csv, "
         "payments: payments.csv, claims: claims.csv}}\n",
         encoding="utf-8",

@@ -108,6 +108,18 @@ def test_analysis_tables_identical(both):
     assert duck["data_cutoff"] == sprk["data_cutoff"]
 
 
+def test_spark_reads_the_stored_settlement(spark, ledger, both, tmp_path):
+    """Spark given the `settle` stage's tables (written by DuckDB) gives the snapshots it computes itself."""
+    from pipeline.feature_engine import compute_settlement
+    from pipeline.feature_sql import SETTLEMENT_TABLES
+    from pipeline.spark_engine import compute_snapshots_spark
+
+    compute_settlement(ledger, PARAMS, tmp_path)
+    stored = {n: tmp_path / f"{n}.parquet" for n in SETTLEMENT_TABLES}
+    again = compute_snapshots_spark({**ledger, **stored}, PARAMS, spark=spark)
+    pd.testing.assert_frame_equal(both[1]["snapshots"], again["snapshots"], check_exact=True)
+
+
 def _card() -> dict:
     """A two-characteristic card written by hand (numeric ranges, a special value, missing bins)."""
 

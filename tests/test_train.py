@@ -293,8 +293,9 @@ def test_stage_writes_contract_outputs(uci_csv, tmp_path) -> None:
         "models/uci/logistic.json",
         "models/uci/train_report.json",
         "metrics/uci/train.json",
-        "reports/uci/train_timing.json",
+        "logs/uci/train_timing.json",
         "reports/uci/sample_design.json",
+        "reports/uci/manifests/train.json",
     ):
         assert (root / rel).is_file(), rel
     assert not list(root.rglob("*.pkl")) and not list(root.rglob("*.pickle"))

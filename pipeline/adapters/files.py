@@ -10,6 +10,8 @@ for Parquet, the 1-based record number).
 from __future__ import annotations
 
 import codecs
+import io
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,33 +38,122 @@ class TableSource:
 
 
 def detect_encoding(path: Path, declared: str = "auto") -> str:
-    """BOM → ``utf-8-sig``; else ``utf-8`` if all of the file decodes; else ``gb18030``.
+    """The file's encoding, decided by its lines, never by one row.
 
-    The whole file is checked in 1 MB blocks with an incremental decoder (streamed; a multi-byte
-    character split across blocks is fine). A file that decodes as neither raises PipelineError.
+    A declared encoding (``ingest.encoding``) wins. Else: a UTF-8 BOM → ``utf-8-sig``; else each line
+    is classed as ASCII, valid non-ASCII UTF-8, or not UTF-8 (streamed in 1 MB blocks). Lines of valid
+    non-ASCII UTF-8 at least as many as the lines that are not UTF-8 → ``utf-8`` (one GBK row in a
+    UTF-8 file does not flip it; that row is quarantined with rule ``readable_encoding``); else
+    ``gb18030`` when some of them decode as GB18030 (lines that do not are quarantined), else
+    ``utf-8``. A UTF-16/32 file (BOM or NUL in the first bytes) raises PipelineError.
     """
     if declared and declared != "auto":
+        try:
+            codecs.lookup(declared)
+        except LookupError:
+            raise PipelineError(
+                f"params.yaml: ingest.encoding '{declared}' is not a known encoding, rule "
+                "known_encoding (use auto, utf-8, gb18030, ...)"
+            ) from None
         return declared
     with path.open("rb") as fh:
-        if fh.read(3) == codecs.BOM_UTF8:
-            return "utf-8-sig"
-    for encoding in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        offset = 0
-        try:
-            with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(BLOCK), b""):
-                    decoder.decode(block)
-                    offset += len(block)
-                decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
+        head = fh.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in head[:2]:
+        raise PipelineError(
+            f"{path}: row 1, column ?, rule readable_encoding: the file is UTF-16/UTF-32, not UTF-8 "
+            "or GBK/GB18030; re-export it as UTF-8 CSV or set ingest.encoding in params.yaml"
+        )
+    utf8_lines, bad_lines, gb_ok = 0, 0, 0
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.isascii():
+                continue
+            try:
+                line.decode("utf-8")
+                utf8_lines += 1
+            except UnicodeDecodeError:
+                bad_lines += 1
+                try:
+                    line.decode("gb18030")
+                    gb_ok += 1
+                except UnicodeDecodeError:
+                    pass
+    if bad_lines == 0 or utf8_lines >= bad_lines or gb_ok == 0:
+        return "utf-8"
+    return "gb18030"
+
+
+class _MarkControlBytes(io.RawIOBase):
+    """A binary file that replaces NUL bytes with SUB (0x1A) as it is read.
+
+    pandas' C parser ends a field at a NUL (``12\\x00345`` would load as 12); SUB is ASCII in UTF-8
+    and GB18030 alike, so the cell keeps a visible control character and is quarantined.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fh = path.open("rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._fh.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data.replace(b"\x00", b"\x1a")
+        return n
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def printable(text: str) -> str:
+    """Text with bytes that did not decode (lone surrogates) shown as ``\\xNN``: storable as UTF-8."""
+    if not UNDECODABLE.search(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+CONTROL = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]")
+UNDECODABLE = re.compile("[\\udc80-\\udcff]")
+SUSPECT = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\udc80-\\udcff]")
+
+
+def row_problems(chunk: pd.DataFrame) -> pd.Series:
+    """Per row, the first problem of its raw text: ``readable_encoding`` (bytes that do not decode
+    in the file's encoding) or ``control_character`` (NUL and other control bytes), as
+    ``rule|column|reason``; None for a clean row."""
+    out = pd.Series(None, index=chunk.index, dtype=object)
+    for column in chunk.columns:
+        if column.startswith("_"):
             continue
-    raise PipelineError(
-        f"{path}: row ?, column ?, rule readable_encoding: the file is neither UTF-8 (with or "
-        "without BOM) nor GBK/GB18030; re-export it as UTF-8 CSV or set ingest.encoding in "
-        "params.yaml"
-    )
+        s = chunk[column]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+        hit = s.str.contains(SUSPECT, na=False).to_numpy(bool) & out.isna().to_numpy()
+        for i in map(int, hit.nonzero()[0]):
+            value = str(s.iloc[i])
+            rule = "readable_encoding" if UNDECODABLE.search(value) else "control_character"
+            out.iloc[i] = f"{rule}|{column}|{ascii(value)[:60]}"
+    return out
+
+
+def _no_repeated_header(path: Path, enc: str) -> None:
+    """pandas renames a repeated header to ``name.1``; a repeated column is a file error."""
+    import csv
+
+    with path.open(encoding=enc, errors="surrogateescape", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    seen: set[str] = set()
+    for name in (h.strip() for h in header):
+        if name and name in seen:
+            raise PipelineError(
+                f"{path}: row 1, column {name}, rule unique_header: the column appears twice; keep "
+                "one (the other would be dropped or read as another column)"
+            )
+        seen.add(name)
 
 
 def _rename(columns: list[str], mapping: dict[str, str], path: Path) -> list[str]:
@@ -109,12 +200,17 @@ def open_table(
     else:
         enc = detect_encoding(path, encoding)
         try:
-            header = list(pd.read_csv(path, nrows=0, encoding=enc).columns)
+            header = list(
+                pd.read_csv(path, nrows=0, encoding=enc, encoding_errors="surrogateescape").columns
+            )
         except pd.errors.EmptyDataError:
             raise PipelineError(
                 f"{path}: row 1, column ?, rule not_empty: the file has no header row"
             ) from None
         n_rows = None
+    if not is_parquet:
+        _no_repeated_header(path, enc)
+        header = [printable(str(h).strip()) for h in header]
     names = _rename(header, mapping, path)
     missing = [c for c in required if c not in names]
     if missing:
@@ -133,7 +229,7 @@ def open_table(
     source = TableSource(table, [path.name], chunks, unknown, {path.name: enc})
     if not allow_no_rows:
         if n_rows is None:
-            first = next(_csv_chunks(path, enc, usecols, rename, 1), None)
+            first = next(_csv_chunks(path, enc, usecols, rename, 2), None)
             n_rows = 0 if first is None else len(first)
         if n_rows == 0:
             raise PipelineError(
@@ -147,12 +243,18 @@ def _csv_chunks(
     path: Path, enc: str, usecols: list[str], rename: dict[str, str], chunksize: int
 ) -> Iterator[pd.DataFrame]:
     """Read every column (no ``usecols``): a row with more fields than the header (an unquoted
-    comma in an amount) then stops the stage instead of shifting or dropping values silently."""
+    comma in an amount) then stops the stage instead of shifting or dropping values silently.
+
+    Each chunk carries ``_source_problem`` (see `row_problems`); when the file does not end with a
+    line break its last row is marked ``truncated_row`` (a file cut off mid-amount would otherwise
+    load ``...,12`` as 12)."""
     start = 2
+    complete = _ends_with_newline(path)
     try:
         reader = pd.read_csv(
-            path,
+            _MarkControlBytes(path),
             encoding=enc,
+            encoding_errors="surrogateescape",
             dtype=str,
             index_col=False,
             chunksize=chunksize,
@@ -160,19 +262,48 @@ def _csv_chunks(
             na_values=NA_VALUES,
             skipinitialspace=True,
         )
+        previous = None
         for chunk in _strict(reader):
+            if previous is not None:
+                yield previous
+            chunk.columns = [printable(str(c).strip()) for c in chunk.columns]
+            problems = row_problems(chunk)
             chunk = chunk[usecols].rename(columns=rename)
             rows = pd.RangeIndex(start, start + len(chunk))
             chunk.index = rows
             chunk["_source_file"] = path.name
             chunk["_source_row"] = rows.to_numpy()
+            chunk["_source_problem"] = problems.to_numpy()
             start += len(chunk)
-            yield chunk
+            previous = chunk
+        if previous is not None:
+            if not complete and len(previous):
+                last = previous.index[-1]
+                if pd.isna(previous.at[last, "_source_problem"]):
+                    previous.at[last, "_source_problem"] = (
+                        "truncated_row|?|the file ends without a line break: the last row may be "
+                        "cut off (re-export the file, or end it with a line break if the row is "
+                        "complete)"
+                    )
+            yield previous
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise PipelineError(
-            f"{path}: row ≥{start}, column ?, rule field_count: {exc}; quote values that contain "
-            "the delimiter (e.g. 1,000.50) or export without thousands separators"
+            f"{path}: row ≥{start}, column ?, rule field_count: {_first_line(exc)}; quote values "
+            "that contain the delimiter (e.g. 1,000.50) or export without thousands separators"
         ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) in (b"\n", b"\r")
 
 
 def _strict(reader: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -201,5 +332,6 @@ def _parquet_chunks(
         chunk.index = rows
         chunk["_source_file"] = path.name
         chunk["_source_row"] = rows.to_numpy()
+        chunk["_source_problem"] = row_problems(chunk).to_numpy()
         start += len(chunk)
         yield chunk

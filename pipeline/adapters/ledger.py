@@ -44,17 +44,36 @@ LEDGER_COLUMNS = [
     "claim_reason",
     *CUSTOMER_ATTRS,
 ]
-META = ["_source_file", "_source_row"]
+META = ["_source_file", "_source_row", "_source_problem"]
+
+
+# days_late beyond ten years either way is not a payment delay but a mis-keyed value (a date or an
+# amount pasted into the column); such a payment is passed on as text and quarantined (parses_as_date)
+MAX_DAYS_LATE = 3660
+EARLIEST, LATEST = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-12-31")
 
 
 def _dates(s: pd.Series, date_format: str) -> pd.Series:
-    return pd.to_datetime(s, format=date_format, errors="coerce")
+    """Parse dates; anything unreadable or out of the datetime range becomes NaT (never raises)."""
+    try:
+        return pd.to_datetime(s, format=date_format, errors="coerce")
+    except (ValueError, OverflowError, TypeError):
+        return pd.Series(
+            [_one_date(v, date_format) for v in s], index=s.index, dtype="datetime64[ns]"
+        )
+
+
+def _one_date(value, date_format: str):
+    try:
+        return pd.to_datetime(value, format=date_format, errors="coerce")
+    except (ValueError, OverflowError, TypeError):
+        return pd.NaT
 
 
 def invoices_from(chunk: pd.DataFrame) -> pd.DataFrame:
     """The invoice columns of a ledger chunk."""
     cols = [c for c in COLUMNS["invoices"] if c in chunk]
-    return chunk[cols + META]
+    return chunk[cols + [m for m in META if m in chunk]]
 
 
 def payments_from(chunk: pd.DataFrame, date_format: str = "ISO8601") -> pd.DataFrame:
@@ -71,10 +90,18 @@ def payments_from(chunk: pd.DataFrame, date_format: str = "ISO8601") -> pd.DataF
     )
     paid = settled.notna() | late.notna()
     c = chunk[paid]
-    from_late = _dates(c["due_date"], date_format) + pd.to_timedelta(
-        pd.to_numeric(late[paid], errors="coerce"), unit="D"
+    days = pd.to_numeric(late[paid], errors="coerce")
+    days = days.where(days.abs() <= MAX_DAYS_LATE)  # beyond: unreadable, quarantined with its text
+    due = _dates(c["due_date"], date_format)
+    due = due.where(due.between(EARLIEST, LATEST))
+    from_late = due + pd.to_timedelta(days, unit="D")
+    unreadable = (
+        "due_date "
+        + c["due_date"].astype(str)
+        + " + days_late "
+        + late[paid].astype(str)
+        + f" (days_late must be a number of days within ±{MAX_DAYS_LATE})"
     )
-    unreadable = "due_date " + c["due_date"].astype(str) + " + days_late " + late[paid].astype(str)
     from_late = from_late.dt.strftime("%Y-%m-%d").where(from_late.notna(), unreadable)
     date = settled[paid].where(settled[paid].notna(), from_late)
     amount = (
@@ -89,8 +116,7 @@ def payments_from(chunk: pd.DataFrame, date_format: str = "ISO8601") -> pd.DataF
             "invoice_id": c["invoice_id"],
             "payment_date": date,
             "amount": amount,
-            "_source_file": c["_source_file"],
-            "_source_row": c["_source_row"],
+            **{m: c[m] for m in META if m in c},
         }
     )
 
@@ -112,8 +138,7 @@ def claims_from(chunk: pd.DataFrame) -> pd.DataFrame:
             "claim_date": date,
             "amount": c["claim_amount"],
             "reason": c["claim_reason"] if "claim_reason" in c else None,
-            "_source_file": c["_source_file"],
-            "_source_row": c["_source_row"],
+            **{m: c[m] for m in META if m in c},
         }
     )
 
@@ -122,12 +147,12 @@ def customers_from(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame:
     """Distinct customers with their first non-null attributes (one pass)."""
     parts = []
     for chunk in chunks:
-        cols = ["customer_id", *[a for a in CUSTOMER_ATTRS if a in chunk], *META]
+        cols = ["customer_id", *[a for a in CUSTOMER_ATTRS if a in chunk], *META[:2]]
         parts.append(chunk.loc[chunk["customer_id"].notna(), cols])
     allrows = (
         pd.concat(parts, ignore_index=True)
         if parts
-        else pd.DataFrame(columns=["customer_id", *META])
+        else pd.DataFrame(columns=["customer_id", *META[:2]])
     )
     return allrows.groupby("customer_id", sort=False, as_index=False).first()
 

@@ -189,8 +189,17 @@ def open_tables(
                 f"{path}: row {i + 2}, column {column}, rule parses_as_number: "
                 f"value {raw[column].iloc[i]!r} is not a number"
             )
+    for column in ["ID", "X2", "X3", "X4", "X5", *STATUS, "Y"]:
+        values = pd.to_numeric(raw[column], errors="coerce")
+        bad = (values != values.round()) | (values.abs() > 2**53)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise PipelineError(
+                f"{path}: row {i + 2}, column {column}, rule whole_number: value "
+                f"{raw[column].iloc[i]!r} must be a whole number"
+            )
     adapter = params.get("adapter", {}) or {}
-    currency = adapter.get("currency") or params.get("currency") or "TWD"
+    currency = adapter.get("currency") or params["currency"]  # the dataset's (ingest.currency)
     tables, notes = to_canonical(raw, int(adapter.get("due_days", 20)), currency, path.name)
     sources = {
         t: TableSource(t, [path.name], (lambda df=df: iter([df])), [], {path.name: "utf-8"})
