@@ -1,7 +1,8 @@
 """Stage ``calibrate``: score → PD on the calibration sample, the master scale and its tests.
 
 Reads models/<ds>/scorecard.json, data/processed/<ds>/samples.parquet and snapshots.parquet.
-Fits the calibrator on ``sample == "calibration"`` (disjoint from training), cuts the score into
+Fits the calibrator on ``sample == "calibration"`` (disjoint from training) with the outcome bad vs
+not bad (`default_outcome`: an indeterminate snapshot is a matured non-default), cuts the score into
 grades (pipeline.calibration.master_scale), and tests the published grade PDs on the calibration
 and out-of-time samples. Writes models/<ds>/grade_cutoffs.{json,csv}, metrics/<ds>/calibrate.json,
 plots/<ds>/calibrate_reliability.{csv,png} and reports/<ds>/calibration.md. On synthetic data
@@ -56,8 +57,24 @@ def holdout_kind(scored: pd.DataFrame) -> str:
     return "a stratified holdout (same observation dates as the development sample)"
 
 
+def default_outcome(snapshots: pd.DataFrame) -> pd.Series:
+    """Bad vs not bad, the event a PD is the probability of: 1 bad; 0 good or indeterminate (matured,
+    not bad); null without an outcome (immature, in default). Without a ``label`` column, ``is_bad``.
+
+    The models are fitted on good vs bad (indeterminates left out, standard practice), but a grade PD
+    is published for every customer of the grade, indeterminates included, so calibration, its tests
+    and the back-tests count an indeterminate snapshot as a non-default: leaving them out would
+    inflate the observed default rate (most indeterminates sit in the risky grades)."""
+    is_bad = snapshots["is_bad"].astype(float)
+    if "label" not in snapshots:
+        return is_bad
+    indeterminate = snapshots["label"].astype(str).eq("indeterminate").to_numpy()
+    return is_bad.mask(indeterminate & is_bad.isna().to_numpy(), 0.0)
+
+
 def scored_samples(card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
-    """Every snapshot with its sample, outcome, integer score and (synthetic) true PD."""
+    """Every snapshot with its sample, integer score, (synthetic) true PD and outcome ``is_bad`` =
+    `default_outcome` (bad vs not bad: indeterminates count as 0)."""
     merged = snapshots.merge(samples[KEYS + ["sample"]], on=KEYS, how="left", validate="1:1")
     if merged["sample"].isna().any():
         row = int(np.flatnonzero(merged["sample"].isna().to_numpy())[0])
@@ -65,7 +82,8 @@ def scored_samples(card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame) -
             f"samples.parquet: snapshot row {row} ({merged.loc[row, 'customer_id']}, "
             f"{merged.loc[row, 'as_of_date']}) has no sample; re-run the train stage"
         )
-    out = merged[KEYS + ["sample", "is_bad"]].copy()
+    out = merged[KEYS + ["sample"]].copy()
+    out["is_bad"] = default_outcome(merged)
     # no segment column: every snapshot is "current"; a missing segment = outside the population
     out["segment"] = (
         merged["segment"].astype("string").astype(object).where(merged["segment"].notna(), None)

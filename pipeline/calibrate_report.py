@@ -23,12 +23,10 @@ SAMPLE_NOTES = {
 
 
 TRUE_PD_NOTE = (
-    "Note: `true_pd` is the generator's static 12-month PD of the customer (constant hazard), not "
-    "the PD given what the ledger shows at the snapshot. A behaviour score also sees arrears that "
-    "already announce a default (the generator's defaulters stop paying months before the bad "
-    "event), so in the best grades the published PD can sit legitimately below the static PD and "
-    "in the worst grades far above it; the tests against observed bad rates on the oot sample are "
-    "the calibration test that counts."
+    "Note: `true_pd` is the generator's conditional 12-month PD of the bad event at the snapshot, given "
+    "the customer's risk path and that it still pays; customers that have already stopped paying have "
+    "no truth row and are left out of this comparison. Observed rates and PDs count indeterminate "
+    "snapshots as non-defaults (bad vs not bad), the event the truth is the probability of."
 )
 
 
@@ -103,7 +101,8 @@ def calibration_markdown(result: dict, dataset: str) -> str:
         f"# Calibration and master scale — {dataset}",
         "",
         f"Calibration: **{cal.kind}** fitted on the calibration sample ({cal.n_fit_} rows, "
-        f"{cal.n_bad_fit_} bads), disjoint from training, current segment; PD floor "
+        f"{cal.n_bad_fit_} bads; outcome bad vs not bad, indeterminates count as non-defaults), "
+        "disjoint from training, current segment; PD floor "
         f"{cal.pd_floor}; "
         + (
             f"anchored to central tendency {_pct(cal.central_tendency)} (logit shift "

@@ -16,9 +16,12 @@ dated before ``split.oot_start``) are split whole by a seeded hash of customer_i
 customer *and* later in time) and ``oot_known`` when it has (the "known customers, later dates" figure,
 reported beside, never as, the out-of-time result). ``stratified_holdout`` (one observation point, e.g.
 UCI): customers are split, stratified by their outcome, into ``oot`` (a customer-disjoint holdout, not
-out of time), ``calibration`` and ``train``. Indeterminate, immature and in_default snapshots are
-``excluded`` (reason = the label). Every sample keeps both segments (``current``, ``delinquent``); the
-models are fitted on the ``train`` rows of ``split.fit_segments``. No cross-validation is run; any added
+out of time), ``calibration`` and ``train``. Matured snapshots (good, bad and indeterminate) belong to
+their customer's sample: an indeterminate snapshot (worst 30-89 days beyond terms in the window) is an
+observed "not bad" outcome that calibration and back-tests count (docs/validation.md), though no model is
+fitted on it. Immature and in_default snapshots are ``excluded`` (reason = the label). Every sample keeps
+both segments (``current``, ``delinquent``); the models are fitted on the ``train`` rows with a good/bad
+outcome of ``split.fit_segments``. No cross-validation is run; any added
 CV must group by customer_id.
 """
 
@@ -78,12 +81,21 @@ def _share(split: dict, key: str, default: float) -> float:
     return float(value)
 
 
+def matured(snapshots: pd.DataFrame) -> np.ndarray:
+    """Snapshots with an observed outcome: good, bad or indeterminate (matured, not bad). Without a
+    ``label`` column, the rows with ``is_bad``."""
+    has_outcome = snapshots["is_bad"].notna().to_numpy()
+    if "label" not in snapshots:
+        return has_outcome
+    return has_outcome | (snapshots["label"].astype(str) == "indeterminate").to_numpy()
+
+
 def assign_samples(snapshots: pd.DataFrame, split: dict, seed: int) -> pd.DataFrame:
     """``customer_id, as_of_date, sample, segment, exclusion_reason`` for every snapshot (rules in the
     module docstring). ``segment`` is copied from the snapshots (NULL when absent or excluded) and
     ``exclusion_reason`` is NULL unless ``sample == "excluded"``."""
     out = snapshots[KEYS].copy()
-    eligible = snapshots["is_bad"].notna().to_numpy()
+    eligible = matured(snapshots)
     sample = np.full(len(out), "excluded", dtype=object)
     reason = np.where(
         eligible,
@@ -113,7 +125,12 @@ def assign_samples(snapshots: pd.DataFrame, split: dict, seed: int) -> pd.DataFr
         sample[eligible & later & ~known] = "oot"
     elif method == "stratified_holdout":
         outcome = (
-            snapshots.loc[eligible].groupby("customer_id")["is_bad"].max().astype(int).sort_index()
+            snapshots.loc[eligible]
+            .groupby("customer_id")["is_bad"]
+            .max()
+            .fillna(0)
+            .astype(int)
+            .sort_index()
         )
         rest, hold = train_test_split(
             outcome.index.to_numpy(),
@@ -142,7 +159,8 @@ def assign_samples(snapshots: pd.DataFrame, split: dict, seed: int) -> pd.DataFr
 
 def fit_mask(samples: pd.DataFrame, fit_segments: list[str] | None) -> np.ndarray:
     """Rows the models are fitted on: the ``train`` sample, restricted to ``fit_segments`` when the
-    snapshots carry segments (all ``train`` rows when they do not)."""
+    snapshots carry segments (all ``train`` rows when they do not); the caller keeps the rows with a
+    good/bad outcome (``is_bad`` not null)."""
     is_train = (samples["sample"] == "train").to_numpy()
     if not fit_segments or samples["segment"].isna().all():
         return is_train
@@ -193,7 +211,7 @@ def sample_design(samples: pd.DataFrame, snapshots: pd.DataFrame, split: dict) -
     ]
     dates = frame.groupby("sample")["as_of_date"].agg(["min", "max"])
     fit_segments = split.get("fit_segments", ["current"])
-    fitted = fit_mask(samples, fit_segments)
+    fitted = fit_mask(samples, fit_segments) & snapshots["is_bad"].notna().to_numpy()
     excluded = frame.loc[frame["sample"] == "excluded", "exclusion_reason"].value_counts()
     return {
         "schema_version": "1.0",
@@ -252,7 +270,9 @@ def scoring_features(
 
 
 def _auc(y: pd.Series, p: np.ndarray) -> float | None:
-    y = y.astype(int)
+    """AUC on the rows with a good/bad outcome (indeterminates left out); None with one class."""
+    known = y.notna().to_numpy()
+    y, p = y[known].astype(int), np.asarray(p)[known]
     return float(roc_auc_score(y, p)) if y.nunique() == 2 else None
 
 
@@ -302,7 +322,9 @@ def train_models(
     predictions (every snapshot) and timings."""
     seed = int(params["base"]["seed"])
     names = list(features)
-    is_train = fit_mask(samples, params["split"].get("fit_segments", ["current"]))
+    is_train = fit_mask(samples, params["split"].get("fit_segments", ["current"])) & (
+        snapshots["is_bad"].notna().to_numpy()
+    )
     train = snapshots.loc[is_train]
     if train["is_bad"].nunique() < 2:
         raise PipelineError("train sample has only one outcome; check the label and split params")

@@ -338,3 +338,24 @@ def test_isotonic_only_with_strictly_rising_pds():
     assert np.all(np.diff(result["table"]["pd"]) > 0)
     with pytest.raises(PipelineError, match="calibrate.method"):
         calibrate(scored, {**params, "method": "beta"})
+
+
+def test_default_outcome_counts_indeterminates_as_not_bad():
+    """A PD is P(bad) among all matured snapshots: good and indeterminate (matured, not bad) are 0,
+    bad 1, immature and in-default rows have no outcome; without a label column, is_bad as it is."""
+    snaps = pd.DataFrame(
+        {
+            "label": ["good", "bad", "indeterminate", "immature", "in_default"],
+            "is_bad": pd.array([0, 1, pd.NA, pd.NA, pd.NA], dtype="Int8"),
+        }
+    )
+    out = stage.default_outcome(snaps)
+    assert out.iloc[:3].tolist() == [0.0, 1.0, 0.0]
+    assert out.iloc[3:].isna().all()
+    plain = stage.default_outcome(snaps.drop(columns="label"))
+    assert plain.iloc[:2].tolist() == [0.0, 1.0] and plain.iloc[2:].isna().all()
+    # on one grade of 1 bad, 1 good and 2 indeterminates the observed default rate is 1/4, not 1/2
+    four = pd.DataFrame(
+        {"label": ["bad", "good", "indeterminate", "indeterminate"], "is_bad": [1, 0, None, None]}
+    )
+    assert stage.default_outcome(four).mean() == pytest.approx(0.25)

@@ -97,8 +97,10 @@ def test_synthetic_scorecard_is_close_to_the_true_pd(dag_root: Path) -> None:
 
 
 def current_oot_with_truth(root: Path, sample: str = "oot") -> pd.DataFrame:
-    """Synthetic goods and bads of ``sample`` in the current segment with a truth row, scored by the
-    trained card and graded on the published master scale."""
+    """Synthetic matured snapshots (good, bad, indeterminate) of ``sample`` in the current segment with
+    a truth row, scored by the trained card and graded on the published master scale. ``is_default``
+    is bad vs not bad: the true PD is the probability of the bad event, so an indeterminate snapshot
+    (matured, not bad) is a non-default here, as in calibration (docs/validation.md section 4)."""
     snaps = pd.read_parquet(root / "data/processed/synthetic/snapshots.parquet")
     samples = pd.read_parquet(root / "data/processed/synthetic/samples.parquet")
     frame = snaps.merge(
@@ -107,10 +109,11 @@ def current_oot_with_truth(root: Path, sample: str = "oot") -> pd.DataFrame:
     keep = (
         frame["sample"].eq(sample)
         & frame["segment"].eq("current")
-        & frame["is_bad"].notna()
+        & frame["label"].isin(["good", "bad", "indeterminate"])
         & frame["true_pd"].notna()
     )
     frame = frame[keep].reset_index(drop=True)
+    frame["is_default"] = frame["label"].eq("bad").astype(int)
     card = json.loads((root / "models/synthetic/scorecard.json").read_text())
     scored = score_frame(card, frame)
     frame["pd_card"] = scored["pd_model"].to_numpy()
@@ -135,15 +138,17 @@ def test_samples_are_customer_disjoint_and_out_of_time(dag_root: Path) -> None:
 
 
 @pytest.mark.xfail(
-    reason="measured 0.943 x (card 0.761, truth 0.807 on customers still paying; customer-bootstrap "
-    "95% CI of the ratio 0.906-0.986): the card does not yet reach the bar (docs/validation.md)",
+    reason="measured 0.915 x (card 0.715, truth 0.782 on matured customers still paying, bad vs not "
+    "bad; customer-bootstrap 95% CI of the ratio 0.855-0.975): out of time the card loses most on "
+    "customers under 6 months on book (0.62 vs 0.78), whose latent risk the ledger cannot show yet; "
+    "on the calibration sample the same card reaches 0.978 x (docs/validation.md section 4)",
     strict=True,
 )
 def test_scorecard_ranks_within_3_percent_of_the_truth(dag_root: Path) -> None:
     """Current segment, customer-disjoint out of time: scorecard AUC >= 0.97 x the true PD's AUC on
     the same rows (the generator's conditional 12-month PD at each as-of date)."""
     frame = current_oot_with_truth(dag_root)
-    y = frame["is_bad"].astype(int)
+    y = frame["is_default"]
     assert y.sum() >= 200 and frame["customer_id"].nunique() >= 300
     card_auc = roc_auc_score(y, frame["pd_card"])
     true_auc = roc_auc_score(y, frame["true_pd"])
@@ -151,8 +156,10 @@ def test_scorecard_ranks_within_3_percent_of_the_truth(dag_root: Path) -> None:
 
 
 @pytest.mark.xfail(
-    reason="grade PDs come from the calibrate stage (issue 11 part B); with today's calibration the "
-    "published PDs miss the mean true PD by -84% (AAA) to +98% (DD) out of time",
+    reason="measured AA -46%, B -17%, C +11% (grades with >= 200 snapshots; was -84% .. +98% before "
+    "indeterminates counted as non-defaults): the Platt slope fitted on 55 bad calibration customers "
+    "(-0.024/point, cluster SE 0.005) is steeper than the truth's (-0.015), so the best grade's PD is "
+    "too low (docs/validation.md section 4)",
     strict=True,
 )
 def test_grade_pds_are_within_20_percent_of_the_truth(dag_root: Path) -> None:

@@ -59,13 +59,15 @@ def test_out_of_time_split_rules() -> None:
     snaps = panel()
     s = assign_samples(snaps, SPLIT, seed=1)
     assert (s[["customer_id", "as_of_date"]] == snaps[["customer_id", "as_of_date"]]).all().all()
-    assert s.loc[snaps["is_bad"].isna(), "sample"].eq("excluded").all()
-    assert (
-        s.loc[snaps["is_bad"].isna(), "exclusion_reason"]
-        == snaps.loc[snaps["is_bad"].isna(), "label"]
-    ).all()
+    unmatured = snaps["label"].eq("immature")
+    assert s.loc[unmatured, "sample"].eq("excluded").all()
+    assert (s.loc[unmatured, "exclusion_reason"] == "immature").all()
     assert s.loc[s["sample"] != "excluded", "exclusion_reason"].isna().all()
-    labelled = snaps["is_bad"].notna()
+    # an indeterminate snapshot (matured, not bad) belongs to its customer's sample, like good/bad ones
+    indeterminate = snaps["label"].eq("indeterminate")
+    assert s.loc[indeterminate, "sample"].ne("excluded").any()
+    assert not s.loc[indeterminate, "exclusion_reason"].eq("indeterminate").any()
+    labelled = snaps["is_bad"].notna() | indeterminate
     late = snaps["as_of_date"] >= pd.Timestamp("2024-07-31")
     assert s.loc[labelled & late, "sample"].isin(["oot", "oot_known"]).all()
     assert s.loc[labelled & ~late, "sample"].isin(["train", "calibration", "excluded"]).all()
@@ -141,7 +143,8 @@ def test_sample_design_counts_by_sample_segment_label() -> None:
     assert d["counts"]["excluded"]["none"]["in_default"] == int(in_default.sum())
     assert d["exclusions"]["in_default"] == int(in_default.sum())
     train_current = s["sample"].eq("train") & s["segment"].eq("current")
-    assert d["fit"]["snapshots"] == int(train_current.sum())
+    # the models are fitted on good/bad rows only; indeterminates stay in the sample, unfitted
+    assert d["fit"]["snapshots"] == int((train_current & snaps["is_bad"].notna()).sum())
     assert (fit_mask(s, ["current"]) == train_current.to_numpy()).all()
     assert fit_mask(s, ["current", "delinquent"]).sum() == int(
         (s["sample"].eq("train") & s["segment"].notna()).sum()
@@ -353,11 +356,8 @@ def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd() -> None:
     params = stage_params("train", "synthetic", load_params(PROJECT_ROOT))
     params["split"]["oot_start"] = "2024-01-31"
     samples = assign_samples(snaps, params["split"], int(params["base"]["seed"]))
-    assert (
-        samples.loc[snaps["label"].isin(["immature", "indeterminate"]), "sample"]
-        .eq("excluded")
-        .all()
-    )
+    assert samples.loc[snaps["label"].eq("immature"), "sample"].eq("excluded").all()
+    assert samples.loc[snaps["label"].eq("indeterminate"), "sample"].ne("excluded").any()
     features = {
         "days_beyond_terms_wavg_12m": "numeric",
         "net_collection_rate_12m": "numeric",
@@ -365,7 +365,7 @@ def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd() -> None:
         "industry": "categorical",
     }
     fitted = train_models(snaps, samples, features, params, "synthetic", {})
-    oot = (samples["sample"] == "oot").to_numpy()
+    oot = (samples["sample"] == "oot").to_numpy() & snaps["is_bad"].notna().to_numpy()
     y = snaps.loc[oot, "is_bad"].astype(int)
     auc_card = roc_auc_score(y, fitted["predictions"]["scorecard"][oot])
     auc_true = roc_auc_score(y, snaps.loc[oot, "true_pd"])
