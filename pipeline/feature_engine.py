@@ -30,6 +30,7 @@ from pipeline.feature_sql import (
     settlement_sql,
     vintage_sql,
 )
+from pipeline.io import atomic_path
 
 EPOCH = pd.Timestamp("1970-01-01")
 TABLES = ("customers", "invoices", "payments", "claims")
@@ -200,10 +201,11 @@ def compute_settlement(
 ) -> dict[str, int]:
     """Settle the ledger once: allocation of payments, FIFO pool, settlement day and open-amount inputs.
 
-    Writes one Parquet file per `SETTLEMENT_TABLES` name into ``out_dir`` (each streamed by DuckDB ``COPY``
-    to a temporary name, then renamed) and returns their row counts. `compute_snapshots` reads them back
+    Writes one Parquet file per `SETTLEMENT_TABLES` name into ``out_dir`` (each streamed by DuckDB ``COPY``)
+    and returns their row counts. `compute_snapshots` reads them back
     (``tables`` given those names) instead of settling again, so every as-of grid and experiment reuses one
-    settlement."""
+    settlement. The files go through `pipeline.io.atomic_path`, so a killed stage leaves the previous
+    complete settlement."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = _connect(params, temp_dir)
@@ -217,13 +219,14 @@ def compute_settlement(
             con.execute(sql)
         con.execute(f"CREATE TEMP TABLE invoice_keys AS {INVOICE_KEYS}")
         for name, select in SETTLEMENT_OUTPUTS.items():
-            tmp = out_dir / f".{name}.parquet.tmp"
-            con.execute(f"COPY ({select}) TO '{tmp.as_posix()}' (FORMAT parquet)")
-            tmp.replace(out_dir / f"{name}.parquet")
-            path = (out_dir / f"{name}.parquet").as_posix()
-            counts[name] = int(
-                con.execute(f"SELECT COUNT(*) FROM read_parquet('{path}')").fetchall()[0][0]
-            )
+            # through pipeline.io: committed with the stage's other outputs and recorded in its manifest
+            with atomic_path(out_dir / f"{name}.parquet") as tmp:
+                con.execute(f"COPY ({select}) TO '{tmp.as_posix()}' (FORMAT parquet)")
+                counts[name] = int(
+                    con.execute(
+                        f"SELECT COUNT(*) FROM read_parquet('{tmp.as_posix()}')"
+                    ).fetchall()[0][0]
+                )
     finally:
         con.close()
     return counts

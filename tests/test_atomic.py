@@ -188,10 +188,11 @@ def test_failed_stage_keeps_previous_outputs(tmp_path: Path) -> None:
     assert verify_recorded(target, tmp_path) is None
 
 
-STAGES = ["ingest", "features", "train", "evaluate", "calibrate", "publish", "monitor"]
+STAGES = ["ingest", "settle", "features", "train", "evaluate", "calibrate", "publish", "monitor"]
 # a stage that reads the killed stage's outputs (and must refuse them)
 CONSUMER = {
-    "ingest": "features",
+    "ingest": "settle",
+    "settle": "features",
     "features": "train",
     "train": "evaluate",
     "evaluate": "publish",

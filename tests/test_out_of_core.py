@@ -51,7 +51,7 @@ def test_split_keeps_every_row_once(tmp_path):
 
 @pytest.mark.slow
 def test_features_complete_under_a_memory_limit_smaller_than_the_invoices(tmp_path):
-    tables = _ledger(tmp_path, 140_000)
+    tables = _ledger(tmp_path, 150_000)
     invoice_mb = pq.read_table(tables["invoices"]).nbytes / 2**20
     assert invoice_mb > LIMIT_MB, (
         f"invoice table {invoice_mb:.0f} MB in memory is not larger than the limit"
