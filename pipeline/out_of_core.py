@@ -33,11 +33,12 @@ from pipeline.feature_sql import SETTLEMENT_TABLES
 def split_by_customer(
     tables: Mapping[str, Path], n_chunks: int, out_dir: Path, params: Mapping[str, Any]
 ) -> list[dict[str, Path]]:
-    """Write each canonical table as ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one
-    streaming scan per chunk); returns one ``{table: path}`` mapping per chunk."""
-    names = [n for n in (*TABLES, *SETTLEMENT_TABLES) if tables.get(n) is not None]
+    """Write each canonical table (and the settlement, customer history and truth when given) as
+    ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one streaming scan per chunk);
+    returns one ``{table: path}`` mapping per chunk."""
+    optional = (*SETTLEMENT_TABLES, "customer_history", "truth")
+    names = [n for n in (*TABLES, *optional) if n in TABLES or tables.get(n) is not None]
     con = _connect(params, str(out_dir / "spill"))
-    names = [*TABLES, *(["customer_history"] if tables.get("customer_history") else [])]
     try:
         for name in names:
             _register(con, name, tables[name])
@@ -102,8 +103,6 @@ def compute_snapshots_chunked(
     with tempfile.TemporaryDirectory(prefix="features_chunks_", dir=temp_dir) as tmp:
         chunks = split_by_customer(tables, n_chunks, Path(tmp), params)
         for chunk in progress(chunks, "features", total=n_chunks, unit="chunk"):
-            if "truth" in tables:
-                chunk["truth"] = tables["truth"]
             part_path = None if out_path is None else Path(tmp) / f"snapshots_{len(parts)}.parquet"
             parts.append(
                 compute_snapshots(

@@ -56,7 +56,7 @@ def test_features_complete_under_a_memory_limit_smaller_than_the_invoices(tmp_pa
     assert invoice_mb > LIMIT_MB, (
         f"invoice table {invoice_mb:.0f} MB in memory is not larger than the limit"
     )
-    limited = {**PARAMS, "memory_limit": f"{LIMIT_MB}MB", "customer_chunks": 64}
+    limited = {**PARAMS, "memory_limit": f"{LIMIT_MB}MB", "customer_chunks": 128}
     got = compute_snapshots_chunked(tables, limited, temp_dir=str(tmp_path), with_analysis=True)
     want = compute_snapshots(
         tables, {**PARAMS, "memory_limit": "8GB"}, temp_dir=str(tmp_path), with_analysis=True
