@@ -11,15 +11,13 @@ sample_design.json its figures are shown as well. The page is rendered by
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipeline.config import Paths, PipelineError, require_files, run_stage, stage_argparser
-from pipeline.io import read_json
+from pipeline.io import read_json, write_text
 from pipeline.validation_report import render
 
 log = logging.getLogger("pipeline.validate")
@@ -99,20 +97,6 @@ def merge_train_design(design: dict, path: Path) -> dict:
     return out
 
 
-def write_atomic(text: str, path: Path) -> None:
-    """Write to a temporary file beside ``path``, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(dataset: str, root: Path | None = None) -> Path:
     """Build reports/<dataset>/validation.html from the stage outputs under ``root``."""
     paths = Paths(dataset) if root is None else Paths(dataset, root)
@@ -142,7 +126,7 @@ def run(dataset: str, root: Path | None = None) -> Path:
     )
     page = render(dataset, evaluation, calibration, design, pd.read_csv(files["roc"]))
     out = paths.reports / "validation.html"
-    write_atomic(page, out)
+    write_text(page, out)
     log.info("validate %s: %s (%d kB)", dataset, out, len(page) // 1024)
     return out
 
