@@ -17,14 +17,12 @@ from typing import Any
 
 import yaml
 
+from pipeline.domain import PipelineError
+
 PROJ_ROOT = Path(os.environ.get("CREDIT_PIPELINE_ROOT") or Path(__file__).resolve().parents[1])
 PARAMS_FILE = "params.yaml"
 
 log = logging.getLogger("pipeline")
-
-
-class PipelineError(RuntimeError):
-    """An error a user can act on: names the stage, the file and the fix. Printed without a traceback."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,23 @@ COPIED = ["pipeline", "params.yaml", "dvc.yaml", "pyproject.toml", "data/raw"]
 
 
 @pytest.fixture(scope="session")
+def make_params():
+    """Typed stage parameters from the project's params.yaml, optionally with ``override`` merged into the
+    block: ``make_params(TrainParams, "train", "synthetic", {"split": {"calibration_share": 0.3}})``.
+    The one way tests build parameters, so they never copy params.yaml blocks by hand."""
+    from pipeline.config import deep_merge, load_params
+    from pipeline.params import load
+
+    raw = load_params(PROJECT_ROOT)
+
+    def make(cls, block: str, dataset: str = "synthetic", override: dict | None = None):
+        params = deep_merge(raw, {block: deep_merge(raw.get(block, {}), override)})
+        return load(cls, block, dataset, params)
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def uci_csv() -> Path:
     """The real UCI credit-card file from ../shared/data."""
     if not UCI_CSV.exists():
