@@ -15,9 +15,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline import metrics  # noqa: E402
+from pipeline.domain import LETTER_GRADES as GRADES  # noqa: E402
 from pipeline.io import save_figure  # noqa: E402
 
-GRADES = ("A", "B", "C", "D")
 LABELS = {
     "scorecard": "Scorecard",
     "logistic": "Logistic challenger",
@@ -120,16 +120,18 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def write_plots(
-    tables: dict[str, pd.DataFrame],
-    migration: pd.DataFrame,
-    result: dict[str, Any],
-    folder: Path,
-    dataset: str,
-) -> None:
-    """ROC, KS, score distribution, bad rate by band and the migration heat map as PNGs."""
+def chart_tables(frame: pd.DataFrame, n_bands: int) -> dict[str, pd.DataFrame]:
+    """The tables behind the charts (written as plots/<ds>/evaluate_<name>.csv)."""
+    return {
+        "roc": roc_table(frame),
+        "ks": ks_table(frame),
+        "score_distribution": score_distribution(frame),
+        "bad_rate_by_band": bad_rate_by_band(frame, n_bands),
+    }
+
+
+def _roc_chart(roc: pd.DataFrame, result: dict[str, Any], path: Path, dataset: str) -> None:
     sample = "hold-out" if result["sample"]["kind"] == "stratified_holdout" else "out-of-time"
-    roc = tables["roc"]
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     for method, label in LABELS.items():
         auc = result["methods"][method]["count"]["auc"]
@@ -143,9 +145,10 @@ def write_plots(
         ylim=(0, 1),
     )
     ax.legend(loc="lower right", fontsize=8)
-    _save(fig, folder / "evaluate_roc.png")
+    _save(fig, path)
 
-    ks = tables["ks"]
+
+def _ks_chart(ks: pd.DataFrame, path: Path, dataset: str) -> None:
     k = int(ks["ks_gap"].idxmax())
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     ax.step(
@@ -175,9 +178,10 @@ def write_plots(
         ylabel="Cumulative share of the class",
     )
     ax.legend(fontsize=8)
-    _save(fig, folder / "evaluate_ks.png")
+    _save(fig, path)
 
-    dist = tables["score_distribution"]
+
+def _distribution_chart(dist: pd.DataFrame, path: Path, dataset: str) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 4.8))
     centre = (dist["score_from"] + dist["score_to"]) / 2
     width = (dist["score_to"] - dist["score_from"]).min() * 0.42
@@ -191,9 +195,10 @@ def write_plots(
         ylabel="Share of the class (%)",
     )
     ax.legend()
-    _save(fig, folder / "evaluate_score_distribution.png")
+    _save(fig, path)
 
-    bands = tables["bad_rate_by_band"]
+
+def _band_chart(bands: pd.DataFrame, path: Path, dataset: str) -> None:
     fig, ax = plt.subplots(figsize=(7.2, 4.8))
     ax.bar(bands["band_label"], bands["bad_rate"] * 100, color="tab:blue", label="By count")
     ax.plot(
@@ -210,8 +215,10 @@ def write_plots(
     )
     ax.tick_params(axis="x", rotation=45, labelsize=8)
     ax.legend()
-    _save(fig, folder / "evaluate_bad_rate_by_band.png")
+    _save(fig, path)
 
+
+def _migration_chart(migration: pd.DataFrame, path: Path, dataset: str) -> None:
     grid = migration.pivot(index="grade_from", columns="grade_to", values="bad_rate").reindex(
         GRADES, axis=0
     )
@@ -238,7 +245,24 @@ def write_plots(
         ylabel="Rule grade",
     )
     fig.colorbar(im, ax=ax, label="Bad rate (%)")
-    _save(fig, folder / "evaluate_migration.png")
+    _save(fig, path)
+
+
+def write_plots(
+    tables: dict[str, pd.DataFrame],
+    migration: pd.DataFrame,
+    result: dict[str, Any],
+    folder: Path,
+    dataset: str,
+) -> None:
+    """ROC, KS, score distribution, bad rate by band and the migration heat map as PNGs."""
+    _roc_chart(tables["roc"], result, folder / "evaluate_roc.png", dataset)
+    _ks_chart(tables["ks"], folder / "evaluate_ks.png", dataset)
+    _distribution_chart(
+        tables["score_distribution"], folder / "evaluate_score_distribution.png", dataset
+    )
+    _band_chart(tables["bad_rate_by_band"], folder / "evaluate_bad_rate_by_band.png", dataset)
+    _migration_chart(migration, folder / "evaluate_migration.png", dataset)
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -351,16 +375,9 @@ def segment_lines(result: dict[str, Any], level: float) -> list[str]:
     return lines
 
 
-def comparison_markdown(
-    result: dict[str, Any],
-    decisions: dict[str, Any],
-    bands: pd.DataFrame,
-    frame: pd.DataFrame,
-    card: dict,
-) -> str:
-    """The comparison report for a credit manager (markdown)."""
-    s, m, level = result["sample"], result["methods"], result["params"]["ci_level"]
-    inf = result.get("inference") or {}
+def _sample_lines(result: dict[str, Any]) -> list[str]:
+    """Which sample, what was left out, and the verdict of the headline paired test."""
+    s, level = result["sample"], result["params"]["ci_level"]
     holdout = s["kind"] == "stratified_holdout"
     lines = [f"# Scorecard vs rule grading - dataset `{result['dataset']}`", ""]
     if holdout:
@@ -400,6 +417,13 @@ def comparison_markdown(
             + _verdict(exp_test, "scorecard", "rule grading", level)[1:],
             "",
         ]
+    return lines
+
+
+def _method_lines(result: dict[str, Any]) -> list[str]:
+    """Discrimination of every method by count and exposure, by segment, and the paired tests."""
+    s, m, level = result["sample"], result["methods"], result["params"]["ci_level"]
+    lines: list[str] = []
     rows = []
     for method, label in LABELS.items():
         c, e = m[method]["count"], m[method]["exposure"]
@@ -485,7 +509,12 @@ def comparison_markdown(
         "decisions.",
         "",
     ]
+    return lines
 
+
+def _grade_lines(decisions: dict[str, Any], bands: pd.DataFrame) -> list[str]:
+    """Bad rate per grade of both gradings and per scorecard score band."""
+    lines: list[str] = []
     rg, sg = decisions["rule_grades"], decisions["scorecard_grades"]
     lines += [
         "## Bad rate per grade",
@@ -551,7 +580,12 @@ def comparison_markdown(
         "can be fewer than ten bands.",
         "",
     ]
+    return lines
 
+
+def _migration_lines(result: dict[str, Any], decisions: dict[str, Any]) -> list[str]:
+    """The rule grade x scorecard grade migration table and its summary."""
+    lines: list[str] = []
     mig = decisions["migration"].set_index(["grade_from", "grade_to"])
     lines += [
         "## Migration: rule grade (rows) x scorecard grade (columns)",
@@ -580,7 +614,14 @@ def comparison_markdown(
         f"(bad rate {_pct(summ['same']['bad_rate'])}).",
         "",
     ]
+    return lines
 
+
+def _swap_lines(
+    result: dict[str, Any], decisions: dict[str, Any], frame: pd.DataFrame
+) -> list[str]:
+    """The swap set at the rules' approval rate and the bad rate of the approved book."""
+    lines: list[str] = []
     d = result["decision"]
     reject = ", ".join(result["params"]["rule_reject_grades"])
     sw = decisions["swap_set"].set_index("segment")
@@ -624,7 +665,15 @@ def comparison_markdown(
         "approval rate.",
         "",
     ]
+    return lines
 
+
+def _customer_lines(result: dict[str, Any], frame: pd.DataFrame, card: dict) -> list[str]:
+    """Who is swapped in (by rule sub-grade) and out (by the scorecard's main reason code)."""
+    lines: list[str] = []
+    reject = result["params"]["rule_reject_grades"]
+    accept_rules = ~frame["rule_grade_used"].isin(reject)
+    accept_card = ~frame["scorecard_grade"].isin(reject)
     lines += [
         "## What changes for which customers",
         "",
@@ -643,6 +692,15 @@ def comparison_markdown(
         "",
     ]
     lines += _segment_profile(swap_out_rows, "reason_1", "Main reason", reasons)
+    return lines
+
+
+def _reading_notes(result: dict[str, Any]) -> list[str]:
+    """How to read the figures: intervals, design effect, rule grading, where the detail is."""
+    m, level = result["methods"], result["params"]["ci_level"]
+    inf = result.get("inference") or {}
+    holdout = result["sample"]["kind"] == "stratified_holdout"
+    lines: list[str] = []
     lines += [
         "",
         "## How to read this",
@@ -664,5 +722,25 @@ def comparison_markdown(
         "- Full gains tables by decile for every method: reports/<dataset>/evaluate_gains.csv; "
         "charts: plots/<dataset>/evaluate_*.png.",
         "",
+    ]
+    return lines
+
+
+def comparison_markdown(
+    result: dict[str, Any],
+    decisions: dict[str, Any],
+    bands: pd.DataFrame,
+    frame: pd.DataFrame,
+    card: dict,
+) -> str:
+    """The comparison report for a credit manager (markdown)."""
+    lines = [
+        *_sample_lines(result),
+        *_method_lines(result),
+        *_grade_lines(decisions, bands),
+        *_migration_lines(result, decisions),
+        *_swap_lines(result, decisions, frame),
+        *_customer_lines(result, frame, card),
+        *_reading_notes(result),
     ]
     return "\n".join(lines)

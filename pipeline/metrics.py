@@ -565,6 +565,94 @@ def _percentile_ci(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _bootstrap_draws(
+    y: np.ndarray,
+    risks: dict[str, Any],
+    w: np.ndarray,
+    cl: np.ndarray,
+    n_resamples: int,
+    seed: int,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """AUC and KS of every score in every cluster-bootstrap resample (NaN where a resample has no
+    bad or no good)."""
+    ranked = {}
+    for name, r in risks.items():
+        _, s, _ = _prepare(y, r, w)
+        ranked[name] = _RankedScore(y, s)
+    boot_auc: dict[str, list] = {name: [] for name in risks}
+    boot_ks: dict[str, list] = {name: [] for name in risks}
+    for block in cluster_resample_weights(cl, n_resamples, seed):
+        block = block * w[None, :]
+        for name, rs in ranked.items():
+            a, k = rs.auc_ks(block)
+            boot_auc[name].append(a)
+            boot_ks[name].append(k)
+    aucs = {n: np.concatenate(v) for n, v in boot_auc.items()}
+    kss = {n: np.concatenate(v) for n, v in boot_ks.items()}
+    return aucs, kss
+
+
+def _bootstrap_score(
+    y: np.ndarray,
+    r: Any,
+    weights: np.ndarray | None,
+    draws_auc: np.ndarray,
+    draws_ks: np.ndarray,
+    level: float,
+) -> dict[str, float]:
+    """Point AUC/Gini/KS of one score with its bootstrap SE, percentile intervals, the DeLong SE
+    assuming independent rows and the design effect."""
+    a_hat = auc(y, r, weights)
+    ks_hat = ks_statistic(y, r, weights)["ks"]
+    se_b = float(np.std(draws_auc, ddof=1))
+    se_d = delong_se(y, r, weights)
+    lo, hi = _percentile_ci(draws_auc, level)
+    klo, khi = _percentile_ci(draws_ks, level)
+    return {
+        "auc": a_hat,
+        "gini": gini(a_hat),
+        "ks": ks_hat,
+        "se_cluster_bootstrap": se_b,
+        "ci_low": lo,
+        "ci_high": hi,
+        "gini_ci_low": gini(lo),
+        "gini_ci_high": gini(hi),
+        "ks_ci_low": klo,
+        "ks_ci_high": khi,
+        "se_delong_independent": se_d,
+        "design_effect": (se_b / se_d) ** 2 if se_d > 0 else float("nan"),
+    }
+
+
+def _bootstrap_pair(
+    auc_a: float, auc_b: float, d: np.ndarray, zcrit: float, level: float
+) -> dict[str, float]:
+    """Paired AUC difference a - b: bootstrap SE, percentile and normal intervals, z and the
+    two-sided p-value."""
+    diff_hat = auc_a - auc_b
+    se = float(np.std(d, ddof=1))
+    lo, hi = _percentile_ci(d, level)
+    if se > 1e-12:
+        z = diff_hat / se
+        p = float(2.0 * stats.norm.sf(abs(z)))
+    else:
+        z, p = (0.0, 1.0) if abs(diff_hat) < 1e-12 else (float(np.sign(diff_hat) * np.inf), 0.0)
+    return {
+        "auc_a": auc_a,
+        "auc_b": auc_b,
+        "difference": diff_hat,
+        "gini_difference": 2.0 * diff_hat,
+        "se": se,
+        "ci_low": lo,
+        "ci_high": hi,
+        "normal_ci_low": float(diff_hat - zcrit * se),
+        "normal_ci_high": float(diff_hat + zcrit * se),
+        "z": float(z),
+        "p_value": p,
+        "ci_level": level,
+    }
+
+
 def cluster_bootstrap(
     is_bad: Any,
     risks: dict[str, Any],
@@ -593,20 +681,7 @@ def cluster_bootstrap(
         raise ValueError("clusters must be as long as is_bad")
     if n_resamples < 2:
         raise ValueError(f"cluster bootstrap needs at least 2 resamples, got {n_resamples}")
-    ranked = {}
-    for name, r in risks.items():
-        _, s, _ = _prepare(y, r, w)
-        ranked[name] = _RankedScore(y, s)
-    boot_auc = {name: [] for name in risks}
-    boot_ks = {name: [] for name in risks}
-    for block in cluster_resample_weights(cl, n_resamples, seed):
-        block = block * w[None, :]
-        for name, rs in ranked.items():
-            a, k = rs.auc_ks(block)
-            boot_auc[name].append(a)
-            boot_ks[name].append(k)
-    aucs = {n: np.concatenate(v) for n, v in boot_auc.items()}
-    kss = {n: np.concatenate(v) for n, v in boot_ks.items()}
+    aucs, kss = _bootstrap_draws(y, risks, w, cl, n_resamples, seed)
     valid = np.all([np.isfinite(v) for v in aucs.values()], axis=0)
     zcrit = stats.norm.ppf(0.5 + level / 2.0)
     out: dict[str, Any] = {
@@ -621,49 +696,17 @@ def cluster_bootstrap(
         "scores": {},
         "pairs": {},
     }
+    sample_weights = None if weights is None else w
     for name, r in risks.items():
-        a_hat = auc(y, r, None if weights is None else w)
-        ks_hat = ks_statistic(y, r, None if weights is None else w)["ks"]
-        se_b = float(np.std(aucs[name][valid], ddof=1))
-        se_d = delong_se(y, r, None if weights is None else w)
-        lo, hi = _percentile_ci(aucs[name][valid], level)
-        klo, khi = _percentile_ci(kss[name][valid], level)
-        out["scores"][name] = {
-            "auc": a_hat,
-            "gini": gini(a_hat),
-            "ks": ks_hat,
-            "se_cluster_bootstrap": se_b,
-            "ci_low": lo,
-            "ci_high": hi,
-            "gini_ci_low": gini(lo),
-            "gini_ci_high": gini(hi),
-            "ks_ci_low": klo,
-            "ks_ci_high": khi,
-            "se_delong_independent": se_d,
-            "design_effect": (se_b / se_d) ** 2 if se_d > 0 else float("nan"),
-        }
+        out["scores"][name] = _bootstrap_score(
+            y, r, sample_weights, aucs[name][valid], kss[name][valid], level
+        )
     for a_name, b_name in pairs:
-        diff_hat = out["scores"][a_name]["auc"] - out["scores"][b_name]["auc"]
-        d = (aucs[a_name] - aucs[b_name])[valid]
-        se = float(np.std(d, ddof=1))
-        lo, hi = _percentile_ci(d, level)
-        if se > 1e-12:
-            z = diff_hat / se
-            p = float(2.0 * stats.norm.sf(abs(z)))
-        else:
-            z, p = (0.0, 1.0) if abs(diff_hat) < 1e-12 else (float(np.sign(diff_hat) * np.inf), 0.0)
-        out["pairs"][f"{a_name}_vs_{b_name}"] = {
-            "auc_a": out["scores"][a_name]["auc"],
-            "auc_b": out["scores"][b_name]["auc"],
-            "difference": diff_hat,
-            "gini_difference": 2.0 * diff_hat,
-            "se": se,
-            "ci_low": lo,
-            "ci_high": hi,
-            "normal_ci_low": float(diff_hat - zcrit * se),
-            "normal_ci_high": float(diff_hat + zcrit * se),
-            "z": float(z),
-            "p_value": p,
-            "ci_level": level,
-        }
+        out["pairs"][f"{a_name}_vs_{b_name}"] = _bootstrap_pair(
+            out["scores"][a_name]["auc"],
+            out["scores"][b_name]["auc"],
+            (aucs[a_name] - aucs[b_name])[valid],
+            zcrit,
+            level,
+        )
     return out

@@ -125,6 +125,31 @@ def _overlay_line(ov: dict[str, Any]) -> str:
     )
 
 
+def _discrimination_line(disc: dict[str, Any]) -> str:
+    """The deterioration test of the latest matured month against the reference AUC."""
+    p_value = disc["latest_p_value"]
+    return (
+        f"- Reference AUC {disc['reference_auc']:.4f} ({disc.get('reference_source') or ''}). "
+        "Latest matured "
+        f"month {_fmt_date(disc['latest_matured_date'])}: AUC "
+        + (
+            f"{disc['latest_auc']:.4f}, KS {disc['latest_ks']:.4f}"
+            if disc["latest_auc"] is not None
+            else "n/a"
+        )
+        + (
+            f", one-sided ECB deterioration test p = {p_value:.4f}"
+            if p_value is not None and not pd.isna(p_value)
+            else ""
+        )
+        + f". Months with a significant deterioration: {disc['n_dates_deteriorated']} of "
+        f"{disc.get('n_months_tested', 0)} months tested; p-values adjusted for the number of "
+        f"months tested ({disc.get('multiplicity_adjustment') or 'none'}; one-sided ECB test, "
+        "Hanley–McNeil SE on one snapshot per customer per month; current segment; train rows, "
+        "on which the card was fitted, left out)."
+    )
+
+
 def render_report(res: dict[str, Any], summary: dict[str, Any]) -> str:
     """The one-page monitoring report (markdown)."""
     st, disc, ew = summary["stability"], summary["discrimination"], summary["early_warning"]
@@ -132,7 +157,6 @@ def render_report(res: dict[str, Any], summary: dict[str, Any]) -> str:
     csi = res["csi"].sort_values(["csi", "feature"], ascending=[False, True])
     mig = summary["migration"]
     ov = summary["overrides"]["month"]
-    p_value = disc["latest_p_value"]
     lines = [
         f"# Monitoring report — {summary['dataset']}, {_fmt_date(summary['month'])}",
         "",
@@ -163,24 +187,7 @@ def render_report(res: dict[str, Any], summary: dict[str, Any]) -> str:
         ),
         "",
         "## Discrimination (matured outcomes)",
-        f"- Reference AUC {disc['reference_auc']:.4f} ({disc.get('reference_source') or ''}). "
-        "Latest matured "
-        f"month {_fmt_date(disc['latest_matured_date'])}: AUC "
-        + (
-            f"{disc['latest_auc']:.4f}, KS {disc['latest_ks']:.4f}"
-            if disc["latest_auc"] is not None
-            else "n/a"
-        )
-        + (
-            f", one-sided ECB deterioration test p = {p_value:.4f}"
-            if p_value is not None and not pd.isna(p_value)
-            else ""
-        )
-        + f". Months with a significant deterioration: {disc['n_dates_deteriorated']} of "
-        f"{disc.get('n_months_tested', 0)} months tested; p-values adjusted for the number of "
-        f"months tested ({disc.get('multiplicity_adjustment') or 'none'}; one-sided ECB test, "
-        "Hanley–McNeil SE on one snapshot per customer per month; current segment; train rows, "
-        "on which the card was fitted, left out).",
+        _discrimination_line(disc),
         "",
         "## Grades",
         f"- Concentration: HHI {summary['concentration']['hhi']:.4f} "

@@ -1,7 +1,8 @@
 """Monitoring maths: stability (PSI/CSI), discrimination over time, migration, concentration,
 early warning.
 
-Pure functions on DataFrames, used by the ``monitor`` stage and the notebooks.
+Pure functions on DataFrames, assembled per month by `pipeline.monitoring_review` for the
+``monitor`` stage, and used by the notebooks.
 
 Stability follows docs/methodology.md §4.5: PSI = Σ (A% − E%)·ln(A% / E%) over bins that are FIXED on the
 development sample (score: development quantiles; characteristics: the scorecard's own bins,
@@ -211,8 +212,10 @@ def characteristic_stability(
 
 # -------------------------------------------------------------------------------------------------
 # Discrimination
-def discrimination(is_bad: pd.Series, score: pd.Series) -> dict[str, float]:
-    """AUC, Gini and KS (pipeline.metrics) of a score; a higher score is lower risk (bad = 1)."""
+def score_discrimination(is_bad: pd.Series, score: pd.Series) -> dict[str, float]:
+    """AUC, Gini and KS (pipeline.metrics) of one published score on one set of rows, with the
+    counts of bads and goods; a higher score is lower risk (bad = 1). Point figures only: the
+    development comparison with intervals is `pipeline.comparison.compare_discrimination`."""
     frame = pd.DataFrame(
         {
             "y": pd.to_numeric(pd.Series(is_bad), errors="coerce"),
@@ -260,7 +263,7 @@ def discrimination_over_time(
     for date, group in matured.groupby(date_col, sort=True):
         row: dict[str, Any] = {
             date_col: date,
-            **discrimination(group[label_col], group[score_col]),
+            **score_discrimination(group[label_col], group[score_col]),
         }
         row.update(
             {"reference_auc": reference_auc, "z": np.nan, "p_value": np.nan, "deteriorated": False}
@@ -313,8 +316,10 @@ def migration_matrix(
     return matrix
 
 
-def migration_summary(matrix: pd.DataFrame) -> dict[str, float]:
-    """Shares of stable, upgraded, downgraded and ≥2-notch moves in a migration matrix."""
+def month_migration_summary(matrix: pd.DataFrame) -> dict[str, float]:
+    """Shares of stable, upgraded, downgraded and ≥2-notch moves of customers between last period
+    and this period (``matrix``: `migration_matrix`). Not the rules -> scorecard migration of the
+    development comparison (`pipeline.comparison.rules_to_scorecard_migration`)."""
     counts = matrix.to_numpy(dtype=float)
     n = counts.sum()
     i, j = np.indices(counts.shape)

@@ -2,10 +2,11 @@
 
 Reads metrics/<ds>/evaluate.json (discrimination with clustered intervals per sample and segment),
 reports/<ds>/calibration_backtests.json (cohort back-tests, central tendency, grade count, truth
-comparison), plots/<ds>/evaluate_roc.csv, and samples.parquet + snapshots.parquet for the sample
-design and the exclusions by reason. Where the train stage has written reports/<ds>/
-sample_design.json its figures are shown as well. The page is rendered by
-:mod:`pipeline.validation_report` and written atomically.
+comparison), plots/<ds>/evaluate_roc.csv, and the train stage's sample design: its
+reports/<ds>/sample_design.json (snapshots by sample x segment x label, exclusions by reason,
+customer overlaps, date ranges) and samples.parquet for the one figure that file does not hold,
+distinct customers per sample x segment. Nothing is recounted from the snapshots. The page is
+rendered by :mod:`pipeline.validation_report` and written atomically.
 """
 
 from __future__ import annotations
@@ -16,85 +17,78 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import Paths, PipelineError, require_files, run_stage, stage_argparser
+from pipeline.config import Paths, require_files, run_stage, stage_argparser
+from pipeline.domain import PipelineError
 from pipeline.io import read_json, write_text
 from pipeline.validation_report import render
 
 log = logging.getLogger("pipeline.validate")
-KEYS = ["customer_id", "as_of_date"]
-DEVELOPMENT = ("train", "calibration")
+OUTSIDE = "(outside population)"
+TRAIN_NO_SEGMENT = "none"  # sample_design.json's key for rows with no segment (in default at t)
 
 
-def sample_design(samples: pd.DataFrame, snapshots: pd.DataFrame) -> dict[str, Any]:
-    """Snapshots, customers, bads per sample x segment; exclusions by reason; customer overlap
-    between development and the later samples."""
-    cols = [c for c in ("is_bad", "label", "segment", "exclusion_reason") if c in snapshots]
-    frame = samples[[*KEYS, "sample"]].merge(snapshots[[*KEYS, *cols]], on=KEYS, how="left")
-    if "segment" not in frame:
-        frame["segment"] = "current"
-    frame["segment"] = frame["segment"].astype("string").fillna("(outside population)")
-    rows = []
-    for (sample, segment), part in frame.groupby(["sample", "segment"], sort=True):
-        known = part["is_bad"].dropna() if "is_bad" in part else pd.Series(dtype=float)
-        rows.append(
-            {
-                "sample": sample,
-                "segment": segment,
-                "snapshots": int(len(part)),
-                "customers": int(part["customer_id"].nunique()),
-                "bads": int(known.sum()) if len(known) else None,
-                "bad_rate": float(known.mean()) if len(known) else None,
-            }
-        )
-    excluded = frame[
-        (frame["sample"] == "excluded") | (frame["segment"] == "(outside population)")
-    ]
-    reason_col = next((c for c in ("exclusion_reason", "label") if c in excluded), None)
-    reasons = (
-        excluded[reason_col].astype("string").fillna("unlabelled").value_counts().sort_index()
-        if reason_col
-        else pd.Series(dtype=int)
+def _segment_name(segment: str) -> str:
+    return OUTSIDE if segment == TRAIN_NO_SEGMENT else segment
+
+
+def design_rows(counts: dict[str, Any], samples: pd.DataFrame) -> list[dict[str, Any]]:
+    """Snapshots, customers, bads and bad rate per sample x segment, from the train stage's
+    ``counts`` (sample -> segment -> label -> snapshots) and the customers of samples.parquet.
+    The bad rate is over matured outcomes (labels good and bad); ``None`` where there is none."""
+    segment = (
+        samples["segment"].astype("string").fillna(OUTSIDE)
+        if "segment" in samples
+        else pd.Series("current", index=samples.index)
     )
-    customers = {
-        s: set(frame.loc[frame["sample"] == s, "customer_id"]) for s in frame["sample"].unique()
-    }
-    dev = set().union(*(customers.get(s, set()) for s in DEVELOPMENT))
-    overlap = {
-        f"customers in development and {s}": len(dev & customers[s])
-        for s in ("oot", "oot_known")
-        if s in customers
-    }
-    return {
-        "source": "samples.parquet and snapshots.parquet (validate stage)",
-        "by_sample": rows,
-        "exclusions_by_reason": {str(k): int(v) for k, v in reasons.items()},
-        "overlap": overlap,
-    }
+    customers = samples.assign(segment=segment).groupby(["sample", "segment"])["customer_id"]
+    customers = customers.nunique()
+    rows = []
+    for sample, by_segment in counts.items():
+        for seg, labels in by_segment.items():
+            name = _segment_name(seg)
+            bads, known = (
+                int(labels.get("bad", 0)),
+                int(labels.get("bad", 0) + labels.get("good", 0)),
+            )
+            rows.append(
+                {
+                    "sample": sample,
+                    "segment": name,
+                    "snapshots": int(sum(labels.values())),
+                    "customers": int(customers.get((sample, name), 0)),
+                    "bads": bads if known else None,
+                    "bad_rate": bads / known if known else None,
+                }
+            )
+    return sorted(rows, key=lambda r: (r["sample"], r["segment"]))
 
 
-def merge_train_design(design: dict, path: Path) -> dict:
-    """Add the train stage's own sample_design.json where it exists: its exclusions by reason,
-    customer overlaps between samples, what the oot sample is, and the date range per sample."""
-    if not path.is_file():
-        return design
-    extra = read_json(path)
-    out = dict(design)
-    reasons = extra.get("exclusions_by_reason") or extra.get("exclusions")
-    if isinstance(reasons, dict) and all(isinstance(v, (int, float)) for v in reasons.values()):
-        out["exclusions_by_reason"] = {str(k): int(v) for k, v in reasons.items()}
-    overlap = extra.get("customer_overlap")
-    if isinstance(overlap, dict):
-        out["overlap"] = {
-            f"customers in both {k.replace('&', ' and ')}": v for k, v in overlap.items()
-        }
+def sample_design(train_design: dict[str, Any], samples: pd.DataFrame, path: Path) -> dict:
+    """The page's sample-design section from the train stage's sample_design.json (``path``):
+    counts per sample x segment, exclusions by reason, customer overlaps between samples, what the
+    oot sample is, and the date range per sample."""
+    for key in ("counts", "exclusions", "customer_overlap"):
+        if not isinstance(train_design.get(key), dict):
+            raise PipelineError(
+                f"{path}: key '{key}' missing or not a mapping (rule: train sample-design "
+                "contract); rerun the train stage"
+            )
     notes = []
-    if extra.get("oot_is"):
-        notes.append(f"oot sample: {extra['oot_is']}")
-    for sample, (first, last) in (extra.get("as_of_range") or {}).items():
+    if train_design.get("oot_is"):
+        notes.append(f"oot sample: {train_design['oot_is']}")
+    for sample, (first, last) in (train_design.get("as_of_range") or {}).items():
         notes.append(f"{sample}: as-of dates {first} to {last}")
-    out["notes"] = notes
-    out["source"] = design["source"] + f"; exclusions and overlaps from {path.name} (train stage)"
-    return out
+    return {
+        "source": f"{path.name} (train stage); customers per sample and segment from "
+        "samples.parquet",
+        "by_sample": design_rows(train_design["counts"], samples),
+        "exclusions_by_reason": {str(k): int(v) for k, v in train_design["exclusions"].items()},
+        "overlap": {
+            f"customers in both {k.replace('&', ' and ')}": v
+            for k, v in train_design["customer_overlap"].items()
+        },
+        "notes": notes,
+    }
 
 
 def run(dataset: str, root: Path | None = None) -> Path:
@@ -105,9 +99,9 @@ def run(dataset: str, root: Path | None = None) -> Path:
         "calibration": paths.reports / "calibration_backtests.json",
         "roc": paths.plots / "evaluate_roc.csv",
         "samples": paths.processed / "samples.parquet",
-        "snapshots": paths.processed / "snapshots.parquet",
+        "sample_design": paths.reports / "sample_design.json",
     }
-    require_files(files, "run the evaluate and calibrate stages first (dvc repro)")
+    require_files(files, "run the train, evaluate and calibrate stages first (dvc repro)")
     evaluation, calibration = read_json(files["evaluation"]), read_json(files["calibration"])
     for key, doc, path in (
         ("methods", evaluation, files["evaluation"]),
@@ -116,14 +110,7 @@ def run(dataset: str, root: Path | None = None) -> Path:
         if key not in doc:
             raise PipelineError(f"{path}: key '{key}' missing; rerun the stage that writes it")
     samples = pd.read_parquet(files["samples"])
-    wanted = {"customer_id", "as_of_date", "is_bad", "label", "segment", "exclusion_reason"}
-    import pyarrow.parquet as pq
-
-    present = [c for c in pq.read_schema(files["snapshots"]).names if c in wanted]
-    snapshots = pd.read_parquet(files["snapshots"], columns=present)
-    design = merge_train_design(
-        sample_design(samples, snapshots), paths.reports / "sample_design.json"
-    )
+    design = sample_design(read_json(files["sample_design"]), samples, files["sample_design"])
     page = render(dataset, evaluation, calibration, design, pd.read_csv(files["roc"]))
     out = paths.reports / "validation.html"
     write_text(page, out)

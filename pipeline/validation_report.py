@@ -427,57 +427,46 @@ def _inference(ev: dict) -> str:
     )
 
 
-def _calibration(cal: dict) -> str:
-    out = []
-    ct = cal.get("central_tendency")
-    gc = cal.get("grade_count") or {}
-    out.append(
-        f"<p>Calibration: <b>{_esc(cal.get('method_choice', cal.get('method')))}</b>. "
-        + (
-            f"Anchored to the long-run central tendency {_pct(ct['value'])} ({_esc(ct['rule'])})."
-            if ct
-            else "Not anchored: point-in-time PDs at the calibration sample's level."
-        )
-        + f" Grades: {_int(gc.get('chosen'))} of {_int(gc.get('requested'))} requested"
-        + (f" — {_esc(gc.get('reason'))}" if gc.get("chosen") != gc.get("requested") else "")
-        + "</p>"
-    )
+def _master_scale_table(cal: dict) -> str:
+    """The master scale: score range, PD and calibration-sample figures per grade."""
     master = cal.get("master_scale") or []
-    out.append(
-        _table(
+    return _table(
+        [
+            "Grade",
+            "Letter",
+            "Score from",
+            "Score below",
+            "PD",
+            "Snapshots",
+            "Customers",
+            "Expected defaults",
+            "Observed (calibration)",
+        ],
+        [
             [
-                "Grade",
-                "Letter",
-                "Score from",
-                "Score below",
-                "PD",
-                "Snapshots",
-                "Customers",
-                "Expected defaults",
-                "Observed (calibration)",
-            ],
-            [
-                [
-                    _esc(g["grade"]),
-                    _esc(g["letter_grade"]),
-                    ""
-                    if g.get("score_min") is None or not np.isfinite(g["score_min"])
-                    else int(g["score_min"]),
-                    ""
-                    if g.get("score_max") is None or not np.isfinite(g["score_max"])
-                    else int(g["score_max"]),
-                    _pct(g["pd"]),
-                    _int(g["count"]),
-                    _int(g.get("customers")),
-                    _num(g.get("expected_defaults"), 1),
-                    _pct(g.get("observed_bad_rate")),
-                ]
-                for g in master
-            ],
-            2,
-        )
+                _esc(g["grade"]),
+                _esc(g["letter_grade"]),
+                ""
+                if g.get("score_min") is None or not np.isfinite(g["score_min"])
+                else int(g["score_min"]),
+                ""
+                if g.get("score_max") is None or not np.isfinite(g["score_max"])
+                else int(g["score_max"]),
+                _pct(g["pd"]),
+                _int(g["count"]),
+                _int(g.get("customers")),
+                _num(g.get("expected_defaults"), 1),
+                _pct(g.get("observed_bad_rate")),
+            ]
+            for g in master
+        ],
+        2,
     )
-    back = cal.get("back_tests") or {}
+
+
+def _back_test_rows(back: dict) -> list[list[str]]:
+    """One row per annual cohort (and pooled line): portfolio, Hosmer–Lemeshow and Spiegelhalter
+    tests with their traffic lights and the per-grade Jeffreys lights."""
     rows = []
     for c in (back.get("cohorts") or []) + (back.get("pooled") or []):
         t = c["tests"]
@@ -507,6 +496,27 @@ def _calibration(cal: dict) -> str:
                 _light(c["verdict"]),
             ]
         )
+    return rows
+
+
+def _calibration(cal: dict) -> str:
+    out = []
+    ct = cal.get("central_tendency")
+    gc = cal.get("grade_count") or {}
+    out.append(
+        f"<p>Calibration: <b>{_esc(cal.get('method_choice', cal.get('method')))}</b>. "
+        + (
+            f"Anchored to the long-run central tendency {_pct(ct['value'])} ({_esc(ct['rule'])})."
+            if ct
+            else "Not anchored: point-in-time PDs at the calibration sample's level."
+        )
+        + f" Grades: {_int(gc.get('chosen'))} of {_int(gc.get('requested'))} requested"
+        + (f" — {_esc(gc.get('reason'))}" if gc.get("chosen") != gc.get("requested") else "")
+        + "</p>"
+    )
+    out.append(_master_scale_table(cal))
+    back = cal.get("back_tests") or {}
+    rows = _back_test_rows(back)
     out.append("<h3>Back-tests by annual cohort</h3>")
     out.append(
         _table(

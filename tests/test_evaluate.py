@@ -14,25 +14,24 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipeline import evaluate
+from pipeline import comparison, evaluate
 from pipeline.config import Paths, PipelineError
 from pipeline.io import write_json, write_parquet
+from pipeline.params import ParamsError
+from pipeline.params.evaluate import EvaluateParams, TrainSplitFields
 
-PARAMS = {
-    "base": {"seed": 1},
-    "datasets": {
-        "tiny": {},
-        "tinyholdout": {"train": {"split": {"method": "stratified_holdout"}}},
-    },
-    "train": {"split": {"method": "out_of_time"}},
-    "evaluate": {
-        "bootstrap_resamples": 200,
-        "ci_level": 0.95,
-        "n_bands": 5,
-        "rule_reject_grades": ["D"],
-        "rule_undefined": "exclude",
-    },
-}
+OOT_SPLIT = TrainSplitFields(method="out_of_time", oot_start=None)
+HOLDOUT_SPLIT = TrainSplitFields(method="stratified_holdout", oot_start=None)
+
+
+@pytest.fixture(scope="session")
+def eval_params(make_params) -> EvaluateParams:
+    """params.yaml's evaluate block with a faster bootstrap and five bands."""
+    return make_params(
+        EvaluateParams, "evaluate", "synthetic", {"bootstrap_resamples": 200, "n_bands": 5}
+    )
+
+
 FACTOR, OFFSET = 20 / math.log(2), 600 - 20 / math.log(2) * math.log(50)
 
 
@@ -190,10 +189,10 @@ OUTPUTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> tuple[Path, pd.DataFrame, dict]:
+def tiny_run(tmp_path_factory, eval_params) -> tuple[Path, pd.DataFrame, dict]:
     root = tmp_path_factory.mktemp("evaluate")
     snaps = fabricate(root)
-    result = evaluate.run("tiny", root=root, params=PARAMS)
+    result = evaluate.run("tiny", root=root, params=eval_params, split=OOT_SPLIT)
     return root, snaps, result
 
 
@@ -289,10 +288,10 @@ def test_report_is_readable(tiny_run):
     assert plots.iloc[0, 1:].ge(0).all() and (plots.iloc[-1, 1:] == 1).all()
 
 
-def test_outputs_are_byte_identical_across_runs(tiny_run, tmp_path):
+def test_outputs_are_byte_identical_across_runs(tiny_run, tmp_path, eval_params):
     root, _, _ = tiny_run
     fabricate(tmp_path)
-    evaluate.run("tiny", root=tmp_path, params=PARAMS)
+    evaluate.run("tiny", root=tmp_path, params=eval_params, split=OOT_SPLIT)
     for rel in OUTPUTS:
         first = (root / rel.format(ds="tiny")).read_bytes()
         second = (tmp_path / rel.format(ds="tiny")).read_bytes()
@@ -301,9 +300,9 @@ def test_outputs_are_byte_identical_across_runs(tiny_run, tmp_path):
         assert first == second, rel
 
 
-def test_holdout_is_named_as_such(tmp_path):
+def test_holdout_is_named_as_such(tmp_path, eval_params):
     fabricate(tmp_path, dataset="tinyholdout", n_customers=120)
-    result = evaluate.run("tinyholdout", root=tmp_path, params=PARAMS)
+    result = evaluate.run("tinyholdout", root=tmp_path, params=eval_params, split=HOLDOUT_SPLIT)
     assert result["sample"]["kind"] == "stratified_holdout"
     assert "stratified hold-out" in (tmp_path / "reports/tinyholdout/comparison.md").read_text()
 
@@ -323,7 +322,7 @@ def _mini() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_undefined_rule_exclude_and_worst():
     snaps, samples, boosting = _mini()
-    frame, counts = evaluate.oot_sample(snaps, samples, boosting, "exclude")
+    frame, counts = comparison.oot_sample(snaps, samples, boosting, "exclude")
     # f is immature; d (UNDEFINED) and e (missing grade = UNDEFINED) are excluded
     assert counts == {
         "oot_rows": 6,
@@ -335,22 +334,22 @@ def test_undefined_rule_exclude_and_worst():
     }
     assert frame["risk_rules"].tolist() == [1.0, 2.0, 4.0]
     assert frame["weight"].tolist() == [1.0, 0.0, 3.0]
-    frame, _ = evaluate.oot_sample(snaps, samples, boosting, "worst")
+    frame, _ = comparison.oot_sample(snaps, samples, boosting, "worst")
     assert frame["rule_grade_used"].tolist() == ["A", "B", "D", "D", "D"]
     with pytest.raises(PipelineError, match="rule_undefined"):
-        evaluate.oot_sample(snaps, samples, boosting, "ignore")
+        comparison.oot_sample(snaps, samples, boosting, "ignore")
 
 
 def test_bad_inputs_name_file_row_and_column():
     snaps, samples, boosting = _mini()
     with pytest.raises(PipelineError, match=r"row 1 of the OOT sample .*'b'.*column rule_grade"):
-        evaluate.oot_sample(
+        comparison.oot_sample(
             snaps.assign(rule_grade=["A", "E", "D", "A", "B", "C"]), samples, boosting
         )
     with pytest.raises(PipelineError, match="samples.parquet: row 6.*duplicated key"):
-        evaluate.oot_sample(snaps, pd.concat([samples, samples.iloc[[2]]]), boosting)
+        comparison.oot_sample(snaps, pd.concat([samples, samples.iloc[[2]]]), boosting)
     with pytest.raises(PipelineError, match="boosting_predictions.parquet.*pd_boosting"):
-        evaluate.oot_sample(snaps, samples, boosting.iloc[:2])
+        comparison.oot_sample(snaps, samples, boosting.iloc[:2])
     extra = pd.concat(
         [
             samples,
@@ -365,12 +364,12 @@ def test_bad_inputs_name_file_row_and_column():
         ignore_index=True,
     )
     with pytest.raises(PipelineError, match="snapshots.parquet.*no snapshot"):
-        evaluate.oot_sample(snaps, extra, boosting)
+        comparison.oot_sample(snaps, extra, boosting)
 
 
-def test_missing_input_file_is_a_pipeline_error(tmp_path):
+def test_missing_input_file_is_a_pipeline_error(tmp_path, eval_params):
     with pytest.raises(PipelineError, match="samples.parquet|snapshots.parquet"):
-        evaluate.run("tiny", root=tmp_path, params=PARAMS)
+        evaluate.run("tiny", root=tmp_path, params=eval_params, split=OOT_SPLIT)
 
 
 def test_matched_grades_copy_rule_shares():
@@ -382,12 +381,12 @@ def test_matched_grades_copy_rule_shares():
         }
     )
     frame = frame.sample(frac=1.0, random_state=3)
-    grades = evaluate.matched_grades(frame)
+    grades = comparison.matched_grades(frame)
     assert grades.sort_index().tolist() == list("AAAABBBCCD")
     assert grades.value_counts().to_dict() == frame["rule_grade_used"].value_counts().to_dict()
 
 
-def test_segments_samples_and_clustered_intervals(tmp_path):
+def test_segments_samples_and_clustered_intervals(tmp_path, eval_params):
     """With a segment column and an oot_known sample: the headline is oot x current, delinquent
     and oot_known are reported on their own, rows outside the population are counted by reason,
     the true PD is compared on the rows that have one, and a second run gives identical figures."""
@@ -407,7 +406,7 @@ def test_segments_samples_and_clustered_intervals(tmp_path):
     samples.loc[known, "sample"] = "oot_known"
     write_parquet(samples, paths.processed / "samples.parquet")
 
-    result = evaluate.run("tiny", root=tmp_path, params=PARAMS)
+    result = evaluate.run("tiny", root=tmp_path, params=eval_params, split=OOT_SPLIT)
     s = result["sample"]
     oot = samples[samples["sample"] == "oot"].merge(snaps, on=["customer_id", "as_of_date"])
     assert s["outside_population"] == int(oot["segment"].isna().sum()) > 0
@@ -436,8 +435,44 @@ def test_segments_samples_and_clustered_intervals(tmp_path):
     assert truth["auc"] == pytest.approx(
         roc_auc_score(with_truth["is_bad"].astype(int), with_truth["true_pd"])
     )
-    again = evaluate.run("tiny", root=tmp_path, params=PARAMS)
+    again = evaluate.run("tiny", root=tmp_path, params=eval_params, split=OOT_SPLIT)
     for key in ("segments", "paired_tests", "methods"):  # NaN-safe comparison via JSON text
         assert json.dumps(again[key], sort_keys=True, default=str) == json.dumps(
             result[key], sort_keys=True, default=str
         )
+
+
+def test_rules_to_scorecard_migration_by_hand():
+    """Rule A -> card B (worse, 10 cases, 2 bads), B -> A (better, 30, 3), C -> C (same, 60, 12)."""
+    migration = pd.DataFrame(
+        {
+            "grade_from": ["A", "B", "C"],
+            "grade_to": ["B", "A", "C"],
+            "count": [10, 30, 60],
+            "bads": [2, 3, 12],
+        }
+    )
+    out = comparison.rules_to_scorecard_migration(migration)
+    assert out["upgraded"] == {"count": 30, "share": 0.3, "bad_rate": 0.1}
+    assert out["downgraded"] == {"count": 10, "share": 0.1, "bad_rate": 0.2}
+    assert out["same"] == {"count": 60, "share": 0.6, "bad_rate": 0.2}
+
+
+@pytest.mark.parametrize(
+    "override, key, rule",
+    [
+        ({"ci_level": 1.0}, "evaluate.ci_level", "in_range"),
+        ({"rule_reject_grades": ["E"]}, "evaluate.rule_reject_grades", "letter_grade"),
+        (
+            {"rule_reject_grades": ["A", "B", "C", "D"]},
+            "evaluate.rule_reject_grades",
+            "some_accepted",
+        ),
+        ({"rule_undefined": "ignore"}, "evaluate.rule_undefined", "one_of"),
+        ({"n_bands": 1}, "evaluate.n_bands", "at_least"),
+        ({"bootstrap_resamples": 5}, "evaluate.bootstrap_resamples", "at_least"),
+    ],
+)
+def test_bad_evaluate_params_name_the_key(make_params, override, key, rule):
+    with pytest.raises(ParamsError, match=rf"^params\.yaml: key {re.escape(key)}: rule {rule}: "):
+        make_params(EvaluateParams, "evaluate", "synthetic", override)

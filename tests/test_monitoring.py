@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -191,7 +192,7 @@ def test_csi_uses_card_bins_and_counts_new_and_vanished_bins() -> None:
 
 def test_discrimination_by_hand() -> None:
     """bads 500, 620; goods 600, 700 → 3 of 4 pairs ranked right: AUC 0.75, Gini 0.5, KS 0.5."""
-    got = mon.discrimination(pd.Series([1, 1, 0, 0]), pd.Series([500, 620, 600, 700]))
+    got = mon.score_discrimination(pd.Series([1, 1, 0, 0]), pd.Series([500, 620, 600, 700]))
     assert got["auc"] == pytest.approx(0.75)
     assert got["gini"] == pytest.approx(0.5)
     assert got["ks"] == pytest.approx(0.5)
@@ -235,7 +236,7 @@ def test_migration_matrix_and_summary() -> None:
         and m.loc["C", "C"] == 1
     )
     assert int(m.to_numpy().sum()) == 4
-    s = mon.migration_summary(m)
+    s = mon.month_migration_summary(m)
     assert s == {
         "n": 4,
         "stable": 0.5,
@@ -299,8 +300,11 @@ def test_override_statistics() -> None:
 # -------------------------------------------------------------------------------------------------
 # The monitor stage on a hand-built portfolio with a shifted month
 from pipeline import monitor  # noqa: E402
+from pipeline import monitoring_review as review  # noqa: E402
 from pipeline.calibration import assign_grade  # noqa: E402
 from pipeline.config import PipelineError  # noqa: E402
+from pipeline.params import ParamsError  # noqa: E402
+from pipeline.params.monitor import MonitorParams  # noqa: E402
 
 SCALE = [
     {"grade": "A", "letter_grade": "A", "score_min": 620, "score_max": None},
@@ -342,7 +346,7 @@ STRATEGY = pd.DataFrame(
 
 
 def test_collection_action_lookup() -> None:
-    got = monitor.collection_actions(
+    got = review.collection_actions(
         STRATEGY, ["B", "B", "D", None, "A"], [45.0, 29.0, 0.0, 0.0, -3.0], [1000.0] * 5
     )
     assert got.tolist() == [
@@ -353,7 +357,7 @@ def test_collection_action_lookup() -> None:
         "reminder (wait 14 days)",
     ]
     no_first_band = STRATEGY.assign(dpd_min=STRATEGY["dpd_min"] + 1)
-    assert monitor.collection_actions(no_first_band, ["A"], [0.0], [5.0])[0] == monitor.NO_STEP
+    assert review.collection_actions(no_first_band, ["A"], [0.0], [5.0])[0] == review.NO_STEP
 
 
 def _portfolio() -> pd.DataFrame:
@@ -389,7 +393,7 @@ def _portfolio() -> pd.DataFrame:
     return scored
 
 
-def test_monitor_month_fires_on_a_shifted_month() -> None:
+def test_monitor_month_fires_on_a_shifted_month(make_params) -> None:
     """Scores fall by one SD and late payers jump from 30 % to 80 %: PSI, CSI and triggers fire."""
     scored = _portfolio()
     month = pd.Timestamp("2024-03-31")
@@ -406,13 +410,8 @@ def test_monitor_month_fires_on_a_shifted_month() -> None:
             "claim_date": pd.to_datetime(["2024-03-15", "2024-02-10"]),
         }
     )
-    params = {
-        "psi_thresholds": [0.10, 0.25],
-        "psi_epsilon": 1e-4,
-        "score_bins": 10,
-        "dbt_jump_days": 15,
-    }
-    res = monitor.monitor_month(
+    params = make_params(MonitorParams, "monitor", "synthetic", {"dbt_jump_days": 15})
+    res = review.monitor_month(
         scored, development, DBT_CARD, SCALE, month, params, claims, STRATEGY
     )
 
@@ -436,17 +435,17 @@ def test_monitor_month_fires_on_a_shifted_month() -> None:
     assert len(res["discrimination"]) == 2
     assert not res["discrimination"]["deteriorated"].any()
 
-    summary = monitor.metrics_json(res, "toy", month, len(development), 1000, DBT_CARD)
+    summary = review.metrics_json(res, "toy", month, len(development), 1000, DBT_CARD)
     assert summary["stability"]["score_psi_status"] == "red"
     assert summary["early_warning"]["n_flagged"] == len(ew)
 
 
-def test_monitor_outputs_are_written_and_byte_stable(tmp_path) -> None:
+def test_monitor_outputs_are_written_and_byte_stable(tmp_path, make_params) -> None:
     scored = _portfolio()
     month = pd.Timestamp("2024-03-31")
     development = scored[scored["as_of_date"] < month]
-    params = {"psi_thresholds": [0.10, 0.25], "psi_epsilon": 1e-4}
-    res = monitor.monitor_month(
+    params = make_params(MonitorParams, "monitor")
+    res = review.monitor_month(
         scored,
         development,
         DBT_CARD,
@@ -456,7 +455,7 @@ def test_monitor_outputs_are_written_and_byte_stable(tmp_path) -> None:
         scored.iloc[0:0].assign(claim_date=pd.NaT),
         STRATEGY,
     )
-    summary = monitor.metrics_json(res, "toy", month, len(development), 1000, DBT_CARD)
+    summary = review.metrics_json(res, "toy", month, len(development), 1000, DBT_CARD)
     digests = []
     for run in ("a", "b"):
         monitor.write_outputs(res, summary, tmp_path / run)
@@ -495,28 +494,45 @@ def test_deterioration_is_adjusted_for_the_months_tested() -> None:
         mon.discrimination_over_time(frame, 0.78, adjust="sidak")
 
 
-def test_reference_is_the_validation_auc(tmp_path) -> None:
+def test_reference_is_the_validation_auc(tmp_path, make_params) -> None:
     evaluation = {
         "sample": {"name": "oot", "kind": "out_of_time", "segment": "current",
                    "compared": 900, "customers": 300},
         "methods": {"scorecard": {"count": {"auc": 0.71, "ks": 0.3, "ci_low": 0.66,
                                             "ci_high": 0.76}}},
     }
-    ref = monitor.validation_reference(evaluation, tmp_path / "evaluate.json")
+    ref = review.validation_reference(evaluation, tmp_path / "evaluate.json")
     assert ref["auc"] == 0.71 and "oot" in ref["source"] and "current" in ref["source"]
     with pytest.raises(PipelineError, match="methods.scorecard.count.auc"):
-        monitor.validation_reference({"methods": {}}, tmp_path / "evaluate.json")
+        review.validation_reference({"methods": {}}, tmp_path / "evaluate.json")
     scored = _portfolio()
     month = pd.Timestamp("2024-03-31")
     development = scored[scored["as_of_date"] < month]
-    res = monitor.monitor_month(
-        scored, development, DBT_CARD, SCALE, month, {}, scored.iloc[0:0].assign(
+    res = review.monitor_month(
+        scored, development, DBT_CARD, SCALE, month, make_params(MonitorParams, "monitor"), scored.iloc[0:0].assign(
             claim_date=pd.NaT), STRATEGY, ref,
     )
     assert res["reference"]["auc"] == 0.71
     assert (res["discrimination"]["reference_auc"] == 0.71).all()
-    summary = monitor.metrics_json(res, "toy", month, len(development), 1000, DBT_CARD)
+    summary = review.metrics_json(res, "toy", month, len(development), 1000, DBT_CARD)
     assert summary["discrimination"]["reference_auc"] == 0.71
     assert summary["discrimination"]["n_months_tested"] == int(
         res["discrimination"]["tested"].sum()
     )
+
+
+@pytest.mark.parametrize(
+    "override, key, rule",
+    [
+        ({"psi_thresholds": [0.25, 0.10]}, "monitor.psi_thresholds", "increasing"),
+        ({"psi_thresholds": [0.10]}, "monitor.psi_thresholds", "length"),
+        ({"psi_epsilon": -1e-4}, "monitor.psi_epsilon", "non_negative"),
+        ({"multiplicity": "sidak"}, "monitor.multiplicity", "one_of"),
+        ({"alpha": 0.0}, "monitor.alpha", "in_range"),
+        ({"min_bads": 0}, "monitor.min_bads", "at_least"),
+        ({"downgrade_on": "score"}, "monitor.downgrade_on", "one_of"),
+    ],
+)
+def test_bad_monitor_params_name_the_key(make_params, override, key, rule) -> None:
+    with pytest.raises(ParamsError, match=rf"^params\.yaml: key {re.escape(key)}: rule {rule}: "):
+        make_params(MonitorParams, "monitor", "synthetic", override)

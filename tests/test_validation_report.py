@@ -16,7 +16,8 @@ from pipeline import evaluate, validate
 from pipeline.calibrate import calibrate, scored_samples, validation_record
 from pipeline.config import Paths, PipelineError
 from pipeline.io import read_json, write_json, write_parquet
-from tests.test_evaluate import PARAMS, fabricate, tiny_card
+from pipeline.params.evaluate import EvaluateParams
+from tests.test_evaluate import OOT_SPLIT, fabricate, tiny_card
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -34,8 +35,36 @@ CAL_PARAMS = {
 }
 
 
+def train_design(samples: pd.DataFrame, snaps: pd.DataFrame) -> dict:
+    """The fixture's sample design in the train stage's sample_design.json layout (counts by
+    sample x segment x label, exclusions by reason, customer overlaps, date ranges)."""
+    frame = samples[["customer_id", "as_of_date", "sample"]].merge(
+        snaps[["customer_id", "as_of_date", "segment", "label"]]
+    )
+    frame["segment"] = frame["segment"].fillna("none")
+    counts: dict = {}
+    for (smp, seg, lab), n in frame.groupby(["sample", "segment", "label"]).size().items():
+        counts.setdefault(smp, {}).setdefault(seg, {})[lab] = int(n)
+    ids = {
+        s: set(frame.loc[frame["sample"] == s, "customer_id"]) for s in frame["sample"].unique()
+    }
+    dates = frame.groupby("sample")["as_of_date"].agg(["min", "max"])
+    return {
+        "counts": counts,
+        "exclusions": {"in_default": int((frame["label"] == "in_default").sum())},
+        "customer_overlap": {
+            f"{a}&{b}": len(ids.get(a, set()) & ids.get(b, set()))
+            for a, b in (("train", "calibration"), ("train", "oot"), ("oot", "oot_known"))
+        },
+        "oot_is": "customer-disjoint and later in time",
+        "as_of_range": {
+            s: [f"{r['min']:%Y-%m-%d}", f"{r['max']:%Y-%m-%d}"] for s, r in dates.iterrows()
+        },
+    }
+
+
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> tuple[Path, str]:
+def report(tmp_path_factory, make_params) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("validate")
     snaps = fabricate(root, n_customers=400)
     paths = Paths("tiny", root)
@@ -51,7 +80,9 @@ def report(tmp_path_factory) -> tuple[Path, str]:
     samples.loc[~dev & (num >= 300), "sample"] = "oot_known"
     samples.loc[dev & (num >= 300), "sample"] = "train"
     write_parquet(samples, paths.processed / "samples.parquet")
-    evaluate.run("tiny", root=root, params=PARAMS)
+    params = make_params(EvaluateParams, "evaluate", "synthetic", {"bootstrap_resamples": 200})
+    evaluate.run("tiny", root=root, params=params, split=OOT_SPLIT)
+    write_json(train_design(samples, snaps), paths.reports / "sample_design.json")
     result = calibrate(scored_samples(tiny_card(), snaps, samples), CAL_PARAMS)
     write_json(validation_record(result), paths.reports / "calibration_backtests.json")
     out = validate.run("tiny", root=root)
@@ -153,23 +184,59 @@ def test_record_round_trips_through_json(report):
     assert rec["back_tests"]["cohorts"] and rec["grade_count"]["chosen"] >= 4
 
 
-def test_train_stage_design_is_merged(tmp_path):
-    base = {"source": "parquet", "by_sample": [], "exclusions_by_reason": {"x": 1}, "overlap": {}}
-    assert validate.merge_train_design(base, tmp_path / "none.json") == base
-    write_json(
-        {
-            "exclusions": {"in_default": 7, "immature": 3},
-            "customer_overlap": {"train&oot": 0, "oot&oot_known": 0},
-            "oot_is": "customer-disjoint and later in time",
-            "as_of_range": {"oot": ["2024-07-31", "2024-12-31"]},
+def test_design_is_read_from_the_train_stage(tmp_path):
+    """Counts, exclusions and overlaps come from train's sample_design.json; only the customers per
+    sample x segment from samples.parquet. Bad rate = bads / (goods + bads); no outcome -> n/a."""
+    design = {
+        "counts": {
+            "oot": {"current": {"bad": 3, "good": 27, "indeterminate": 5}},
+            "excluded": {"none": {"in_default": 4}, "current": {"immature": 6}},
         },
-        tmp_path / "sample_design.json",
+        "exclusions": {"in_default": 4, "immature": 6},
+        "customer_overlap": {"train&oot": 0, "oot&oot_known": 0},
+        "oot_is": "customer-disjoint and later in time",
+        "as_of_range": {"oot": ["2024-07-31", "2024-12-31"]},
+    }
+    samples = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "c"],
+            "sample": ["oot", "oot", "oot", "excluded", "excluded"],
+            "segment": ["current", "current", "current", None, "current"],
+        }
     )
-    out = validate.merge_train_design(base, tmp_path / "sample_design.json")
-    assert out["exclusions_by_reason"] == {"in_default": 7, "immature": 3}
+    out = validate.sample_design(design, samples, tmp_path / "sample_design.json")
+    assert out["by_sample"] == [
+        {
+            "sample": "excluded",
+            "segment": "(outside population)",
+            "snapshots": 4,
+            "customers": 1,
+            "bads": None,
+            "bad_rate": None,
+        },
+        {
+            "sample": "excluded",
+            "segment": "current",
+            "snapshots": 6,
+            "customers": 1,
+            "bads": None,
+            "bad_rate": None,
+        },
+        {
+            "sample": "oot",
+            "segment": "current",
+            "snapshots": 35,
+            "customers": 2,
+            "bads": 3,
+            "bad_rate": 0.1,
+        },
+    ]
+    assert out["exclusions_by_reason"] == {"in_default": 4, "immature": 6}
     assert out["overlap"] == {
         "customers in both train and oot": 0,
         "customers in both oot and oot_known": 0,
     }
     assert "oot sample: customer-disjoint and later in time" in out["notes"]
     assert "sample_design.json" in out["source"]
+    with pytest.raises(PipelineError, match="sample_design.json: key 'exclusions'"):
+        validate.sample_design({"counts": {}}, samples, tmp_path / "sample_design.json")

@@ -50,10 +50,16 @@ class MonitorParams:
             f"must be >= 2, got {self.score_bins}",
         )
         require(
-            0.0 < self.alpha < 1.0, "monitor.alpha", "in_range", f"must be in (0, 1), got {self.alpha}"
+            0.0 < self.alpha < 1.0,
+            "monitor.alpha",
+            "in_range",
+            f"must be in (0, 1), got {self.alpha}",
         )
         require(
-            self.min_bads >= 1, "monitor.min_bads", "at_least", f"must be >= 1, got {self.min_bads}"
+            self.min_bads >= 1,
+            "monitor.min_bads",
+            "at_least",
+            f"must be >= 1, got {self.min_bads}",
         )
         require(
             self.dbt_jump_days > 0.0,
