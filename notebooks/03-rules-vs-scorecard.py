@@ -29,9 +29,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from pipeline import evaluate
+from pipeline import comparison
 from pipeline.config import Paths, stage_params
 from pipeline.io import read_json
+from pipeline.params import load
+from pipeline.params.evaluate import EvaluateParams
 from pipeline.scorecard import load_card
 
 # %matplotlib inline
@@ -88,7 +90,7 @@ basis
 
 # %%
 rows = []
-for method, label in evaluate.METHODS.items():
+for method, label in comparison.METHODS.items():
     for basis_name in ("count", "exposure"):
         m = result["methods"][method].get(basis_name) or {}
         rows.append(
@@ -129,22 +131,22 @@ display(Markdown((paths.reports / "comparison.md").read_text(encoding="utf-8")))
 
 # %% [markdown]
 # ## Migration matrix and swap set
-# The scorecard is cut into A–D with the same shares as the rule grades (`evaluate.matched_grades`), so
+# The scorecard is cut into A–D with the same shares as the rule grades (`comparison.matched_grades`), so
 # both grade the same number of customers into each letter and the swap set compares equal approval rates.
 
 # %%
-ev = stage_params("evaluate", DATASET)
-frame, counts = evaluate.oot_sample(
+ev = load(EvaluateParams, "evaluate", DATASET)
+frame, counts = comparison.oot_sample(
     snapshots,
     pd.read_parquet(paths.processed / "samples.parquet"),
     pd.read_parquet(paths.processed / "boosting_predictions.parquet"),
-    ev.get("rule_undefined", "exclude"),
+    ev.rule_undefined,
 )
-frame = evaluate.add_model_scores(
+frame = comparison.add_model_scores(
     frame, load_card(paths.models / "scorecard.json"), read_json(paths.models / "logistic.json")
 )
-frame["scorecard_grade"] = evaluate.matched_grades(frame)
-decisions = evaluate.decision_analysis(frame, list(ev.get("rule_reject_grades", ["D"])))
+frame["scorecard_grade"] = comparison.matched_grades(frame)
+decisions = comparison.decision_analysis(frame, ev.rule_reject_grades)
 migration = decisions["migration"]
 counts_matrix = migration.pivot(index="grade_from", columns="grade_to", values="count")
 bad_rates = migration.pivot(index="grade_from", columns="grade_to", values="bad_rate")

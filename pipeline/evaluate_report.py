@@ -420,37 +420,27 @@ def _sample_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _method_row(label: str, figures: dict[str, Any]) -> list[str]:
+    """AUC with CI, Gini and KS by count, then by exposure (n/a where not computable)."""
+    c, e = figures["count"], figures["exposure"]
+    return [
+        label,
+        _auc_ci(c),
+        _num(c["gini"]),
+        _num(c["ks"]),
+        _auc_ci(e),
+        _num(e and e["gini"]),
+        _num(e and e["ks"]),
+    ]
+
+
 def _method_lines(result: dict[str, Any]) -> list[str]:
     """Discrimination of every method by count and exposure, by segment, and the paired tests."""
     s, m, level = result["sample"], result["methods"], result["params"]["ci_level"]
     lines: list[str] = []
-    rows = []
-    for method, label in LABELS.items():
-        c, e = m[method]["count"], m[method]["exposure"]
-        rows.append(
-            [
-                label,
-                _auc_ci(c),
-                _num(c["gini"]),
-                _num(c["ks"]),
-                _auc_ci(e),
-                _num(e and e["gini"]),
-                _num(e and e["ks"]),
-            ]
-        )
+    rows = [_method_row(label, m[method]) for method, label in LABELS.items()]
     if "true_pd" in result:
-        c, e = result["true_pd"]["count"], result["true_pd"]["exposure"]
-        rows.append(
-            [
-                "True PD of the generator (ceiling)",
-                _auc_ci(c),
-                _num(c["gini"]),
-                _num(c["ks"]),
-                _auc_ci(e),
-                _num(e and e["gini"]),
-                _num(e and e["ks"]),
-            ]
-        )
+        rows.append(_method_row("True PD of the generator (ceiling)", result["true_pd"]))
     lines += _table(
         [
             "Method",
