@@ -129,7 +129,7 @@ def oot_sample(
     snapshots: pd.DataFrame,
     samples: pd.DataFrame,
     boosting: pd.DataFrame,
-    rule_undefined: str = "exclude",
+    rule_undefined: str,
     sample_name: str = "oot",
     oot_start: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:

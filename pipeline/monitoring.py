@@ -41,7 +41,7 @@ def smoothed_shares(counts: np.ndarray, epsilon: float) -> np.ndarray:
     return (shares + epsilon) / (1.0 + len(counts) * epsilon)
 
 
-def psi_table(expected: pd.Series, actual: pd.Series, epsilon: float = 1e-4) -> pd.DataFrame:
+def psi_table(expected: pd.Series, actual: pd.Series, epsilon: float) -> pd.DataFrame:
     """Per-bin PSI contributions of ``actual`` against ``expected`` (counts indexed by bin label).
 
     Bins are the union of both indexes, expected order first, so a vanished or new bin is listed
@@ -71,12 +71,12 @@ def psi_table(expected: pd.Series, actual: pd.Series, epsilon: float = 1e-4) -> 
     )
 
 
-def psi(expected: pd.Series, actual: pd.Series, epsilon: float = 1e-4) -> float:
+def psi(expected: pd.Series, actual: pd.Series, epsilon: float) -> float:
     """Population stability index of ``actual`` against ``expected`` bin counts (see above)."""
     return float(psi_table(expected, actual, epsilon)["contribution"].sum())
 
 
-def psi_status(value: float, thresholds: Sequence[float] = (0.10, 0.25)) -> str:
+def psi_status(value: float, thresholds: Sequence[float]) -> str:
     """Traffic light for a PSI/CSI: green below the first threshold, amber below the second."""
     low, high = thresholds
     if value < low:
@@ -106,7 +106,7 @@ def bin_scores(scores: pd.Series, edges: Sequence[float]) -> pd.Series:
 
 
 def score_psi(
-    dev_scores: pd.Series, scores: pd.Series, n_bins: int = 10, epsilon: float = 1e-4
+    dev_scores: pd.Series, scores: pd.Series, n_bins: int, epsilon: float
 ) -> tuple[float, pd.DataFrame]:
     """PSI of ``scores`` against development scores, bins = development quantiles."""
     edges = score_bin_edges(dev_scores, n_bins)
@@ -174,8 +174,8 @@ def card_bin_counts(feature: dict[str, Any]) -> pd.Series:
 def characteristic_stability(
     card: dict[str, Any],
     X: pd.DataFrame,
-    epsilon: float = 1e-4,
-    thresholds: Sequence[float] = (0.10, 0.25),
+    epsilon: float,
+    thresholds: Sequence[float],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """CSI of every scorecard feature in ``X`` against the card's development bin counts.
 
@@ -242,9 +242,10 @@ def discrimination_over_time(
     date_col: str = "as_of_date",
     label_col: str = "is_bad",
     score_col: str = "score",
-    alpha: float = 0.05,
-    min_bads: int = 5,
-    adjust: str = "holm",
+    *,
+    alpha: float,
+    min_bads: int,
+    adjust: str,
 ) -> pd.DataFrame:
     """AUC, Gini, KS per date over matured outcomes, each tested against the reference AUC (the
     out-of-time AUC recorded at validation).
@@ -353,7 +354,7 @@ def early_warnings(
     current: pd.DataFrame,
     previous: pd.DataFrame,
     grades: Sequence[str],
-    dbt_jump_days: float = 15.0,
+    dbt_jump_days: float,
 ) -> pd.DataFrame:
     """Customers whose behaviour crossed a trigger between two monitoring dates.
 

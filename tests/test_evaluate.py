@@ -344,12 +344,12 @@ def test_bad_inputs_name_file_row_and_column():
     snaps, samples, boosting = _mini()
     with pytest.raises(PipelineError, match=r"row 1 of the OOT sample .*'b'.*column rule_grade"):
         comparison.oot_sample(
-            snaps.assign(rule_grade=["A", "E", "D", "A", "B", "C"]), samples, boosting
+            snaps.assign(rule_grade=["A", "E", "D", "A", "B", "C"]), samples, boosting, "exclude"
         )
     with pytest.raises(PipelineError, match="samples.parquet: row 6.*duplicated key"):
-        comparison.oot_sample(snaps, pd.concat([samples, samples.iloc[[2]]]), boosting)
+        comparison.oot_sample(snaps, pd.concat([samples, samples.iloc[[2]]]), boosting, "exclude")
     with pytest.raises(PipelineError, match="boosting_predictions.parquet.*pd_boosting"):
-        comparison.oot_sample(snaps, samples, boosting.iloc[:2])
+        comparison.oot_sample(snaps, samples, boosting.iloc[:2], "exclude")
     extra = pd.concat(
         [
             samples,
@@ -364,7 +364,7 @@ def test_bad_inputs_name_file_row_and_column():
         ignore_index=True,
     )
     with pytest.raises(PipelineError, match="snapshots.parquet.*no snapshot"):
-        comparison.oot_sample(snaps, extra, boosting)
+        comparison.oot_sample(snaps, extra, boosting, "exclude")
 
 
 def test_missing_input_file_is_a_pipeline_error(tmp_path, eval_params):

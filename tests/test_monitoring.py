@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from pipeline import monitoring as mon
 
+THRESHOLDS = (0.10, 0.25)  # PSI bands: green below 0.10, amber below 0.25, red above
+
 GRADES = ["A", "B", "C", "D"]
 
 
@@ -47,7 +49,7 @@ def test_vanished_bin_counts() -> None:
     assert vanished["contribution"] == pytest.approx((a_c - e_c) * math.log(a_c / e_c), rel=1e-12)
     assert vanished["contribution"] > 1.0
     total = table["contribution"].sum()
-    assert total > 0.25 and mon.psi_status(total) == "red"
+    assert total > 0.25 and mon.psi_status(total, THRESHOLDS) == "red"
 
 
 def test_new_bin_counts() -> None:
@@ -109,12 +111,12 @@ def test_shifted_month_fires_score_psi() -> None:
     dev = pd.Series(rng.normal(600, 40, 20_000).round())
     same = pd.Series(rng.normal(600, 40, 5_000).round())
     shifted = pd.Series(rng.normal(560, 40, 5_000).round())
-    stable_value, table = mon.score_psi(dev, same, n_bins=10)
-    shifted_value, _ = mon.score_psi(dev, shifted, n_bins=10)
+    stable_value, table = mon.score_psi(dev, same, n_bins=10, epsilon=1e-4)
+    shifted_value, _ = mon.score_psi(dev, shifted, n_bins=10, epsilon=1e-4)
     assert len(table) == 10
     assert table["expected_share"].between(0.08, 0.12).all()
-    assert mon.psi_status(stable_value) == "green"
-    assert shifted_value > 0.25 and mon.psi_status(shifted_value) == "red"
+    assert mon.psi_status(stable_value, THRESHOLDS) == "green"
+    assert shifted_value > 0.25 and mon.psi_status(shifted_value, THRESHOLDS) == "red"
 
 
 def test_score_bins_are_half_open_and_fixed() -> None:
@@ -171,7 +173,7 @@ def test_csi_uses_card_bins_and_counts_new_and_vanished_bins() -> None:
             "segment": ["retail"] * 70 + ["distributor"] * 30,
         }
     )
-    summary, detail = mon.characteristic_stability(CARD, same)
+    summary, detail = mon.characteristic_stability(CARD, same, 1e-4, THRESHOLDS)
     assert summary["csi"].max() == pytest.approx(0.0, abs=1e-9)
     assert set(detail["feature"]) == {"days_beyond_terms_max_12m", "segment"}
     # placeholder bins empty on both sides are left out
@@ -180,7 +182,7 @@ def test_csi_uses_card_bins_and_counts_new_and_vanished_bins() -> None:
     shifted = pd.DataFrame(
         {"days_beyond_terms_max_12m": [45.0] * 90 + [np.nan] * 10, "segment": ["kiosk"] * 100}
     )
-    summary, detail = mon.characteristic_stability(CARD, shifted)
+    summary, detail = mon.characteristic_stability(CARD, shifted, 1e-4, THRESHOLDS)
     status = summary.set_index("feature")["status"]
     assert (status == "red").all()
     seg = detail[detail["feature"] == "segment"].set_index("bin")
@@ -213,7 +215,7 @@ def test_discrimination_over_time_only_uses_matured_dates() -> None:
             "score": list(range(20)) + [500] * 20 + [1, 2, 3, 4],
         }
     )
-    out = mon.discrimination_over_time(frame, 0.8, alpha=0.05)
+    out = mon.discrimination_over_time(frame, 0.8, alpha=0.05, min_bads=5, adjust="holm")
     assert len(out) == 2
     assert out["auc"].tolist() == pytest.approx([1.0, 0.5])
     se = math.sqrt((0.25 + 18 * (1 / 3 - 0.25)) / 100)
@@ -483,23 +485,29 @@ def test_deterioration_is_adjusted_for_the_months_tested() -> None:
     se = math.sqrt((0.25 + 18 * (1 / 3 - 0.25)) / 100)
     p = 0.5 * math.erfc(0.28 / se / math.sqrt(2))
     assert p == pytest.approx(0.0171, abs=1e-4)
-    holm = mon.discrimination_over_time(frame, 0.78, alpha=0.05)
+    holm = mon.discrimination_over_time(frame, 0.78, alpha=0.05, min_bads=5, adjust="holm")
     assert holm["n_tested"].tolist() == [3, 3, 3]
     assert holm["p_value"].tolist() == pytest.approx([p] * 3)
     assert holm["p_value_adjusted"].tolist() == pytest.approx([3 * p] * 3)
     assert not holm["deteriorated"].any()
-    raw = mon.discrimination_over_time(frame, 0.78, alpha=0.05, adjust="none")
+    raw = mon.discrimination_over_time(frame, 0.78, alpha=0.05, min_bads=5, adjust="none")
     assert raw["deteriorated"].all()
     with pytest.raises(ValueError, match="multiplicity"):
-        mon.discrimination_over_time(frame, 0.78, adjust="sidak")
+        mon.discrimination_over_time(frame, 0.78, alpha=0.05, min_bads=5, adjust="sidak")
 
 
 def test_reference_is_the_validation_auc(tmp_path, make_params) -> None:
     evaluation = {
-        "sample": {"name": "oot", "kind": "out_of_time", "segment": "current",
-                   "compared": 900, "customers": 300},
-        "methods": {"scorecard": {"count": {"auc": 0.71, "ks": 0.3, "ci_low": 0.66,
-                                            "ci_high": 0.76}}},
+        "sample": {
+            "name": "oot",
+            "kind": "out_of_time",
+            "segment": "current",
+            "compared": 900,
+            "customers": 300,
+        },
+        "methods": {
+            "scorecard": {"count": {"auc": 0.71, "ks": 0.3, "ci_low": 0.66, "ci_high": 0.76}}
+        },
     }
     ref = review.validation_reference(evaluation, tmp_path / "evaluate.json")
     assert ref["auc"] == 0.71 and "oot" in ref["source"] and "current" in ref["source"]
@@ -509,8 +517,15 @@ def test_reference_is_the_validation_auc(tmp_path, make_params) -> None:
     month = pd.Timestamp("2024-03-31")
     development = scored[scored["as_of_date"] < month]
     res = review.monitor_month(
-        scored, development, DBT_CARD, SCALE, month, make_params(MonitorParams, "monitor"), scored.iloc[0:0].assign(
-            claim_date=pd.NaT), STRATEGY, ref,
+        scored,
+        development,
+        DBT_CARD,
+        SCALE,
+        month,
+        make_params(MonitorParams, "monitor"),
+        scored.iloc[0:0].assign(claim_date=pd.NaT),
+        STRATEGY,
+        ref,
     )
     assert res["reference"]["auc"] == 0.71
     assert (res["discrimination"]["reference_auc"] == 0.71).all()
