@@ -27,7 +27,7 @@ from scipy import optimize, stats
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
 
 METHODS = ("auto", "platt", "isotonic")
 SCALES = ("letter", "numeric")
