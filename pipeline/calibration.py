@@ -27,11 +27,11 @@ from scipy import optimize, stats
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
-from pipeline.domain import PipelineError
+from pipeline.domain import LETTER_GRADES, PipelineError
 
 METHODS = ("auto", "platt", "isotonic")
 SCALES = ("letter", "numeric")
-LETTERS = ("A", "B", "C", "D")
+LETTERS = LETTER_GRADES
 MAX_LETTER_GRADES = 12
 MIN_NUMERIC_GRADES = 7
 _EPS = 1e-12

@@ -393,4 +393,8 @@ def test_calibrate_params_name_the_key(params):
         params(pd_bands="targets", pd_targets=[0.05, 0.01])
     with pytest.raises(ParamsError, match="key calibrate.n_grades: rule type"):
         params(n_grades="ten")
+    with pytest.raises(ParamsError, match="key calibrate.n_grades: rule in_range"):
+        params(n_grades=3)
+    with pytest.raises(ParamsError, match="CRR Art. 170"):
+        params(scale="numeric", n_grades=6)
     assert params(central_tendency=0.05).central_tendency == 0.05

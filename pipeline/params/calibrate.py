@@ -50,8 +50,17 @@ class CalibrateParams:
             "in_range",
             f"must be in [0, 1), got {self.pd_floor}",
         )
+        letter = self.scale == "letter"
         require(
-            self.n_grades >= 2, f"{key}.n_grades", "at_least", f"must be >= 2, got {self.n_grades}"
+            4 <= self.n_grades <= 12 if letter else self.n_grades >= 7,
+            f"{key}.n_grades",
+            "in_range",
+            (
+                "the letter scale takes 4 to 12 grades (A…D, AAA…D)"
+                if letter
+                else "the numeric scale needs at least 7 non-default grades (CRR Art. 170)"
+            )
+            + f", got {self.n_grades}",
         )
         require(
             self.isotonic_min_sample >= 1,
