@@ -1,6 +1,6 @@
 """Presentation for the calibrate stage: the markdown grade table with traffic lights and the reliability plot.
 
-Kept apart from the computation in ``pipeline.calibrate`` (as evaluate and monitor do) so the stage module
+Kept apart from the computation in ``pipeline.pd_calibration`` (as evaluate and monitor do) so the stage module
 stays short; nothing here changes a number.
 """
 
@@ -41,7 +41,11 @@ def _grade_count_lines(result: dict) -> list[str]:
     if central is not None:
         lines += ["", "## Central tendency", "", f"{_pct(central['value'])}: {central['rule']}."]
         if central.get("cohorts"):
-            lines += ["", "| cohort date | customers | defaults | default rate |", "|---|---|---|---|"]
+            lines += [
+                "",
+                "| cohort date | customers | defaults | default rate |",
+                "|---|---|---|---|",
+            ]
             lines += [
                 f"| {pd.Timestamp(c['cohort_date']):%Y-%m-%d} | {c['customers']} | "
                 f"{c['defaults']} | {_pct(c['default_rate'])} |"
@@ -82,9 +86,7 @@ def _back_test_lines(result: dict) -> list[str]:
         port, hl = t["portfolio"], t["hosmer_lemeshow"]
         red = sum(g.get("jeffreys_light") == "red" for g in t["per_grade"])
         yellow = sum(g.get("jeffreys_light") == "yellow" for g in t["per_grade"])
-        when = (
-            f"{pd.Timestamp(c['cohort_date']):%Y-%m-%d}" if "cohort_date" in c else c["label"]
-        )
+        when = f"{pd.Timestamp(c['cohort_date']):%Y-%m-%d}" if "cohort_date" in c else c["label"]
         lines.append(
             f"| {c['segment']} | {when} | {c['customers']} | {_pct(port['pd'])} | "
             f"{_pct(port['observed_bad_rate'])} | {port['jeffreys_p']:.4f} | "
@@ -93,11 +95,9 @@ def _back_test_lines(result: dict) -> list[str]:
     return lines
 
 
-def calibration_markdown(result: dict, dataset: str) -> str:
-    """reports/<ds>/calibration.md: master scale and traffic-light tables per sample."""
+def _header_lines(result: dict, dataset: str) -> list[str]:
     cal = result["calibrator"]
-    table = result["table"]
-    lines = [
+    return [
         f"# Calibration and master scale — {dataset}",
         "",
         f"Calibration: **{cal.kind}** fitted on the calibration sample ({cal.n_fit_} rows, "
@@ -113,6 +113,11 @@ def calibration_markdown(result: dict, dataset: str) -> str:
         ),
         "",
         f"Method choice: {result.get('method_choice', cal.kind)}.",
+    ]
+
+
+def _master_scale_lines(table: pd.DataFrame) -> list[str]:
+    lines = [
         "",
         "## Master scale (score interval [min, max), best grade first)",
         "",
@@ -126,82 +131,94 @@ def calibration_markdown(result: dict, dataset: str) -> str:
             f"| {r.grade} | {r.letter_grade} | {smin} | {smax} | {_pct(r.pd)} | {r.count} | "
             f"{_pct(r.share)} | {_pct(r.observed_bad_rate)} |"
         )
+    return lines
+
+
+def _sample_test_lines(result: dict, name: str, t: dict) -> list[str]:
+    base = name.split("_delinquent")[0]
+    note = SAMPLE_NOTES.get(base, "")
+    if name.endswith("_delinquent"):
+        note += " Delinquent segment: graded with the current segment's master scale."
+    lines = ["", f"## Tests on the {name} sample (pooled snapshots)", "", note, ""]
+    if name == "oot" and result.get("holdout_kind"):
+        lines += [f"The oot sample here is {result['holdout_kind']}.", ""]
+    lines += [
+        "Traffic lights on significance 1 − p: green < 95%, yellow 95–99.9%, red ≥ 99.9%. "
+        "One-sided: a light turns when the PD looks underestimated.",
+        "",
+        "| grade | N | D | PD | ODR | binomial p | Jeffreys p | normal z | lights (bin/Jef/z) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in t["per_grade"] + [{"grade": "portfolio", **t["portfolio"]}]:
+        if not g.get("count"):
+            lines.append(f"| {g['grade']} | 0 | 0 | {_pct(g['pd'])} | – | – | – | – | untested |")
+            continue
+        lines.append(
+            f"| {g['grade']} | {g['count']} | {g['bads']} | {_pct(g['pd'])} | "
+            f"{_pct(g['observed_bad_rate'])} | {g['binomial_p']:.4f} | "
+            f"{g['jeffreys_p']:.4f} | "
+            f"{g['normal_z']:.2f} | {g['binomial_light']}/{g['jeffreys_light']}/"
+            f"{g['normal_light']} |"
+        )
+    hl, sp = t["hosmer_lemeshow"], t["spiegelhalter"]
+    return lines + [
+        "",
+        f"Hosmer–Lemeshow: {hl['statistic']:.3f} on {hl['df']} df (rule {hl['df_rule']}), "
+        f"p = {hl['p']:.4f} ({hl['light']}). Spiegelhalter: z = {sp['z']:.3f}, two-sided "
+        f"p = {sp['p_two_sided']:.4f} ({sp['light']}).",
+        "",
+        "Heterogeneity (one-sided two-proportion test, worse grade has the higher bad rate): "
+        + ", ".join(f"{h['better']}→{h['worse']} p={h['p']:.3g}" for h in t["heterogeneity"])
+        + ".",
+    ]
+
+
+def _true_pd_lines(name: str, c: dict) -> list[str]:
+    lines = [
+        "",
+        f"## Published PD vs the generator's true PD ({name}, {c['n_rows']} rows)",
+        "",
+        f"Tolerance ±{c['tolerance']:.0%} relative; all grades within: **{c['all_within']}** "
+        f"(largest gap {_pct(c['max_relative_gap'])}).",
+        "",
+        "| grade | PD | mean true PD | relative gap | within | rel. s.e. of a bad rate "
+        "from the calibration count |",
+        "|---|---|---|---|---|---|",
+    ]
+    for g in c["grades"]:
+        lines.append(
+            f"| {g['grade']} | {_pct(g['pd'])} | {_pct(g['mean_true_pd'])} | "
+            f"{_pct(g['relative_gap'])} | {g['within_tolerance']} | "
+            f"{_pct(g['relative_se_calibration'])} |"
+        )
+    failing = [g for g in c["grades"] if not g["within_tolerance"]]
+    if failing:
+        lines += [
+            "",
+            "Why not: "
+            + "; ".join(
+                f"{g['grade']} (gap {_pct(g['relative_gap'])}, sampling s.e. "
+                f"{_pct(g['relative_se_calibration'])})"
+                for g in failing
+            )
+            + ". A grade's PD is estimated from its calibration bads; where the relative "
+            "standard error √((1 − PD)/(N·PD)) is near or above 10%, a 20% gap is within "
+            "two standard errors of sampling noise (few bads in the best grades); gaps well "
+            "beyond it point at drift between samples or a mis-specified score → PD map.",
+            "",
+            TRUE_PD_NOTE,
+        ]
+    return lines
+
+
+def calibration_markdown(result: dict, dataset: str) -> str:
+    """reports/<ds>/calibration.md: master scale and traffic-light tables per sample."""
+    lines = _header_lines(result, dataset) + _master_scale_lines(result["table"])
     lines += _grade_count_lines(result) + _back_test_lines(result)
     for name, t in result["tests"].items():
-        base = name.split("_delinquent")[0]
-        note = SAMPLE_NOTES.get(base, "")
-        if name.endswith("_delinquent"):
-            note += " Delinquent segment: graded with the current segment's master scale."
-        lines += ["", f"## Tests on the {name} sample (pooled snapshots)", "", note, ""]
-        if name == "oot" and result.get("holdout_kind"):
-            lines += [f"The oot sample here is {result['holdout_kind']}.", ""]
-        lines += [
-            "Traffic lights on significance 1 − p: green < 95%, yellow 95–99.9%, red ≥ 99.9%. "
-            "One-sided: a light turns when the PD looks underestimated.",
-            "",
-            "| grade | N | D | PD | ODR | binomial p | Jeffreys p | normal z "
-            "| lights (bin/Jef/z) |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for g in t["per_grade"] + [{"grade": "portfolio", **t["portfolio"]}]:
-            if not g.get("count"):
-                lines.append(
-                    f"| {g['grade']} | 0 | 0 | {_pct(g['pd'])} | – | – | – | – | untested |"
-                )
-                continue
-            lines.append(
-                f"| {g['grade']} | {g['count']} | {g['bads']} | {_pct(g['pd'])} | "
-                f"{_pct(g['observed_bad_rate'])} | {g['binomial_p']:.4f} | "
-                f"{g['jeffreys_p']:.4f} | "
-                f"{g['normal_z']:.2f} | {g['binomial_light']}/{g['jeffreys_light']}/"
-                f"{g['normal_light']} |"
-            )
-        hl, sp = t["hosmer_lemeshow"], t["spiegelhalter"]
-        lines += [
-            "",
-            f"Hosmer–Lemeshow: {hl['statistic']:.3f} on {hl['df']} df (rule {hl['df_rule']}), "
-            f"p = {hl['p']:.4f} ({hl['light']}). Spiegelhalter: z = {sp['z']:.3f}, two-sided "
-            f"p = {sp['p_two_sided']:.4f} ({sp['light']}).",
-            "",
-            "Heterogeneity (one-sided two-proportion test, worse grade has the higher bad rate): "
-            + ", ".join(f"{h['better']}→{h['worse']} p={h['p']:.3g}" for h in t["heterogeneity"])
-            + ".",
-        ]
+        lines += _sample_test_lines(result, name, t)
     for name, c in result["true_pd_check"].items():
-        lines += [
-            "",
-            f"## Published PD vs the generator's true PD ({name}, {c['n_rows']} rows)",
-            "",
-            f"Tolerance ±{c['tolerance']:.0%} relative; all grades within: **{c['all_within']}** "
-            f"(largest gap {_pct(c['max_relative_gap'])}).",
-            "",
-            "| grade | PD | mean true PD | relative gap | within | rel. s.e. of a bad rate "
-            "from the calibration count |",
-            "|---|---|---|---|---|---|",
-        ]
-        for g in c["grades"]:
-            lines.append(
-                f"| {g['grade']} | {_pct(g['pd'])} | {_pct(g['mean_true_pd'])} | "
-                f"{_pct(g['relative_gap'])} | {g['within_tolerance']} | "
-                f"{_pct(g['relative_se_calibration'])} |"
-            )
-        failing = [g for g in c["grades"] if not g["within_tolerance"]]
-        if failing:
-            lines += [
-                "",
-                "Why not: "
-                + "; ".join(
-                    f"{g['grade']} (gap {_pct(g['relative_gap'])}, sampling s.e. "
-                    f"{_pct(g['relative_se_calibration'])})"
-                    for g in failing
-                )
-                + ". A grade's PD is estimated from its calibration bads; where the relative "
-                "standard error √((1 − PD)/(N·PD)) is near or above 10%, a 20% gap is within "
-                "two standard errors of sampling noise (few bads in the best grades); gaps well "
-                "beyond it point at drift between samples or a mis-specified score → PD map.",
-                "",
-                TRUE_PD_NOTE,
-            ]
+        lines += _true_pd_lines(name, c)
     lines += [
         "",
         "Caveat: the tests assume independent defaults; correlated defaults (one economy, one "

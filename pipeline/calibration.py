@@ -27,11 +27,11 @@ from scipy import optimize, stats
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 
-from pipeline.config import PipelineError
+from pipeline.domain import LETTER_GRADES, PipelineError
 
 METHODS = ("auto", "platt", "isotonic")
 SCALES = ("letter", "numeric")
-LETTERS = ("A", "B", "C", "D")
+LETTERS = LETTER_GRADES
 MAX_LETTER_GRADES = 12
 MIN_NUMERIC_GRADES = 7
 _EPS = 1e-12
@@ -367,120 +367,170 @@ def master_scale(
     grade meets the minimum share.
     """
     names, letters = grade_labels(n_grades, scale)
-    s = np.asarray(score, dtype=float).ravel()
-    p = np.asarray(pd_of_score, dtype=float).ravel()
-    k, n = len(names), len(s)
-    if n == 0 or len(p) != n:
-        raise PipelineError("master scale: needs one PD per score and a non-empty sample")
+    k = len(names)
     if not 0.0 <= min_grade_share <= 1.0 / k:
         raise PipelineError(
             f"params.yaml calibrate.min_grade_share: {min_grade_share} must lie in [0, 1/{k}]"
         )
-    order = np.argsort(-s, kind="stable")
-    s, p = s[order], p[order]
-    if customer_id is None:
-        cust_codes = np.arange(n)
-    else:
-        cust_codes = pd.factorize(pd.Series(np.asarray(customer_id)).astype(str))[0][order]
-    # previous row (in score order) of the same customer, -1 if none: distinct customers in rows
-    # [a, b) = rows i in [a, b) whose previous occurrence lies before a
-    prev_same = (
-        pd.Series(np.arange(n)).groupby(cust_codes).shift(1).fillna(-1).to_numpy(dtype=int)
+    search = _GradeSearch(
+        score,
+        pd_of_score,
+        customer_id,
+        min_grade_share,
+        pd_floor,
+        min_customers,
+        min_expected_defaults,
     )
-    uniq = np.unique(s)[::-1]  # distinct scores, best first
-    # rows with score >= uniq[j]: first index past the last such row
-    ends = np.searchsorted(-s, -uniq, side="right")
-    cum_pd = np.concatenate([[0.0], np.cumsum(p)])
-    need = max(math.ceil(min_grade_share * n - 1e-9), 1)  # every grade holds a customer
-    targets = pd_band_boundaries(np.sort(p), k, min_grade_share, bands, pd_targets)
-    pd_at = np.array([p[e - 1] for e in ends])  # PD of the lowest row at each distinct score
-
-    def mean_pd(a: int, b: int) -> float:
-        return (cum_pd[b] - cum_pd[a]) / (b - a)
-
-    def distinct_from(a: int) -> np.ndarray:
-        """Distinct customers in rows [a, a + 1), [a, a + 2), … [a, n)."""
-        return np.cumsum(prev_same[a:] < a)
-
-    def shortfall(a: int, b: int, distinct: np.ndarray) -> str:
-        """Why rows [a, b) cannot be a grade ('' when they can)."""
-        n_cust = int(distinct[b - a - 1])
-        expected = n_cust * max(float(pd_floor), mean_pd(a, b))
-        if n_cust < min_customers:
-            return f"{n_cust} customers < calibrate.min_grade_customers ({min_customers})"
-        if expected < min_expected_defaults - 1e-12:
-            return (
-                f"{expected:.2f} expected defaults < calibrate.min_grade_expected_defaults "
-                f"({min_expected_defaults:g})"
-            )
-        return ""
-
-    cut_idx: list[int] = []  # index into uniq of each cutoff (grade g holds uniq[..cut_g])
-    start, prev_pd = 0, -np.inf
-    for g in range(k - 1):
-        below = np.nonzero(pd_at >= targets[g])[0]
-        j = (below[0] - 1) if len(below) else len(uniq) - 1
-        lo_j = int(np.searchsorted(ends, start + need, side="left"))  # smallest j meeting share
-        j = max(j, lo_j)
-        distinct = distinct_from(start)
-        while j < len(uniq) and (
-            mean_pd(start, ends[j]) <= prev_pd or shortfall(start, ends[j], distinct)
-        ):
-            j += 1
-        hi_j = int(np.searchsorted(ends, n - (k - 1 - g) * need, side="right")) - 1
-        j = min(j, hi_j)
-        if j < 0 or j >= len(uniq) - 1 or ends[j] - start < need:
-            raise PipelineError(
-                f"master scale: cannot form {k} grades each with at least "
-                f"{min_grade_share:.2%} of "
-                f"{n} customers from {len(uniq)} distinct scores (grade {names[g]}); "
-                "use fewer grades or a smaller calibrate.min_grade_share"
-            )
-        why = shortfall(start, ends[j], distinct)
-        if why:
-            raise PipelineError(
-                f"master scale: cannot form {k} grades: grade {names[g]} would hold {why}"
-            )
-        if keep_spacing and g + 1 < k - 1 and mean_pd(start, ends[j]) >= targets[g + 1]:
-            raise PipelineError(
-                f"master scale: cannot form {k} distinct grades: to meet the minimums grade "
-                f"{names[g]} needs PD {mean_pd(start, ends[j]):.2%}, past the next grade's "
-                f"boundary {targets[g + 1]:.2%} (calibrate.min_grade_customers "
-                f"{min_customers}, calibrate.min_grade_expected_defaults "
-                f"{min_expected_defaults:g}, calibrate.min_grade_share {min_grade_share:g})"
-            )
-        cut_idx.append(j)
-        prev_pd = mean_pd(start, ends[j])
-        start = ends[j]
-    if start < n:
-        why = shortfall(start, n, distinct_from(start))
-        if why:
-            raise PipelineError(
-                f"master scale: cannot form {k} grades: the last grade {names[-1]} would hold {why}"
-            )
-
-    bounds = [0] + [int(ends[j]) for j in cut_idx] + [n]
-    rows = []
-    for g in range(k):
-        a, b = bounds[g], bounds[g + 1]
-        rows.append(
-            {
-                "grade": names[g],
-                "letter_grade": letters[g],
-                "score_min": float(uniq[cut_idx[g]]) if g < k - 1 else np.nan,
-                "score_max": float(uniq[cut_idx[g - 1]]) if g > 0 else np.nan,
-                "pd": max(float(pd_floor), mean_pd(a, b)) if b > a else np.nan,
-                "count": b - a,
-                "customers": int(len(np.unique(cust_codes[a:b]))),
-            }
-        )
-    table = pd.DataFrame(rows)
-    table["share"] = table["count"] / n
-    table["expected_defaults"] = table["customers"] * table["pd"]
+    targets = pd_band_boundaries(np.sort(search.p), k, min_grade_share, bands, pd_targets)
+    cut_idx = search.cutoffs(names, targets, keep_spacing)
+    table = search.table(names, letters, cut_idx)
     check_master_scale(table, min_grade_share)
     if customer_id is None:
         table = table.drop(columns=["customers", "expected_defaults"])
     return table
+
+
+class _GradeSearch:
+    """The greedy cutoff search of `master_scale` on one calibration sample, sorted best first."""
+
+    def __init__(
+        self,
+        score: Any,
+        pd_of_score: Any,
+        customer_id: Any,
+        min_grade_share: float,
+        pd_floor: float,
+        min_customers: int,
+        min_expected_defaults: float,
+    ) -> None:
+        s = np.asarray(score, dtype=float).ravel()
+        p = np.asarray(pd_of_score, dtype=float).ravel()
+        n = len(s)
+        if n == 0 or len(p) != n:
+            raise PipelineError("master scale: needs one PD per score and a non-empty sample")
+        order = np.argsort(-s, kind="stable")
+        self.s, self.p, self.n = s[order], p[order], n
+        if customer_id is None:
+            self.cust_codes = np.arange(n)
+        else:
+            self.cust_codes = pd.factorize(pd.Series(np.asarray(customer_id)).astype(str))[0][
+                order
+            ]
+        # previous row (in score order) of the same customer, -1 if none: distinct customers in
+        # rows [a, b) = rows i in [a, b) whose previous occurrence lies before a
+        self.prev_same = (
+            pd.Series(np.arange(n))
+            .groupby(self.cust_codes)
+            .shift(1)
+            .fillna(-1)
+            .to_numpy(dtype=int)
+        )
+        self.uniq = np.unique(self.s)[::-1]  # distinct scores, best first
+        # rows with score >= uniq[j]: first index past the last such row
+        self.ends = np.searchsorted(-self.s, -self.uniq, side="right")
+        self.cum_pd = np.concatenate([[0.0], np.cumsum(self.p)])
+        self.need = max(math.ceil(min_grade_share * n - 1e-9), 1)  # every grade holds a customer
+        self.pd_at = np.array([self.p[e - 1] for e in self.ends])  # PD of the lowest row per score
+        self.min_grade_share, self.pd_floor = min_grade_share, pd_floor
+        self.min_customers, self.min_expected_defaults = min_customers, min_expected_defaults
+
+    def mean_pd(self, a: int, b: int) -> float:
+        return (self.cum_pd[b] - self.cum_pd[a]) / (b - a)
+
+    def distinct_from(self, a: int) -> np.ndarray:
+        """Distinct customers in rows [a, a + 1), [a, a + 2), … [a, n)."""
+        return np.cumsum(self.prev_same[a:] < a)
+
+    def shortfall(self, a: int, b: int, distinct: np.ndarray) -> str:
+        """Why rows [a, b) cannot be a grade ('' when they can)."""
+        n_cust = int(distinct[b - a - 1])
+        expected = n_cust * max(float(self.pd_floor), self.mean_pd(a, b))
+        if n_cust < self.min_customers:
+            return f"{n_cust} customers < calibrate.min_grade_customers ({self.min_customers})"
+        if expected < self.min_expected_defaults - 1e-12:
+            return (
+                f"{expected:.2f} expected defaults < calibrate.min_grade_expected_defaults "
+                f"({self.min_expected_defaults:g})"
+            )
+        return ""
+
+    def _cutoff(self, g: int, k: int, start: int, target: float, prev_pd: float) -> int:
+        """Index into ``uniq`` of grade g's lowest score (steps 2 and 3 of `master_scale`)."""
+        below = np.nonzero(self.pd_at >= target)[0]
+        j = (below[0] - 1) if len(below) else len(self.uniq) - 1
+        lo_j = int(np.searchsorted(self.ends, start + self.need, side="left"))  # meets share
+        j = max(j, lo_j)
+        distinct = self.distinct_from(start)
+        while j < len(self.uniq) and (
+            self.mean_pd(start, self.ends[j]) <= prev_pd
+            or self.shortfall(start, self.ends[j], distinct)
+        ):
+            j += 1
+        hi_j = int(np.searchsorted(self.ends, self.n - (k - 1 - g) * self.need, side="right")) - 1
+        return min(j, hi_j)
+
+    def cutoffs(self, names: list[str], targets: np.ndarray, keep_spacing: bool) -> list[int]:
+        """Cutoff indices into ``uniq`` of the K − 1 grade boundaries, best grade first."""
+        k, n, ends = len(names), self.n, self.ends
+        cut_idx: list[int] = []  # grade g holds uniq[..cut_g]
+        start, prev_pd = 0, -np.inf
+        for g in range(k - 1):
+            j = self._cutoff(g, k, start, targets[g], prev_pd)
+            if j < 0 or j >= len(self.uniq) - 1 or ends[j] - start < self.need:
+                raise PipelineError(
+                    f"master scale: cannot form {k} grades each with at least "
+                    f"{self.min_grade_share:.2%} of "
+                    f"{n} customers from {len(self.uniq)} distinct scores (grade {names[g]}); "
+                    "use fewer grades or a smaller calibrate.min_grade_share"
+                )
+            why = self.shortfall(start, ends[j], self.distinct_from(start))
+            if why:
+                raise PipelineError(
+                    f"master scale: cannot form {k} grades: grade {names[g]} would hold {why}"
+                )
+            grade_pd = self.mean_pd(start, ends[j])
+            if keep_spacing and g + 1 < k - 1 and grade_pd >= targets[g + 1]:
+                raise PipelineError(
+                    f"master scale: cannot form {k} distinct grades: to meet the minimums grade "
+                    f"{names[g]} needs PD {grade_pd:.2%}, past the next grade's "
+                    f"boundary {targets[g + 1]:.2%} (calibrate.min_grade_customers "
+                    f"{self.min_customers}, calibrate.min_grade_expected_defaults "
+                    f"{self.min_expected_defaults:g}, calibrate.min_grade_share "
+                    f"{self.min_grade_share:g})"
+                )
+            cut_idx.append(j)
+            prev_pd, start = grade_pd, ends[j]
+        if start < n:
+            why = self.shortfall(start, n, self.distinct_from(start))
+            if why:
+                raise PipelineError(
+                    f"master scale: cannot form {k} grades: the last grade {names[-1]} would "
+                    f"hold {why}"
+                )
+        return cut_idx
+
+    def table(self, names: list[str], letters: list[str], cut_idx: list[int]) -> pd.DataFrame:
+        """The master scale rows (step 4: grade PD = mean calibrated PD, floored)."""
+        k, n, uniq = len(names), self.n, self.uniq
+        bounds = [0] + [int(self.ends[j]) for j in cut_idx] + [n]
+        rows = []
+        for g in range(k):
+            a, b = bounds[g], bounds[g + 1]
+            rows.append(
+                {
+                    "grade": names[g],
+                    "letter_grade": letters[g],
+                    "score_min": float(uniq[cut_idx[g]]) if g < k - 1 else np.nan,
+                    "score_max": float(uniq[cut_idx[g - 1]]) if g > 0 else np.nan,
+                    "pd": max(float(self.pd_floor), self.mean_pd(a, b)) if b > a else np.nan,
+                    "count": b - a,
+                    "customers": int(len(np.unique(self.cust_codes[a:b]))),
+                }
+            )
+        table = pd.DataFrame(rows)
+        table["share"] = table["count"] / n
+        table["expected_defaults"] = table["customers"] * table["pd"]
+        return table
 
 
 def min_grades(scale: str) -> int:
@@ -630,7 +680,9 @@ def hosmer_lemeshow(n: Any, d: Any, pd_: Any, df: int) -> tuple[float, float]:
     var = n * p * (1 - p)
     gap2 = (d - n * p) ** 2
     # PD 0 or 1: a cell matching its PD exactly adds nothing, any other count is impossible
-    terms = np.where(var > 0, gap2 / np.where(var > 0, var, 1.0), np.where(gap2 < 1e-24, 0.0, np.inf))
+    terms = np.where(
+        var > 0, gap2 / np.where(var > 0, var, 1.0), np.where(gap2 < 1e-24, 0.0, np.inf)
+    )
     hl = float(np.sum(terms))
     if df <= 0:
         return hl, float("nan")

@@ -55,13 +55,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
 from pipeline.schemas import COLUMNS
 from pipeline.synth_credit_file import CREDIT_FILE_TABLE_NAMES, STREAM, credit_file_block
 
@@ -238,25 +239,12 @@ def conditional_pd_given_payment_state(
     return np.where(stopped, (tau[rows] < end).astype(float), paying)
 
 
-def _block(
-    rng: np.random.Generator,
-    first_customer: int,
-    n: int,
-    months: np.ndarray,
-    id_width: int,
-    model: LedgerModel,
-) -> dict[str, pd.DataFrame]:
-    """All five tables for customers ``first_customer … first_customer + n − 1`` (invoice/payment/claim
-    ids are numbered within the block and renumbered by the caller)."""
-    m = model
-    horizon = months  # month starts of the period and the truth horizon after it
-    n_months = len(horizon) - 1 - HORIZON_MONTHS
+def _risk_and_default(
+    rng: np.random.Generator, n: int, horizon: np.ndarray, n_months: int, m: LedgerModel
+) -> SimpleNamespace:
+    """Latent level, onboarding, risk path, hazard and default timing of ``n`` customers."""
     months = horizon[: n_months + 1]
-    end_day = months[-1] - 1  # last day of the period
     z = rng.standard_normal(n)
-    cust_no = np.arange(first_customer, first_customer + n)
-
-    # onboarding, risk path and default
     on_month = np.where(
         rng.random(n) < m.initial_book_share, 0, rng.integers(0, max(n_months - 2, 1), n)
     )
@@ -271,133 +259,198 @@ def _block(
     lag = terms + 90 + rng.integers(0, 31, n)  # from the last payment to the default event
     stop = np.maximum(tau - lag, on_day)  # last day anything is paid
     hold = stop + terms + 60  # deliveries stop: 60 days after the first missed due date (roughly)
+    return SimpleNamespace(
+        n=n,
+        months=months,
+        horizon=horizon,
+        n_months=n_months,
+        end_day=months[-1] - 1,
+        z=z,
+        on_month=on_month,
+        on_day=on_day,
+        z_path=z_path,
+        hazard=hazard,
+        cum_hazard=cum_hazard,
+        tau=tau,
+        terms=terms,
+        lag=lag,
+        stop=stop,
+        hold=hold,
+    )
 
-    # customer behaviour parameters (risk-driven ones at the invoice date, below)
-    rate = m.invoices_per_month * rng.gamma(4.0, 0.25, n)
-    log_size = np.log(m.invoice_size_median) + 0.9 * rng.standard_normal(n)
-    dbt_offset = m.dbt_intercept + m.dbt_customer_sd * rng.standard_normal(n)
-    unallocated = rng.random(n) < m.unallocated_customer_share
 
-    # invoices: Poisson count per customer-month, active from onboarding to hold
-    counts = rng.poisson(rate[:, None], (n, n_months))
+def _invoices(rng: np.random.Generator, c: SimpleNamespace, m: LedgerModel) -> SimpleNamespace:
+    """Customer behaviour parameters and the invoices: Poisson count per customer-month from
+    onboarding until deliveries stop, plus a defaulter's last (unpaid) delivery."""
+    n, n_months, months = c.n, c.n_months, c.months
+    c.rate = m.invoices_per_month * rng.gamma(4.0, 0.25, n)
+    c.log_size = np.log(m.invoice_size_median) + 0.9 * rng.standard_normal(n)
+    c.dbt_offset = m.dbt_intercept + m.dbt_customer_sd * rng.standard_normal(n)
+    c.unallocated = rng.random(n) < m.unallocated_customer_share
+    counts = rng.poisson(c.rate[:, None], (n, n_months))
     month_idx = np.arange(n_months)
-    counts[month_idx[None, :] < on_month[:, None]] = 0
-    counts[months[None, :-1] > hold[:, None]] = 0
+    counts[month_idx[None, :] < c.on_month[:, None]] = 0
+    counts[months[None, :-1] > c.hold[:, None]] = 0
     inv_cust = np.repeat(np.arange(n), counts.sum(axis=1))
     inv_month = np.repeat(np.tile(month_idx, n), counts.ravel())
-    lo = np.maximum(months[inv_month], on_day[inv_cust])
+    lo = np.maximum(months[inv_month], c.on_day[inv_cust])
     hi = months[inv_month + 1]
     inv_day = lo + (rng.random(len(inv_cust)) * (hi - lo)).astype(np.int64)
     # a defaulter's last delivery, shortly after it stops paying: the invoice that goes unpaid
-    last = np.flatnonzero(stop < end_day)
+    last = np.flatnonzero(c.stop < c.end_day)
     inv_cust = np.concatenate([inv_cust, last])
-    inv_day = np.concatenate([inv_day, stop[last] + rng.integers(1, 31, len(last))])
-    keep = inv_day <= np.minimum(hold[inv_cust], end_day)
+    inv_day = np.concatenate([inv_day, c.stop[last] + rng.integers(1, 31, len(last))])
+    keep = inv_day <= np.minimum(c.hold[inv_cust], c.end_day)
     inv_cust, inv_day = inv_cust[keep], inv_day[keep]
     order = np.lexsort((inv_day, inv_cust))
-    inv_cust, inv_day = inv_cust[order], inv_day[order]
-    n_inv = len(inv_cust)
-    due_day = inv_day + terms[inv_cust]
-    z_inv = z_path[inv_cust, np.searchsorted(months, inv_day, side="right") - 1]
-    dbt_mean = dbt_offset[inv_cust] + m.dbt_slope * z_inv
-    slow_prob = np.clip(m.slow_payment_prob * 2.0**z_inv, 0, 0.5)
-    partial_prob = np.clip(m.partial_prob * 1.5**z_inv, 0, 0.5)
-    claim_prob = np.clip(m.claim_prob * 2.2**z_inv, 0, 0.5)
-    inv_cents = np.maximum(
-        np.rint(np.exp(log_size[inv_cust] + 0.5 * rng.standard_normal(n_inv)) * 100), 100
+    inv = SimpleNamespace(cust=inv_cust[order], day=inv_day[order])
+    inv.n = len(inv.cust)
+    inv.due_day = inv.day + c.terms[inv.cust]
+    inv.z = c.z_path[inv.cust, np.searchsorted(months, inv.day, side="right") - 1]
+    return inv
+
+
+def _settlement(
+    rng: np.random.Generator, c: SimpleNamespace, inv: SimpleNamespace, m: LedgerModel
+) -> SimpleNamespace:
+    """Invoice amounts, settlement days (capped at ``max_dbt_survivor`` days beyond terms) and the
+    payment rows: the final (or only) payment plus the first instalment of partial payments."""
+    dbt_mean = c.dbt_offset[inv.cust] + m.dbt_slope * inv.z
+    slow_prob = np.clip(m.slow_payment_prob * 2.0**inv.z, 0, 0.5)
+    partial_prob = np.clip(m.partial_prob * 1.5**inv.z, 0, 0.5)
+    inv.claim_prob = np.clip(m.claim_prob * 2.2**inv.z, 0, 0.5)
+    inv.cents = np.maximum(
+        np.rint(np.exp(c.log_size[inv.cust] + 0.5 * rng.standard_normal(inv.n)) * 100), 100
     ).astype(np.int64)
-
-    # settlement day of each invoice
-    noise = rng.standard_normal(n_inv) * (2.0 + 0.3 * np.maximum(dbt_mean, 0))
-    slow = (rng.random(n_inv) < slow_prob) * rng.exponential(m.slow_payment_mean_days, n_inv)
+    noise = rng.standard_normal(inv.n) * (2.0 + 0.3 * np.maximum(dbt_mean, 0))
+    slow = (rng.random(inv.n) < slow_prob) * rng.exponential(m.slow_payment_mean_days, inv.n)
     dbt = np.rint(dbt_mean + noise + slow).astype(np.int64)
-    dbt = np.clip(dbt, -terms[inv_cust], m.max_dbt_survivor)
-    pay_day = np.maximum(due_day + dbt, inv_day)
-    partial = rng.random(n_inv) < partial_prob
-    first_day = inv_day + (rng.random(n_inv) * (pay_day - inv_day)).astype(np.int64)
-    first_cents = np.rint(inv_cents * rng.uniform(0.2, 0.8, n_inv)).astype(np.int64)
-    first_cents = np.clip(first_cents, 1, inv_cents - 1)
-
-    # payment rows: the final (or only) payment, plus the first instalment of partial payments
-    p_inv = np.concatenate([np.arange(n_inv), np.flatnonzero(partial)])
-    p_day = np.concatenate([pay_day, first_day[partial]])
+    dbt = np.clip(dbt, -c.terms[inv.cust], m.max_dbt_survivor)
+    inv.pay_day = np.maximum(inv.due_day + dbt, inv.day)
+    partial = rng.random(inv.n) < partial_prob
+    first_day = inv.day + (rng.random(inv.n) * (inv.pay_day - inv.day)).astype(np.int64)
+    first_cents = np.rint(inv.cents * rng.uniform(0.2, 0.8, inv.n)).astype(np.int64)
+    first_cents = np.clip(first_cents, 1, inv.cents - 1)
+    p_inv = np.concatenate([np.arange(inv.n), np.flatnonzero(partial)])
+    p_day = np.concatenate([inv.pay_day, first_day[partial]])
     p_cents = np.concatenate(
-        [np.where(partial, inv_cents - first_cents, inv_cents), first_cents[partial]]
+        [np.where(partial, inv.cents - first_cents, inv.cents), first_cents[partial]]
     )
-    p_cust = inv_cust[p_inv]
-    paid = (p_day <= stop[p_cust]) & (p_day <= end_day)
+    p_cust = inv.cust[p_inv]
+    paid = (p_day <= c.stop[p_cust]) & (p_day <= c.end_day)
     p_inv, p_day, p_cents, p_cust = p_inv[paid], p_day[paid], p_cents[paid], p_cust[paid]
     porder = np.lexsort((p_inv, p_day, p_cust))
-    p_inv, p_day, p_cents, p_cust = p_inv[porder], p_day[porder], p_cents[porder], p_cust[porder]
+    return SimpleNamespace(
+        inv=p_inv[porder], day=p_day[porder], cents=p_cents[porder], cust=p_cust[porder]
+    )
 
-    # defaults as the ledger sees them: the first invoice never paid in full reaches 90 days beyond terms
-    settled_cents = np.bincount(p_inv, weights=p_cents, minlength=n_inv).astype(np.int64)
-    unpaid = (settled_cents < inv_cents) & (pay_day > stop[inv_cust])
-    first_unpaid_due = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first_unpaid_due, inv_cust[unpaid], due_day[unpaid])
-    default_day = np.where(first_unpaid_due + 90 <= end_day, first_unpaid_due + 90, -1)
-    written_off = (default_day >= 0) & (rng.random(n) < m.write_off_share)
-    wo_day = np.where(written_off, default_day + rng.integers(30, 181, n), -1)
+
+def _ledger_defaults(
+    rng: np.random.Generator,
+    c: SimpleNamespace,
+    inv: SimpleNamespace,
+    pay: SimpleNamespace,
+    m: LedgerModel,
+) -> None:
+    """Defaults as the ledger sees them (the first invoice never paid in full reaches 90 days
+    beyond terms) and write-offs of a share of defaulters: sets ``c.default_day``, ``inv.wo``."""
+    settled_cents = np.bincount(pay.inv, weights=pay.cents, minlength=inv.n).astype(np.int64)
+    unpaid = (settled_cents < inv.cents) & (inv.pay_day > c.stop[inv.cust])
+    first_unpaid_due = np.full(c.n, np.iinfo(np.int64).max)
+    np.minimum.at(first_unpaid_due, inv.cust[unpaid], inv.due_day[unpaid])
+    end_day = c.end_day
+    c.default_day = np.where(first_unpaid_due + 90 <= end_day, first_unpaid_due + 90, -1)
+    written_off = (c.default_day >= 0) & (rng.random(c.n) < m.write_off_share)
+    wo_day = np.where(written_off, c.default_day + rng.integers(30, 181, c.n), -1)
     wo_day = np.where(wo_day <= end_day, wo_day, -1)
-    inv_wo = np.where(unpaid & (wo_day[inv_cust] >= 0), np.maximum(wo_day[inv_cust], inv_day), -1)
+    inv.wo = np.where(unpaid & (wo_day[inv.cust] >= 0), np.maximum(wo_day[inv.cust], inv.day), -1)
 
-    # claims
-    has_claim = rng.random(n_inv) < claim_prob
+
+def _claims(rng: np.random.Generator, c: SimpleNamespace, inv: SimpleNamespace) -> SimpleNamespace:
+    """Claims/deductions: more frequent for risky customers; 90% linked to their invoice."""
+    has_claim = rng.random(inv.n) < inv.claim_prob
     c_inv = np.flatnonzero(has_claim)
-    c_day = inv_day[c_inv] + rng.integers(5, 61, len(c_inv))
+    c_day = inv.day[c_inv] + rng.integers(5, 61, len(c_inv))
     c_cents = np.maximum(
-        np.rint(inv_cents[c_inv] * rng.uniform(0.02, 0.15, len(c_inv))), 1
+        np.rint(inv.cents[c_inv] * rng.uniform(0.02, 0.15, len(c_inv))), 1
     ).astype(np.int64)
     c_reason = CLAIM_REASONS[rng.integers(0, len(CLAIM_REASONS), len(c_inv))]
     c_linked = rng.random(len(c_inv)) < 0.9
-    c_ok = c_day <= end_day
-    c_inv, c_day, c_cents, c_reason, c_linked = (
-        a[c_ok] for a in (c_inv, c_day, c_cents, c_reason, c_linked)
+    c_ok = c_day <= c.end_day
+    return SimpleNamespace(
+        inv=c_inv[c_ok],
+        day=c_day[c_ok],
+        cents=c_cents[c_ok],
+        reason=c_reason[c_ok],
+        linked=c_linked[c_ok],
     )
 
-    # customer master
+
+def _master_values(rng: np.random.Generator, c: SimpleNamespace, m: LedgerModel) -> dict:
+    """Competitor share, size measures and the six expert scores (noisy signals of the level)."""
+    n, z = c.n, c.z
     comp_zero = rng.random(n) < 1.0 / (1.0 + np.exp(0.3 + 1.0 * z))
     comp_mean = 1.0 / (1.0 + np.exp(1.3 - 0.6 * z))
     comp = np.round(rng.beta(2.0 * comp_mean / (1 - comp_mean), 2.0), 2)
     comp = np.where(comp_zero, 0.0, np.clip(comp, 0.01, 1.0))
     comp[rng.random(n) < m.competitor_missing_share] = np.nan
-    monthly = rate * np.exp(log_size + 0.125)
+    monthly = c.rate * np.exp(c.log_size + 0.125)
     turnover = np.round(12 * monthly * np.exp(1.0 + 0.5 * rng.standard_normal(n)), -3)
     net_worth = np.round(turnover * np.exp(-1.2 - 0.3 * z + 0.5 * rng.standard_normal(n)), -3)
-    credit_limit = np.round(2 * monthly, -3)
     reviewed = rng.random(n) < m.expert_reviewed_share
     expert = {
-        f"expert_{c}": pd.array(
+        f"expert_{e}": pd.array(
             np.where(
                 reviewed, np.clip(np.rint(3.0 - 0.8 * z + rng.standard_normal(n)), 1, 5), np.nan
             ),
             dtype="Int64",
         )
-        for c in EXPERT_COLS
+        for e in EXPERT_COLS
     }
-    expert_day = np.where(reviewed, np.minimum(on_day + rng.integers(0, 31, n), end_day), -1)
-    cust_id = _ids("C", cust_no, id_width)
+    expert_day = np.where(reviewed, np.minimum(c.on_day + rng.integers(0, 31, n), c.end_day), -1)
+    return {
+        "competitor_share": comp,
+        "credit_limit": np.round(2 * monthly, -3),
+        "net_worth": net_worth,
+        "annual_turnover": turnover,
+        "expert": expert,
+        "reviewed": reviewed,
+        "expert_day": expert_day,
+    }
+
+
+def _customers_frame(
+    rng: np.random.Generator,
+    c: SimpleNamespace,
+    cust_no: np.ndarray,
+    id_width: int,
+    m: LedgerModel,
+) -> pd.DataFrame:
+    """The customer master table."""
+    n = c.n
+    v = _master_values(rng, c, m)
+    reviewed = v["reviewed"]
     none = np.full(n, None, dtype=object)
-    customers = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "customer_id": cust_id,
+            "customer_id": c.cust_id,
             "name": _ids("Customer ", cust_no, id_width),
             "segment": SEGMENTS[rng.integers(0, len(SEGMENTS), n)],
             "region": REGIONS[rng.integers(0, len(REGIONS), n)],
-            "onboarding_date": _to_dates(on_day),
+            "onboarding_date": _to_dates(c.on_day),
             "group_id": np.where(rng.random(n) < 0.1, _ids("G", cust_no // 7, id_width), None),
-            "competitor_share": comp,
-            "credit_limit": credit_limit,
-            "net_worth": net_worth,
-            "annual_turnover": turnover,
-            **expert,
+            "competitor_share": v["competitor_share"],
+            "credit_limit": v["credit_limit"],
+            "net_worth": v["net_worth"],
+            "annual_turnover": v["annual_turnover"],
+            **v["expert"],
             "expert_approver": np.where(
                 reviewed, APPROVERS[rng.integers(0, len(APPROVERS), n)], None
             ),
             "expert_reason": np.where(
                 reviewed, EXPERT_REASONS[rng.integers(0, len(EXPERT_REASONS), n)], None
             ),
-            "expert_date": _to_dates(expert_day),
+            "expert_date": _to_dates(v["expert_day"]),
             "source_default_flag": pd.array([pd.NA] * n, dtype="Int64"),
             "protected_sex": none,
             "protected_marital_status": none,
@@ -405,64 +458,96 @@ def _block(
             "protected_education": none,
         }
     )
+
+
+def _ledger_frames(
+    c: SimpleNamespace, inv: SimpleNamespace, pay: SimpleNamespace, cl: SimpleNamespace
+) -> dict[str, pd.DataFrame]:
+    """Invoices, payments and claims tables (ids numbered within the block)."""
+    cust_id = c.cust_id
     invoices = pd.DataFrame(
         {
-            "invoice_no": np.arange(n_inv),
-            "customer_id": cust_id[inv_cust],
-            "invoice_date": _to_dates(inv_day),
-            "due_date": _to_dates(due_day),
-            "amount": _cents_to_amount(inv_cents),
+            "invoice_no": np.arange(inv.n),
+            "customer_id": cust_id[inv.cust],
+            "invoice_date": _to_dates(inv.day),
+            "due_date": _to_dates(inv.due_day),
+            "amount": _cents_to_amount(inv.cents),
             "currency": "CNY",
-            "write_off_date": _to_dates(inv_wo),
+            "write_off_date": _to_dates(inv.wo),
         }
     )
     payments = pd.DataFrame(
         {
-            "customer_id": cust_id[p_cust],
-            "invoice_no": np.where(unallocated[p_cust], -1, p_inv),
-            "payment_date": _to_dates(p_day),
-            "amount": _cents_to_amount(p_cents),
+            "customer_id": cust_id[pay.cust],
+            "invoice_no": np.where(c.unallocated[pay.cust], -1, pay.inv),
+            "payment_date": _to_dates(pay.day),
+            "amount": _cents_to_amount(pay.cents),
         }
     )
     claims = pd.DataFrame(
         {
-            "invoice_no": np.where(c_linked, c_inv, -1),
-            "customer_id": cust_id[inv_cust[c_inv]],
-            "claim_date": _to_dates(c_day),
-            "amount": _cents_to_amount(c_cents),
-            "reason": c_reason,
+            "invoice_no": np.where(cl.linked, cl.inv, -1),
+            "customer_id": cust_id[inv.cust[cl.inv]],
+            "claim_date": _to_dates(cl.day),
+            "amount": _cents_to_amount(cl.cents),
+            "reason": cl.reason,
         }
     ).sort_values(["customer_id", "claim_date", "invoice_no"], kind="stable")
-    # truth: conditional 12-month PD at every month end the customer is on board and not yet defaulted
-    month_end = months[1:] - 1
-    alive_until = np.minimum(stop, np.where(default_day >= 0, default_day, NEVER_DAY))
-    alive = (on_day[:, None] <= month_end[None, :]) & (month_end[None, :] < alive_until[:, None])
+    return {"invoices": invoices, "payments": payments, "claims": claims}
+
+
+def _truth_frame(c: SimpleNamespace) -> pd.DataFrame:
+    """Conditional 12-month PD at every month end the customer is on board and still paying."""
+    month_end = c.months[1:] - 1
+    alive_until = np.minimum(c.stop, np.where(c.default_day >= 0, c.default_day, NEVER_DAY))
+    alive = (c.on_day[:, None] <= month_end[None, :]) & (month_end[None, :] < alive_until[:, None])
     t_cust, t_month = np.nonzero(alive)
     true_pd = conditional_pd_given_payment_state(
-        cum_hazard, hazard, on_day, horizon, tau, stop, lag, t_cust, t_month
+        c.cum_hazard, c.hazard, c.on_day, c.horizon, c.tau, c.stop, c.lag, t_cust, t_month
     )
-    stopped = np.where(stop <= end_day, stop, -1)
-    truth = pd.DataFrame(
+    stopped = np.where(c.stop <= c.end_day, c.stop, -1)
+    return pd.DataFrame(
         {
-            "customer_id": cust_id[t_cust],
+            "customer_id": c.cust_id[t_cust],
             "month_end": _to_dates(month_end[t_month]),
             "true_pd_12m": true_pd,
-            "default_date": _to_dates(default_day[t_cust]),
+            "default_date": _to_dates(c.default_day[t_cust]),
             "payments_stopped_date": _to_dates(stopped[t_cust]),
         }
     )
+
+
+def _block(
+    rng: np.random.Generator,
+    first_customer: int,
+    n: int,
+    months: np.ndarray,
+    id_width: int,
+    model: LedgerModel,
+) -> dict[str, pd.DataFrame]:
+    """All five tables for customers ``first_customer … first_customer + n − 1`` (invoice/payment/claim
+    ids are numbered within the block and renumbered by the caller). ``months``: the month starts of
+    the period and of the truth horizon after it. The random draws happen in a fixed order (the
+    helpers below, in turn), which is part of the seed contract."""
+    n_months = len(months) - 1 - HORIZON_MONTHS
+    c = _risk_and_default(rng, n, months, n_months, model)
+    cust_no = np.arange(first_customer, first_customer + n)
+    c.cust_id = _ids("C", cust_no, id_width)
+    inv = _invoices(rng, c, model)
+    pay = _settlement(rng, c, inv, model)
+    _ledger_defaults(rng, c, inv, pay, model)
+    claims = _claims(rng, c, inv)
+    customers = _customers_frame(rng, c, cust_no, id_width, model)
     return {
         "customers": customers,
-        "invoices": invoices,
-        "payments": payments,
-        "claims": claims,
-        "truth": truth,
+        **_ledger_frames(c, inv, pay, claims),
+        "truth": _truth_frame(c),
         # per customer, for the credit-file generator only (not written)
         "risk": pd.DataFrame(
             {
-                "customer_id": cust_id,
-                "latent_risk": z,
-                "default_date": _to_dates(default_day),
+                "customer_id": c.cust_id,
+                "latent_risk": c.z,
+                "default_date": _to_dates(c.default_day),
             }
         ),
     }

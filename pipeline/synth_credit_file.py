@@ -64,22 +64,13 @@ def _dates(days: np.ndarray) -> np.ndarray:
     return out
 
 
-def credit_file_block(
-    tables: dict[str, pd.DataFrame], end_day: int, rng: np.random.Generator
-) -> dict[str, pd.DataFrame]:
-    """The block's ``customer_history``, ``expert_scores``, ``platform`` and its master updated to the
-    last version (``customers``). ``tables["risk"]`` holds each customer's latent risk at onboarding and
-    ledger default date (the generator's own, not a written table)."""
-    cust = tables["customers"].reset_index(drop=True)
-    truth = tables["risk"].set_index("customer_id").reindex(cust["customer_id"])
-    n = len(cust)
-    z = truth["latent_risk"].to_numpy(dtype=float)
-    on = _days(cust["onboarding_date"])
-    dflt = _days(truth["default_date"])
-    panel0 = _days(cust["expert_date"])
+def _events(
+    on: np.ndarray, dflt: np.ndarray, panel0: np.ndarray, end_day: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Attribute-version events ``(customer, day, kind)`` sorted by customer and day, one per
+    customer-day (the later kind wins), and the version number within the customer."""
+    n = len(on)
     reviewed = panel0 >= 0
-
-    # events: (customer, day, kind); later kinds win on the same day
     ev_c, ev_d, ev_k = [np.arange(n)], [on], [np.full(n, ONBOARD)]
     ev_c.append(np.flatnonzero(reviewed))
     ev_d.append(panel0[reviewed])
@@ -107,72 +98,91 @@ def credit_file_block(
     # an onboarding and a panel on one day: one version with the scores (kind PANEL carries both)
     c, d, k = c[last_of_day], d[last_of_day], k[last_of_day]
     step = np.arange(len(c)) - np.searchsorted(c, c)  # version number within the customer
+    return c, d, k, step
 
-    # state per customer, advanced version by version
-    comp = cust["competitor_share"].to_numpy(dtype=float).copy()
-    nw = cust["net_worth"].to_numpy(dtype=float).copy()
-    turn = cust["annual_turnover"].to_numpy(dtype=float).copy()
-    limit = cust["credit_limit"].to_numpy(dtype=float).copy()
+
+def _annual_review(
+    st: dict[str, np.ndarray], a: np.ndarray, z: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Annual review of customers ``a``: size, net worth, competitor share and limit move with the
+    latent risk; 30% get a new panel (returned mask); 2% move region."""
+    e1, e2, e3 = (rng.standard_normal(len(a)) for _ in range(3))
+    ratio = np.exp(0.04 - 0.06 * z[a] + 0.15 * e1)
+    st["turn"][a] = np.round(st["turn"][a] * ratio, -3)
+    st["nw"][a] = np.maximum(np.round(st["nw"][a] * np.exp(0.03 - 0.10 * z[a] + 0.15 * e2), -3), 0)
+    st["comp"][a] = np.round(np.clip(st["comp"][a] + 0.03 * z[a] + 0.05 * e3, 0, 1), 2)
+    st["limit"][a] = np.round(st["limit"][a] * ratio, -3)
+    scores = st["scores"]
+    new_panel = (rng.random(len(a)) < 0.3) & ~np.isnan(scores[a, 0])
+    drift = np.rint(-0.3 * z[a, None] + 0.6 * rng.standard_normal((len(a), 6)))
+    moved = np.clip(scores[a] + drift, 1, 5)
+    scores[a] = np.where(new_panel[:, None], moved, scores[a])
+    move = rng.random(len(a)) < 0.02
+    st["region"][a[move]] = REGIONS[rng.integers(0, len(REGIONS), int(move.sum()))]
+    return new_panel
+
+
+def _versions(
+    cust: pd.DataFrame,
+    z: np.ndarray,
+    c: np.ndarray,
+    k: np.ndarray,
+    step: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Each version's attributes (in event order), advancing every customer's state version by
+    version: panels set the 6C scores, annual reviews move them, a limit cut and a suspension
+    degrade them."""
+    st = {
+        "comp": cust["competitor_share"].to_numpy(dtype=float).copy(),
+        "nw": cust["net_worth"].to_numpy(dtype=float).copy(),
+        "turn": cust["annual_turnover"].to_numpy(dtype=float).copy(),
+        "limit": cust["credit_limit"].to_numpy(dtype=float).copy(),
+        "scores": np.full((len(cust), 6), np.nan),
+        "region": cust["region"].to_numpy(dtype=object).copy(),
+    }
     target = np.column_stack(
         [cust[e].to_numpy(dtype=float, na_value=np.nan) for e in EXPERT_SCORES]
     )
-    scores = np.full((n, 6), np.nan)
-    region = cust["region"].to_numpy(dtype=object).copy()
-    rows: dict[str, list[np.ndarray]] = {
-        x: []
-        for x in ("idx", "comp", "nw", "turn", "limit", "scores", "region", "approver", "panel")
-    }
+    keys = ("idx", "comp", "nw", "turn", "limit", "scores", "region", "approver", "panel")
+    rows: dict[str, list[np.ndarray]] = {x: [] for x in keys}
     for s in range(int(step.max()) + 1):
         at = step == s
         ci, kind = c[at], k[at]
-        m = len(ci)
-        panel = np.zeros(m, dtype=bool)
         is_panel = kind == PANEL
-        scores[ci[is_panel]] = target[ci[is_panel]]
-        panel |= is_panel
+        st["scores"][ci[is_panel]] = target[ci[is_panel]]
+        panel = is_panel.copy()
         ann = kind == ANNUAL
-        a = ci[ann]
-        if len(a):
-            e1, e2, e3 = (rng.standard_normal(len(a)) for _ in range(3))
-            ratio = np.exp(0.04 - 0.06 * z[a] + 0.15 * e1)
-            turn[a] = np.round(turn[a] * ratio, -3)
-            nw[a] = np.maximum(np.round(nw[a] * np.exp(0.03 - 0.10 * z[a] + 0.15 * e2), -3), 0)
-            comp[a] = np.round(np.clip(comp[a] + 0.03 * z[a] + 0.05 * e3, 0, 1), 2)
-            limit[a] = np.round(limit[a] * ratio, -3)
-            new_panel = (rng.random(len(a)) < 0.3) & ~np.isnan(scores[a, 0])
-            drift = np.rint(-0.3 * z[a, None] + 0.6 * rng.standard_normal((len(a), 6)))
-            moved = np.clip(scores[a] + drift, 1, 5)
-            scores[a] = np.where(new_panel[:, None], moved, scores[a])
-            panel[np.flatnonzero(ann)[new_panel]] = True
-            move = rng.random(len(a)) < 0.02
-            region[a[move]] = REGIONS[rng.integers(0, len(REGIONS), int(move.sum()))]
+        if ann.any():
+            panel[np.flatnonzero(ann)[_annual_review(st, ci[ann], z, rng)]] = True
         for kk, lim_f, comp_add, nw_f in ((WARN, 0.5, 0.15, 0.8), (DEFAULT, 0.0, 0.0, 0.7)):
             w = ci[kind == kk]
-            limit[w] = np.round(limit[w] * lim_f, -3)
-            comp[w] = np.round(np.minimum(comp[w] + comp_add, 1), 2)
-            nw[w] = np.round(nw[w] * nw_f, -3)
-            scores[w] = np.clip(scores[w] - 1, 1, 5)
+            st["limit"][w] = np.round(st["limit"][w] * lim_f, -3)
+            st["comp"][w] = np.round(np.minimum(st["comp"][w] + comp_add, 1), 2)
+            st["nw"][w] = np.round(st["nw"][w] * nw_f, -3)
+            st["scores"][w] = np.clip(st["scores"][w] - 1, 1, 5)
         approver = np.where(
-            (kind == WARN) | (kind == DEFAULT), HEAD_OF_CREDIT, MANAGERS[rng.integers(0, 4, m)]
+            (kind == WARN) | (kind == DEFAULT),
+            HEAD_OF_CREDIT,
+            MANAGERS[rng.integers(0, 4, len(ci))],
         )
-        for key, val in (
-            ("idx", np.flatnonzero(at)),
-            ("comp", comp[ci]),
-            ("nw", nw[ci]),
-            ("turn", turn[ci]),
-            ("limit", limit[ci]),
-            ("scores", scores[ci].copy()),
-            ("region", region[ci].copy()),
-            ("approver", approver),
-            ("panel", panel),
-        ):
-            rows[key].append(val)
+        rows["idx"].append(np.flatnonzero(at))
+        for key in ("comp", "nw", "turn", "limit", "scores", "region"):
+            rows[key].append(st[key][ci].copy())
+        rows["approver"].append(approver)
+        rows["panel"].append(panel)
     idx = np.concatenate(rows["idx"])
     inv = np.empty_like(idx)
     inv[idx] = np.arange(len(idx))
-    col = {key: np.concatenate(v)[inv] for key, v in rows.items() if key != "idx"}
+    return {key: np.concatenate(v)[inv] for key, v in rows.items() if key != "idx"}
+
+
+def _history_frame(
+    cust: pd.DataFrame, c: np.ndarray, d: np.ndarray, k: np.ndarray, col: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """The customer_history table: one row per attribute version with its validity interval."""
     nxt = np.r_[np.where(c[1:] == c[:-1], d[1:], -1), -1]
-    history = pd.DataFrame(
+    return pd.DataFrame(
         {
             "customer_id": cust["customer_id"].to_numpy()[c],
             "valid_from": _dates(d),
@@ -195,6 +205,12 @@ def credit_file_block(
             "change_reason": np.array([REASONS[x] for x in k], dtype=object),
         }
     )[list(COLUMNS["customer_history"])]
+
+
+def _master_as_of_last_version(
+    cust: pd.DataFrame, history: pd.DataFrame, c: np.ndarray
+) -> pd.DataFrame:
+    """The customer master updated to each customer's last attribute version ("today")."""
     last = np.r_[c[1:] != c[:-1], True]
     cur = history[last].set_index("customer_id").reindex(cust["customer_id"])
     master = cust.copy()
@@ -207,10 +223,29 @@ def credit_file_block(
         *EXPERT_SCORES,
     ):
         master[a] = cur[a].reset_index(drop=True).astype(cust[a].dtype)
+    return master
+
+
+def credit_file_block(
+    tables: dict[str, pd.DataFrame], end_day: int, rng: np.random.Generator
+) -> dict[str, pd.DataFrame]:
+    """The block's ``customer_history``, ``expert_scores``, ``platform`` and its master updated to the
+    last version (``customers``). ``tables["risk"]`` holds each customer's latent risk at onboarding and
+    ledger default date (the generator's own, not a written table). The random draws happen in a
+    fixed order (events, versions, panels, platform): part of the seed contract."""
+    cust = tables["customers"].reset_index(drop=True)
+    truth = tables["risk"].set_index("customer_id").reindex(cust["customer_id"])
+    n = len(cust)
+    z = truth["latent_risk"].to_numpy(dtype=float)
+    on = _days(cust["onboarding_date"])
+    dflt = _days(truth["default_date"])
+    c, d, k, step = _events(on, dflt, _days(cust["expert_date"]), end_day, rng)
+    col = _versions(cust, z, c, k, step, rng)
+    history = _history_frame(cust, c, d, k, col)
+    master = _master_as_of_last_version(cust, history, c)
     on_panel = cust["customer_id"].to_numpy()[rng.random(n) < PANEL_SHARE]
-    panels = history[col["panel"] & history["customer_id"].isin(on_panel).to_numpy()]
-    panels = panels.reset_index(drop=True)
     recorded = col["panel"] & history["customer_id"].isin(on_panel).to_numpy()
+    panels = history[recorded].reset_index(drop=True)
     history.loc[recorded, "change_reason"] = history["change_reason"] + "; Delphi panel"
     experts = _delphi_panels(panels, rng)
     # the master's expert approver, reason and date: those of its last scored version

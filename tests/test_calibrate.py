@@ -14,26 +14,33 @@ import pandas as pd
 import pytest
 
 import pipeline.calibrate as stage
-from pipeline.calibrate import calibrate, cutoffs_spec, scored_samples, true_pd_check
+import pipeline.pd_calibration as lib
 from pipeline.calibration import assign_grade
-from pipeline.config import Paths, PipelineError, load_params, stage_params
+from pipeline.config import Paths, PipelineError, load_params
 from pipeline.io import write_json, write_parquet
+from pipeline.params import ParamsError, load
+from pipeline.params.calibrate import CalibrateParams
+from pipeline.pd_calibration import calibrate, cutoffs_spec, scored_samples, true_pd_check
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FACTOR, OFFSET = 28.8539, 487.1229
-PARAMS = {
+# the fabricated-data setting over params.yaml's calibrate block: auto (Platt below 50k rows), no
+# anchor, no per-grade customer or expected-default minimums
+OVERRIDE = {
     "method": "auto",
     "isotonic_min_sample": 50000,
     "central_tendency": None,
-    "pd_floor": 0.0003,
-    "scale": "letter",
-    "n_grades": 10,
-    "min_grade_share": 0.02,
-    "pd_bands": "geometric",
-    "pd_targets": [],
-    "hl_df": "k",
-    "true_pd_tolerance": 0.2,
+    "min_grade_customers": 0,
+    "min_grade_expected_defaults": 0.0,
 }
+
+
+@pytest.fixture
+def params(make_params):
+    """``make_params`` for the calibrate block: ``params(**changes)`` on top of `OVERRIDE`."""
+    return lambda **changes: make_params(
+        CalibrateParams, "calibrate", "synthetic", {**OVERRIDE, **changes}
+    )
 
 
 def fabricated_card() -> dict:
@@ -104,11 +111,11 @@ def fabricated_data(n: int = 60000, seed: int = 5) -> tuple[pd.DataFrame, pd.Dat
     return snaps, samples
 
 
-def test_calibrate_recovers_true_pd_and_tests():
+def test_calibrate_recovers_true_pd_and_tests(params):
     snaps, samples = fabricated_data()
     scored = scored_samples(fabricated_card(), snaps, samples)
     assert scored["score"].between(420, 715).all()
-    result = calibrate(scored, PARAMS)
+    result = calibrate(scored, params())
     table = result["table"]
     assert result["calibrator"].kind == "platt"  # 15k calibration rows < 50k
     assert len(table) == 10 and np.all(np.diff(table["pd"]) > 0)
@@ -135,10 +142,10 @@ def test_calibrate_recovers_true_pd_and_tests():
     } <= set(grades[0])
 
 
-def test_calibrate_isotonic_and_central_tendency():
+def test_calibrate_isotonic_and_central_tendency(params):
     snaps, samples = fabricated_data()
-    params = {**PARAMS, "isotonic_min_sample": 1000, "central_tendency": 0.10}
-    result = calibrate(scored_samples(fabricated_card(), snaps, samples), params)
+    p = params(isotonic_min_sample=1000, central_tendency=0.10)
+    result = calibrate(scored_samples(fabricated_card(), snaps, samples), p)
     assert result["calibrator"].kind == "isotonic"
     cal = result["graded"][
         (result["graded"]["sample"] == "calibration") & result["graded"]["is_bad"].notna()
@@ -217,7 +224,7 @@ def _run_in_process(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``main()`` against the scratch project, without a new interpreter."""
     monkeypatch.setattr(stage, "Paths", lambda ds: Paths(ds, root=root))
     monkeypatch.setattr(
-        stage, "stage_params", lambda s, ds: stage_params(s, ds, load_params(root))
+        stage, "load", lambda cls, block, ds: load(cls, block, ds, load_params(root))
     )
     monkeypatch.setattr(sys, "argv", ["calibrate", "--dataset", "fab"])
     stage.main()
@@ -257,11 +264,11 @@ def test_stage_without_card_exits_with_a_clear_error(tmp_path):
 def test_cohort_dates_by_hand():
     dates = pd.to_datetime(["2022-06-30", "2023-03-31", "2023-06-30", "2024-02-29", "2024-06-30"])
     # latest 2024-06-30, then 2023-06-30 and 2022-06-30 (12 months apart); others are not cohorts
-    assert stage.cohort_dates(pd.Series(dates)) == list(
+    assert lib.cohort_dates(pd.Series(dates)) == list(
         pd.to_datetime(["2022-06-30", "2023-06-30", "2024-06-30"])
     )
     # month ends stay month ends: 2025-02-28 → 2024-02-29
-    assert stage.cohort_dates(pd.Series(pd.to_datetime(["2024-02-29", "2025-02-28"]))) == list(
+    assert lib.cohort_dates(pd.Series(pd.to_datetime(["2024-02-29", "2025-02-28"]))) == list(
         pd.to_datetime(["2024-02-29", "2025-02-28"])
     )
 
@@ -272,19 +279,22 @@ def test_long_run_central_tendency_by_hand():
     frame = pd.DataFrame(
         {
             "customer_id": list("abcdab") + ["e", "f", "g"],
-            "as_of_date": pd.to_datetime(["2023-12-31"] * 4 + ["2024-12-31"] * 2
-                                         + ["2024-12-31", "2024-12-31", "2024-06-30"]),
+            "as_of_date": pd.to_datetime(
+                ["2023-12-31"] * 4
+                + ["2024-12-31"] * 2
+                + ["2024-12-31", "2024-12-31", "2024-06-30"]
+            ),
             "is_bad": [1, 0, 0, 0, 1, 0, 1, np.nan, 1],
             "segment": ["current"] * 6 + ["delinquent", "current", "current"],
         }
     )
-    out = stage.long_run_central_tendency(frame)
+    out = lib.long_run_central_tendency(frame)
     assert out["value"] == pytest.approx(0.375)
     assert [c["default_rate"] for c in out["cohorts"]] == pytest.approx([0.25, 0.5])
-    assert stage.resolve_central_tendency(frame, None) is None
-    assert stage.resolve_central_tendency(frame, 0.1)["value"] == 0.1
+    assert lib.resolve_central_tendency(frame, None) is None
+    assert lib.resolve_central_tendency(frame, 0.1)["value"] == 0.1
     with pytest.raises(PipelineError, match="calibrate.central_tendency"):
-        stage.resolve_central_tendency(frame, "through_the_cycle")
+        lib.resolve_central_tendency(frame, "through_the_cycle")
 
 
 def _segmented():
@@ -295,14 +305,16 @@ def _segmented():
     return snaps.assign(segment=seg), samples
 
 
-def test_calibrate_segments_cohorts_and_in_sample_df():
+def test_calibrate_segments_cohorts_and_in_sample_df(params):
     snaps, samples = _segmented()
-    params = {**PARAMS, "central_tendency": "long_run", "min_grade_customers": 30,
-              "min_grade_expected_defaults": 2.0}
-    result = calibrate(scored_samples(fabricated_card(), snaps, samples), params)
+    p = params(
+        central_tendency="long_run", min_grade_customers=30, min_grade_expected_defaults=2.0
+    )
+    result = calibrate(scored_samples(fabricated_card(), snaps, samples), p)
     cal = result["graded"]
-    fitted_on = cal[(cal["sample"] == "calibration") & cal["is_bad"].notna()
-                    & (cal["segment"] == "current")]
+    fitted_on = cal[
+        (cal["sample"] == "calibration") & cal["is_bad"].notna() & (cal["segment"] == "current")
+    ]
     assert result["calibrator"].n_fit_ == len(fitted_on)  # current segment only
     k = len(result["table"])
     assert result["tests"]["calibration"]["hosmer_lemeshow"]["df"] == k - 2  # in sample
@@ -313,11 +325,19 @@ def test_calibrate_segments_cohorts_and_in_sample_df():
     rates = cur.groupby("as_of_date")["is_bad"].mean()
     assert result["central_tendency"]["value"] == pytest.approx(rates.mean())
     bt = result["back_tests"]
-    assert [c["segment"] for c in bt["cohorts"]] == ["current", "current", "delinquent",
-                                                     "delinquent"]
+    assert [c["segment"] for c in bt["cohorts"]] == [
+        "current",
+        "current",
+        "delinquent",
+        "delinquent",
+    ]
     first = bt["cohorts"][0]
-    rows = cal[(cal["as_of_date"] == first["cohort_date"]) & (cal["segment"] == "current")
-               & cal["is_bad"].notna() & ~cal["sample"].isin(["train", "excluded"])]
+    rows = cal[
+        (cal["as_of_date"] == first["cohort_date"])
+        & (cal["segment"] == "current")
+        & cal["is_bad"].notna()
+        & ~cal["sample"].isin(["train", "excluded"])
+    ]
     assert first["customers"] == rows["customer_id"].nunique() == len(rows)  # one per customer
     assert first["tests"]["portfolio"]["count"] == len(rows)
     assert bt["pooled"][0]["label"] == "pooled over 2 annual cohorts"
@@ -326,18 +346,22 @@ def test_calibrate_segments_cohorts_and_in_sample_df():
     assert gc["chosen"] == k and (result["table"]["customers"] >= 30).all()
 
 
-def test_isotonic_only_with_strictly_rising_pds():
+def test_isotonic_only_with_strictly_rising_pds(params):
     snaps, samples = fabricated_data(6000)
     scored = scored_samples(fabricated_card(), snaps, samples)
     # a tiny calibration sample: isotonic steps cannot carry as many grades as Platt
-    params = {**PARAMS, "method": "auto", "isotonic_min_sample": 10,
-              "min_grade_customers": 40, "min_grade_expected_defaults": 3.0}
-    result = calibrate(scored, params)
+    p = params(
+        method="auto",
+        isotonic_min_sample=10,
+        min_grade_customers=40,
+        min_grade_expected_defaults=3.0,
+    )
+    result = calibrate(scored, p)
     assert result["method_choice"].startswith(result["calibrator"].kind)
     assert "auto" in result["method_choice"]
     assert np.all(np.diff(result["table"]["pd"]) > 0)
-    with pytest.raises(PipelineError, match="calibrate.method"):
-        calibrate(scored, {**params, "method": "beta"})
+    with pytest.raises(ParamsError, match="key calibrate.method: rule one_of"):
+        params(method="beta")
 
 
 def test_default_outcome_counts_indeterminates_as_not_bad():
@@ -349,13 +373,28 @@ def test_default_outcome_counts_indeterminates_as_not_bad():
             "is_bad": pd.array([0, 1, pd.NA, pd.NA, pd.NA], dtype="Int8"),
         }
     )
-    out = stage.default_outcome(snaps)
+    out = lib.default_outcome(snaps)
     assert out.iloc[:3].tolist() == [0.0, 1.0, 0.0]
     assert out.iloc[3:].isna().all()
-    plain = stage.default_outcome(snaps.drop(columns="label"))
+    plain = lib.default_outcome(snaps.drop(columns="label"))
     assert plain.iloc[:2].tolist() == [0.0, 1.0] and plain.iloc[2:].isna().all()
     # on one grade of 1 bad, 1 good and 2 indeterminates the observed default rate is 1/4, not 1/2
     four = pd.DataFrame(
         {"label": ["bad", "good", "indeterminate", "indeterminate"], "is_bad": [1, 0, None, None]}
     )
-    assert stage.default_outcome(four).mean() == pytest.approx(0.25)
+    assert lib.default_outcome(four).mean() == pytest.approx(0.25)
+
+
+def test_calibrate_params_name_the_key(params):
+    """Every calibrate rule is checked once at stage start, the error naming the params.yaml key."""
+    with pytest.raises(ParamsError, match="key calibrate.central_tendency: rule in_range"):
+        params(central_tendency=1.5)
+    with pytest.raises(ParamsError, match="key calibrate.pd_targets: rule increasing_pds"):
+        params(pd_bands="targets", pd_targets=[0.05, 0.01])
+    with pytest.raises(ParamsError, match="key calibrate.n_grades: rule type"):
+        params(n_grades="ten")
+    with pytest.raises(ParamsError, match="key calibrate.n_grades: rule in_range"):
+        params(n_grades=3)
+    with pytest.raises(ParamsError, match="CRR Art. 170"):
+        params(scale="numeric", n_grades=6)
+    assert params(central_tendency=0.05).central_tendency == 0.05

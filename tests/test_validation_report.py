@@ -16,22 +16,18 @@ from pipeline import evaluate, validate
 from pipeline.calibrate import calibrate, scored_samples, validation_record
 from pipeline.config import Paths, PipelineError
 from pipeline.io import read_json, write_json, write_parquet
+from pipeline.params.calibrate import CalibrateParams
 from pipeline.params.evaluate import EvaluateParams
 from tests.test_evaluate import OOT_SPLIT, fabricate, tiny_card
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CAL_PARAMS = {
+CAL_OVERRIDE = {  # over params.yaml's calibrate block (built with make_params)
     "method": "platt",
     "central_tendency": "long_run",
-    "pd_floor": 0.0003,
-    "scale": "letter",
     "n_grades": 6,
-    "min_grade_share": 0.02,
     "min_grade_customers": 10,
     "min_grade_expected_defaults": 0.5,
-    "pd_bands": "geometric",
-    "true_pd_tolerance": 0.2,
 }
 
 
@@ -83,7 +79,8 @@ def report(tmp_path_factory, make_params) -> tuple[Path, str]:
     params = make_params(EvaluateParams, "evaluate", "synthetic", {"bootstrap_resamples": 200})
     evaluate.run("tiny", root=root, params=params, split=OOT_SPLIT)
     write_json(train_design(samples, snaps), paths.reports / "sample_design.json")
-    result = calibrate(scored_samples(tiny_card(), snaps, samples), CAL_PARAMS)
+    cal_params = make_params(CalibrateParams, "calibrate", "synthetic", CAL_OVERRIDE)
+    result = calibrate(scored_samples(tiny_card(), snaps, samples), cal_params)
     write_json(validation_record(result), paths.reports / "calibration_backtests.json")
     out = validate.run("tiny", root=root)
     return out, out.read_text(encoding="utf-8")
