@@ -21,14 +21,16 @@ COPIED = ["pipeline", "params.yaml", "dvc.yaml", "pyproject.toml", "data/raw"]
 def make_params():
     """Typed stage parameters from the project's params.yaml, optionally with ``override`` merged into the
     block: ``make_params(TrainParams, "train", "synthetic", {"split": {"calibration_share": 0.3}})``.
-    The one way tests build parameters, so they never copy params.yaml blocks by hand."""
+    The override wins over the dataset's own ``datasets.<dataset>.<block>`` values too. The one way tests
+    build parameters, so they never copy params.yaml blocks by hand."""
     from pipeline.config import deep_merge, load_params
     from pipeline.params import load
 
     raw = load_params(PROJECT_ROOT)
 
     def make(cls, block: str, dataset: str = "synthetic", override: dict | None = None):
-        params = deep_merge(raw, {block: deep_merge(raw.get(block, {}), override)})
+        override = override or {}
+        params = deep_merge(raw, {block: override, "datasets": {dataset: {block: override}}})
         return load(cls, block, dataset, params)
 
     return make

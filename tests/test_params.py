@@ -100,3 +100,4 @@ def test_load_overlays_dataset_block():
 def test_make_params_fixture_overrides_one_key(make_params):
     base = make_params(BaseParams, "base", "synthetic", {"seed": 7})
     assert base.seed == 7 and base.currency == "CNY"
+
