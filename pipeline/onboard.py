@@ -36,7 +36,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline.config import PROJ_ROOT, PipelineError, deep_merge
+from pipeline.config import PROJ_ROOT, deep_merge
+from pipeline.domain import PipelineError
+from pipeline.params.ingest import (
+    IngestParams,
+    OnboardDefaults,
+    onboard_defaults,
+    profiling_params,
+    project_params,
+)
 from pipeline.sufficiency import (
     MIN_BAD_CUSTOMERS,
     grades_that_fit,
@@ -121,6 +129,12 @@ DATE_FORMATS = [
 ISO_FORMATS = {"%Y-%m-%d", "%Y/%m/%d", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S"}
 DEFAULT_WINDOWS = (3, 6, 12)
 STAGES = ("ingest", "features", "train", "evaluate", "calibrate", "publish")
+UCI_DUE_DAYS = 20  # the UCI panel's statements fall due 20 days after the month end
+SOURCE_NOTES = {
+    "canonical": "separate customers / invoices / payments (/ claims) files",
+    "invoice_ledger": "one row per invoice (settled date / days late -> payment)",
+    "uci_credit_card": "monthly statement panel (ID, X1..X23, Y) -> canonical tables",
+}
 BAD_DAYS_LADDER = (90, 60, 30)
 # country code -> ISO currency, for exports that carry a country but no currency column
 COUNTRY_CURRENCY = {
@@ -217,7 +231,11 @@ def choose_source(files: list[dict[str, Any]]) -> dict[str, Any]:
     for f in files:
         kinds.setdefault(f["table"] or "unknown", []).append(f)
     if "uci_panel" in kinds:
-        return {"source": "uci_credit_card", "file": kinds["uci_panel"][0]["name"]}
+        return {
+            "source": "uci_credit_card",
+            "file": kinds["uci_panel"][0]["name"],
+            "adapter": {"due_days": UCI_DUE_DAYS},
+        }
     canonical_tables = ("customers", "invoices", "payments", "claims")
     if "invoices" in kinds and "payments" in kinds:
         names, cmap = {}, {}
@@ -482,44 +500,37 @@ def derive_currency(
     return None, "no currency column"
 
 
-def derive_settings(
+def _derive_ingest(
+    d: Derived,
     plan: dict[str, Any],
     profile: dict[str, Any],
-    late: pd.DataFrame | None,
-    tables: dict[str, pd.DataFrame],
     date_format: str | None,
-    currency: str | None = None,
-    defaults: dict[str, Any] | None = None,
-) -> Derived:
-    """The ``datasets.<name>`` block for a profiled ledger (pure: no file access)."""
-    defaults = defaults or {}
-    label_defaults = defaults.get("features", {}).get("label", {})
-    # every stage key exists: dvc.yaml tracks datasets.<name>.<stage> as params of each stage
-    d = Derived(block={stage: {} for stage in STAGES})
+    currency: str | None,
+    defaults: OnboardDefaults,
+) -> str:
+    """The ``ingest`` settings (source, files, currency, cut-off, date format); returns the currency."""
     src = plan["source"]
-    _set(
-        d,
-        "ingest.source",
-        src,
-        {
-            "canonical": "separate customers / invoices / payments (/ claims) files",
-            "invoice_ledger": "one row per invoice (settled date / days late -> payment)",
-            "uci_credit_card": "monthly statement panel (ID, X1..X23, Y) -> canonical tables",
-        }[src],
-    )
+    _set(d, "ingest.source", src, SOURCE_NOTES[src])
     for key, what in (
         ("file", "the export found in the folder"),
         ("customers_file", "customer master"),
     ):
         if plan.get(key):
             _set(d, f"ingest.{key}", plan[key], what)
-    default_files = defaults.get("ingest", {}).get("files", {})
+    if src == "uci_credit_card":
+        _set(
+            d,
+            "ingest.adapter.due_days",
+            plan["adapter"]["due_days"],
+            f"due date = statement month end + {plan['adapter']['due_days']} days",
+        )
+    default_files = defaults.ingest["files"]
     files = {t: n for t, n in (plan.get("files") or {}).items() if default_files.get(t) != n}
     if files:
         _set(d, "ingest.files", files, "file per table (names differ from the defaults)")
     cur, why = derive_currency(profile, currency, plan)
     if cur is None:
-        cur = str(defaults.get("base", {}).get("currency", "CNY"))
+        cur = defaults.base_currency
         why = f"NOT IN THE DATA: assumed {cur} (base.currency); confirm or rerun with --currency"
         d.checks.append(f"currency {cur} is an assumption: the files carry no currency")
     _set(d, "ingest.currency", cur, why)
@@ -544,41 +555,49 @@ def derive_settings(
         _set(
             d, "ingest.column_map", plan["column_map"], "source header -> canonical name (check!)"
         )
+    return cur
 
+
+def _derive_panel(
+    d: Derived,
+    profile: dict[str, Any],
+    cutoff: pd.Timestamp,
+    windows: list[int],
+    defaults: OnboardDefaults,
+) -> None:
+    """A single-observation panel: its last statement, its own default flag, a stratified holdout."""
     history = profile["months_of_history"]
-    windows = [w for w in DEFAULT_WINDOWS if w <= history] or [min(DEFAULT_WINDOWS)]
-    panel = src == "uci_credit_card"
-    if panel:
-        _set(
-            d,
-            "features.as_of",
-            {"start": str(cutoff.date()), "end": str(cutoff.date()), "freq": "ME"},
-            "single observation point: the panel's last statement",
-        )
-        _set(
-            d,
-            "features.label.source",
-            "customer_flag",
-            "the panel's own default flag (next month) is the outcome",
-        )
-        _set(
-            d, "features.windows_months", windows, f"windows that fit {history} months of history"
-        )
-        _set(
-            d,
-            "train.split.method",
-            "stratified_holdout",
-            "one observation point: customer-disjoint stratified holdout, not out of time",
-        )
-        flag = profile.get("source_default_flag") or {"bad": 0, "good": 0}
-        cal_bads = int(flag["bad"] * 0.8 * 0.25)
-        d.facts.update(bads=flag["bad"], goods=flag["good"], bad_customers=flag["bad"])
-        n_grades = grades_that_fit(
-            cal_bads, int(defaults.get("calibrate", {}).get("n_grades", 10))
-        )
-        _set(d, "calibrate.n_grades", n_grades, f"about {cal_bads} calibration bads expected")
-        return d
+    _set(
+        d,
+        "features.as_of",
+        {"start": str(cutoff.date()), "end": str(cutoff.date()), "freq": "ME"},
+        "single observation point: the panel's last statement",
+    )
+    _set(
+        d,
+        "features.label.source",
+        "customer_flag",
+        "the panel's own default flag (next month) is the outcome",
+    )
+    _set(d, "features.windows_months", windows, f"windows that fit {history} months of history")
+    _set(
+        d,
+        "train.split.method",
+        "stratified_holdout",
+        "one observation point: customer-disjoint stratified holdout, not out of time",
+    )
+    flag = profile.get("source_default_flag") or {"bad": 0, "good": 0}
+    cal_bads = int(flag["bad"] * 0.8 * 0.25)
+    d.facts.update(bads=flag["bad"], goods=flag["good"], bad_customers=flag["bad"])
+    n_grades = grades_that_fit(cal_bads, defaults.n_grades)
+    _set(d, "calibrate.n_grades", n_grades, f"about {cal_bads} calibration bads expected")
 
+
+def _derive_time_design(
+    d: Derived, profile: dict[str, Any], cutoff: pd.Timestamp, windows: list[int]
+) -> tuple[int, list[pd.Timestamp], pd.Timestamp]:
+    """Performance window, as-of grid and out-of-time start; returns (window, matured dates, oot)."""
+    history = profile["months_of_history"]
     perf = 12 if history >= 24 else 6
     _set(
         d,
@@ -612,19 +631,23 @@ def derive_settings(
         str(oot.date()),
         f"last {n_oot} of {len(matured)} as-of dates with a matured outcome ({matured[0].date()}..{matured[-1].date()})",
     )
+    return perf, matured, oot
 
-    material = propose_material_amount(profile["amount"]["median"])
-    _set(
-        d,
-        "features.label.material_amount",
-        material,
-        f"0.5% of the median invoice ({profile['amount']['median']:,.2f} {cur}), rounded",
-    )
-    first_invoice = tables["invoices"].groupby("customer_id")["invoice_date"].min()
-    default_days = int(label_defaults.get("bad_days_beyond_terms", 90))
-    chosen, tried = None, []
-    ladder = [default_days, *[t for t in BAD_DAYS_LADDER if t < default_days]]
-    for days in ladder:
+
+def _try_bad_definitions(
+    late: pd.DataFrame | None,
+    matured: list[pd.Timestamp],
+    first_invoice: pd.Series,
+    cutoff: pd.Timestamp,
+    material: float,
+    perf: int,
+    oot: pd.Timestamp,
+    default_days: int,
+) -> tuple[tuple | None, list[tuple]]:
+    """Bad definitions from the default down the ladder until enough customers reach one:
+    (chosen or None, every one tried as (days, customers, bads, dev bads, oot bads, goods))."""
+    tried = []
+    for days in [default_days, *[t for t in BAD_DAYS_LADDER if t < default_days]]:
         est = estimate_outcomes(late, matured, first_invoice, cutoff, days, material, perf)
         bad_customers = set().union(*est["bad_customers"]) if len(est) else set()
         dev = est[est["as_of"] < oot]
@@ -639,14 +662,12 @@ def derive_settings(
             )
         )
         if len(bad_customers) >= MIN_BAD_CUSTOMERS:
-            chosen = tried[-1]
-            break
-    if chosen is None:
-        chosen = max(tried, key=lambda r: r[1])
-        d.checks.append(
-            f"too few bads for any definition tried ({', '.join(f'{t[0]}d: {t[1]} customers' for t in tried)}); "
-            "results will be fragile"
-        )
+            return tried[-1], tried
+    return None, tried
+
+
+def _derive_label(d: Derived, chosen: tuple, tried: list[tuple], default_days: int) -> None:
+    """The bad definition chosen (flagged as a proxy when it is not the default)."""
     days, n_cust, n_bads, dev_bads, oot_bads, n_goods = chosen
     d.facts.update(
         bads=n_bads,
@@ -663,20 +684,54 @@ def derive_settings(
             days,
             f"default definition: {n_cust} customers reach it (~{n_bads} bad snapshots, {oot_bads} out of time)",
         )
-    else:
-        reached = tried[0][1]
-        _set(
-            d,
-            "features.label.bad_days_beyond_terms",
-            days,
-            f"NON-DEFAULT PROXY: {reached or 'no'} customers reach {default_days} days "
-            f"(< {MIN_BAD_CUSTOMERS}); {days} days: {n_cust}",
-        )
+        return
+    reached = tried[0][1]
+    _set(
+        d,
+        "features.label.bad_days_beyond_terms",
+        days,
+        f"NON-DEFAULT PROXY: {reached or 'no'} customers reach {default_days} days "
+        f"(< {MIN_BAD_CUSTOMERS}); {days} days: {n_cust}",
+    )
+    d.checks.append(
+        f"bad = {days}+ days beyond terms is a NON-DEFAULT PROXY: {tried[0][1]} customers reach "
+        f"{default_days} days (< {MIN_BAD_CUSTOMERS}); review before any credit decision"
+    )
+
+
+def _derive_outcomes(
+    d: Derived,
+    profile: dict[str, Any],
+    late: pd.DataFrame | None,
+    tables: dict[str, pd.DataFrame],
+    design: tuple[int, list[pd.Timestamp], pd.Timestamp],
+    cutoff: pd.Timestamp,
+    cur: str,
+    defaults: OnboardDefaults,
+) -> None:
+    """Materiality, the bad and good definitions and the number of grades the bads support."""
+    perf, matured, oot = design
+    material = propose_material_amount(profile["amount"]["median"])
+    _set(
+        d,
+        "features.label.material_amount",
+        material,
+        f"0.5% of the median invoice ({profile['amount']['median']:,.2f} {cur}), rounded",
+    )
+    first_invoice = tables["invoices"].groupby("customer_id")["invoice_date"].min()
+    default_days = defaults.bad_days_beyond_terms
+    chosen, tried = _try_bad_definitions(
+        late, matured, first_invoice, cutoff, material, perf, oot, default_days
+    )
+    if chosen is None:
+        chosen = max(tried, key=lambda r: r[1])
         d.checks.append(
-            f"bad = {days}+ days beyond terms is a NON-DEFAULT PROXY: {tried[0][1]} customers reach "
-            f"{default_days} days (< {MIN_BAD_CUSTOMERS}); review before any credit decision"
+            f"too few bads for any definition tried ({', '.join(f'{t[0]}d: {t[1]} customers' for t in tried)}); "
+            "results will be fragile"
         )
-    good_max = min(int(label_defaults.get("good_max_days_beyond_terms", 30)), days // 2)
+    _derive_label(d, chosen, tried, default_days)
+    days, dev_bads = chosen[0], chosen[3]
+    good_max = min(defaults.good_max_days_beyond_terms, days // 2)
     _set(
         d,
         "features.label.good_max_days_beyond_terms",
@@ -684,20 +739,40 @@ def derive_settings(
         "worse than this but not bad = indeterminate"
         + ("" if good_max == 30 else " (half the bad threshold)"),
     )
-    cal_bads = int(
-        dev_bads * float(defaults.get("train", {}).get("split", {}).get("calibration_share", 0.25))
-    )
-    n_grades = grades_that_fit(cal_bads, int(defaults.get("calibrate", {}).get("n_grades", 10)))
+    cal_bads = int(dev_bads * defaults.calibration_share)
+    n_grades = grades_that_fit(cal_bads, defaults.n_grades)
     _set(d, "calibrate.n_grades", n_grades, f"about {cal_bads} calibration bads expected")
     if n_grades < 10:
         d.checks.append(
             f"{n_grades} grades only: the calibration sample holds about {cal_bads} bads"
         )
-    pub = defaults.get("publish", {})
     d.checks.append(
-        f"publish.el_budget ({pub.get('el_budget')}), publish.size_bands and publish.dunning.amount_bands "
+        f"publish.el_budget ({defaults.el_budget}), publish.size_bands and publish.dunning.amount_bands "
         f"are absolute amounts: restate them in {cur} for invoices of about {profile['amount']['median']:,.0f}"
     )
+
+
+def derive_settings(
+    plan: dict[str, Any],
+    profile: dict[str, Any],
+    late: pd.DataFrame | None,
+    tables: dict[str, pd.DataFrame],
+    date_format: str | None,
+    currency: str | None,
+    defaults: OnboardDefaults,
+) -> Derived:
+    """The ``datasets.<name>`` block for a profiled ledger (pure: no file access)."""
+    # every stage key exists: dvc.yaml tracks datasets.<name>.<stage> as params of each stage
+    d = Derived(block={stage: {} for stage in STAGES})
+    cur = _derive_ingest(d, plan, profile, date_format, currency, defaults)
+    cutoff = pd.Timestamp(d.block["ingest"]["data_cutoff"])
+    history = profile["months_of_history"]
+    windows = [w for w in DEFAULT_WINDOWS if w <= history] or [min(DEFAULT_WINDOWS)]
+    if plan["source"] == "uci_credit_card":
+        _derive_panel(d, profile, cutoff, windows, defaults)
+        return d
+    design = _derive_time_design(d, profile, cutoff, windows)
+    _derive_outcomes(d, profile, late, tables, design, cutoff, cur, defaults)
     return d
 
 
@@ -882,16 +957,13 @@ def _date_columns(files: list[dict[str, Any]], raw_dir: Path) -> pd.Series:
     return pd.concat(vals, ignore_index=True) if vals else pd.Series(dtype=str)
 
 
-def load_ledger(
-    raw_dir: Path, ingest: dict[str, Any], date_format: str
-) -> dict[str, pd.DataFrame]:
+def load_ledger(raw_dir: Path, ingest: IngestParams) -> dict[str, pd.DataFrame]:
     """The canonical tables through the ingest stage's own adapter (typed; unparseable values
     dropped — the profile is a sketch, ingest does the validation)."""
     from pipeline.adapters import ADAPTERS
     from pipeline.schemas import COLUMNS, DATE
 
-    # the adapters stamp the dataset's currency on rows that carry none; unknown while profiling
-    sources, _ = ADAPTERS[ingest["source"]](Path(raw_dir), {"currency": "XXX", **ingest})
+    sources, _ = ADAPTERS[ingest.source](Path(raw_dir), ingest)
     out = {}
     for table, src in sources.items():
         parts = [c for c in src.chunks() if len(c)]
@@ -904,7 +976,7 @@ def load_ledger(
             if col not in frame:
                 continue
             if kind == DATE and not pd.api.types.is_datetime64_any_dtype(frame[col]):
-                frame[col] = pd.to_datetime(frame[col], format=date_format, errors="coerce")
+                frame[col] = pd.to_datetime(frame[col], format=ingest.date_format, errors="coerce")
             elif kind in ("float64", "Int64"):
                 frame[col] = pd.to_numeric(frame[col], errors="coerce")
             elif kind == "str":
@@ -922,7 +994,8 @@ def load_ledger(
 def onboard(
     raw_dir: Path, currency: str | None = None, params: dict[str, Any] | None = None
 ) -> tuple[Derived, dict]:
-    """Profile ``raw_dir`` and derive its settings; returns (derived, profile report)."""
+    """Profile ``raw_dir`` and derive its settings against ``params`` (the whole params.yaml; None:
+    the project's); returns (derived, profile report)."""
     files = scan_files(raw_dir)
     plan = choose_source(files)
     if (Path(raw_dir) / "fx_rates.csv").is_file():
@@ -939,12 +1012,10 @@ def onboard(
         raise PipelineError(
             f"{raw_dir}: dates in none of the formats {DATE_FORMATS}; set ingest.date_format"
         )
-    defaults = params or {}
-    ingest = deep_merge(
-        defaults.get("ingest", {}), {k: v for k, v in plan.items() if k != "missing"}
-    )
-    ingest["date_format"] = fmt if fmt and fmt not in ISO_FORMATS else "ISO8601"
-    tables = load_ledger(raw_dir, ingest, ingest["date_format"])
+    defaults = onboard_defaults(project_params() if params is None else params)
+    block = deep_merge(defaults.ingest, {k: v for k, v in plan.items() if k != "missing"})
+    block["date_format"] = fmt if fmt and fmt not in ISO_FORMATS else "ISO8601"
+    tables = load_ledger(raw_dir, profiling_params(block))
     prof = profile_ledger(tables)
     cutoff, _ = choose_cutoff(prof["last_event"])
     late = invoice_lateness(tables, cutoff)
@@ -1040,12 +1111,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         params_path = args.params or (PROJ_ROOT / "params.yaml")
         text = params_path.read_text(encoding="utf-8")
-        params = yaml.safe_load(text) or {}
-        if name in (params.get("datasets") or {}) and not args.force and not args.dry_run:
+        project = yaml.safe_load(text) or {}
+        if name in (project.get("datasets") or {}) and not args.force and not args.dry_run:
             raise PipelineError(
                 f"params.yaml: datasets.{name} already exists; rerun with --force to replace it"
             )
-        derived, report = onboard(raw, args.currency, params)
+        derived, report = onboard(raw, args.currency, project)
         when = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d")
         block = render_block(
             name, derived, f"derived by credit-onboard on {when}; review the comments"

@@ -9,6 +9,7 @@ any file is read, with one line naming the key.
 from __future__ import annotations
 
 import codecs
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from pipeline.params import load, require
+from pipeline.params import build, fail, load, require
 
 ISO_CODE = re.compile(r"^[A-Z]{3}$")
 SOURCES = ("canonical", "uci_credit_card", "invoice_ledger")
@@ -167,3 +168,47 @@ def project_params(root: Path | None = None) -> dict[str, Any]:
     from pipeline.config import PROJ_ROOT, load_params
 
     return load_params(root or PROJ_ROOT)
+
+
+def profiling_params(block: dict[str, Any]) -> IngestParams:
+    """Ingest parameters for profiling a folder before its dataset block exists (onboarding): the
+    ``ingest`` block overlaid with what the files show; cut-off and currency are not known yet, so
+    every row is read (cut-off 2262-04-11, the last date pandas holds) and rows that carry no
+    currency get ``XXX`` (ISO 4217: no currency)."""
+    return build(IngestParams, {**block, "data_cutoff": "2262-04-11", "currency": "XXX"}, "ingest")
+
+
+@dataclass(frozen=True)
+class OnboardDefaults:
+    """The project settings a new ``datasets.<name>`` block is derived against (read from
+    params.yaml by `onboard_defaults`; a derived value that equals its default is not written)."""
+
+    ingest: dict[str, Any]
+    base_currency: str
+    bad_days_beyond_terms: int
+    good_max_days_beyond_terms: int
+    calibration_share: float
+    n_grades: int
+    el_budget: Any
+
+
+def _at(params: dict[str, Any], key: str) -> Any:
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            fail(key, "required", "missing; onboarding derives a dataset block against it")
+        node = node[part]
+    return node
+
+
+def onboard_defaults(params: dict[str, Any]) -> OnboardDefaults:
+    """The `OnboardDefaults` of the whole params.yaml ``params``; a missing key is a one-line error."""
+    return OnboardDefaults(
+        ingest=copy.deepcopy(_at(params, "ingest")),
+        base_currency=str(_at(params, "base.currency")),
+        bad_days_beyond_terms=int(_at(params, "features.label.bad_days_beyond_terms")),
+        good_max_days_beyond_terms=int(_at(params, "features.label.good_max_days_beyond_terms")),
+        calibration_share=float(_at(params, "train.split.calibration_share")),
+        n_grades=int(_at(params, "calibrate.n_grades")),
+        el_budget=_at(params, "publish.el_budget"),
+    )
