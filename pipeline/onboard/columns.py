@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.domain import PipelineError
+from pipeline.domain import LEDGER_TABLES, PipelineError
 
 # canonical name -> aliases (compared after `normalise`: case, spaces, '_', '-', '.' and '/' ignored)
 # fmt: off
@@ -97,7 +97,7 @@ def _alias_index() -> dict[str, str]:
     from pipeline.schemas import COLUMNS
 
     index: dict[str, str] = {}
-    for table in ("customers", "invoices", "payments", "claims"):
+    for table in LEDGER_TABLES:
         for col in COLUMNS[table]:
             index[normalise(col)] = col
     for col in LEDGER_COLUMNS:
@@ -164,10 +164,9 @@ def choose_source(files: list[dict[str, Any]]) -> dict[str, Any]:
             "file": kinds["uci_panel"][0]["name"],
             "adapter": {"due_days": UCI_DUE_DAYS},
         }
-    canonical_tables = ("customers", "invoices", "payments", "claims")
     if "invoices" in kinds and "payments" in kinds:
         names, cmap = {}, {}
-        for t in canonical_tables:
+        for t in LEDGER_TABLES:
             if t in kinds:
                 f = kinds[t][0]
                 names[t] = f["name"]
