@@ -17,25 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
 
 ISO_CODE = re.compile(r"^[A-Z]{3}$")
 FX_COLUMNS = ("date", "currency", "rate_to_base")
-
-
-def check_code(code: object, key: str) -> str:
-    """The dataset currency as an ISO 4217 code, or a one-line params error naming ``key``."""
-    if code is None or code == "":
-        raise PipelineError(
-            f"params.yaml: {key} is required (rule required_param): the ISO 4217 code of the "
-            "dataset's amounts, e.g. CNY; it is never taken from base.currency"
-        )
-    if not isinstance(code, str) or not ISO_CODE.match(code.strip().upper()):
-        raise PipelineError(
-            f"params.yaml: {key} = {code!r} is not an ISO 4217 currency code (rule param_type), "
-            "e.g. CNY, USD, TWD"
-        )
-    return code.strip().upper()
 
 
 def read_fx_table(path: Path, base: str) -> pd.DataFrame:

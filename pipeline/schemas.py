@@ -26,7 +26,10 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.engines import pandas_engine
 
-TABLES = ("customers", "invoices", "payments", "claims")
+from pipeline.domain import LEDGER_TABLES
+
+TABLES = LEDGER_TABLES
+"""Validated in this order, so cross-table rules see only accepted rows."""
 KEYS = {
     "customers": "customer_id",
     "invoices": "invoice_id",

@@ -12,6 +12,8 @@ import pytest
 
 from pipeline.adapters.uci import BILL, PAID, to_canonical
 from pipeline.ingest import run_ingest
+from pipeline.params.ingest import IngestParams
+from tests.fixtures.ingest_params import ingest_params
 
 LEDGER = Path(__file__).resolve().parent / "fixtures" / "ledger_export" / "ar_ledger.csv"
 UCI_ROW_1_2 = (
@@ -21,7 +23,7 @@ UCI_ROW_1_2 = (
 )
 
 
-def run(raw: Path, tmp_path: Path, p: dict) -> dict:
+def run(raw: Path, tmp_path: Path, p: IngestParams) -> dict:
     out = tmp_path / "out"
     return run_ingest(raw, out / "interim", out / "quarantine", out / "r.json", out / "m.json", p)
 
@@ -29,7 +31,7 @@ def run(raw: Path, tmp_path: Path, p: dict) -> dict:
 def test_uci_mapping_by_hand(tmp_path: Path) -> None:
     """The first two UCI rows, mapped by the stated rules and checked against hand-worked dates."""
     (tmp_path / "u.csv").write_text(UCI_ROW_1_2)
-    tables, notes = to_canonical(pd.read_csv(tmp_path / "u.csv"), due_days=20)
+    tables, notes = to_canonical(pd.read_csv(tmp_path / "u.csv"), due_days=20, currency="TWD")
     inv = tables["invoices"].set_index("invoice_id")
     assert len(inv) == 12
     assert inv.loc["1-200507", "invoice_date"] == pd.Timestamp("2005-07-31")
@@ -70,22 +72,14 @@ def test_uci_mapping_by_hand(tmp_path: Path) -> None:
     )
 
 
-def test_uci_real_file_loads_all_customers(uci_csv: Path, tmp_path: Path) -> None:
+def test_uci_real_file_loads_all_customers(uci_csv: Path, tmp_path: Path, make_params) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     shutil.copy(uci_csv, raw / uci_csv.name)
     report = run(
         raw,
         tmp_path,
-        {
-            "source": "uci_credit_card",
-            "file": uci_csv.name,
-            "data_cutoff": "2005-09-30",
-            "adapter": {"due_days": 20},
-            "currency": "TWD",
-            "overpayment": "credit_balance",
-            "base": {"currency": "CNY"},
-        },
+        make_params(IngestParams, "ingest", "uci"),  # the uci dataset's own parameters
     )
     src = pd.read_csv(uci_csv)
     t = report["tables"]
@@ -94,7 +88,9 @@ def test_uci_real_file_loads_all_customers(uci_csv: Path, tmp_path: Path) -> Non
     assert t["invoices"]["reasons"] == {"amount_positive": int((src[BILL] <= 0).to_numpy().sum())}
     assert t["invoices"]["amount_read"] == pytest.approx(float(src[BILL].to_numpy().sum()))
     cash_rows = int((src[PAID] != 0).to_numpy().sum())
-    assert t["payments"]["rows_read"] == cash_rows + report["adapter_notes"]["rollover_settlements"]
+    assert (
+        t["payments"]["rows_read"] == cash_rows + report["adapter_notes"]["rollover_settlements"]
+    )
     payments = pd.read_parquet(tmp_path / "out" / "interim" / "payments.parquet")
     cash = payments[payments["payment_id"].str.endswith("-P")]
     assert cash["amount"].sum() == pytest.approx(float(src[PAID].to_numpy().sum()))
@@ -130,7 +126,9 @@ LEDGER_MAP = {
 
 
 @pytest.mark.parametrize("chunksize", [3, 10_000])
-def test_generic_ledger_maps_to_canonical_tables(tmp_path: Path, chunksize: int) -> None:
+def test_generic_ledger_maps_to_canonical_tables(
+    tmp_path: Path, chunksize: int, make_params
+) -> None:
     """An ERP ledger in its own shape (one row per invoice, settled date or days late) loads via
     column_map."""
     raw = tmp_path / "raw"
@@ -139,15 +137,14 @@ def test_generic_ledger_maps_to_canonical_tables(tmp_path: Path, chunksize: int)
     report = run(
         raw,
         tmp_path,
-        {
-            "source": "invoice_ledger",
-            "file": LEDGER.name,
-            "chunksize": chunksize,
-            "column_map": {"ledger": LEDGER_MAP},
-            "data_cutoff": "2024-12-31",
-            "currency": "EUR",
-            "base": {"currency": "CNY"},
-        },
+        ingest_params(
+            make_params,
+            source="invoice_ledger",
+            file=LEDGER.name,
+            chunksize=chunksize,
+            column_map={"ledger": LEDGER_MAP},
+            currency="EUR",
+        ),
     )
     out = tmp_path / "out"
     t = report["tables"]

@@ -21,27 +21,20 @@ from pipeline.feature_engine import compute_snapshots
 from pipeline.ingest import run_ingest
 from pipeline.schemas import EXPERT_SCORES, HISTORY_ATTRIBUTES
 from pipeline.synth import generate_ledger
+from tests.fixtures.ingest_params import ingest_params
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad_input"
 BASE_TABLES = ("customers", "invoices", "payments", "claims")
 
 
-def _ingest(tmp_path: Path, case: str) -> dict:
+def _ingest(tmp_path: Path, case: str, make_params) -> dict:
     raw = tmp_path / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for folder in ("base", case):
         for file in (CORPUS / folder).iterdir():
             shutil.copy(file, raw / file.name)
     out = tmp_path / "out"
-    params = {
-        "source": "canonical",
-        "files": {t: f"{t}.csv" for t in BASE_TABLES},
-        "chunksize": 500_000,
-        "date_format": "ISO8601",
-        "data_cutoff": "2024-12-31",
-        "currency": "CNY",
-        "base": {"currency": "CNY"},
-    }
+    params = ingest_params(make_params)
     return run_ingest(
         raw, out / "interim", out / "quarantine", out / "ingest.json", out / "metrics.json", params
     )
@@ -52,8 +45,8 @@ def _quarantine(tmp_path: Path, table: str) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- ingest: bad-input corpus
-def test_history_corpus_quarantines_broken_timelines_and_reconciles(tmp_path):
-    report = _ingest(tmp_path, "bad_customer_history")
+def test_history_corpus_quarantines_broken_timelines_and_reconciles(tmp_path, make_params):
+    report = _ingest(tmp_path, "bad_customer_history", make_params)
     t = report["tables"]["customer_history"]
     assert (t["rows_read"], t["rows_accepted"], t["rows_quarantined"]) == (10, 2, 8)
     assert t["reconciled"] and report["reconciled"]
@@ -84,8 +77,8 @@ def test_history_corpus_quarantines_broken_timelines_and_reconciles(tmp_path):
     assert "region" in t["attributes_without_history"]
 
 
-def test_expert_score_corpus(tmp_path):
-    report = _ingest(tmp_path, "bad_expert_scores")
+def test_expert_score_corpus(tmp_path, make_params):
+    report = _ingest(tmp_path, "bad_expert_scores", make_params)
     t = report["tables"]["expert_scores"]
     assert (t["rows_read"], t["rows_accepted"], t["rows_quarantined"]) == (12, 6, 6)
     assert t["reconciled"]
@@ -100,8 +93,8 @@ def test_expert_score_corpus(tmp_path):
     }
 
 
-def test_platform_corpus(tmp_path):
-    report = _ingest(tmp_path, "bad_platform")
+def test_platform_corpus(tmp_path, make_params):
+    report = _ingest(tmp_path, "bad_platform", make_params)
     t = report["tables"]["platform"]
     assert (t["rows_read"], t["rows_accepted"], t["rows_quarantined"]) == (9, 2, 7)
     assert t["reconciled"]
@@ -117,8 +110,8 @@ def test_platform_corpus(tmp_path):
     }
 
 
-def test_master_without_history_is_one_version_from_onboarding(tmp_path):
-    report = _ingest(tmp_path, "base")
+def test_master_without_history_is_one_version_from_onboarding(tmp_path, make_params):
+    report = _ingest(tmp_path, "base", make_params)
     t = report["tables"]["customer_history"]
     assert t["source"] == "absent" and t["rows_read"] == 0 and t["reconciled"]
     assert t["customers_single_version_from_master"] == 3
@@ -357,7 +350,7 @@ def test_open_items_apply_direct_payments_then_unallocated_cash_fifo():
     assert out.loc["I2", "days_past_due"] == 13 and out.loc["I3", "days_past_due"] == 0
 
 
-def test_credit_file_view_from_stage_outputs(tmp_path):
+def test_credit_file_view_from_stage_outputs(tmp_path, make_params):
     from pipeline.config import Paths
     from pipeline.credit_file import credit_file_view
 
@@ -367,13 +360,7 @@ def test_credit_file_view_from_stage_outputs(tmp_path):
     for folder in ("base", "bad_customer_history"):
         for file in (CORPUS / folder).iterdir():
             shutil.copy(file, raw / file.name)
-    params = {
-        "source": "canonical",
-        "files": {t: f"{t}.csv" for t in BASE_TABLES},
-        "data_cutoff": "2024-12-31",
-        "currency": "CNY",
-        "base": {"currency": "CNY"},
-    }
+    params = ingest_params(make_params)
     run_ingest(
         raw, paths.interim, paths.quarantine, tmp_path / "r.json", tmp_path / "m.json", params
     )

@@ -19,21 +19,10 @@ import pytest
 from pipeline.config import PipelineError
 from pipeline.ingest import run_ingest
 from pipeline.score import load_bundle, read_input, score_customers
+from tests.fixtures.ingest_params import ingest_params
 
 BAD_INPUT = Path(__file__).resolve().parent / "fixtures" / "bad_input"
 CORPUS = BAD_INPUT / "corpus"
-TABLES = ("customers", "invoices", "payments", "claims")
-DEFAULTS = {
-    "source": "canonical",
-    "files": {t: f"{t}.csv" for t in TABLES},
-    "encoding": "auto",
-    "column_map": {},
-    "chunksize": 500_000,
-    "date_format": "ISO8601",
-    "data_cutoff": "2024-12-31",
-    "currency": "CNY",
-    "base": {"currency": "CNY"},
-}
 
 
 def kinds(area: str) -> list[Path]:
@@ -60,7 +49,11 @@ def assert_reconciles(report: dict) -> None:
     assert report["reconciled"]
 
 
-def run_case(folder: Path, tmp_path: Path, with_base: bool) -> tuple[dict | None, Path, dict]:
+def run_case(
+    folder: Path, tmp_path: Path, with_base: bool, make_params
+) -> tuple[dict | None, Path, dict]:
+    """Params are the test corpus's (`ingest_params`) with the case's overrides; a bad value fails
+    when they are built, before any file is read, as at stage start."""
     case = spec(folder)
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -70,19 +63,17 @@ def run_case(folder: Path, tmp_path: Path, with_base: bool) -> tuple[dict | None
     for file in folder.iterdir():
         if file.name != "case.json":
             shutil.copy(file, raw / file.name)
-    params = {**DEFAULTS, **case["params"]}
-    params = {k: v for k, v in params.items() if v is not None}
     out = tmp_path / "out"
     expect = case["expect"]
     if "error" in expect:
         with pytest.raises(PipelineError) as exc:
-            run_ingest(raw, out / "i", out / "q", out / "r.json", out / "m.json", params, "corpus")
+            params = ingest_params(make_params, **case["params"])
+            run_ingest(raw, out / "i", out / "q", out / "r.json", out / "m.json", params)
         one_line_error(exc, expect["error"])
         assert not (out / "i").exists(), "a failed ingest must write nothing"
         return None, out, expect
-    report = run_ingest(
-        raw, out / "i", out / "q", out / "r.json", out / "m.json", params, "corpus"
-    )
+    params = ingest_params(make_params, **case["params"])
+    report = run_ingest(raw, out / "i", out / "q", out / "r.json", out / "m.json", params)
     assert_reconciles(report)
     assert json.loads((out / "r.json").read_text())["reconciled"] is True
     return report, out, expect
@@ -114,15 +105,15 @@ def check_outcome(report: dict, out: Path, expect: dict) -> None:
 
 
 @pytest.mark.parametrize("folder", kinds("ingest"), ids=lambda p: p.name)
-def test_ingest_kind(folder: Path, tmp_path: Path) -> None:
-    report, out, expect = run_case(folder, tmp_path, with_base=True)
+def test_ingest_kind(folder: Path, tmp_path: Path, make_params) -> None:
+    report, out, expect = run_case(folder, tmp_path, True, make_params)
     if report is not None:
         check_outcome(report, out, expect)
 
 
 @pytest.mark.parametrize("folder", kinds("adapters"), ids=lambda p: p.name)
-def test_adapter_kind(folder: Path, tmp_path: Path) -> None:
-    report, out, expect = run_case(folder, tmp_path, with_base=False)
+def test_adapter_kind(folder: Path, tmp_path: Path, make_params) -> None:
+    report, out, expect = run_case(folder, tmp_path, False, make_params)
     if report is not None:
         check_outcome(report, out, expect)
 

@@ -9,14 +9,19 @@ import os
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from pipeline.config import PipelineError
 from pipeline.credit_file import CREDIT_FILE_TABLES
 from pipeline.ingest import run_ingest
+from pipeline.params import ParamsError
+from pipeline.params.ingest import IngestParams
+from tests.fixtures.ingest_params import ingest_params
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad_input"
@@ -55,20 +60,10 @@ CHINESE_MAP = {
 }
 
 
-def params(**overrides) -> dict:
-    p = {
-        "source": "canonical",
-        "files": {t: f"{t}.csv" for t in TABLES},
-        "encoding": "auto",
-        "column_map": {},
-        "chunksize": 500_000,
-        "date_format": "ISO8601",
-        "data_cutoff": "2024-12-31",
-        "currency": "CNY",
-        "base": {"currency": "CNY"},
-    }
-    p.update(overrides)
-    return p
+@pytest.fixture
+def params(make_params):
+    """Ingest parameters from params.yaml with the corpus's cut-off and files, plus ``overrides``."""
+    return lambda **overrides: ingest_params(make_params, **overrides)
 
 
 def raw_case(tmp_path: Path, case: str) -> Path:
@@ -81,17 +76,23 @@ def raw_case(tmp_path: Path, case: str) -> Path:
     return raw
 
 
-def ingest(tmp_path: Path, case: str, **overrides) -> dict:
-    raw = raw_case(tmp_path, case)
-    out = tmp_path / "out"
-    return run_ingest(
-        raw,
-        out / "interim",
-        out / "quarantine",
-        out / "reports" / "ingest.json",
-        out / "metrics" / "ingest.json",
-        params(**overrides),
-    )
+@pytest.fixture
+def ingest(params):
+    """Run the stage on a corpus case copied under ``where``; ``overrides`` are ingest params."""
+
+    def run(where: Path, case: str, **overrides) -> dict:
+        raw = raw_case(where, case)
+        out = where / "out"
+        return run_ingest(
+            raw,
+            out / "interim",
+            out / "quarantine",
+            out / "reports" / "ingest.json",
+            out / "metrics" / "ingest.json",
+            params(**overrides),
+        )
+
+    return run
 
 
 def read(tmp_path: Path, kind: str, table: str) -> pd.DataFrame:
@@ -140,7 +141,7 @@ QUARANTINE_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(QUARANTINE_CASES))
-def test_bad_rows_are_quarantined_with_their_rule(tmp_path: Path, case: str) -> None:
+def test_bad_rows_are_quarantined_with_their_rule(tmp_path: Path, ingest, case: str) -> None:
     """Streamed in chunks of 2 rows, so rules also work across chunk boundaries."""
     report = ingest(tmp_path, case, chunksize=2)
     for table, expected in QUARANTINE_CASES[case].items():
@@ -151,7 +152,7 @@ def test_bad_rows_are_quarantined_with_their_rule(tmp_path: Path, case: str) -> 
     assert_reconciles(report)
 
 
-def test_bad_amounts_reconcile_to_hand_totals(tmp_path: Path) -> None:
+def test_bad_amounts_reconcile_to_hand_totals(tmp_path: Path, ingest) -> None:
     c = ingest(tmp_path, "bad_amounts")["tables"]["invoices"]
     # finite numbers read: 1000.50, -500.25, 0, 99.50; not finite numbers: 12x, NaN, inf, empty,
     # -inf
@@ -161,26 +162,26 @@ def test_bad_amounts_reconcile_to_hand_totals(tmp_path: Path) -> None:
     assert c["amount_not_a_finite_number_rows"] == 5
 
 
-def test_duplicate_keeps_first_row(tmp_path: Path) -> None:
+def test_duplicate_keeps_first_row(tmp_path: Path, ingest) -> None:
     ingest(tmp_path, "duplicate_ids", chunksize=2)
     inv = read(tmp_path, "interim", "invoices").set_index("invoice_id")
     assert inv.index.is_unique and inv.loc["I1", "amount"] == 1000.50
 
 
-def test_due_date_after_cutoff_is_allowed(tmp_path: Path) -> None:
+def test_due_date_after_cutoff_is_allowed(tmp_path: Path, ingest) -> None:
     ingest(tmp_path, "future_dates")
     inv = read(tmp_path, "interim", "invoices")
     assert "I6" in set(inv["invoice_id"])  # due 2025-01-14, after the 2024-12-31 cut-off
 
 
-def test_trailing_delimiter_loads(tmp_path: Path) -> None:
+def test_trailing_delimiter_loads(tmp_path: Path, ingest) -> None:
     """Rows ending in an empty extra field (a common export quirk) lose nothing and load."""
     report = ingest(tmp_path, "trailing_delimiter")
     assert report["tables"]["invoices"]["rows_accepted"] == 2
     assert read(tmp_path, "interim", "invoices")["amount"].tolist() == [1000.50, 2000.00]
 
 
-def test_unknown_columns_are_dropped_and_reported(tmp_path: Path) -> None:
+def test_unknown_columns_are_dropped_and_reported(tmp_path: Path, ingest) -> None:
     report = ingest(tmp_path, "extra_unknown_columns")
     assert report["tables"]["invoices"]["unknown_columns_dropped"] == ["sales_rep", "remark"]
     inv = read(tmp_path, "interim", "invoices")
@@ -200,19 +201,19 @@ def test_unknown_columns_are_dropped_and_reported(tmp_path: Path) -> None:
         ("malformed_row", r"invoices\.csv: .*rule field_count: .*line 3"),
     ],
 )
-def test_unusable_file_raises_clear_error(tmp_path: Path, case: str, pattern: str) -> None:
+def test_unusable_file_raises_clear_error(tmp_path: Path, ingest, case: str, pattern: str) -> None:
     with pytest.raises(PipelineError, match=pattern):
         ingest(tmp_path, case)
 
 
-def test_two_headers_mapped_to_one_name_is_an_error(tmp_path: Path) -> None:
+def test_two_headers_mapped_to_one_name_is_an_error(tmp_path: Path, ingest) -> None:
     with pytest.raises(
         PipelineError, match=r"invoices\.csv: row 1, column amount, rule unique_header"
     ):
         ingest(tmp_path, "base", column_map={"invoices": {"currency": "amount"}})
 
 
-def test_utf8_bom_loads_like_plain_utf8(tmp_path: Path) -> None:
+def test_utf8_bom_loads_like_plain_utf8(tmp_path: Path, ingest) -> None:
     report = ingest(tmp_path / "bom", "utf8_bom")
     ingest(tmp_path / "plain", "base")
     assert report["tables"]["invoices"]["encoding"] == {"invoices.csv": "utf-8-sig"}
@@ -222,7 +223,7 @@ def test_utf8_bom_loads_like_plain_utf8(tmp_path: Path) -> None:
     )
 
 
-def test_gbk_and_chinese_headers_load_through_column_map(tmp_path: Path) -> None:
+def test_gbk_and_chinese_headers_load_through_column_map(tmp_path: Path, ingest) -> None:
     gbk = ingest(tmp_path / "gbk", "gbk", column_map=CHINESE_MAP)
     utf = ingest(tmp_path / "utf", "chinese_headers", column_map=CHINESE_MAP)
     assert gbk["tables"]["customers"]["encoding"] == {"customers.csv": "gb18030"}
@@ -238,7 +239,7 @@ def test_gbk_and_chinese_headers_load_through_column_map(tmp_path: Path) -> None
     assert_reconciles(gbk)
 
 
-def test_canonical_dtypes(tmp_path: Path) -> None:
+def test_canonical_dtypes(tmp_path: Path, ingest) -> None:
     ingest(tmp_path, "base")
     inv = read(tmp_path, "interim", "invoices")
     assert list(inv.columns) == [
@@ -267,7 +268,9 @@ def _digests(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", ["base", "duplicate_ids", "bad_amounts"])
-def test_outputs_byte_identical_across_runs_and_chunk_sizes(tmp_path: Path, case: str) -> None:
+def test_outputs_byte_identical_across_runs_and_chunk_sizes(
+    tmp_path: Path, ingest, case: str
+) -> None:
     """Small chunks (the streamed path) give the same bytes as one chunk, and reruns change
     nothing."""
     ingest(tmp_path / "a", case, chunksize=2)
@@ -278,7 +281,7 @@ def test_outputs_byte_identical_across_runs_and_chunk_sizes(tmp_path: Path, case
     assert a == b == c and len(a) == 2 * (len(TABLES) + len(CREDIT_FILE_TABLES)) + 3
 
 
-def test_truth_passthrough(tmp_path: Path) -> None:
+def test_truth_passthrough(tmp_path: Path, params) -> None:
     raw = raw_case(tmp_path, "base")
     (raw / "truth.csv").write_text(
         "customer_id,month_end,true_pd_12m,default_date,payments_stopped_date\n"
@@ -297,13 +300,9 @@ def test_stage_cli_prints_one_line_error(tmp_path: Path) -> None:
     traceback."""
     root = tmp_path / "proj"
     shutil.copytree(raw_case(tmp_path, "missing_required_column"), root / "data" / "raw" / "bad")
-    (root / "params.yaml").write_text(
-        "base: {seed: 1, currency: CNY}\n"
-        'datasets: {bad: {ingest: {data_cutoff: "2024-12-31", currency: CNY}}}\n'
-        "ingest: {source: canonical, files: {customers: customers.csv, invoices: invoices.csv, "
-        "payments: payments.csv, claims: claims.csv}}\n",
-        encoding="utf-8",
-    )
+    project = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text(encoding="utf-8"))
+    project["datasets"] = {"bad": {"ingest": {"data_cutoff": "2024-12-31", "currency": "CNY"}}}
+    (root / "params.yaml").write_text(yaml.safe_dump(project), encoding="utf-8")
     env = {**os.environ, "CREDIT_PIPELINE_ROOT": str(root)}
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.ingest", "--dataset", "bad"],
@@ -317,7 +316,7 @@ def test_stage_cli_prints_one_line_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_large_file_is_streamed(tmp_path: Path) -> None:
+def test_large_file_is_streamed(tmp_path: Path, params) -> None:
     """~70 MB of invoices in 100k-row chunks: every row accounted for, peak memory reported."""
     import numpy as np
 
@@ -356,7 +355,7 @@ def test_large_file_is_streamed(tmp_path: Path) -> None:
     assert_reconciles(report)
 
 
-def test_parquet_sources_load_like_csv(tmp_path: Path) -> None:
+def test_parquet_sources_load_like_csv(tmp_path: Path, params, ingest) -> None:
     """The same tables as typed Parquet files (dates as timestamps, amounts as floats) give the
     same output."""
     raw = tmp_path / "pq_raw"
@@ -390,10 +389,8 @@ def test_parquet_sources_load_like_csv(tmp_path: Path) -> None:
         )
 
 
-def test_embedded_synthetic_dataset_loads(tmp_path: Path) -> None:
+def test_embedded_synthetic_dataset_loads(tmp_path: Path, make_params) -> None:
     """The committed synthetic ledger (canonical CSVs + truth) loads through the canonical path."""
-    from pipeline.config import stage_params
-
     raw = PROJECT_ROOT / "data" / "raw" / "synthetic"
     if not (raw / "invoices.csv").exists():
         pytest.skip(f"embedded synthetic data not found in {raw}")
@@ -404,7 +401,7 @@ def test_embedded_synthetic_dataset_loads(tmp_path: Path) -> None:
         out / "quarantine",
         out / "r.json",
         out / "m.json",
-        stage_params("ingest", "synthetic"),
+        make_params(IngestParams, "ingest", "synthetic"),
     )
     assert_reconciles(report)
     customers = report["tables"]["customers"]
@@ -412,3 +409,37 @@ def test_embedded_synthetic_dataset_loads(tmp_path: Path) -> None:
     truth = pd.read_parquet(out / "interim" / "truth.parquet")
     assert report["truth"]["rows"] == len(truth) > customers["rows_read"]
     assert not truth.duplicated(["customer_id", "month_end"]).any()
+
+
+def test_ingest_params_of_every_dataset_build(make_params) -> None:
+    """Every dataset's ingest block builds; each source name has an adapter and vice versa."""
+    from pipeline.adapters import ADAPTERS
+    from pipeline.config import load_params
+    from pipeline.params.ingest import SOURCES, Source
+
+    assert set(SOURCES) == set(ADAPTERS) == set(typing.get_args(Source))
+    for ds in load_params()["datasets"]:
+        p = make_params(IngestParams, "ingest", ds)
+        assert p.currency and p.cutoff == pd.Timestamp(p.data_cutoff)
+    uci = make_params(IngestParams, "ingest", "uci")
+    assert uci.adapter.due_days == 20 and uci.source == "uci_credit_card"
+
+
+@pytest.mark.parametrize(
+    "overrides, key, rule",
+    [
+        ({"data_cutoff": "2024-12-31T12:00"}, "ingest.data_cutoff", "date"),
+        ({"currency": "cny"}, "ingest.currency", "iso_4217"),
+        ({"overpayment_tolerance": 1.0}, "ingest.overpayment_tolerance", "in_range"),
+        ({"date_format": "dd.mm.yyyy"}, "ingest.date_format", "date_format"),
+        ({"source": "uci_credit_card", "file": "u.csv"}, "ingest.adapter.due_days", "required"),
+        ({"payment_allocation": "lifo"}, "ingest.payment_allocation", "one_of"),
+        ({"typo": 1}, "ingest.typo", "known_key"),
+    ],
+)
+def test_ingest_params_fail_on_one_line_naming_the_key(make_params, overrides, key, rule) -> None:
+    with pytest.raises(ParamsError) as info:
+        ingest_params(make_params, **overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"params.yaml: key {key}: rule {rule}: "), message

@@ -71,7 +71,11 @@ def test_canonical_headers_map_to_themselves_and_first_alias_wins():
 def test_uci_panel_is_recognised():
     headers = ["ID", *(f"X{i}" for i in range(1, 24)), "Y"]
     files = [{"name": "p.csv", "table": ob.classify_table(headers, set()), "column_map": {}}]
-    assert ob.choose_source(files) == {"source": "uci_credit_card", "file": "p.csv"}
+    assert ob.choose_source(files) == {
+        "source": "uci_credit_card",
+        "file": "p.csv",
+        "adapter": {"due_days": ob.UCI_DUE_DAYS},
+    }
 
 
 def test_choose_source_canonical_files_and_maps():
@@ -282,6 +286,7 @@ def test_onboarding_the_embedded_uci_panel_reproduces_its_settings():
         ("ingest", "data_cutoff"),
         ("ingest", "file"),
         ("ingest", "source"),
+        ("ingest", "adapter"),
     ):
         assert new[stage][key] == today[stage][key], (stage, key)
     assert derived.block["ingest"]["currency"] == "TWD" == today["ingest"]["currency"]

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from pipeline.adapters.files import TableSource, open_table
+from pipeline.params.ingest import IngestParams
 from pipeline.schemas import COLUMNS, REQUIRED, TABLES
 
 OPTIONAL_TABLES = ("claims",)
 
 
 def open_tables(
-    raw_dir: Path, params: dict[str, Any]
-) -> tuple[dict[str, TableSource], dict[str, Any]]:
+    raw_dir: Path, params: IngestParams
+) -> tuple[dict[str, TableSource], dict[str, str]]:
     """A streamed `TableSource` per table; ``claims`` may be absent or header-only."""
-    files = params.get("files", {})
+    files, maps = params.files, params.column_map
     out: dict[str, TableSource] = {}
     for table in TABLES:
         name = files.get(table)
@@ -30,9 +30,9 @@ def open_tables(
             table,
             list(COLUMNS[table]),
             REQUIRED[table],
-            column_map=(params.get("column_map") or {}).get(table),
-            chunksize=int(params.get("chunksize", 500_000)),
-            encoding=params.get("encoding", "auto"),
+            column_map=maps.get(table),
+            chunksize=params.chunksize,
+            encoding=params.encoding,
             allow_no_rows=table in OPTIONAL_TABLES,
         )
     return out, {}

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.adapters.files import TableSource, open_table
-from pipeline.config import PipelineError
+from pipeline.params.ingest import IngestParams
 from pipeline.schemas import COLUMNS, REQUIRED
 
 LEDGER_REQUIRED = ("invoice_id", "customer_id", "invoice_date", "due_date", "amount")
@@ -158,17 +158,12 @@ def customers_from(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame:
 
 
 def open_tables(
-    raw_dir: Path, params: dict[str, Any]
+    raw_dir: Path, params: IngestParams
 ) -> tuple[dict[str, TableSource], dict[str, Any]]:
-    """Streamed canonical tables from the ledger named in ``params['file']``."""
-    name = params.get("file")
-    if not name:
-        raise PipelineError(
-            "params.yaml: ingest.file must name the ledger export for source invoice_ledger"
-        )
-    chunksize = int(params.get("chunksize", 500_000))
-    column_map = params.get("column_map") or {}
-    date_format = params.get("date_format", "ISO8601")
+    """Streamed canonical tables from the ledger named in ``ingest.file`` (required for this source:
+    checked when the parameters are built)."""
+    name = params.file
+    chunksize, column_map, date_format = params.chunksize, params.column_map, params.date_format
     ledger = open_table(
         Path(raw_dir) / name,
         "ledger",
@@ -176,7 +171,7 @@ def open_tables(
         LEDGER_REQUIRED,
         column_map=column_map.get("ledger"),
         chunksize=chunksize,
-        encoding=params.get("encoding", "auto"),
+        encoding=params.encoding,
     )
     files, enc = ledger.files, ledger.encoding
 
@@ -192,15 +187,15 @@ def open_tables(
         ),
         "claims": TableSource("claims", files, derived(claims_from), [], enc),
     }
-    if params.get("customers_file"):
+    if params.customers_file:
         sources["customers"] = open_table(
-            Path(raw_dir) / params["customers_file"],
+            Path(raw_dir) / params.customers_file,
             "customers",
             list(COLUMNS["customers"]),
             REQUIRED["customers"],
             column_map=column_map.get("customers"),
             chunksize=chunksize,
-            encoding=params.get("encoding", "auto"),
+            encoding=params.encoding,
         )
     else:
         sources["customers"] = TableSource(
@@ -209,6 +204,6 @@ def open_tables(
     notes = {
         "adapter": "invoice_ledger",
         "ledger_file": name,
-        "customers": params.get("customers_file") or "distinct customer_id of the ledger",
+        "customers": params.customers_file or "distinct customer_id of the ledger",
     }
     return sources, notes

@@ -7,8 +7,8 @@ The file is a monthly statement panel, Apr–Sep 2005, one row per customer. The
   ``protected_*`` (carried for fairness reports, never features). Undocumented codes become
   ``unknown``.
 - **invoices**: each customer-month is one bill: ``invoice_id`` = ``<ID>-<YYYYMM>``,
-  ``invoice_date`` = the statement month end, ``due_date`` = ``due_days`` later (params, default
-  20), ``amount`` = the bill (``X12``…``X17``). Bills ≤ 0 (credit balances) are passed on and
+  ``invoice_date`` = the statement month end, ``due_date`` = ``due_days`` later (``ingest.adapter.due_days``
+  in params.yaml), ``amount`` = the bill (``X12``…``X17``). Bills ≤ 0 (credit balances) are passed on and
   quarantined by the schema (rule ``amount_positive``), so the totals still reconcile.
 - **payments**: two kinds of records, so that each bill's settlement date follows the repayment status.
   *Cash* (``<ID>-<YYYYMM>-P``): the amount paid in month m (``X18``…``X23``), dated the 20th-day due
@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.adapters.files import TableSource, detect_encoding
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
+from pipeline.params.ingest import IngestParams
 
 MONTHS = pd.period_range("2005-04", "2005-09", freq="M")
 # columns per month, April first: repayment status, bill amount, amount paid
@@ -47,17 +48,10 @@ EDUCATION = {1: "graduate_school", 2: "university", 3: "high_school", 4: "others
 REQUIRED = ["ID", "X1", "X2", "X3", "X4", "X5", *STATUS, *BILL, *PAID, "Y"]
 
 
-def to_canonical(
-    raw: pd.DataFrame,
-    due_days: int = 20,
-    currency: str = "TWD",
-    source_file: str = "UCI_Credit_Card.csv",
-) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Map the UCI panel (X1…X23, Y) to canonical tables with ``_source_file/_source_row``."""
-    raw = raw.reset_index(drop=True)
-    row = pd.Series(np.arange(2, len(raw) + 2), index=raw.index)
-    cid = raw["ID"].astype("int64").astype(str)
-    customers = pd.DataFrame(
+def _customers(
+    raw: pd.DataFrame, cid: pd.Series, row: pd.Series, source_file: str
+) -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "customer_id": cid,
             "credit_limit": raw["X1"].astype(float),
@@ -70,12 +64,20 @@ def to_canonical(
             "_source_row": row,
         }
     )
-    status = raw[STATUS].to_numpy(dtype="int64")
-    arrears = np.clip(status, 0, None)
-    bills = raw[BILL].to_numpy(dtype=float)
-    paid = raw[PAID].to_numpy(dtype=float)
+
+
+def _bills_and_cash(
+    cid: pd.Series,
+    row: pd.Series,
+    bills: np.ndarray,
+    paid: np.ndarray,
+    due_days: int,
+    currency: str,
+    source_file: str,
+) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """One invoice per customer-month, and the cash paid in month m allocated to the bill of m-1."""
     ends = [month.to_timestamp(how="end").normalize() for month in MONTHS]
-    due = [end + pd.Timedelta(days=due_days) for end in ends]
+    meta = {"_source_file": source_file, "_source_row": row}
     invoices, payments = [], []
     for m, month in enumerate(MONTHS):
         invoices.append(
@@ -84,18 +86,17 @@ def to_canonical(
                     "invoice_id": cid + f"-{month.strftime('%Y%m')}",
                     "customer_id": cid,
                     "invoice_date": ends[m],
-                    "due_date": due[m],
+                    "due_date": ends[m] + pd.Timedelta(days=due_days),
                     "amount": bills[:, m],
                     "currency": currency,
-                    "_source_file": source_file,
-                    "_source_row": row,
+                    **meta,
                     "_month": m,
                     "_kind": 0,
                 }
             )
         )
         prev = month - 1
-        allocated = bills[:, m - 1] > 0 if m > 0 else np.zeros(len(raw), dtype=bool)
+        allocated = bills[:, m - 1] > 0 if m > 0 else np.zeros(len(cid), dtype=bool)
         payments.append(
             pd.DataFrame(
                 {
@@ -105,27 +106,41 @@ def to_canonical(
                     "payment_date": prev.to_timestamp(how="end").normalize()
                     + pd.Timedelta(days=due_days),
                     "amount": paid[:, m],
-                    "_source_file": source_file,
-                    "_source_row": row,
+                    **meta,
                     "_month": m,
                     "_kind": 0,
                 }
             )[paid[:, m] != 0]
         )
+    return invoices, payments
+
+
+def _rollovers(
+    cid: pd.Series,
+    row: pd.Series,
+    arrears: np.ndarray,
+    bills: np.ndarray,
+    paid: np.ndarray,
+    due_days: int,
+    source_file: str,
+) -> list[pd.DataFrame]:
+    """A bill's unpaid remainder settled at the first later month its arrears no longer reach it."""
+    out = []
     for j, month in enumerate(MONTHS[:-1]):
+        due = month.to_timestamp(how="end").normalize() + pd.Timedelta(days=due_days)
         later = np.arange(j + 1, len(MONTHS))
         cleared = arrears[:, later] < (later - j)
         settled = cleared.any(axis=1) & (bills[:, j] > 0)
         first = later[np.argmax(cleared, axis=1)]
         remainder = bills[:, j] - np.clip(paid[:, j + 1], 0, None)
         keep = settled & (remainder > 0)
-        payments.append(
+        out.append(
             pd.DataFrame(
                 {
                     "payment_id": cid + f"-{month.strftime('%Y%m')}-R",
                     "customer_id": cid,
                     "invoice_id": cid + f"-{month.strftime('%Y%m')}",
-                    "payment_date": due[j] + pd.to_timedelta(30 * (first - j - 1), unit="D"),
+                    "payment_date": due + pd.to_timedelta(30 * (first - j - 1), unit="D"),
                     "amount": remainder,
                     "_source_file": source_file,
                     "_source_row": row,
@@ -134,18 +149,14 @@ def to_canonical(
                 }
             )[keep]
         )
-    invoices_df = (
-        pd.concat(invoices)
-        .sort_values(["_source_row", "_month"], kind="stable")
-        .drop(columns=["_month", "_kind"])
-    )
-    payments_df = (
-        pd.concat(payments)
-        .sort_values(["_source_row", "_month", "_kind"], kind="stable")
-        .drop(columns=["_month", "_kind"])
-    )
+    return out
+
+
+def _notes(
+    raw: pd.DataFrame, payments: pd.DataFrame, due_days: int, currency: str
+) -> dict[str, Any]:
     paid_all = raw[PAID].astype(float)
-    notes = {
+    return {
         "adapter": "uci_credit_card",
         "rules": {
             "invoice": "one bill per customer-month Apr-Sep 2005; invoice_date = month end; "
@@ -160,21 +171,53 @@ def to_canonical(
         },
         "customers_in_file": int(len(raw)),
         "zero_payments_skipped": int((paid_all == 0).to_numpy().sum()),
-        "unallocated_payments": int(payments_df["invoice_id"].isna().sum()),
-        "rollover_settlements": int(payments_df["payment_id"].str.endswith("-R").sum()),
+        "unallocated_payments": int(payments["invoice_id"].isna().sum()),
+        "rollover_settlements": int(payments["payment_id"].str.endswith("-R").sum()),
         "currency": currency,
     }
-    return {"customers": customers, "invoices": invoices_df, "payments": payments_df}, notes
+
+
+def to_canonical(
+    raw: pd.DataFrame,
+    due_days: int,
+    currency: str,
+    source_file: str = "UCI_Credit_Card.csv",
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Map the UCI panel (X1…X23, Y) to canonical tables with ``_source_file/_source_row``."""
+    raw = raw.reset_index(drop=True)
+    row = pd.Series(np.arange(2, len(raw) + 2), index=raw.index)
+    cid = raw["ID"].astype("int64").astype(str)
+    arrears = np.clip(raw[STATUS].to_numpy(dtype="int64"), 0, None)
+    bills = raw[BILL].to_numpy(dtype=float)
+    paid = raw[PAID].to_numpy(dtype=float)
+    invoices, payments = _bills_and_cash(cid, row, bills, paid, due_days, currency, source_file)
+    payments += _rollovers(cid, row, arrears, bills, paid, due_days, source_file)
+    invoices_df = (
+        pd.concat(invoices)
+        .sort_values(["_source_row", "_month"], kind="stable")
+        .drop(columns=["_month", "_kind"])
+    )
+    payments_df = (
+        pd.concat(payments)
+        .sort_values(["_source_row", "_month", "_kind"], kind="stable")
+        .drop(columns=["_month", "_kind"])
+    )
+    tables = {
+        "customers": _customers(raw, cid, row, source_file),
+        "invoices": invoices_df,
+        "payments": payments_df,
+    }
+    return tables, _notes(raw, payments_df, due_days, currency)
 
 
 def open_tables(
-    raw_dir: Path, params: dict[str, Any]
+    raw_dir: Path, params: IngestParams
 ) -> tuple[dict[str, TableSource], dict[str, Any]]:
-    """Read the UCI CSV ``params['file']`` (3 MB, whole) and map it to canonical tables."""
-    path = Path(raw_dir) / params.get("file", "UCI_Credit_Card.csv")
+    """Read the UCI CSV ``ingest.file`` (3 MB, whole) and map it to canonical tables."""
+    path = Path(raw_dir) / params.file
     if not path.exists():
         raise PipelineError(f"{path}: UCI file not found; copy UCI_Credit_Card.csv into {raw_dir}")
-    raw = pd.read_csv(path, encoding=detect_encoding(path, params.get("encoding", "auto")))
+    raw = pd.read_csv(path, encoding=detect_encoding(path, params.encoding))
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         raise PipelineError(
@@ -198,9 +241,8 @@ def open_tables(
                 f"{path}: row {i + 2}, column {column}, rule whole_number: value "
                 f"{raw[column].iloc[i]!r} must be a whole number"
             )
-    adapter = params.get("adapter", {}) or {}
-    currency = adapter.get("currency") or params["currency"]  # the dataset's (ingest.currency)
-    tables, notes = to_canonical(raw, int(adapter.get("due_days", 20)), currency, path.name)
+    currency = params.adapter.currency or params.currency
+    tables, notes = to_canonical(raw, params.adapter.due_days, currency, path.name)
     sources = {
         t: TableSource(t, [path.name], (lambda df=df: iter([df])), [], {path.name: "utf-8"})
         for t, df in tables.items()

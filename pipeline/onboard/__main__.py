@@ -1,0 +1,5 @@
+"""``python -m pipeline.onboard data/raw/<name>/``."""
+
+from pipeline.onboard.command import main
+
+raise SystemExit(main())
