@@ -101,3 +101,11 @@ def test_make_params_fixture_overrides_one_key(make_params):
     base = make_params(BaseParams, "base", "synthetic", {"seed": 7})
     assert base.seed == 7 and base.currency == "CNY"
 
+
+
+def test_make_params_override_beats_the_dataset_block(make_params):
+    from pipeline.params.ingest import IngestParams
+
+    assert make_params(IngestParams, "ingest", "synthetic").data_cutoff == "2025-12-31"
+    overridden = make_params(IngestParams, "ingest", "synthetic", {"data_cutoff": "2020-01-31"})
+    assert overridden.data_cutoff == "2020-01-31"
