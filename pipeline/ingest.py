@@ -35,7 +35,7 @@ from pipeline.config import (
     stage_argparser,
     stage_params,
 )
-from pipeline.credit_file import ingest_credit_file
+from pipeline.credit_file import CREDIT_FILE_TABLES, ingest_credit_file
 from pipeline.currency import check_code, rates_for, read_fx_table
 from pipeline.io import write_json, write_parquet
 from pipeline.schemas import (
@@ -513,9 +513,14 @@ def run_ingest(
                 ctx.invoice_currency = pd.concat(ctx.new_invoice_currency)
     first_invoice = ctx.invoices.groupby("customer_id")["invoice_date"].min()
     report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
-        ingest_credit_file(
-            raw_dir, interim_dir, quarantine_dir, params, customers, first_invoice,
-            ctx.data_cutoff, opt.date_format,
+        ingest_credit_file(  # plain arguments; the typed ingest params replace these reads
+            raw_dir, interim_dir, quarantine_dir, customers, first_invoice, ctx.data_cutoff,
+            files={**{t: f"{t}.csv" for t in CREDIT_FILE_TABLES}, **(params.get("files") or {})},
+            column_map=params.get("column_map") or {},
+            chunksize=int(params.get("chunksize", 500_000)),
+            encoding=params.get("encoding", "auto"),
+            date_format=opt.date_format,
+            max_iqr=float((params.get("delphi") or {}).get("max_iqr", 1.0)),
         )
     )
     report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())

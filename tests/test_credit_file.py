@@ -26,6 +26,17 @@ CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad_input"
 BASE_TABLES = ("customers", "invoices", "payments", "claims")
 
 
+def _block(block: str, override: dict) -> dict:
+    """INTERIM, until the typed ingest and features params merge (then `make_params`): the synthetic
+    dataset's ``block`` from params.yaml with the test's ``override`` merged in, never a copied dict."""
+    from pipeline.config import deep_merge, stage_params
+
+    return deep_merge(stage_params(block, "synthetic"), override)
+
+
+INGEST = {"data_cutoff": "2024-12-31", "currency": "CNY"}
+
+
 def _ingest(tmp_path: Path, case: str) -> dict:
     raw = tmp_path / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -33,15 +44,7 @@ def _ingest(tmp_path: Path, case: str) -> dict:
         for file in (CORPUS / folder).iterdir():
             shutil.copy(file, raw / file.name)
     out = tmp_path / "out"
-    params = {
-        "source": "canonical",
-        "files": {t: f"{t}.csv" for t in BASE_TABLES},
-        "chunksize": 500_000,
-        "date_format": "ISO8601",
-        "data_cutoff": "2024-12-31",
-        "currency": "CNY",
-        "base": {"currency": "CNY"},
-    }
+    params = _block("ingest", INGEST)
     return run_ingest(
         raw, out / "interim", out / "quarantine", out / "ingest.json", out / "metrics.json", params
     )
@@ -180,14 +183,7 @@ def test_contiguous_timelines_pass_and_any_shifted_boundary_fails(case):
 
 
 # --------------------------------------------------------------------------- point in time
-PARAMS = {
-    "windows_months": [3, 6, 12],
-    "data_cutoff": "2024-12-31",
-    "currency": "CNY",
-    "threads": 2,
-    "memory_limit": "1GB",
-    "label": {"source": "ledger", "performance_window_months": 12, "bad_days_beyond_terms": 90},
-}
+FEATURES = {"data_cutoff": "2024-12-31", "currency": "CNY", "memory_limit": "1GB"}
 AS_OF = pd.Timestamp("2024-03-31")
 ATTRIBUTE_FEATURES = [
     "competitor_share",
@@ -212,10 +208,8 @@ def book() -> dict[str, pd.DataFrame]:
 
 
 def _snap(tables, as_of=AS_OF, start=None) -> pd.DataFrame:
-    params = {
-        **PARAMS,
-        "as_of": {"start": str((start or as_of).date()), "end": str(as_of.date()), "freq": "ME"},
-    }
+    as_of_grid = {"start": str((start or as_of).date()), "end": str(as_of.date()), "freq": "ME"}
+    params = _block("features", {**FEATURES, "as_of": as_of_grid})
     return compute_snapshots(tables, params)["snapshots"]
 
 
@@ -367,15 +361,13 @@ def test_credit_file_view_from_stage_outputs(tmp_path):
     for folder in ("base", "bad_customer_history"):
         for file in (CORPUS / folder).iterdir():
             shutil.copy(file, raw / file.name)
-    params = {
-        "source": "canonical",
-        "files": {t: f"{t}.csv" for t in BASE_TABLES},
-        "data_cutoff": "2024-12-31",
-        "currency": "CNY",
-        "base": {"currency": "CNY"},
-    }
     run_ingest(
-        raw, paths.interim, paths.quarantine, tmp_path / "r.json", tmp_path / "m.json", params
+        raw,
+        paths.interim,
+        paths.quarantine,
+        tmp_path / "r.json",
+        tmp_path / "m.json",
+        _block("ingest", INGEST),
     )
     view = credit_file_view("C1", paths)
     assert view["identity"]["name"] == "Acme Trading"

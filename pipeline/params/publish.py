@@ -7,7 +7,7 @@ Amounts and thresholds typed `Number` keep the type params.yaml writes (``0`` st
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from pipeline.domain import LETTER_GRADES
@@ -208,10 +208,53 @@ class CustomerValueParams:
         for v in GRID_VALUE:
             for loy in LOYALTY:
                 cell = f"{v}_value_{loy}_loyalty"
-                require(cell in self.grid_strategy, f"{key}.grid_strategy.{cell}", "required", "missing")
+                require(
+                    cell in self.grid_strategy,
+                    f"{key}.grid_strategy.{cell}",
+                    "required",
+                    "missing",
+                )
         for tier in TIERS:
-            require(tier in self.grade_strategy, f"{key}.grade_strategy.{tier}", "required", "missing")
+            require(
+                tier in self.grade_strategy, f"{key}.grade_strategy.{tier}", "required", "missing"
+            )
             _covers_grades(self.grade_strategy[tier], f"{key}.grade_strategy.{tier}")
+
+
+@dataclass(frozen=True)
+class LimitPolicy:
+    """The credit policy per letter grade that limits, reviews and behaviour triggers apply: the part
+    of the ``publish`` block a published bundle's ``policy`` must carry for scoring."""
+
+    lgd: float
+    el_budget: float
+    credit_period_days: dict[str, int]
+    grade_factor: dict[str, float]
+    net_worth_share: dict[str, float]
+    turnover_share: dict[str, float]
+    review_months: dict[str, int]
+    size_measure: str
+    days_per_month: Number
+    triggers: Triggers
+
+    def __post_init__(self) -> None:
+        _share(self.lgd, "publish.lgd", low_open=True)
+        require(self.el_budget > 0, "publish.el_budget", "positive", f"got {self.el_budget}")
+        require(self.days_per_month > 0, "publish.days_per_month", "positive", "must be > 0")
+        for name in (
+            "credit_period_days",
+            "grade_factor",
+            "net_worth_share",
+            "turnover_share",
+            "review_months",
+        ):
+            table = getattr(self, name)
+            _covers_grades(table, f"publish.{name}")
+            negative = [g for g, v in table.items() if v < 0]
+            require(not negative, f"publish.{name}", "non_negative", f"negative for {negative}")
+        for name in ("net_worth_share", "turnover_share"):
+            for g, v in getattr(self, name).items():
+                _share(v, f"publish.{name}.{g}")
 
 
 @dataclass(frozen=True)
@@ -235,30 +278,20 @@ class PublishParams:
     customer_value: CustomerValueParams
 
     def __post_init__(self) -> None:
-        _share(self.lgd, "publish.lgd", low_open=True)
-        require(self.el_budget > 0, "publish.el_budget", "positive", f"got {self.el_budget}")
-        require(self.days_per_month > 0, "publish.days_per_month", "positive", "must be > 0")
         _rising(self.size_bands, "publish.size_bands")
-        for name in (
-            "credit_period_days",
-            "grade_factor",
-            "net_worth_share",
-            "turnover_share",
-            "review_months",
-        ):
-            table = getattr(self, name)
-            _covers_grades(table, f"publish.{name}")
-            negative = [g for g, v in table.items() if v < 0]
-            require(not negative, f"publish.{name}", "non_negative", f"negative for {negative}")
-        for name in ("net_worth_share", "turnover_share"):
-            for g, v in getattr(self, name).items():
-                _share(v, f"publish.{name}.{g}")
+        self.limit_policy  # noqa: B018  (its rules checked here, once)
+
+    @property
+    def limit_policy(self) -> LimitPolicy:
+        """The policy per letter grade (`LimitPolicy`) of these parameters."""
+        return LimitPolicy(**{f.name: getattr(self, f.name) for f in fields(LimitPolicy)})
 
 
-def policy_from_bundle(policy: Mapping[str, Any]) -> PublishParams:
-    """The publish parameters a bundle was published with: its ``policy`` block less the limit table
-    (errors name the params.yaml key it came from)."""
-    return build(PublishParams, {k: v for k, v in policy.items() if k != "limit_table"}, "publish")
+def policy_from_bundle(policy: Mapping[str, Any]) -> LimitPolicy:
+    """The policy a bundle was published with (its ``policy`` block; other keys, such as the limit
+    table, dunning or customer value, are not needed to score). Errors name the params.yaml key."""
+    names = [f.name for f in fields(LimitPolicy)]
+    return build(LimitPolicy, {k: policy[k] for k in names if k in policy}, "publish")
 
 
 # --- INTERIM, until pipeline.params.features (features branch) merges: replace `load_label` with
