@@ -388,19 +388,32 @@ def ingest_credit_file(
         accepted[table] = good
         write_parquet(bad, Path(quarantine_dir) / f"{table}.parquet")
         report[table] = counts
+    tables, extra = assemble_credit_file(accepted, customers, first_invoice, max_iqr)
+    for table, lines in extra.items():
+        report[table].update(lines)
+    for name, frame in tables.items():
+        write_parquet(frame, Path(interim_dir) / f"{name}.parquet")
+    return report
+
+
+def assemble_credit_file(
+    accepted: dict[str, pd.DataFrame],
+    customers: pd.DataFrame,
+    first_invoice: pd.Series | None,
+    max_iqr: float,
+) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, Any]]]:
+    """The interim credit-file tables from the ``accepted`` rows of each: the history completed from
+    the master with each Delphi panel's consensus merged in, the other tables as accepted, and the
+    panels' agreement (``delphi_panels``); plus the report lines they add per table."""
     history, extra = complete_history(accepted["customer_history"], customers, first_invoice)
     panels = panel_agreement(accepted["expert_scores"], max_iqr)
     history, applied = merge_panels(history, panels)
     extra["delphi_panels_applied"] = applied
-    report["customer_history"].update(extra)
-    report["expert_scores"]["agreement"] = agreement_summary(panels)
-    for table, frame in accepted.items():
-        write_parquet(
-            history if table == "customer_history" else frame,
-            Path(interim_dir) / f"{table}.parquet",
-        )
-    write_parquet(panels, Path(interim_dir) / "delphi_panels.parquet")
-    return report
+    tables = {**accepted, "customer_history": history, "delphi_panels": panels}
+    return tables, {
+        "customer_history": extra,
+        "expert_scores": {"agreement": agreement_summary(panels)},
+    }
 
 
 def complete_history(

@@ -47,7 +47,6 @@ from pipeline.policy import (
 )
 from pipeline.scorecard import load_card
 
-__all__ = ["build_bundle", "check_cutoffs", "latest_sizes", "main", "verify_sql"]
 log = logging.getLogger("pipeline.publish")
 
 

@@ -11,6 +11,7 @@ import pytest
 from pipeline import customer_value as cv
 from pipeline import limit_review as lr
 from pipeline.config import PipelineError
+from pipeline.credit_cycle import CycleInputs, credit_cycle
 from pipeline.params import ParamsError
 from pipeline.params.publish import PublishParams
 
@@ -317,3 +318,58 @@ def test_grid_has_six_cells_and_strategy_per_tier_and_grade(publish):
     assert (top_d["credit_strategy"] == "secure").all()
     table = cv.strategy_table(grid, value, ["A", "B", "C", "D"])
     assert len(table) == 12 and table["customers"].sum() == n
+
+
+# --------------------------------------------------------------------------- the cycle, pure
+def _cycle_inputs(panels: pd.DataFrame | None = None) -> CycleInputs:
+    """Two month ends of three customers on the hand card; no ledger (customer value not computed)."""
+    dates = pd.to_datetime(["2025-05-31", "2025-06-30"])
+    snaps = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "c3"] * 2,
+            "as_of_date": np.repeat(dates, 3),
+            "days_beyond_terms_max_12m": [0.0, 20.0, 70.0] * 2,
+            "net_collection_rate_12m": [0.97, 0.5, 0.05] * 2,
+            "segment": ["retail"] * 6,
+            "avg_monthly_invoiced": [30_000.0] * 6,
+            "credit_limit": [10_000.0, 10_000.0, 10_000.0] * 2,
+            "label": ["good", "good", "in_default"] * 2,
+        }
+    )
+    return CycleInputs(snaps, None, None, None, panels, None, "overrides")
+
+
+@pytest.fixture(scope="module")
+def hand_bundle(publish) -> dict:
+    from pipeline.bundle import build_bundle
+    from pipeline.policy import band_statistics, letter_pds, limit_table
+    from tests.fixtures.cards import hand_card, hand_cutoffs
+
+    cutoffs = hand_cutoffs()
+    bands = band_statistics([5000.0, 30000.0], publish.size_bands)
+    limits = limit_table(letter_pds(cutoffs["grades"]), bands, publish.limit_policy)
+    return build_bundle(hand_card(), cutoffs, publish, limits)
+
+
+def test_credit_cycle_without_ledger_reviews_limits_and_says_why_no_value(hand_bundle, publish):
+    tables, summary = credit_cycle(hand_bundle, _cycle_inputs(), publish)
+    assert list(tables) == ["limit_review.csv", "approval_authority.csv"]
+    assert summary["customer_value"] == "not computed: snapshots lack " + str(
+        ["tenure_months", "competitor_share", "late_invoice_share_12m", "invoice_count_12m"]
+    )
+    review = tables["limit_review.csv"]
+    # c3 is in default with 10,000 open at both month ends: suspended to 0 each time
+    c3 = review[review["customer_id"] == "c3"]
+    assert list(c3["action"]) == ["suspend", "suspend"] and (c3["final_limit"] == 0).all()
+    assert summary["limit_review"]["review_dates"] == 2
+    authority = tables["approval_authority.csv"]
+    assert len(authority) == 4 * len(publish.limit_review.exposure_bands) * len(
+        publish.limit_review.change_bands
+    )
+
+
+def test_credit_cycle_lists_panels_that_did_not_converge(hand_bundle, publish):
+    panels = pd.DataFrame({"customer_id": ["c1", "c2", "c2"], "converged": [True, False, True]})
+    tables, summary = credit_cycle(hand_bundle, _cycle_inputs(panels), publish)
+    assert tables["delphi_agreement.csv"] is panels
+    assert summary["delphi_not_converged"] == ["c2"]

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.bundle import build_bundle
 from pipeline.config import PipelineError
 from pipeline.io import write_json
 from pipeline.params.publish import PublishParams
 from pipeline.policy import band_statistics, letter_pds, limit_table
-from pipeline.publish import build_bundle
 from pipeline.score import load_bundle, main, score_customers
 from tests.fixtures.cards import hand_card, hand_cutoffs
 
