@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,10 +29,12 @@ import pyarrow.parquet as pq
 
 from pipeline import customer_value as cv
 from pipeline import limit_review as lr
-from pipeline.config import Paths
 from pipeline.credit_file import attributes_as_of
 from pipeline.params.publish import PublishParams
 from pipeline.score import score_customers
+
+if TYPE_CHECKING:  # the application layer, for the I/O edge's signature only
+    from pipeline.config import Paths
 
 log = logging.getLogger("pipeline.credit_cycle")
 VALUE_COLUMNS = (

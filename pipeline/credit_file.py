@@ -34,6 +34,7 @@ import pandera.pandas as pa
 
 from pipeline.adapters.files import open_table
 from pipeline.delphi import agreement_summary, merge_panels, panel_agreement
+from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.io import write_parquet
 from pipeline.schemas import (
     COLUMNS,
@@ -447,7 +448,7 @@ def attributes_as_of(history: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
 
     Reference implementation of the SQL join the features stage runs (used by the credit-file view and
     the tests): a version applies on ``[valid_from, valid_to)``; no version → nulls."""
-    k = keys[["customer_id", "as_of_date"]].reset_index(drop=True).assign(_row=lambda d: d.index)
+    k = keys[SNAPSHOT_KEYS].reset_index(drop=True).assign(_row=lambda d: d.index)
     h = history.copy()
     h["_from"] = h["valid_from"].fillna(pd.Timestamp.min)
     m = pd.merge_asof(

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.schemas import EXPERT_SCORES
 
 CRITERIA = tuple(c.removeprefix("expert_") for c in EXPERT_SCORES)
@@ -144,7 +145,7 @@ def _breakpoints(hp: pd.DataFrame, panels: pd.DataFrame) -> pd.DataFrame:
             ]
         )
         .drop_duplicates()
-        .sort_values(["customer_id", "as_of_date"], kind="stable")
+        .sort_values(SNAPSHOT_KEYS, kind="stable")
         .reset_index(drop=True)
     )
 
