@@ -380,7 +380,8 @@ def ingest_credit_file(
     for table in CREDIT_FILE_TABLES:
         path = Path(raw_dir) / files[table]
         if path.exists():
-            raw, src = _read(path, table, column_map.get(table), chunksize, encoding)
+            mapping = column_map[table] if table in column_map else None
+            raw, src = _read(path, table, mapping, chunksize, encoding)
             good, bad = validate_table(raw, table, ids, cutoff, date_format)
             counts = _counts(src.files, len(raw), good, bad)
             counts["unknown_columns_dropped"] = list(src.unknown_columns)
