@@ -22,12 +22,17 @@
 DATASET = "synthetic"
 
 # %%
+import dataclasses
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Paths, stage_params
+from pipeline.config import Paths
 from pipeline.io import read_json
+from pipeline.params import load, to_dict
+from pipeline.params.base import BaseParams
+from pipeline.params.publish import PublishParams
 
 # %matplotlib inline
 pd.set_option("display.width", 160)
@@ -127,9 +132,9 @@ fig.tight_layout()
 
 # %%
 limit_table = pd.read_csv(paths.exports / "limit_table.csv")
-publish_params = stage_params("publish", DATASET)
-print({k: publish_params[k] for k in ("lgd", "el_budget", "grade_factor", "net_worth_share", "turnover_share")
-       if k in publish_params})
+publish_params = load(PublishParams, "publish", DATASET)  # typed, checked once
+print({k: to_dict(getattr(publish_params, k))
+       for k in ("lgd", "el_budget", "grade_factor", "net_worth_share", "turnover_share")})
 limit_table
 
 # %% [markdown]
@@ -151,21 +156,21 @@ print("size band shown:", band["size_band"], "typical monthly sales", round(band
 
 
 def limits_with(**changes) -> pd.Series:
-    params = {**publish_params, **changes}
+    params = dataclasses.replace(publish_params.limit_policy, **changes)  # re-checks the rules
     table = policy.limit_table(letter_pd, bands, params)
     return table[table["size_band"] == band["size_band"]].set_index("letter_grade")["limit"]
 
 
 variants = {
     "lgd": [0.30, 0.45, 0.60],
-    "el_budget": [0.5 * publish_params["el_budget"], publish_params["el_budget"], 2 * publish_params["el_budget"]],
+    "el_budget": [0.5 * publish_params.el_budget, publish_params.el_budget, 2 * publish_params.el_budget],
     "grade_factor ×": [0.75, 1.0, 1.25],
 }
 rows = []
 for name, values in variants.items():
     for v in values:
         if name == "grade_factor ×":
-            change = {"grade_factor": {g: f * v for g, f in publish_params["grade_factor"].items()}}
+            change = {"grade_factor": {g: f * v for g, f in publish_params.grade_factor.items()}}
         else:
             change = {name: v}
         for letter, limit in limits_with(**change).items():
@@ -179,7 +184,7 @@ for ax, (name, part) in zip(axes, sensitivity.groupby("parameter", sort=False), 
     for letter, grp in part.groupby("letter_grade"):
         ax.plot(grp["value"], grp["limit"] / 1000, marker="o", label=f"grade {letter}")
     ax.set(title=f"Limit vs {name}", xlabel=f"{name} (parameter value)")
-axes[0].set_ylabel(f"Limit, size band {band['size_band']} (thousand {stage_params('ingest', DATASET)['base'].get('currency', 'CNY')})")
+axes[0].set_ylabel(f"Limit, size band {band['size_band']} (thousand {load(BaseParams, 'base', DATASET).currency})")
 axes[0].legend()
 fig.suptitle("Sensitivity of the credit limit to the policy parameters")
 fig.tight_layout()

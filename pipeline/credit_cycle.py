@@ -1,7 +1,8 @@
 """The credit-management cycle exports written by the publish stage: limit review and customer value.
 
-`publish_credit_cycle` reads the snapshots (the last ``limit_review.months`` month ends), the published
-bundle (to grade them), the canonical invoices and the credit file, and writes into exports/<ds>/:
+`read_cycle_inputs` (the I/O edge) reads the snapshots (the last ``limit_review.months`` month ends), the
+canonical invoices, the customer master and the credit file; `credit_cycle` (pure) grades them with the
+published bundle and returns the tables the publish stage writes into exports/<ds>/:
 
 - ``limit_review.csv``: proposals (keep / raise / cut / suspend, trigger, proposed limit, approver role)
   with the final decision (an override with approver and reason when one is recorded);
@@ -18,8 +19,9 @@ bundle (to grade them), the canonical invoices and the credit file, and writes i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,9 +29,12 @@ import pyarrow.parquet as pq
 
 from pipeline import customer_value as cv
 from pipeline import limit_review as lr
-from pipeline.config import Paths
-from pipeline.io import write_csv, write_json
+from pipeline.credit_file import attributes_as_of
+from pipeline.params.publish import PublishParams
 from pipeline.score import score_customers
+
+if TYPE_CHECKING:  # the application layer, for the I/O edge's signature only
+    from pipeline.config import Paths
 
 log = logging.getLogger("pipeline.credit_cycle")
 VALUE_COLUMNS = (
@@ -38,8 +43,58 @@ VALUE_COLUMNS = (
     "late_invoice_share_12m",
     "invoice_count_12m",
 )
+INVOICE_COLUMNS = ["customer_id", "invoice_date", "due_date", "amount"]
 
 
+@dataclass(frozen=True)
+class CycleInputs:
+    """What the credit cycle reads: recent snapshots and the optional ledger and credit-file tables
+    (None when the file is absent)."""
+
+    snapshots: pd.DataFrame
+    invoices: pd.DataFrame | None
+    customers: pd.DataFrame | None
+    history: pd.DataFrame | None
+    panels: pd.DataFrame | None
+    overrides: pd.DataFrame | None
+    overrides_source: str
+
+
+# --------------------------------------------------------------------------- I/O edge
+def read_recent_snapshots(path: Path, months: int) -> pd.DataFrame:
+    """Snapshot rows of the last ``months`` as-of dates only (the file is never read whole)."""
+    dates = pq.read_table(path, columns=["as_of_date"]).column(0).unique().to_pandas()
+    keep = sorted(pd.to_datetime(dates))[-months:]
+    table = pq.read_table(path, filters=[("as_of_date", ">=", keep[0].to_pydatetime())])
+    return table.to_pandas()
+
+
+def _optional(path: Path, **kw: Any) -> pd.DataFrame | None:
+    return pd.read_parquet(path, **kw) if path.is_file() else None
+
+
+def read_cycle_inputs(paths: Paths, params: PublishParams) -> CycleInputs:
+    """Read the credit cycle's inputs from the stage outputs of ``paths``."""
+    p_rev = params.limit_review
+    source = paths.raw / p_rev.overrides if p_rev.overrides else None
+    invoices = _optional(paths.interim / "invoices.parquet", columns=INVOICE_COLUMNS)
+    customers = None
+    if invoices is not None:
+        customers = pd.read_parquet(
+            paths.interim / "customers.parquet", columns=["customer_id", "segment"]
+        )
+    return CycleInputs(
+        snapshots=read_recent_snapshots(paths.processed / "snapshots.parquet", p_rev.months),
+        invoices=invoices,
+        customers=customers,
+        history=_optional(paths.interim / "customer_history.parquet"),
+        panels=_optional(paths.interim / "delphi_panels.parquet"),
+        overrides=lr.read_overrides(source),
+        overrides_source=str(source),
+    )
+
+
+# --------------------------------------------------------------------------- pure
 def bundle_letters(bundle: dict[str, Any]) -> list[str]:
     """Letter grades of the master scale, best first."""
     seen: list[str] = []
@@ -49,12 +104,16 @@ def bundle_letters(bundle: dict[str, Any]) -> list[str]:
     return seen
 
 
-def read_recent_snapshots(path: Path, months: int) -> pd.DataFrame:
-    """Snapshot rows of the last ``months`` as-of dates only (the file is never read whole)."""
-    dates = pq.read_table(path, columns=["as_of_date"]).column(0).unique().to_pandas()
-    keep = sorted(pd.to_datetime(dates))[-months:]
-    table = pq.read_table(path, filters=[("as_of_date", ">=", keep[0].to_pydatetime())])
-    return table.to_pandas()
+def segments_at(
+    customers: pd.DataFrame, history: pd.DataFrame | None, t: pd.Timestamp
+) -> pd.Series:
+    """Each customer's segment as it stood at ``t`` (credit file), else the master's."""
+    seg = customers.set_index("customer_id")["segment"]
+    if history is not None:
+        keys = pd.DataFrame({"customer_id": seg.index, "as_of_date": t})
+        at = attributes_as_of(history, keys).set_index("customer_id")["segment"]
+        seg = at.where(at.notna(), seg)
+    return seg
 
 
 def value_inputs(
@@ -62,7 +121,7 @@ def value_inputs(
     scored: pd.DataFrame,
     invoices: pd.DataFrame,
     segment: pd.Series,
-    p: dict[str, Any],
+    min_segment_customers: int,
 ) -> pd.DataFrame:
     """Per-customer inputs of `customer_value.customer_value` at the last month end."""
     t = pd.Timestamp(last["as_of_date"].max())
@@ -86,50 +145,45 @@ def value_inputs(
         index=s.index,
     )
     frame["retention"] = cv.retention_rates(
-        act, segment.reindex(s.index).fillna("unknown"), int(p["min_segment_customers"])
+        act, segment.reindex(s.index).fillna("unknown"), min_segment_customers
     ).reindex(s.index)
     return frame
 
 
-def publish_credit_cycle(bundle: dict[str, Any], paths: Paths, params: dict[str, Any]) -> dict:
-    """Write the limit review and customer-value exports (module docstring); return the summary."""
-    p_rev, p_val = params["limit_review"], params["customer_value"]
-    letters = bundle_letters(bundle)
-    lr.check_params(p_rev, letters)
-    cv.check_params(p_val)
-    snaps = read_recent_snapshots(paths.processed / "snapshots.parquet", int(p_rev["months"]))
-    review = lr.limit_review(bundle, snaps, p_rev)
-    source = paths.raw / p_rev["overrides"] if p_rev.get("overrides") else None
-    review = lr.apply_overrides(review, lr.read_overrides(source), p_rev, str(source))
-
-    out = paths.exports
-    write_csv(review, out / "limit_review.csv")
-    write_csv(lr.approval_authority_table(p_rev, letters), out / "approval_authority.csv")
+def review_tables(
+    bundle: dict[str, Any], inputs: CycleInputs, params: PublishParams
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Limit review proposals with their final decisions, the approval-authority table and the
+    Delphi panel agreement; and their summary."""
+    p_rev = params.limit_review
+    review = lr.limit_review(bundle, inputs.snapshots, params.triggers, p_rev)
+    review = lr.apply_overrides(review, inputs.overrides, p_rev, inputs.overrides_source)
+    tables = {
+        "limit_review.csv": review,
+        "approval_authority.csv": lr.approval_authority_table(p_rev, bundle_letters(bundle)),
+    }
     summary: dict[str, Any] = {"limit_review": lr.review_summary(review)}
-    panels_path = paths.interim / "delphi_panels.parquet"
-    if panels_path.is_file():  # per-customer panel agreement, for the credit committee
-        panels = pd.read_parquet(panels_path)
-        write_csv(panels, out / "delphi_agreement.csv")
+    panels = inputs.panels
+    if panels is not None:  # per-customer panel agreement, for the credit committee
+        tables["delphi_agreement.csv"] = panels
         summary["delphi_not_converged"] = sorted(
             panels.loc[~panels["converged"].astype(bool), "customer_id"].astype(str).unique()
         )
-    missing = [c for c in VALUE_COLUMNS if c not in snaps.columns]
-    if missing or not (paths.interim / "invoices.parquet").is_file():
-        summary["customer_value"] = (
-            f"not computed: snapshots lack {missing}" if missing else "not computed: no invoices"
-        )
-        log.warning("customer value %s", summary["customer_value"])
-        write_json(summary, out / "credit_cycle.json")
-        return summary
+    return tables, summary
+
+
+def value_tables(
+    bundle: dict[str, Any], inputs: CycleInputs, params: PublishParams
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Customer value, the value-loyalty grid and the value x grade strategy at the last month end;
+    and their summary."""
+    p_val = params.customer_value
+    snaps = inputs.snapshots
     t = snaps["as_of_date"].max()
     last = snaps[snaps["as_of_date"] == t].reset_index(drop=True)
     scored = score_customers(bundle, last)
-    invoices = pd.read_parquet(
-        paths.interim / "invoices.parquet",
-        columns=["customer_id", "invoice_date", "due_date", "amount"],
-    )
-    segment = _segments_at(paths, t)
-    frame = value_inputs(last, scored, invoices, segment, p_val)
+    segment = segments_at(inputs.customers, inputs.history, t)
+    frame = value_inputs(last, scored, inputs.invoices, segment, p_val.min_segment_customers)
     values = cv.customer_value(frame, p_val)
     letter = pd.Series(scored["letter_grade"].astype(str).to_numpy(), index=last["customer_id"])
     letter = letter.where(last.set_index("customer_id").get("label") != "in_default", "D")
@@ -137,12 +191,8 @@ def publish_credit_cycle(bundle: dict[str, Any], paths: Paths, params: dict[str,
     grid.insert(0, "as_of_date", t)
     grid.insert(1, "segment", segment.reindex(grid.index).to_numpy())
     cells = cv.grid_counts(grid, p_val)
-    strategy = cv.strategy_table(grid, p_val, letters)
-
-    write_csv(grid.reset_index(), out / "customer_value.csv")
-    write_csv(cells, out / "value_loyalty_grid.csv")
-    write_csv(strategy, out / "value_grade_strategy.csv")
-    summary |= {
+    strategy = cv.strategy_table(grid, p_val, bundle_letters(bundle))
+    summary = {
         "value_as_of": str(pd.Timestamp(t).date()),
         "customers_valued": len(grid),
         "grid_counts": {f"{r.value}|{r.loyalty}": int(r.customers) for r in cells.itertuples()},
@@ -153,21 +203,28 @@ def publish_credit_cycle(bundle: dict[str, Any], paths: Paths, params: dict[str,
         "retention_portfolio": float(np.nanmedian(frame["retention"])) if len(frame) else None,
         "lifetime_value_total": float(grid["lifetime_value"].sum()),
     }
-    write_json(summary, out / "credit_cycle.json")
+    tables = {
+        "customer_value.csv": grid.reset_index(),
+        "value_loyalty_grid.csv": cells,
+        "value_grade_strategy.csv": strategy,
+    }
+    return tables, summary
+
+
+def credit_cycle(
+    bundle: dict[str, Any], inputs: CycleInputs, params: PublishParams
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The credit-cycle tables (file name under exports/<ds>/ -> frame) and the summary written as
+    ``credit_cycle.json`` (module docstring). Customer value needs the snapshots' value columns
+    and the invoices; without them the summary says why it was not computed."""
+    tables, summary = review_tables(bundle, inputs, params)
+    missing = [c for c in VALUE_COLUMNS if c not in inputs.snapshots.columns]
+    if missing or inputs.invoices is None:
+        summary["customer_value"] = (
+            f"not computed: snapshots lack {missing}" if missing else "not computed: no invoices"
+        )
+        log.warning("customer value %s", summary["customer_value"])
+        return tables, summary
+    values, value_summary = value_tables(bundle, inputs, params)
     log.info("limit review: %s", summary["limit_review"].get("last_month_by_action"))
-    return summary
-
-
-def _segments_at(paths: Paths, t: pd.Timestamp) -> pd.Series:
-    """Each customer's segment as it stood at ``t`` (credit file), else the master's."""
-    hist_path = paths.interim / "customer_history.parquet"
-    cust = pd.read_parquet(paths.interim / "customers.parquet", columns=["customer_id", "segment"])
-    seg = cust.set_index("customer_id")["segment"]
-    if hist_path.is_file():
-        from pipeline.credit_file import attributes_as_of
-
-        h = pd.read_parquet(hist_path)
-        keys = pd.DataFrame({"customer_id": seg.index, "as_of_date": t})
-        at = attributes_as_of(h, keys).set_index("customer_id")["segment"]
-        seg = at.where(at.notna(), seg)
-    return seg
+    return {**tables, **values}, summary | value_summary

@@ -24,6 +24,7 @@ Rows read = accepted + quarantined, per table, as for every canonical table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import pandera.pandas as pa
 
 from pipeline.adapters.files import open_table
 from pipeline.delphi import agreement_summary, merge_panels, panel_agreement
+from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.io import write_parquet
 from pipeline.schemas import (
     COLUMNS,
@@ -45,7 +47,6 @@ from pipeline.schemas import (
 )
 
 CREDIT_FILE_TABLES = ("customer_history", "expert_scores", "platform")
-DEFAULT_FILES = {t: f"{t}.csv" for t in CREDIT_FILE_TABLES}
 CRITERIA = tuple(c.removeprefix("expert_") for c in EXPERT_SCORES)
 META = ["_source_file", "_source_row"]
 QUARANTINE_META = [*META, "_rule", "_column", "_reason"]
@@ -257,15 +258,17 @@ def master_mismatches(history: pd.DataFrame, customers: pd.DataFrame) -> dict[st
 
 
 # --------------------------------------------------------------------------- ingest of the optional tables
-def _read(path: Path, table: str, params: dict[str, Any]) -> tuple[pd.DataFrame, Any]:
+def _read(
+    path: Path, table: str, column_map: Mapping[str, str] | None, chunksize: int, encoding: str
+) -> tuple[pd.DataFrame, Any]:
     src = open_table(
         path,
         table,
         list(COLUMNS[table]),
         REQUIRED[table],
-        column_map=(params.get("column_map") or {}).get(table),
-        chunksize=int(params.get("chunksize", 500_000)),
-        encoding=params.get("encoding", "auto"),
+        column_map=dict(column_map) if column_map is not None else None,
+        chunksize=chunksize,
+        encoding=encoding,
         allow_no_rows=True,
     )
     parts = [c for c in src.chunks() if not c.empty]
@@ -282,7 +285,7 @@ def validate_table(
     table: str,
     customer_ids: pd.Index,
     cutoff: pd.Timestamp | None,
-    date_format: str = "ISO8601",
+    date_format: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(accepted canonical rows, quarantined rows as text with reasons) of one credit-file table.
 
@@ -336,61 +339,83 @@ def _counts(
     return counts
 
 
+def _absent(table: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """An absent optional table: no rows accepted or quarantined."""
+    good = conform(pd.DataFrame(index=pd.RangeIndex(0)), table)
+    bad = pd.DataFrame(columns=[*COLUMNS[table], *QUARANTINE_META]).astype("string")
+    bad["_source_row"] = bad["_source_row"].astype("int64")
+    counts = _counts([], 0, good, bad)
+    counts["source"] = "absent"
+    return good, bad, counts
+
+
 def ingest_credit_file(
     raw_dir: Path,
     interim_dir: Path,
     quarantine_dir: Path,
-    params: dict[str, Any],
     customers: pd.DataFrame,
     first_invoice: pd.Series | None,
     cutoff: pd.Timestamp | None,
-    date_format: str = "ISO8601",
+    *,
+    files: Mapping[str, str],
+    column_map: Mapping[str, Mapping[str, str]],
+    chunksize: int,
+    encoding: str,
+    date_format: str,
+    max_iqr: float,
 ) -> dict[str, dict[str, Any]]:
     """Validate the optional credit-file tables found under ``raw_dir``; write interim and quarantine
     Parquet for each (empty tables when absent) and return their ingest-report entries.
 
+    ``files`` names each table's source file (params ``ingest.files``: every table of
+    `CREDIT_FILE_TABLES`), ``column_map``, ``chunksize``, ``encoding`` and ``date_format`` read it as
+    the ledger tables are read, ``max_iqr`` is the Delphi convergence rule (``ingest.delphi.max_iqr``).
     ``customer_history.parquet`` always covers every accepted customer: validated versions, else one
     version from the master (column ``version_source`` says which), with each Delphi panel's consensus
     merged in as a version change on its date (`pipeline.delphi`); ``delphi_panels.parquet`` holds the
     per-panel consensus and agreement (IQR per criterion, Kendall's W, converged)."""
-    files = {
-        **DEFAULT_FILES,
-        **{k: v for k, v in (params.get("files") or {}).items() if k in DEFAULT_FILES},
-    }
     ids = pd.Index(customers["customer_id"])
     report: dict[str, dict[str, Any]] = {}
     accepted: dict[str, pd.DataFrame] = {}
     for table in CREDIT_FILE_TABLES:
         path = Path(raw_dir) / files[table]
         if path.exists():
-            raw, src = _read(path, table, params)
+            mapping = column_map[table] if table in column_map else None
+            raw, src = _read(path, table, mapping, chunksize, encoding)
             good, bad = validate_table(raw, table, ids, cutoff, date_format)
             counts = _counts(src.files, len(raw), good, bad)
             counts["unknown_columns_dropped"] = list(src.unknown_columns)
         else:
-            good = conform(pd.DataFrame(index=pd.RangeIndex(0)), table)
-            bad = pd.DataFrame(columns=[*COLUMNS[table], *QUARANTINE_META]).astype("string")
-            bad["_source_row"] = bad["_source_row"].astype("int64")
-            counts = _counts([], 0, good, bad)
-            counts["source"] = "absent"
+            good, bad, counts = _absent(table)
         accepted[table] = good
         write_parquet(bad, Path(quarantine_dir) / f"{table}.parquet")
         report[table] = counts
+    tables, extra = assemble_credit_file(accepted, customers, first_invoice, max_iqr)
+    for table, lines in extra.items():
+        report[table].update(lines)
+    for name, frame in tables.items():
+        write_parquet(frame, Path(interim_dir) / f"{name}.parquet")
+    return report
+
+
+def assemble_credit_file(
+    accepted: dict[str, pd.DataFrame],
+    customers: pd.DataFrame,
+    first_invoice: pd.Series | None,
+    max_iqr: float,
+) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, Any]]]:
+    """The interim credit-file tables from the ``accepted`` rows of each: the history completed from
+    the master with each Delphi panel's consensus merged in, the other tables as accepted, and the
+    panels' agreement (``delphi_panels``); plus the report lines they add per table."""
     history, extra = complete_history(accepted["customer_history"], customers, first_invoice)
-    panels = panel_agreement(
-        accepted["expert_scores"], float((params.get("delphi") or {}).get("max_iqr", 1.0))
-    )
+    panels = panel_agreement(accepted["expert_scores"], max_iqr)
     history, applied = merge_panels(history, panels)
     extra["delphi_panels_applied"] = applied
-    report["customer_history"].update(extra)
-    report["expert_scores"]["agreement"] = agreement_summary(panels)
-    for table, frame in accepted.items():
-        write_parquet(
-            history if table == "customer_history" else frame,
-            Path(interim_dir) / f"{table}.parquet",
-        )
-    write_parquet(panels, Path(interim_dir) / "delphi_panels.parquet")
-    return report
+    tables = {**accepted, "customer_history": history, "delphi_panels": panels}
+    return tables, {
+        "customer_history": extra,
+        "expert_scores": {"agreement": agreement_summary(panels)},
+    }
 
 
 def complete_history(
@@ -424,7 +449,7 @@ def attributes_as_of(history: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
 
     Reference implementation of the SQL join the features stage runs (used by the credit-file view and
     the tests): a version applies on ``[valid_from, valid_to)``; no version → nulls."""
-    k = keys[["customer_id", "as_of_date"]].reset_index(drop=True).assign(_row=lambda d: d.index)
+    k = keys[SNAPSHOT_KEYS].reset_index(drop=True).assign(_row=lambda d: d.index)
     h = history.copy()
     h["_from"] = h["valid_from"].fillna(pd.Timestamp.min)
     m = pd.merge_asof(
@@ -473,86 +498,87 @@ def open_items(invoices: pd.DataFrame, payments: pd.DataFrame, t: pd.Timestamp) 
     return inv[["invoice_id", "invoice_date", "due_date", "amount", "open", "days_past_due"]]
 
 
+GRADE_COLUMNS = (
+    "as_of_date",
+    "label",
+    "rule_grade",
+    "final_grade",
+    "overlay_notches",
+    "grade_platform",
+)
+OVERRIDE_COLUMNS = (
+    "as_of_date",
+    "rule_grade",
+    "final_grade",
+    "overlay_notches",
+    "override_reason",
+    "override_approver",
+    "override_date",
+)
+
+
+def _read_customer(path: Path, customer_id: str, **kw: Any) -> pd.DataFrame:
+    """The rows of ``customer_id`` in a Parquet or CSV stage output; empty when the file is absent."""
+    if not Path(path).is_file():
+        return pd.DataFrame()
+    frame = pd.read_parquet(path, **kw) if str(path).endswith(".parquet") else pd.read_csv(path)
+    if "customer_id" not in frame:
+        return frame
+    return frame[frame["customer_id"].astype(str) == customer_id]
+
+
+def _columns(frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """The columns of ``names`` that ``frame`` has (empty frame when none)."""
+    cols = [c for c in names if c in frame]
+    return frame[cols].reset_index(drop=True) if cols else pd.DataFrame()
+
+
+def _grade_overrides(snaps: pd.DataFrame) -> pd.DataFrame:
+    """Snapshot rows where the final grade was moved off the rule or model grade."""
+    if "overlay_notches" not in snaps:
+        return pd.DataFrame()
+    moved = snaps[snaps["overlay_notches"].fillna(0) != 0]
+    return moved[[c for c in OVERRIDE_COLUMNS if c in snaps]].reset_index(drop=True)
+
+
+def _limit_history(history: pd.DataFrame) -> pd.DataFrame:
+    """The versions where the credit limit changed, with approver and reason."""
+    limits = history[["valid_from", "valid_to", "credit_limit", "approver", "change_reason"]]
+    return limits[limits["credit_limit"].ne(limits["credit_limit"].shift())].reset_index(drop=True)
+
+
 def credit_file_view(customer_id: str, paths: Any) -> dict[str, Any]:
     """Everything the credit file holds on one customer, read from the stage outputs of ``paths``
     (`config.Paths`): identity, attribute history, Delphi panels, grade history, limit history, payment
     behaviour, open items, overrides and limit reviews. Missing outputs give empty sections."""
-
-    def read(path: Path, **kw: Any) -> pd.DataFrame:
-        if not Path(path).is_file():
-            return pd.DataFrame()
-        frame = (
-            pd.read_parquet(path, **kw) if str(path).endswith(".parquet") else pd.read_csv(path)
-        )
-        return (
-            frame[frame["customer_id"].astype(str) == customer_id]
-            if "customer_id" in frame
-            else frame
-        )
-
-    customers = read(paths.interim / "customers.parquet")
+    customers = _read_customer(paths.interim / "customers.parquet", customer_id)
     if customers.empty:
         raise KeyError(f"customer {customer_id} is not in {paths.interim / 'customers.parquet'}")
-    history = read(paths.interim / "customer_history.parquet").sort_values("valid_from")
-    snaps = read(
-        paths.processed / "snapshots.parquet", filters=[("customer_id", "==", customer_id)]
+    history = _read_customer(paths.interim / "customer_history.parquet", customer_id)
+    history = history.sort_values("valid_from")
+    snaps = _read_customer(
+        paths.processed / "snapshots.parquet",
+        customer_id,
+        filters=[("customer_id", "==", customer_id)],
     )
     snaps = snaps.sort_values("as_of_date") if not snaps.empty else snaps
-    grade_cols = [
-        c
-        for c in (
-            "as_of_date",
-            "label",
-            "rule_grade",
-            "final_grade",
-            "overlay_notches",
-            "grade_platform",
-        )
-        if c in snaps
-    ]
-    behaviour = [c for c in ("as_of_date", *VIEW_BEHAVIOUR) if c in snaps]
     t = snaps["as_of_date"].max() if not snaps.empty else pd.Timestamp.today().normalize()
-    invoices = read(paths.interim / "invoices.parquet")
-    payments = read(paths.interim / "payments.parquet")
-    reviews = read(paths.exports / "limit_review.csv")
-    value = read(paths.exports / "customer_value.csv")
-    limit_hist = history[["valid_from", "valid_to", "credit_limit", "approver", "change_reason"]]
-    limit_hist = limit_hist[limit_hist["credit_limit"].ne(limit_hist["credit_limit"].shift())]
-    overrides = (
-        snaps.loc[
-            snaps["overlay_notches"].fillna(0) != 0,
-            [
-                c
-                for c in (
-                    "as_of_date",
-                    "rule_grade",
-                    "final_grade",
-                    "overlay_notches",
-                    "override_reason",
-                    "override_approver",
-                    "override_date",
-                )
-                if c in snaps
-            ],
-        ]
-        if "overlay_notches" in snaps
-        else pd.DataFrame()
-    )
+    invoices = _read_customer(paths.interim / "invoices.parquet", customer_id)
+    payments = _read_customer(paths.interim / "payments.parquet", customer_id)
+    panels = _read_customer(paths.interim / "delphi_panels.parquet", customer_id)
+    reviews = _read_customer(paths.exports / "limit_review.csv", customer_id)
+    value = _read_customer(paths.exports / "customer_value.csv", customer_id)
     return {
         "identity": customers.iloc[0][
             ["customer_id", "name", "segment", "region", "onboarding_date", "group_id"]
         ].to_dict(),
         "attribute_history": history.reset_index(drop=True),
-        "delphi_panels": read(paths.interim / "delphi_panels.parquet").reset_index(drop=True),
-        "grade_history": snaps[grade_cols].reset_index(drop=True)
-        if grade_cols
-        else pd.DataFrame(),
-        "limit_history": limit_hist.reset_index(drop=True),
-        "payment_behaviour": snaps[behaviour].reset_index(drop=True)
-        if behaviour
-        else pd.DataFrame(),
+        "delphi_panels": panels.reset_index(drop=True),
+        "grade_history": _columns(snaps, GRADE_COLUMNS),
+        "limit_history": _limit_history(history),
+        "payment_behaviour": _columns(snaps, ("as_of_date", *VIEW_BEHAVIOUR)),
         "open_items": open_items(invoices, payments, t) if not invoices.empty else pd.DataFrame(),
-        "overrides": overrides.reset_index(drop=True),
+        "overrides": _grade_overrides(snaps),
         "limit_reviews": reviews.reset_index(drop=True),
         "value": value.reset_index(drop=True),
         "as_of": t,

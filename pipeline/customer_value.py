@@ -32,57 +32,14 @@ with the letter grade give grow / keep / secure / exit (params ``grade_strategy`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.params.publish import GRID_VALUE, LOYALTY, TIERS, CustomerValueParams, Strategy
 
-GRID_VALUE = ("high", "low")
-LOYALTY = ("high", "medium", "low")
-TIERS = ("high", "medium", "low")
-STRATEGIES = ("grow", "keep", "secure", "exit")
-
-
-def check_params(p: dict[str, Any]) -> None:
-    """Validate ``publish.customer_value`` once at stage start."""
-    key = "params.yaml publish.customer_value"
-    for k in (
-        "gross_margin_rate",
-        "cost_of_capital",
-        "collection_cost_rate",
-        "collection_cost_per_late_invoice",
-        "lgd",
-        "horizon_years",
-        "discount_rate",
-        "full_tenure_months",
-        "missing_share_of_wallet",
-        "loyalty_high",
-        "loyalty_medium",
-        "grid_value_quantile",
-        "tier_quantiles",
-        "grid_strategy",
-        "grade_strategy",
-        "min_segment_customers",
-    ):
-        if k not in p:
-            raise PipelineError(f"{key}.{k}: missing")
-    if not 0 <= p["gross_margin_rate"] <= 1 or p["horizon_years"] < 1:
-        raise PipelineError(f"{key}: gross_margin_rate in [0, 1] and horizon_years >= 1")
-    q = p["tier_quantiles"]
-    if len(q) != 2 or not 0 < q[0] < q[1] < 1:
-        raise PipelineError(f"{key}.tier_quantiles: two increasing quantiles in (0, 1), got {q}")
-    for v in GRID_VALUE:
-        for loy in LOYALTY:
-            if f"{v}_value_{loy}_loyalty" not in p["grid_strategy"]:
-                raise PipelineError(f"{key}.grid_strategy.{v}_value_{loy}_loyalty: missing")
-    for tier in TIERS:
-        for g, s in (p["grade_strategy"].get(tier) or {}).items():
-            if s not in STRATEGIES:
-                raise PipelineError(f"{key}.grade_strategy.{tier}.{g}: '{s}' not in {STRATEGIES}")
-        if tier not in p["grade_strategy"]:
-            raise PipelineError(f"{key}.grade_strategy.{tier}: missing")
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 
 def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
@@ -131,7 +88,7 @@ def retention_rates(activity: pd.DataFrame, segment: pd.Series, min_customers: i
     return segment.map(rate).fillna(portfolio).rename("retention")
 
 
-def customer_value(frame: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
+def customer_value(frame: pd.DataFrame, p: CustomerValueParams) -> pd.DataFrame:
     """Annual value, CLV, loyalty and their levels per customer.
 
     ``frame`` per customer: ``sales_12m``, ``active_months_12m``, ``terms_days``, ``late_invoices_12m``,
@@ -142,27 +99,25 @@ def customer_value(frame: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
         frame["days_beyond_terms"].fillna(0).to_numpy(float), 0
     )
     receivable = sales * days / 365.0
-    gm = p["gross_margin_rate"] * sales
-    carry = p["cost_of_capital"] * receivable
-    collect = p["collection_cost_rate"] * sales + p["collection_cost_per_late_invoice"] * frame[
+    gm = p.gross_margin_rate * sales
+    carry = p.cost_of_capital * receivable
+    collect = p.collection_cost_rate * sales + p.collection_cost_per_late_invoice * frame[
         "late_invoices_12m"
     ].fillna(0).to_numpy(float)
-    el = frame["pd"].fillna(1.0).to_numpy(float) * p["lgd"] * receivable
+    el = frame["pd"].fillna(1.0).to_numpy(float) * p.lgd * receivable
     annual = gm - carry - collect - el
     r = frame["retention"].to_numpy(float)
-    d = p["discount_rate"]
-    years = np.arange(1, int(p["horizon_years"]) + 1)
+    d = p.discount_rate
+    years = np.arange(1, p.horizon_years + 1)
     factor = (r[:, None] ** (years - 1)[None, :] / (1 + d) ** years[None, :]).sum(axis=1)
     clv = annual * factor
-    tenure = np.clip(
-        frame["tenure_months"].fillna(0).to_numpy(float) / p["full_tenure_months"], 0, 1
-    )
+    tenure = np.clip(frame["tenure_months"].fillna(0).to_numpy(float) / p.full_tenure_months, 0, 1)
     regular = np.clip(frame["active_months_12m"].fillna(0).to_numpy(float) / 12.0, 0, 1)
     wallet = 1 - frame["competitor_share"].to_numpy(float)
-    wallet = np.where(np.isnan(wallet), p["missing_share_of_wallet"], wallet)
+    wallet = np.where(np.isnan(wallet), p.missing_share_of_wallet, wallet)
     loyalty = (tenure + regular + wallet) / 3.0
     level = np.select(
-        [loyalty >= p["loyalty_high"], loyalty >= p["loyalty_medium"]], ["high", "medium"], "low"
+        [loyalty >= p.loyalty_high, loyalty >= p.loyalty_medium], ["high", "medium"], "low"
     )
     return pd.DataFrame(
         {
@@ -186,12 +141,15 @@ def customer_value(frame: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def value_grid(values: pd.DataFrame, letter_grade: pd.Series, p: dict[str, Any]) -> pd.DataFrame:
-    """Grid cell and strategy, value tier and value × grade strategy per customer."""
+def value_grid(
+    values: pd.DataFrame, letter_grade: pd.Series, p: CustomerValueParams
+) -> pd.DataFrame:
+    """Grid cell and strategy, value tier and value × grade strategy per customer (a customer
+    without a letter grade: ``exit``; a letter outside the strategy table: ``keep``)."""
     clv = values["lifetime_value"]
-    cut = clv.quantile(p["grid_value_quantile"])
+    cut = clv.quantile(p.grid_value_quantile)
     value_level = np.where(clv >= cut, "high", "low")
-    q1, q2 = clv.quantile(p["tier_quantiles"][0]), clv.quantile(p["tier_quantiles"][1])
+    q1, q2 = clv.quantile(p.tier_quantiles[0]), clv.quantile(p.tier_quantiles[1])
     tier = np.select([clv >= q2, clv >= q1], ["high", "medium"], "low")
     tier = np.where(clv <= 0, "low", tier)
     cell = (
@@ -202,20 +160,20 @@ def value_grid(values: pd.DataFrame, letter_grade: pd.Series, p: dict[str, Any])
     )
     grade = letter_grade.reindex(values.index).astype(object)
     strategy = [
-        (p["grade_strategy"].get(t) or {}).get(g, "exit" if pd.isna(g) else "keep")
+        "exit" if pd.isna(g) else p.grade_strategy[t][g] if g in p.grade_strategy[t] else "keep"
         for t, g in zip(tier, grade, strict=True)
     ]
     return values.assign(
         value_level=value_level,
         grid_cell=cell,
-        grid_strategy=cell.map(p["grid_strategy"]),
+        grid_strategy=cell.map(dict(p.grid_strategy)),
         value_tier=tier,
         letter_grade=grade,
         credit_strategy=strategy,
     )
 
 
-def grid_counts(grid: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
+def grid_counts(grid: pd.DataFrame, p: CustomerValueParams) -> pd.DataFrame:
     """The six cells: customers, lifetime value and strategy (cells with no customer shown with 0)."""
     rows = []
     for v in GRID_VALUE:
@@ -229,13 +187,13 @@ def grid_counts(grid: pd.DataFrame, p: dict[str, Any]) -> pd.DataFrame:
                     "customers": len(sub),
                     "lifetime_value": float(sub["lifetime_value"].sum()),
                     "mean_annual_value": float(sub["annual_value"].mean()) if len(sub) else None,
-                    "strategy": p["grid_strategy"][cell],
+                    "strategy": p.grid_strategy[cell],
                 }
             )
     return pd.DataFrame(rows)
 
 
-def strategy_table(grid: pd.DataFrame, p: dict[str, Any], letters: list[str]) -> pd.DataFrame:
+def strategy_table(grid: pd.DataFrame, p: CustomerValueParams, letters: list[str]) -> pd.DataFrame:
     """Value tier × letter grade: the strategy and how many customers sit in each cell."""
     rows = []
     for tier in TIERS:
@@ -245,7 +203,7 @@ def strategy_table(grid: pd.DataFrame, p: dict[str, Any], letters: list[str]) ->
                 {
                     "value_tier": tier,
                     "letter_grade": g,
-                    "strategy": (p["grade_strategy"].get(tier) or {}).get(g),
+                    "strategy": p.grade_strategy[tier][g] if g in p.grade_strategy[tier] else None,
                     "customers": len(sub),
                     "lifetime_value": float(sub["lifetime_value"].sum()),
                 }

@@ -6,7 +6,7 @@ criterion (the lower of the two middle scores for an even panel: the more cautio
 the last round:
 
 - **IQR per criterion** (75th − 25th percentile of the experts' scores, linear interpolation); the panel
-  **converged** when every criterion's IQR ≤ ``max_iqr`` (1 point on the 5-point scale by default);
+  **converged** when every criterion's IQR ≤ ``max_iqr`` (params ``ingest.delphi.max_iqr``, 1 point on the 5-point scale);
 - **Kendall's W** across experts (concordance of how the experts rank the six criteria, tie-corrected):
   W = 12·S / (m²(n³ − n) − m·Σ T_j), S = Σ (R_i − R̄)², T_j = Σ (t³ − t) over expert j's ties; undefined
   (null) when every expert ties every criterion;
@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.schemas import EXPERT_SCORES
 
 CRITERIA = tuple(c.removeprefix("expert_") for c in EXPERT_SCORES)
-DEFAULT_MAX_IQR = 1.0
 
 
 def kendalls_w(scores: np.ndarray) -> float:
@@ -55,9 +55,10 @@ def _lower_median(s: pd.Series) -> float:
     return float(v[(len(v) - 1) // 2])
 
 
-def panel_agreement(scores: pd.DataFrame, max_iqr: float = DEFAULT_MAX_IQR) -> pd.DataFrame:
+def panel_agreement(scores: pd.DataFrame, max_iqr: float) -> pd.DataFrame:
     """One row per (customer, panel): last round, its date, experts, consensus (median) and IQR per
-    criterion, max IQR, Kendall's W, share of scores moved since the previous round, ``converged``."""
+    criterion, max IQR, Kendall's W, share of scores moved since the previous round, ``converged``
+    (every criterion's IQR <= ``max_iqr``, params ``ingest.delphi.max_iqr``)."""
     if scores.empty:
         cols = [
             "customer_id",
@@ -132,21 +133,9 @@ def panel_agreement(scores: pd.DataFrame, max_iqr: float = DEFAULT_MAX_IQR) -> p
     )
 
 
-def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """History with each panel's consensus as a version change on its consensus date.
-
-    Breakpoints are every version start and every panel date; at each, the attributes are those of the
-    version valid then and the expert scores those of the latest panel, unless the version itself
-    started after that panel (a later credit-file change supersedes it). Returns (history, panels
-    applied)."""
-    if panels.empty or history.empty:
-        return history, 0
-    from pipeline.credit_file import attributes_as_of
-
-    lo = pd.Timestamp("1900-01-01")
-    with_panel = history["customer_id"].isin(panels["customer_id"])
-    hp = history[with_panel].assign(_v=1, valid_from=history["valid_from"].fillna(lo))
-    bps = (
+def _breakpoints(hp: pd.DataFrame, panels: pd.DataFrame) -> pd.DataFrame:
+    """Every version start and every panel date per customer (``customer_id``, ``as_of_date``)."""
+    return (
         pd.concat(
             [
                 hp[["customer_id", "valid_from"]].rename(columns={"valid_from": "as_of_date"}),
@@ -156,16 +145,18 @@ def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFr
             ]
         )
         .drop_duplicates()
-        .sort_values(["customer_id", "as_of_date"], kind="stable")
+        .sort_values(SNAPSHOT_KEYS, kind="stable")
+        .reset_index(drop=True)
     )
-    bps = bps.reset_index(drop=True)
-    ver = attributes_as_of(hp, bps)
-    keep = ver["_v"].notna().to_numpy()
-    bps, ver = bps[keep].reset_index(drop=True), ver[keep].reset_index(drop=True)
+
+
+def _latest_panel(bps: pd.DataFrame, panels: pd.DataFrame) -> pd.DataFrame:
+    """Per breakpoint (same order), the latest panel on or before it with its consensus scores as
+    ``_p_<criterion>``."""
     pan = panels.sort_values("consensus_date").rename(
         columns={f"expert_{c}": f"_p_{c}" for c in CRITERIA}
     )
-    pv = (
+    return (
         pd.merge_asof(
             bps.assign(_row=np.arange(len(bps))).sort_values("as_of_date"),
             pan[["customer_id", "panel_id", "consensus_date", *[f"_p_{c}" for c in CRITERIA]]],
@@ -177,7 +168,13 @@ def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFr
         .sort_values("_row")
         .reset_index(drop=True)
     )
-    use = pv["consensus_date"].notna() & (pv["consensus_date"] >= ver["valid_from"])
+
+
+def _panel_versions(
+    ver: pd.DataFrame, bps: pd.DataFrame, pv: pd.DataFrame, use: pd.Series
+) -> pd.DataFrame:
+    """The versions at each breakpoint with the panel's scores where it applies (``use``); a version
+    starting at a panel date is marked as the panel's (approver, reason, approval date)."""
     out = ver.copy()
     for c in CRITERIA:
         out[f"expert_{c}"] = np.where(use, pv[f"_p_{c}"], out[f"expert_{c}"])
@@ -204,6 +201,30 @@ def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFr
         ),
     )
     out["approval_date"] = np.where(at_panel, bps["as_of_date"], out["approval_date"])
+    return out
+
+
+def merge_panels(history: pd.DataFrame, panels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """History with each panel's consensus as a version change on its consensus date.
+
+    Breakpoints are every version start and every panel date; at each, the attributes are those of the
+    version valid then and the expert scores those of the latest panel, unless the version itself
+    started after that panel (a later credit-file change supersedes it). Returns (history, panels
+    applied)."""
+    if panels.empty or history.empty:
+        return history, 0
+    from pipeline.credit_file import attributes_as_of
+
+    lo = pd.Timestamp("1900-01-01")
+    with_panel = history["customer_id"].isin(panels["customer_id"])
+    hp = history[with_panel].assign(_v=1, valid_from=history["valid_from"].fillna(lo))
+    bps = _breakpoints(hp, panels)
+    ver = attributes_as_of(hp, bps)
+    keep = ver["_v"].notna().to_numpy()
+    bps, ver = bps[keep].reset_index(drop=True), ver[keep].reset_index(drop=True)
+    pv = _latest_panel(bps, panels)
+    use = pv["consensus_date"].notna() & (pv["consensus_date"] >= ver["valid_from"])
+    out = _panel_versions(ver, bps, pv, use)
     nxt = bps.groupby("customer_id")["as_of_date"].shift(-1)
     out["valid_to"] = nxt.where(nxt.notna(), ver["valid_to"])
     out["valid_from"] = bps["as_of_date"].where(bps["as_of_date"] != lo, pd.NaT)

@@ -28,7 +28,6 @@ from pipeline.currency import read_fx_table
 from pipeline.domain import LEDGER_TABLES, PipelineError
 from pipeline.io import write_json, write_parquet
 from pipeline.ledger import read_truth, validate_table
-from pipeline.params import to_dict
 from pipeline.params.ingest import IngestParams, load_ingest
 from pipeline.quarantine import unreconciled_message
 from pipeline.schemas import NUMBER_RULES, RuleContext
@@ -101,11 +100,15 @@ def run_ingest(
             raw_dir,
             interim_dir,
             quarantine_dir,
-            to_dict(params),
             customers,
             first_invoice,
             ctx.data_cutoff,
-            params.date_format,
+            files=params.files,
+            column_map=params.column_map,
+            chunksize=params.chunksize,
+            encoding=params.encoding,
+            date_format=params.date_format,
+            max_iqr=params.delphi.max_iqr,
         )
     )
     report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())

@@ -25,13 +25,15 @@ final decision needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
+from pipeline.params.publish import LimitReviewParams, Triggers
 from pipeline.policy import limit_action
 from pipeline.score import score_customers
 
@@ -39,87 +41,62 @@ ACTIONS = ("keep", "raise", "cut", "suspend")
 OVERRIDE_COLUMNS = ("review_date", "customer_id", "action", "limit", "approver", "role", "reason")
 
 
-def check_params(p: dict[str, Any], letters: list[str]) -> None:
-    """Validate ``publish.limit_review`` once at stage start (one-line errors naming the key)."""
-    key = "params.yaml publish.limit_review"
-    for k in (
-        "months",
-        "roles",
-        "exposure_bands",
-        "exposure_level",
-        "change_bands",
-        "change_escalation",
-        "grade_escalation",
-        "suspend_role",
-    ):
-        if k not in p:
-            raise PipelineError(f"{key}.{k}: missing")
-    if len(p["exposure_level"]) != len(p["exposure_bands"]):
-        raise PipelineError(f"{key}.exposure_level: one level per exposure band")
-    if len(p["change_escalation"]) != len(p["change_bands"]):
-        raise PipelineError(f"{key}.change_escalation: one step per change band")
-    for name in ("exposure_bands", "change_bands"):
-        e = p[name]
-        if any(b <= a for a, b in zip(e[:-1], e[1:], strict=False)) or e[0] != 0:
-            raise PipelineError(f"{key}.{name}: edges must start at 0 and rise strictly ({e})")
-    missing = [g for g in letters if g not in p["grade_escalation"]]
-    if missing:
-        raise PipelineError(f"{key}.grade_escalation: no value for letter grades {missing}")
-    if p["suspend_role"] not in p["roles"]:
-        raise PipelineError(f"{key}.suspend_role: '{p['suspend_role']}' is not one of roles")
-
-
-def _band(x: np.ndarray, edges: list[float]) -> np.ndarray:
+def _band(x: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return np.clip(
         np.searchsorted(np.asarray(edges, float), x, side="right") - 1, 0, len(edges) - 1
     )
 
 
-def _label(edges: list[float], i: int, pct: bool = False) -> str:
+def _label(edges: Sequence[float], i: int, pct: bool = False) -> str:
     f = (lambda v: f"{v:.0%}") if pct else (lambda v: f"{v:,.0f}")
     return f"[{f(edges[i])}, {f(edges[i + 1])})" if i + 1 < len(edges) else f"[{f(edges[i])}, inf)"
 
 
 def role_level(
-    letter: Any, exposure: np.ndarray, change_share: np.ndarray, action: Any, p: dict[str, Any]
+    letter: Any,
+    exposure: np.ndarray,
+    change_share: np.ndarray,
+    action: Any,
+    p: LimitReviewParams,
 ) -> np.ndarray:
-    """Role index in ``p['roles']`` (0 = most junior) each decision needs.
+    """Role index in ``p.roles`` (0 = most junior) each decision needs.
 
     A raise or keep needs the exposure band's level, escalated by the size of the change and the grade;
     a reduction (cut, suspend) lowers our risk, so it needs only the exposure band's level (a
     suspension at least ``suspend_role``)."""
     act = np.asarray(action, dtype=object)
-    base = np.asarray(p["exposure_level"])[_band(exposure, p["exposure_bands"])]
-    level = base + np.asarray(p["change_escalation"])[_band(change_share, p["change_bands"])]
-    level = level + pd.Series(np.asarray(letter, dtype=object)).map(p["grade_escalation"]).fillna(
-        max(p["grade_escalation"].values())
+    base = np.asarray(p.exposure_level)[_band(exposure, p.exposure_bands)]
+    level = base + np.asarray(p.change_escalation)[_band(change_share, p.change_bands)]
+    escalation = dict(p.grade_escalation)
+    level = level + pd.Series(np.asarray(letter, dtype=object)).map(escalation).fillna(
+        max(escalation.values())
     ).to_numpy(int)
     reduce = (act == "cut") | (act == "suspend")
     level = np.where(reduce, base, level)
     suspend = act == "suspend"
-    level = np.where(suspend, np.maximum(level, p["roles"].index(p["suspend_role"])), level)
-    return np.minimum(level, len(p["roles"]) - 1).astype(int)
+    level = np.where(suspend, np.maximum(level, p.roles.index(p.suspend_role)), level)
+    return np.minimum(level, len(p.roles) - 1).astype(int)
 
 
-def approval_authority_table(p: dict[str, Any], letters: list[str]) -> pd.DataFrame:
+def approval_authority_table(p: LimitReviewParams, letters: list[str]) -> pd.DataFrame:
     """The approval-authority table: letter grade × exposure band × size of change → role."""
     rows = []
     for g in letters:
-        for i, lo in enumerate(p["exposure_bands"]):
-            for j, clo in enumerate(p["change_bands"]):
+        for i, lo in enumerate(p.exposure_bands):
+            for j, clo in enumerate(p.change_bands):
                 lvl = role_level([g], np.array([lo]), np.array([clo]), ["raise"], p)[0]
                 rows.append(
                     {
                         "letter_grade": g,
-                        "exposure_band": _label(p["exposure_bands"], i),
+                        "exposure_band": _label(p.exposure_bands, i),
                         "exposure_min": lo,
-                        "change_band": _label(p["change_bands"], j, pct=True),
+                        "change_band": _label(p.change_bands, j, pct=True),
                         "change_min": clo,
-                        "role": p["roles"][lvl],
-                        "cut_role": p["roles"][
+                        "role": p.roles[lvl],
+                        "cut_role": p.roles[
                             role_level([g], np.array([lo]), np.array([clo]), ["cut"], p)[0]
                         ],
-                        "suspension_role": p["roles"][
+                        "suspension_role": p.roles[
                             role_level([g], np.array([lo]), np.array([clo]), ["suspend"], p)[0]
                         ],
                     }
@@ -127,21 +104,13 @@ def approval_authority_table(p: dict[str, Any], letters: list[str]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def propose(
-    scored: pd.DataFrame, frame: pd.DataFrame, policy: dict[str, Any], p: dict[str, Any]
-) -> pd.DataFrame:
-    """Proposals for one review date. ``frame``: the snapshot rows (limit on file ``credit_limit``,
-    trigger inputs, ``label``, ``attributes_valid_from``, ``as_of_date``); ``scored``: their
-    `score.score_customers` output (letter grade, PD, policy limit)."""
-    trig = limit_action(frame, policy)
-    t = policy["triggers"]
-    tol = float(p.get("keep_tolerance", 0.10))
-    current = pd.to_numeric(
-        frame.get("credit_limit", pd.Series(np.nan, index=frame.index)), errors="coerce"
-    ).to_numpy(float)
-    on_file = np.where(np.isnan(current), 0.0, current)
-    pol = scored["limit"].to_numpy(float)
-    pol = np.where(np.isnan(pol), 0.0, pol)
+def _trigger_proposals(
+    frame: pd.DataFrame, on_file: np.ndarray, pol: np.ndarray, triggers: Triggers
+) -> dict[str, np.ndarray]:
+    """Action, trigger text and proposed limit from the behaviour triggers and defaults: suspend in
+    default (due only with a limit still open), cut or raise by the trigger's step within the policy
+    limit (a raise the policy limit does not allow becomes ``keep``)."""
+    trig = limit_action(frame, triggers)
     action = trig["limit_action"].astype(str).to_numpy(dtype=object)
     triggered = action != "keep"
     trigger = np.select(
@@ -161,47 +130,82 @@ def propose(
         [action == "suspend", action == "cut", action == "raise"],
         [
             0.0,
-            np.minimum(on_file * (1 - t["cut"]["step"]), pol),
-            np.minimum(on_file * (1 + t["raise"]["step"]), pol),
+            np.minimum(on_file * (1 - triggers.cut.step), pol),
+            np.minimum(on_file * (1 + triggers.raise_.step), pol),
         ],
         on_file,
     )
     capped = (action == "raise") & (proposed <= on_file)
-    action = np.where(capped, "keep", action)
-    trigger = np.where(capped, "behaviour: growth, but the policy limit allows no raise", trigger)
-    proposed = np.where(capped, on_file, proposed)
+    return {
+        "action": np.where(capped, "keep", action),
+        "trigger": np.where(
+            capped, "behaviour: growth, but the policy limit allows no raise", trigger
+        ),
+        "proposed": np.where(capped, on_file, proposed),
+        "triggered": triggered,
+        "in_default": in_default,
+    }
 
+
+def _scheduled_review(
+    frame: pd.DataFrame,
+    scored: pd.DataFrame,
+    on_file: np.ndarray,
+    pol: np.ndarray,
+    prop: dict[str, np.ndarray],
+    tolerance: float,
+) -> dict[str, np.ndarray]:
+    """``prop`` with the scheduled reviews applied: a customer neither triggered nor in default whose
+    review is due re-sets its limit to the policy limit, unless within ``tolerance`` of it."""
     review = pd.Series(scored["review_months"]).astype("Float64").to_numpy(float, na_value=np.nan)
     since = pd.to_datetime(
         frame.get("attributes_valid_from", pd.Series(pd.NaT, index=frame.index))
     )
     months_since = ((frame["as_of_date"] - since).dt.days / 30.4375).to_numpy(float)
     scheduled = (
-        (np.isnan(months_since) | (months_since >= review - 1e-9)) & ~triggered & ~in_default
+        (np.isnan(months_since) | (months_since >= review - 1e-9))
+        & ~prop["triggered"]
+        & ~prop["in_default"]
     )
-    # a scheduled review re-sets the limit to the policy limit, unless within the keep tolerance
     rel = np.where(
         on_file > 0, (pol - on_file) / np.maximum(on_file, 1.0), np.where(pol > 0, 1.0, 0.0)
     )
-    s_action = np.select([rel > tol, rel < -tol], ["raise", "cut"], "keep")
-    action = np.where(scheduled, s_action, action)
-    proposed = np.where(scheduled & (s_action != "keep"), pol, proposed)
-    trigger = np.where(
-        scheduled,
-        np.select(
-            [on_file == 0, rel > tol, rel < -tol],
-            [
-                "scheduled review: no limit on file, set to the policy limit",
-                "scheduled review: policy limit above the limit on file",
-                "scheduled review: limit on file above the policy limit",
-            ],
-            "scheduled review: within the keep tolerance",
-        ),
-        trigger,
+    s_action = np.select([rel > tolerance, rel < -tolerance], ["raise", "cut"], "keep")
+    trigger = np.select(
+        [on_file == 0, rel > tolerance, rel < -tolerance],
+        [
+            "scheduled review: no limit on file, set to the policy limit",
+            "scheduled review: policy limit above the limit on file",
+            "scheduled review: limit on file above the policy limit",
+        ],
+        "scheduled review: within the keep tolerance",
     )
-    proposed = np.floor(proposed + 1e-9)
-    due = scheduled | triggered
-    reason = np.where(triggered, "trigger", "scheduled review")
+    return {
+        **prop,
+        "action": np.where(scheduled, s_action, prop["action"]),
+        "proposed": np.where(scheduled & (s_action != "keep"), pol, prop["proposed"]),
+        "trigger": np.where(scheduled, trigger, prop["trigger"]),
+        "scheduled": scheduled,
+    }
+
+
+def propose(
+    scored: pd.DataFrame, frame: pd.DataFrame, triggers: Triggers, p: LimitReviewParams
+) -> pd.DataFrame:
+    """Proposals for one review date. ``frame``: the snapshot rows (limit on file ``credit_limit``,
+    trigger inputs, ``label``, ``attributes_valid_from``, ``as_of_date``); ``scored``: their
+    `score.score_customers` output (letter grade, PD, policy limit)."""
+    current = pd.to_numeric(
+        frame.get("credit_limit", pd.Series(np.nan, index=frame.index)), errors="coerce"
+    ).to_numpy(float)
+    on_file = np.where(np.isnan(current), 0.0, current)
+    pol = scored["limit"].to_numpy(float)
+    pol = np.where(np.isnan(pol), 0.0, pol)
+    prop = _trigger_proposals(frame, on_file, pol, triggers)
+    prop = _scheduled_review(frame, scored, on_file, pol, prop, p.keep_tolerance)
+    action, proposed = prop["action"], np.floor(prop["proposed"] + 1e-9)
+    due = prop["scheduled"] | prop["triggered"]
+    reason = np.where(prop["triggered"], "trigger", "scheduled review")
     change = proposed - on_file
     change_share = np.where(
         on_file > 0, np.abs(change) / np.maximum(on_file, 1.0), np.where(change != 0, 1.0, 0.0)
@@ -223,27 +227,27 @@ def propose(
             "limit_on_file": current,
             "policy_limit": scored["limit"].to_numpy(float),
             "action": action,
-            "trigger": trigger,
+            "trigger": prop["trigger"],
             "proposed_limit": proposed,
             "change": change,
             "change_share": change_share,
             "exposure_band": [
-                _label(p["exposure_bands"], i) for i in _band(exposure, p["exposure_bands"])
+                _label(p.exposure_bands, i) for i in _band(exposure, p.exposure_bands)
             ],
             "change_band": [
-                _label(p["change_bands"], i, True) for i in _band(change_share, p["change_bands"])
+                _label(p.change_bands, i, True) for i in _band(change_share, p.change_bands)
             ],
-            "approver_role": np.asarray(p["roles"], dtype=object)[level],
+            "approver_role": np.asarray(p.roles, dtype=object)[level],
         }
     )
     return out[due].reset_index(drop=True)
 
 
 def limit_review(
-    bundle: dict[str, Any], snapshots: pd.DataFrame, p: dict[str, Any]
+    bundle: dict[str, Any], snapshots: pd.DataFrame, triggers: Triggers, p: LimitReviewParams
 ) -> pd.DataFrame:
-    """Proposals at the last ``p['months']`` month ends of ``snapshots`` (scored with the bundle)."""
-    dates = np.sort(snapshots["as_of_date"].unique())[-int(p["months"]) :]
+    """Proposals at the last ``p.months`` month ends of ``snapshots`` (scored with the bundle)."""
+    dates = np.sort(snapshots["as_of_date"].unique())[-p.months :]
     parts = []
     for d in dates:
         frame = snapshots[snapshots["as_of_date"] == d].reset_index(drop=True)
@@ -253,7 +257,7 @@ def limit_review(
             propose(
                 scored[ok].reset_index(drop=True),
                 frame[ok].reset_index(drop=True),
-                bundle["policy"],
+                triggers,
                 p,
             )
         )
@@ -264,7 +268,7 @@ def limit_review(
 def apply_overrides(
     proposals: pd.DataFrame,
     overrides: pd.DataFrame | None,
-    p: dict[str, Any],
+    p: LimitReviewParams,
     source: str = "overrides",
 ) -> pd.DataFrame:
     """Final decision per proposal: the proposal, or a recorded override (action, limit, approver, role,
@@ -282,7 +286,7 @@ def apply_overrides(
     if overrides is None or overrides.empty:
         return out
     key = out.set_index(["review_date", "customer_id"]).index
-    roles = p["roles"]
+    roles = list(p.roles)
     unmatched: list[str] = []
     for i, row in overrides.reset_index(drop=True).iterrows():
         line = i + 2
@@ -358,7 +362,6 @@ __all__ = [
     "ACTIONS",
     "apply_overrides",
     "approval_authority_table",
-    "check_params",
     "limit_review",
     "propose",
     "review_summary",

@@ -1,6 +1,7 @@
 """Credit policy maths: limits, credit period, review cycle, triggers, terms NPV, dunning.
 
-Pure functions on arrays and frames; every number comes from the ``publish`` block of params.yaml.
+Pure functions on arrays and frames; every number comes from the typed ``publish`` parameters
+(`pipeline.params.publish.LimitPolicy`, `DunningParams`), checked once at stage start.
 Methods follow docs/methodology.md §5:
 
 - limit = min(need, capacity caps, expected-loss cap), the binding constraint named:
@@ -15,14 +16,15 @@ Methods follow docs/methodology.md §5:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.domain import LETTER_GRADES, PipelineError
+from pipeline.params.publish import DunningParams, LimitPolicy, Triggers
 
-LETTERS = ("A", "B", "C", "D")
 CONSTRAINTS = ("need", "net_worth_cap", "turnover_cap", "expected_loss_cap")
 
 
@@ -39,7 +41,7 @@ def letter_pds(grades: list[dict]) -> dict[str, float]:
     return out
 
 
-def size_band_labels(edges: list[float]) -> list[str]:
+def size_band_labels(edges: Sequence[float]) -> list[str]:
     """Readable labels of the half-open size bands ``[edge_i, edge_i+1)``, the last one open."""
 
     def fmt(v: float) -> str:
@@ -49,17 +51,16 @@ def size_band_labels(edges: list[float]) -> list[str]:
     return labels + [f"[{fmt(edges[-1])}, inf)"]
 
 
-def size_band(size: Any, edges: list[float]) -> np.ndarray:
-    """Index of each size's band ``[edge_i, edge_i+1)``; -1 if missing or below the first edge."""
+def size_band(size: Any, edges: Sequence[float]) -> np.ndarray:
+    """Index of each size's band ``[edge_i, edge_i+1)``; -1 if missing or below the first edge.
+    ``edges`` rise strictly (``publish.size_bands``, checked by `PublishParams`)."""
     x = np.asarray(size, dtype=float)
-    if any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=False)):
-        raise PipelineError(f"params.yaml publish.size_bands: edges {edges} must rise strictly")
     idx = np.searchsorted(np.asarray(edges, float), x, side="right") - 1
     idx[np.isnan(x)] = -1
     return idx.astype(np.int64)
 
 
-def band_statistics(size: Any, edges: list[float]) -> pd.DataFrame:
+def band_statistics(size: Any, edges: Sequence[float]) -> pd.DataFrame:
     """Per size band: bounds, customer count and the typical (median) monthly sales; an empty band
     takes its midpoint (the open last band its lower edge)."""
     x = np.asarray(size, dtype=float)
@@ -88,8 +89,8 @@ def band_statistics(size: Any, edges: list[float]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------- limits
-def _per_letter(params: dict, key: str, letters: np.ndarray) -> np.ndarray:
-    table = params[key]
+def _per_letter(policy: LimitPolicy, key: str, letters: Any) -> np.ndarray:
+    table = getattr(policy, key)
     codes, uniques = pd.factorize(letters)
     unknown = sorted(str(u) for u in uniques if u not in table)
     if unknown:
@@ -102,7 +103,7 @@ def customer_limits(
     letter_grade: Any,
     pd_: Any,
     monthly_sales: Any,
-    params: dict,
+    policy: LimitPolicy,
     net_worth: Any = None,
     annual_turnover: Any = None,
 ) -> pd.DataFrame:
@@ -120,13 +121,13 @@ def customer_limits(
         else np.asarray(letter_grade, dtype=object)
     )
     n = len(letters)
-    period = _per_letter(params, "credit_period_days", letters)
-    factor = _per_letter(params, "grade_factor", letters)
+    period = _per_letter(policy, "credit_period_days", letters)
+    factor = _per_letter(policy, "grade_factor", letters)
     sales = np.asarray(monthly_sales, dtype=float)
     need = (
         np.where(np.isnan(sales) | (sales < 0), 0.0, sales)
         * period
-        / params.get("days_per_month", 30)
+        / policy.days_per_month
         * factor
     )
 
@@ -134,11 +135,11 @@ def customer_limits(
         if values is None:
             return np.full(n, np.nan)
         v = np.asarray(values, dtype=float)
-        return np.where(v > 0, v * _per_letter(params, key, letters), np.nan)
+        return np.where(v > 0, v * _per_letter(policy, key, letters), np.nan)
 
     pd_arr = np.asarray(pd_, dtype=float)
     with np.errstate(divide="ignore"):
-        el_cap = np.where(pd_arr > 0, params["el_budget"] / (pd_arr * params["lgd"]), np.inf)
+        el_cap = np.where(pd_arr > 0, policy.el_budget / (pd_arr * policy.lgd), np.inf)
     caps = np.column_stack(
         [need, cap(net_worth, "net_worth_share"), cap(annual_turnover, "turnover_share"), el_cap]
     )
@@ -160,14 +161,14 @@ def customer_limits(
     )
 
 
-def limit_table(pds: dict[str, float], bands: pd.DataFrame, params: dict) -> pd.DataFrame:
+def limit_table(pds: dict[str, float], bands: pd.DataFrame, policy: LimitPolicy) -> pd.DataFrame:
     """Letter grade x size band: need, EL cap, limit and binding constraint at the band's typical
     monthly sales. Capacity caps depend on each customer's own net worth and turnover, so the
     table states the rule and per-customer limits (pipeline.score) apply it."""
     rows = []
-    for letter in [g for g in LETTERS if g in pds] + sorted(set(pds) - set(LETTERS)):
+    for letter in [g for g in LETTER_GRADES if g in pds] + sorted(set(pds) - set(LETTER_GRADES)):
         for band in bands.itertuples(index=False):
-            lim = customer_limits([letter], [pds[letter]], [band.typical_monthly_sales], params)
+            lim = customer_limits([letter], [pds[letter]], [band.typical_monthly_sales], policy)
             r = lim.iloc[0]
             rows.append(
                 {
@@ -177,15 +178,15 @@ def limit_table(pds: dict[str, float], bands: pd.DataFrame, params: dict) -> pd.
                     "size_max": band.size_max,
                     "typical_monthly_sales": band.typical_monthly_sales,
                     "pd": pds[letter],
-                    "credit_period_days": params["credit_period_days"][letter],
-                    "grade_factor": params["grade_factor"][letter],
+                    "credit_period_days": policy.credit_period_days[letter],
+                    "grade_factor": policy.grade_factor[letter],
                     "need": r.need,
                     "expected_loss_cap": r.expected_loss_cap,
                     "limit": r.limit,
                     "binding": r.binding,
                     "capacity_rule": (
-                        f"also <= {params['net_worth_share'][letter]:.0%} of net worth and "
-                        f"<= {params['turnover_share'][letter]:.0%} of annual turnover when known"
+                        f"also <= {policy.net_worth_share[letter]:.0%} of net worth and "
+                        f"<= {policy.turnover_share[letter]:.0%} of annual turnover when known"
                     ),
                 }
             )
@@ -193,44 +194,42 @@ def limit_table(pds: dict[str, float], bands: pd.DataFrame, params: dict) -> pd.
 
 
 # -------------------------------------------------------------------------- policy per grade
-def trigger_texts(params: dict) -> dict[str, str]:
-    """The behaviour triggers in words, from params ``triggers``."""
-    t = params["triggers"]
-    r, c, s = t["raise"], t["cut"], t["suspend"]
+def trigger_texts(triggers: Triggers) -> dict[str, str]:
+    """The behaviour triggers in words."""
+    r, c, s = triggers.raise_, triggers.cut, triggers.suspend
     return {
         "raise": (
-            f"raise by {r['step']:.0%} when late invoice share (12m) <= "
-            f"{r['max_late_invoice_share']:.0%}, sales growth (3m annualised vs 12m) >= "
-            f"{r['min_sales_growth']:.0%} and tenure >= {r['min_tenure_months']} months"
+            f"raise by {r.step:.0%} when late invoice share (12m) <= "
+            f"{r.max_late_invoice_share:.0%}, sales growth (3m annualised vs 12m) >= "
+            f"{r.min_sales_growth:.0%} and tenure >= {r.min_tenure_months} months"
         ),
         "cut": (
-            f"cut by {c['step']:.0%} when an invoice >= {c['min_largest_invoice_share']:.0%} "
-            f"of 3m sales and worst days beyond terms (3m) >= {c['min_days_beyond_terms']}"
+            f"cut by {c.step:.0%} when an invoice >= {c.min_largest_invoice_share:.0%} "
+            f"of 3m sales and worst days beyond terms (3m) >= {c.min_days_beyond_terms}"
         ),
         "suspend": (
             f"suspend (cash in advance until review) when net worth falls >= "
-            f"{s['min_net_worth_drop']:.0%}, days beyond terms trend >= "
-            f"{s['min_days_beyond_terms_trend']} days or worst days past due >= "
-            f"{s['min_worst_days_past_due']}"
+            f"{s.min_net_worth_drop:.0%}, days beyond terms trend >= "
+            f"{s.min_days_beyond_terms_trend} days or worst days past due >= "
+            f"{s.min_worst_days_past_due}"
         ),
     }
 
 
-def credit_policy_table(params: dict) -> pd.DataFrame:
+def credit_policy_table(policy: LimitPolicy) -> pd.DataFrame:
     """Per letter grade: credit period, review cycle, grade factor, capacity shares, triggers."""
-    texts = trigger_texts(params)
+    texts = trigger_texts(policy.triggers)
     rows = []
-    for g in params["credit_period_days"]:
-        period = params["credit_period_days"][g]
+    for g, period in policy.credit_period_days.items():
         rows.append(
             {
                 "letter_grade": g,
                 "credit_period_days": period,
                 "terms": f"net {period}" if period > 0 else "cash in advance",
-                "review_months": params["review_months"][g],
-                "grade_factor": params["grade_factor"][g],
-                "net_worth_share": params["net_worth_share"][g],
-                "turnover_share": params["turnover_share"][g],
+                "review_months": policy.review_months[g],
+                "grade_factor": policy.grade_factor[g],
+                "net_worth_share": policy.net_worth_share[g],
+                "turnover_share": policy.turnover_share[g],
                 "trigger_raise": texts["raise"],
                 "trigger_cut": texts["cut"],
                 "trigger_suspend": texts["suspend"],
@@ -239,10 +238,9 @@ def credit_policy_table(params: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def limit_action(frame: pd.DataFrame, params: dict) -> pd.DataFrame:
+def limit_action(frame: pd.DataFrame, triggers: Triggers) -> pd.DataFrame:
     """Behaviour trigger per row: ``suspend`` > ``cut`` > ``raise`` > ``keep``, with the limit
     multiplier and the trigger that fired. A trigger whose inputs are absent does not fire."""
-    t = params["triggers"]
     n = len(frame)
 
     def col(name: str) -> np.ndarray:
@@ -250,28 +248,28 @@ def limit_action(frame: pd.DataFrame, params: dict) -> pd.DataFrame:
             return np.full(n, np.nan)
         return pd.to_numeric(frame[name], errors="coerce").to_numpy(float, na_value=np.nan)
 
-    s, c, r = t["suspend"], t["cut"], t["raise"]
+    s, c, r = triggers.suspend, triggers.cut, triggers.raise_
     with np.errstate(invalid="ignore", divide="ignore"):
         nw_prev, nw = col("net_worth_previous"), col("net_worth")
         nw_drop = (nw_prev - nw) / nw_prev
         suspend = (
-            (nw_drop >= s["min_net_worth_drop"])
-            | (col("days_beyond_terms_trend") >= s["min_days_beyond_terms_trend"])
-            | (col("worst_days_past_due") >= s["min_worst_days_past_due"])
+            (nw_drop >= s.min_net_worth_drop)
+            | (col("days_beyond_terms_trend") >= s.min_days_beyond_terms_trend)
+            | (col("worst_days_past_due") >= s.min_worst_days_past_due)
         )
-        cut = (col("largest_invoice_share_3m") >= c["min_largest_invoice_share"]) & (
-            col("days_beyond_terms_max_3m") >= c["min_days_beyond_terms"]
+        cut = (col("largest_invoice_share_3m") >= c.min_largest_invoice_share) & (
+            col("days_beyond_terms_max_3m") >= c.min_days_beyond_terms
         )
         growth = col("invoiced_amount_3m") * 4 / col("invoiced_amount_12m") - 1
         raise_ = (
-            (col("late_invoice_share_12m") <= r["max_late_invoice_share"])
-            & (growth >= r["min_sales_growth"])
-            & (col("tenure_months") >= r["min_tenure_months"])
+            (col("late_invoice_share_12m") <= r.max_late_invoice_share)
+            & (growth >= r.min_sales_growth)
+            & (col("tenure_months") >= r.min_tenure_months)
         )
     action = pd.Categorical.from_codes(
         np.select([suspend, cut, raise_], [0, 1, 2], 3), ["suspend", "cut", "raise", "keep"]
     )
-    multiplier = np.select([suspend, cut, raise_], [0.0, 1 - c["step"], 1 + r["step"]], 1.0)
+    multiplier = np.select([suspend, cut, raise_], [0.0, 1 - c.step, 1 + r.step], 1.0)
     return pd.DataFrame(
         {"limit_action": action, "limit_multiplier": multiplier}, index=frame.index
     )
@@ -323,7 +321,7 @@ def credit_terms_npv(
 
 
 # ---------------------------------------------------------------------------------- dunning
-def _bands(edges: list[float], unit: str) -> list[str]:
+def _bands(edges: Sequence[float], unit: str) -> list[str]:
     labels = [
         f"{a:g}-{b - 1:g} {unit}" if unit == "days" else f"[{a:,.0f}, {b:,.0f})"
         for a, b in zip(edges[:-1], edges[1:], strict=False)
@@ -331,39 +329,34 @@ def _bands(edges: list[float], unit: str) -> list[str]:
     return labels + [f"{edges[-1]:g}+ {unit}" if unit == "days" else f"[{edges[-1]:,.0f}, inf)"]
 
 
-def dunning_table(params: dict) -> pd.DataFrame:
+def dunning_table(d: DunningParams) -> pd.DataFrame:
     """Collection strategy: grade x days-past-due band x amount band -> action and wait time.
 
     The ladder step is the days-past-due band (capped at the last step), escalated by the grade's
     and the amount band's steps; the wait shrinks by the grade's multiplier; deliveries are held
     from ``stop_shipment_from_step``.
     """
-    d = params["dunning"]
-    ladder, waits = d["ladder"], d["wait_days"]
-    if len(ladder) != len(waits):
-        raise PipelineError("params.yaml publish.dunning: ladder and wait_days differ in length")
-    if len(d["amount_escalation"]) != len(d["amount_bands"]):
-        raise PipelineError("params.yaml publish.dunning: one amount_escalation per amount band")
-    dpd_labels = _bands(d["dpd_bands"], "days")
-    amt_labels = _bands(d["amount_bands"], "amount")
+    ladder, waits = d.ladder, d.wait_days
+    dpd_labels = _bands(d.dpd_bands, "days")
+    amt_labels = _bands(d.amount_bands, "amount")
     rows = []
-    for grade, g_up in d["grade_escalation"].items():
+    for grade, g_up in d.grade_escalation.items():
         for i, dpd in enumerate(dpd_labels):
             for j, amt in enumerate(amt_labels):
                 step = min(
-                    min(i, len(ladder) - 1) + g_up + d["amount_escalation"][j], len(ladder) - 1
+                    min(i, len(ladder) - 1) + g_up + d.amount_escalation[j], len(ladder) - 1
                 )
                 rows.append(
                     {
                         "letter_grade": grade,
                         "dpd_band": dpd,
-                        "dpd_min": d["dpd_bands"][i],
+                        "dpd_min": d.dpd_bands[i],
                         "amount_band": amt,
-                        "amount_min": d["amount_bands"][j],
+                        "amount_min": d.amount_bands[j],
                         "step": step,
                         "action": ladder[step],
-                        "wait_days": int(math.ceil(waits[step] * d["wait_multiplier"][grade])),
-                        "hold_shipments": step >= d["stop_shipment_from_step"],
+                        "wait_days": int(math.ceil(waits[step] * d.wait_multiplier[grade])),
+                        "hold_shipments": step >= d.stop_shipment_from_step,
                     }
                 )
     return pd.DataFrame(rows)

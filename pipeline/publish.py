@@ -1,12 +1,14 @@
 """Stage ``publish``: the bundle the business runs, the scorecard exports and the credit policy.
 
 Reads models/<ds>/scorecard.json (train), models/<ds>/grade_cutoffs.json (calibrate),
-data/processed/<ds>/snapshots.parquet (size-band statistics), metrics/<ds>/evaluate.json
-(discrimination, if present) and the ``publish`` params. Writes exports/<ds>/: scorecard.json
-(card + calibration + master scale + policy), scorecard.sql (DuckDB), sql/scorecard.<dialect>.sql
-(PostgreSQL, SQLite, MySQL, SQL Server, Oracle, DuckDB, Spark), scorecard.pmml (PMML 4.4),
-scorecard.xlsx, scorecard.csv, limit_table.csv, credit_policy.csv, dunning_strategy.csv,
-boundary_cases.csv, export_checks.json, model_card.md.
+data/processed/<ds>/snapshots.parquet (size-band statistics, limit review, customer value),
+metrics/<ds>/evaluate.json (discrimination, if present), the canonical invoices and the credit file
+(data/interim/<ds>), the ``publish`` params and ``features.label`` (the bad definition). Writes
+exports/<ds>/: scorecard.json (card + calibration + master scale + policy), scorecard.sql (DuckDB),
+sql/scorecard.<dialect>.sql (PostgreSQL, SQLite, MySQL, SQL Server, Oracle, DuckDB, Spark),
+scorecard.pmml (PMML 4.4), scorecard.xlsx, scorecard.csv, limit_table.csv, credit_policy.csv,
+dunning_strategy.csv, boundary_cases.csv, export_checks.json, model_card.md and the credit-cycle
+tables (`pipeline.credit_cycle`: limit review, approval authority, customer value, Delphi agreement).
 The DuckDB and SQLite renderings are executed against the boundary set before anything is
 written (any difference from Python stops the stage); export_checks.json records the counts.
 """
@@ -17,16 +19,10 @@ import logging
 
 import pandas as pd
 
-from pipeline.card import SCHEMA_FILE, seal_bundle, units_from_dictionary, write_schema
-from pipeline.config import (
-    Paths,
-    PipelineError,
-    require_files,
-    run_stage,
-    stage_argparser,
-    stage_params,
-)
-from pipeline.credit_cycle import publish_credit_cycle
+from pipeline.bundle import bad_definition, build_bundle, check_cutoffs, latest_sizes
+from pipeline.card import SCHEMA_FILE, units_from_dictionary, write_schema
+from pipeline.config import Paths, require_files, run_stage, stage_argparser
+from pipeline.credit_cycle import credit_cycle, read_cycle_inputs
 from pipeline.export_clients import agreement, agreement_counts, run_duckdb, run_sqlite
 from pipeline.exports import (
     DIALECTS,
@@ -38,8 +34,10 @@ from pipeline.exports import (
     scorecard_workbook,
     workbook_bytes,
 )
-from pipeline.io import code_version, read_json, write_bytes, write_csv, write_json, write_text
+from pipeline.io import read_json, write_bytes, write_csv, write_json, write_text
 from pipeline.model_card import model_card_markdown
+from pipeline.params import load
+from pipeline.params.publish import PublishParams, load_label
 from pipeline.policy import (
     band_statistics,
     credit_policy_table,
@@ -50,71 +48,6 @@ from pipeline.policy import (
 from pipeline.scorecard import load_card
 
 log = logging.getLogger("pipeline.publish")
-BUNDLE_SCHEMA = "1.0"
-
-
-def check_cutoffs(cutoffs: dict, source: str) -> list[dict]:
-    """The master-scale grades, checked: letter grades present, score_min falling, PDs rising."""
-    grades = cutoffs.get("grades") or []
-    if not grades:
-        raise PipelineError(f"{source}: no 'grades'; run the calibrate stage")
-    for i, g in enumerate(grades):
-        for key in ("grade", "letter_grade", "score_min", "pd"):
-            if key not in g:
-                raise PipelineError(f"{source}: grades[{i}] has no '{key}'")
-    mins = [g["score_min"] for g in grades[:-1]]
-    if any(m is None for m in mins) or any(b >= a for a, b in zip(mins, mins[1:], strict=False)):
-        raise PipelineError(f"{source}: score_min must fall strictly from the best grade on")
-    pds = [g["pd"] for g in grades]
-    if any(b <= a for a, b in zip(pds, pds[1:], strict=False)):
-        raise PipelineError(f"{source}: grade PDs must rise strictly from grade to grade")
-    return grades
-
-
-def latest_sizes(snapshots: pd.DataFrame, size_measure: str) -> pd.Series:
-    """Each customer's size measure at their latest snapshot."""
-    if size_measure not in snapshots.columns:
-        raise PipelineError(
-            f"snapshots.parquet: column '{size_measure}' (publish.size_measure) not found"
-        )
-    last = (
-        snapshots.sort_values(["customer_id", "as_of_date"])
-        .groupby("customer_id", sort=True)
-        .tail(1)
-    )
-    return last[size_measure]
-
-
-def build_bundle(
-    card: dict, cutoffs: dict, params: dict, limits: pd.DataFrame, units: dict | None = None
-) -> dict:
-    """The published scorecard.json: the card plus calibration, master scale and policy, sealed
-    with declared feature domains and a content hash (`pipeline.card.seal_bundle`)."""
-    policy = {k: v for k, v in params.items() if k != "base"}
-    return seal_bundle({
-        **card,
-        "bundle": {
-            "schema_version": BUNDLE_SCHEMA,
-            "code_version": code_version(),
-            "scored_by": "python -m pipeline.score --card <this file> --input <file>",
-        },
-        "calibration": cutoffs["calibration"],
-        "master_scale": {"scale": cutoffs.get("scale"), "grades": cutoffs["grades"]},
-        "policy": {**policy, "limit_table": limits.to_dict("records")},
-    }, units)
-
-
-def bad_definition(features_params: dict) -> str:
-    """The bad definition in words, from the features stage's label params."""
-    label = features_params.get("label", {})
-    if label.get("source") == "customer_flag":
-        return "the source's own default flag (one observation point)"
-    return (
-        f"an invoice more than {label.get('bad_days_beyond_terms', '?')} days beyond terms "
-        f"within {label.get('performance_window_months', '?')} months of the observation "
-        f"date, above {label.get('material_amount', '?')} and "
-        f"{label.get('material_share', 0):.0%} of exposure"
-    )
 
 
 def verify_sql(card: dict, grades: list[dict], cases: pd.DataFrame) -> dict:
@@ -128,29 +61,40 @@ def verify_sql(card: dict, grades: list[dict], cases: pd.DataFrame) -> dict:
     return checks
 
 
+def read_inputs(paths: Paths, size_measure: str) -> dict:
+    """The card, the grade cutoffs (checked), the snapshots' size measure and the evaluation."""
+    cutoffs_path = paths.models / "grade_cutoffs.json"
+    card = load_card(paths.models / "scorecard.json")
+    require_files({"grade_cutoffs": cutoffs_path}, "run the calibrate stage first")
+    cutoffs = read_json(cutoffs_path)
+    evaluate_path = paths.metrics / "evaluate.json"
+    return {
+        "card": card,
+        "cutoffs": cutoffs,
+        "grades": check_cutoffs(cutoffs, str(cutoffs_path)),
+        "snapshots": pd.read_parquet(
+            paths.processed / "snapshots.parquet",
+            columns=["customer_id", "as_of_date", size_measure],
+        ),
+        "evaluation": read_json(evaluate_path) if evaluate_path.is_file() else None,
+        "units": units_from_dictionary(paths.processed / "feature_dictionary.csv"),
+    }
+
+
 def main() -> None:
     args = stage_argparser(
         "publish", "Publish the scorecard bundle, exports and policy."
     ).parse_args()
-    params = stage_params("publish", args.dataset)
+    params = load(PublishParams, "publish", args.dataset)
+    label = load_label(args.dataset)
     paths = Paths(args.dataset)
-    card = load_card(paths.models / "scorecard.json")
-    cutoffs_path = paths.models / "grade_cutoffs.json"
-    require_files({"grade_cutoffs": cutoffs_path}, "run the calibrate stage first")
-    cutoffs = read_json(cutoffs_path)
-    grades = check_cutoffs(cutoffs, str(cutoffs_path))
-    snap_path = paths.processed / "snapshots.parquet"
-    size_measure = params.get("size_measure", "avg_monthly_invoiced")
-    snapshots = pd.read_parquet(snap_path, columns=["customer_id", "as_of_date", size_measure])
-    evaluate_path = paths.metrics / "evaluate.json"
-    if evaluate_path.is_file():
-        require_files({"evaluation": evaluate_path}, "run the evaluate stage first")
-    evaluation = read_json(evaluate_path) if evaluate_path.is_file() else None
+    inp = read_inputs(paths, params.size_measure)
+    card, cutoffs, grades = inp["card"], inp["cutoffs"], inp["grades"]
 
-    bands = band_statistics(latest_sizes(snapshots, size_measure), params["size_bands"])
-    limits = limit_table(letter_pds(grades), bands, params)
-    policy = credit_policy_table(params)
-    dunning = dunning_table(params)
+    bands = band_statistics(latest_sizes(inp["snapshots"], params.size_measure), params.size_bands)
+    limits = limit_table(letter_pds(grades), bands, params.limit_policy)
+    policy = credit_policy_table(params.limit_policy)
+    dunning = dunning_table(params.dunning)
     cases = boundary_cases(card, grades)
     sql = {name: scorecard_sql(card, grades, dialect=name) for name in DIALECTS}
     checks = {
@@ -160,9 +104,20 @@ def main() -> None:
             f["name"]: f.get("edge_digits") for f in card["features"] if f["dtype"] == "numeric"
         },
     }
-    units = units_from_dictionary(paths.processed / "feature_dictionary.csv")
-    bundle = build_bundle(card, cutoffs, params, limits, units)
+    bundle = build_bundle(card, cutoffs, params, limits, inp["units"])
     workbook = scorecard_workbook(card, grades, limits, policy, cases)
+    model_card = model_card_markdown(
+        card,
+        cutoffs,
+        limits,
+        policy,
+        bands,
+        inp["evaluation"],
+        args.dataset,
+        bad_definition(label),
+        checks,
+    )
+    cycle, cycle_summary = credit_cycle(bundle, read_cycle_inputs(paths, params), params)
 
     out = paths.exports
     out.mkdir(parents=True, exist_ok=True)
@@ -178,22 +133,13 @@ def main() -> None:
     write_csv(limits, out / "limit_table.csv")
     write_csv(policy, out / "credit_policy.csv")
     write_csv(dunning, out / "dunning_strategy.csv")
-    write_text(cases.to_csv(index=False, lineterminator="\n"), out / "boundary_cases.csv")  # full precision
     write_text(
-        model_card_markdown(
-            card,
-            cutoffs,
-            limits,
-            policy,
-            bands,
-            evaluation,
-            args.dataset,
-            bad_definition(stage_params("features", args.dataset)),
-            checks,
-        ),
-        out / "model_card.md",
-    )
-    publish_credit_cycle(bundle, paths, params)  # limit review, customer value (pipeline.credit_cycle)
+        cases.to_csv(index=False, lineterminator="\n"), out / "boundary_cases.csv"
+    )  # full precision
+    write_text(model_card, out / "model_card.md")
+    for name, table in cycle.items():
+        write_csv(table, out / name)
+    write_json(cycle_summary, out / "credit_cycle.json")
     log.info(
         "published %s: %d features, %d grades, %d boundary cases checked on DuckDB and SQLite",
         out,

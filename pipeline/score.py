@@ -19,6 +19,7 @@ from pipeline import card as card_module
 from pipeline.calibration import calibrator_from_dict
 from pipeline.config import PipelineError, run_stage
 from pipeline.io import write_csv
+from pipeline.params.publish import policy_from_bundle
 from pipeline.policy import customer_limits, limit_action
 from pipeline.scorecard import score_frame
 
@@ -162,8 +163,8 @@ def clean_inputs(
 def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
     """Per row: score, calibrated PD, grade, limit (binding constraint), credit period, review
     cycle, behaviour-trigger action, top reason codes with text, and ``error``."""
-    policy = bundle["policy"]
-    size_col = policy.get("size_measure", "avg_monthly_invoiced")
+    policy = policy_from_bundle(bundle["policy"])
+    size_col = policy.size_measure
     extra = [
         size_col,
         "net_worth",
@@ -210,13 +211,13 @@ def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
         col("net_worth"),
         col("annual_turnover"),
     )
-    actions = limit_action(clean, policy)
+    actions = limit_action(clean, policy.triggers)
     cols["limit"] = limits["limit"].to_numpy()
     cols["limit_binding"] = limits["binding"].array
     cols["limit_action"] = actions["limit_action"].array
     cols["recommended_limit"] = np.floor(cols["limit"] * actions["limit_multiplier"].to_numpy())
     for key in ("credit_period_days", "review_months"):
-        per_grade = grades["letter_grade"].map(policy[key]).to_numpy(float)
+        per_grade = grades["letter_grade"].map(dict(getattr(policy, key))).to_numpy(float)
         cols[key] = pd.array(per_grade, dtype="Int64")[idx]  # convert per grade, then pick
     texts = {f["reason_code"]: f.get("reason_text") for f in bundle["features"]}
     top_n = bundle.get("reason_codes", {}).get("top_n", 4)

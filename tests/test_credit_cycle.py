@@ -10,24 +10,38 @@ import pytest
 
 from pipeline import customer_value as cv
 from pipeline import limit_review as lr
-from pipeline.config import PipelineError, load_params
+from pipeline.config import PipelineError
+from pipeline.credit_cycle import CycleInputs, credit_cycle
+from pipeline.params import ParamsError
+from pipeline.params.publish import PublishParams
 
-PUBLISH = load_params()["publish"]
-REVIEW = PUBLISH["limit_review"]
-VALUE = PUBLISH["customer_value"]
-POLICY = {k: PUBLISH[k] for k in ("triggers",)}
 T = pd.Timestamp("2025-06-30")
 
 
+@pytest.fixture(scope="module")
+def publish(make_params) -> PublishParams:
+    return make_params(PublishParams, "publish")
+
+
+@pytest.fixture(scope="module")
+def review(publish):
+    return publish.limit_review
+
+
+@pytest.fixture(scope="module")
+def triggers(publish):
+    return publish.triggers
+
+
 # --------------------------------------------------------------------------- approval authority
-def test_role_levels_by_exposure_change_and_grade():
-    roles = REVIEW["roles"]
+def test_role_levels_by_exposure_change_and_grade(review):
+    roles = review.roles
     lvl = lr.role_level(
         ["A", "C", "A", "B", "D"],
         np.array([30_000, 300_000, 10_000, 60_000, 40_000]),
         np.array([0.05, 0.60, 1.0, 0.20, 0.0]),
         ["raise", "raise", "suspend", "cut", "keep"],
-        REVIEW,
+        review,
     )
     # A raise: band 0 -> 0; C raise: band 2 (2) + change >= 50% (1) + grade C (1) = 4 -> capped 3;
     # A suspension: band 0, floor credit_manager (1); B cut: band 1 (1), no escalation for a reduction;
@@ -39,26 +53,28 @@ def test_role_levels_by_exposure_change_and_grade():
         "credit_manager",
         "credit_manager",
     ]
-    cut_c = lr.role_level(["C"], np.array([300_000]), np.array([0.6]), ["cut"], REVIEW)[0]
+    cut_c = lr.role_level(["C"], np.array([300_000]), np.array([0.6]), ["cut"], review)[0]
     assert roles[cut_c] == "head_of_credit"  # band 2 only
 
 
-def test_authority_table_covers_grade_exposure_and_change():
-    table = lr.approval_authority_table(REVIEW, ["A", "B", "C", "D"])
-    assert len(table) == 4 * len(REVIEW["exposure_bands"]) * len(REVIEW["change_bands"])
+def test_authority_table_covers_grade_exposure_and_change(review):
+    table = lr.approval_authority_table(review, ["A", "B", "C", "D"])
+    assert len(table) == 4 * len(review.exposure_bands) * len(review.change_bands)
     a_small = table[(table["letter_grade"] == "A") & (table["exposure_min"] == 0)]
     assert list(a_small["role"]) == ["credit_analyst", "credit_analyst", "credit_manager"]
     # seniority never falls as exposure rises
     for _, g in table.groupby(["letter_grade", "change_min"]):
-        levels = g.sort_values("exposure_min")["role"].map(REVIEW["roles"].index)
+        levels = g.sort_values("exposure_min")["role"].map(review.roles.index)
         assert levels.is_monotonic_increasing
 
 
-def test_bad_authority_params_name_the_key():
-    with pytest.raises(PipelineError, match="exposure_level"):
-        lr.check_params({**REVIEW, "exposure_level": [0, 1]}, ["A", "B", "C", "D"])
-    with pytest.raises(PipelineError, match="grade_escalation"):
-        lr.check_params({**REVIEW, "grade_escalation": {"A": 0}}, ["A", "B", "C", "D"])
+def test_bad_authority_params_name_the_key(make_params):
+    with pytest.raises(ParamsError, match="key publish.limit_review.exposure_level: rule same_le"):
+        make_params(
+            PublishParams, "publish", "synthetic", {"limit_review": {"exposure_level": [0]}}
+        )
+    with pytest.raises(ParamsError, match="key publish.limit_review.roles: rule non_empty"):
+        make_params(PublishParams, "publish", "synthetic", {"limit_review": {"roles": []}})
 
 
 # --------------------------------------------------------------------------- proposals
@@ -121,9 +137,9 @@ def _review_case() -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, scored
 
 
-def test_proposals_keep_cut_raise_suspend_and_policy_cap():
+def test_proposals_keep_cut_raise_suspend_and_policy_cap(triggers, review):
     frame, scored = _review_case()
-    out = lr.propose(scored, frame, POLICY, REVIEW).set_index("customer_id")
+    out = lr.propose(scored, frame, triggers, review).set_index("customer_id")
     # C6: above the policy limit but reviewed a month ago, no trigger -> not due until its review;
     # C8: in default with its limit already at 0 -> nothing to do
     assert list(out.index) == ["C1", "C2", "C3", "C4", "C5", "C7"]
@@ -156,18 +172,18 @@ def test_proposals_keep_cut_raise_suspend_and_policy_cap():
     assert out.loc["C7", ["action", "proposed_limit"]].tolist() == ["keep", 19_000.0]
 
 
-def test_raise_capped_by_policy_becomes_keep():
+def test_raise_capped_by_policy_becomes_keep(triggers, review):
     frame, scored = _review_case()
     scored["limit"] = 9_000.0
-    out = lr.propose(scored, frame, POLICY, REVIEW).set_index("customer_id")
+    out = lr.propose(scored, frame, triggers, review).set_index("customer_id")
     # C3's growth trigger would raise it, but the policy limit (9,000) is below its 10,000
     assert out.loc["C3", ["action", "proposed_limit"]].tolist() == ["keep", 10_000.0]
     assert "allows no raise" in out.loc["C3", "trigger"]
 
 
-def test_overrides_are_recorded_with_approver_reason_and_authority():
+def test_overrides_are_recorded_with_approver_reason_and_authority(triggers, review):
     frame, scored = _review_case()
-    props = lr.propose(scored, frame, POLICY, REVIEW)
+    props = lr.propose(scored, frame, triggers, review)
     ovr = pd.DataFrame(
         {
             "review_date": ["2025-06-30", "2025-06-30"],
@@ -179,25 +195,25 @@ def test_overrides_are_recorded_with_approver_reason_and_authority():
             "reason": ["late order was a disputed delivery", "new contract signed"],
         }
     )
-    out = lr.apply_overrides(props, ovr, REVIEW).set_index("customer_id")
+    out = lr.apply_overrides(props, ovr, review).set_index("customer_id")
     assert out.loc["C2", ["final_action", "final_limit"]].tolist() == ["keep", 10_000.0]
     assert bool(out.loc["C2", "override_within_authority"])
     # 300,000 (band 2: head_of_credit) with a 2,900% change (+1) -> credit_committee needed
     assert not bool(out.loc["C3", "override_within_authority"])
     assert out.loc["C1", "decided_by"].startswith("proposal")
     assert out["override_reason"].notna().sum() == 2
-    stray = lr.apply_overrides(props, ovr.assign(customer_id=["C6", "C3"]), REVIEW)
+    stray = lr.apply_overrides(props, ovr.assign(customer_id=["C6", "C3"]), review)
     assert stray.attrs["overrides_unmatched"] == ["row 2: C6 on 2025-06-30"]
     assert stray.set_index("customer_id").loc["C2", "final_action"] == "cut"  # not applied
     with pytest.raises(PipelineError, match="row 2, column action, rule in_range"):
-        lr.apply_overrides(props, ovr.assign(action=["freeze", "raise"]), REVIEW, "overrides.csv")
+        lr.apply_overrides(props, ovr.assign(action=["freeze", "raise"]), review, "overrides.csv")
     with pytest.raises(PipelineError, match="row 3, column reason, rule required"):
-        lr.apply_overrides(props, ovr.assign(reason=["ok", None]), REVIEW, "overrides.csv")
+        lr.apply_overrides(props, ovr.assign(reason=["ok", None]), review, "overrides.csv")
 
 
 # --------------------------------------------------------------------------- customer value
-P = {
-    **VALUE,
+# the inputs of the hand calculation below, stated here so a params.yaml edit cannot move them
+HAND_VALUE = {
     "gross_margin_rate": 0.18,
     "cost_of_capital": 0.08,
     "collection_cost_rate": 0.003,
@@ -211,7 +227,10 @@ P = {
 }
 
 
-def test_customer_value_hand_calculation():
+def test_customer_value_hand_calculation(make_params):
+    p = make_params(
+        PublishParams, "publish", "synthetic", {"customer_value": HAND_VALUE}
+    ).customer_value
     frame = pd.DataFrame(
         {
             "sales_12m": [120_000.0],
@@ -226,7 +245,7 @@ def test_customer_value_hand_calculation():
         },
         index=pd.Index(["C1"], name="customer_id"),
     )
-    v = cv.customer_value(frame, P).iloc[0]
+    v = cv.customer_value(frame, p).iloc[0]
     # receivable = 120,000 x 36.5 / 365 = 12,000
     assert v["average_receivable"] == pytest.approx(12_000.0)
     # 21,600 - 960 - (360 + 100) - 0.02 x 0.45 x 12,000 = 20,072
@@ -275,7 +294,8 @@ def test_retention_from_the_ledger():
     assert r.loc["C"] == pytest.approx(1 / 3)
 
 
-def test_grid_has_six_cells_and_strategy_per_tier_and_grade():
+def test_grid_has_six_cells_and_strategy_per_tier_and_grade(publish):
+    value = publish.customer_value
     rng = np.random.default_rng(0)
     n = 60
     values = pd.DataFrame(
@@ -287,8 +307,8 @@ def test_grid_has_six_cells_and_strategy_per_tier_and_grade():
         index=[f"C{i}" for i in range(n)],
     )
     letters = pd.Series(np.array(["A", "B", "C", "D"])[np.arange(n) % 4], index=values.index)
-    grid = cv.value_grid(values, letters, VALUE)
-    cells = cv.grid_counts(grid, VALUE)
+    grid = cv.value_grid(values, letters, value)
+    cells = cv.grid_counts(grid, value)
     assert len(cells) == 6 and cells["customers"].sum() == n
     assert (grid["value_level"] == "high").sum() == n // 2
     assert set(grid["credit_strategy"]) <= set(cv.STRATEGIES)
@@ -296,5 +316,60 @@ def test_grid_has_six_cells_and_strategy_per_tier_and_grade():
     assert (neg["value_tier"] == "low").all()
     top_d = grid[(grid["value_tier"] == "high") & (grid["letter_grade"] == "D")]
     assert (top_d["credit_strategy"] == "secure").all()
-    table = cv.strategy_table(grid, VALUE, ["A", "B", "C", "D"])
+    table = cv.strategy_table(grid, value, ["A", "B", "C", "D"])
     assert len(table) == 12 and table["customers"].sum() == n
+
+
+# --------------------------------------------------------------------------- the cycle, pure
+def _cycle_inputs(panels: pd.DataFrame | None = None) -> CycleInputs:
+    """Two month ends of three customers on the hand card; no ledger (customer value not computed)."""
+    dates = pd.to_datetime(["2025-05-31", "2025-06-30"])
+    snaps = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "c3"] * 2,
+            "as_of_date": np.repeat(dates, 3),
+            "days_beyond_terms_max_12m": [0.0, 20.0, 70.0] * 2,
+            "net_collection_rate_12m": [0.97, 0.5, 0.05] * 2,
+            "segment": ["retail"] * 6,
+            "avg_monthly_invoiced": [30_000.0] * 6,
+            "credit_limit": [10_000.0, 10_000.0, 10_000.0] * 2,
+            "label": ["good", "good", "in_default"] * 2,
+        }
+    )
+    return CycleInputs(snaps, None, None, None, panels, None, "overrides")
+
+
+@pytest.fixture(scope="module")
+def hand_bundle(publish) -> dict:
+    from pipeline.bundle import build_bundle
+    from pipeline.policy import band_statistics, letter_pds, limit_table
+    from tests.fixtures.cards import hand_card, hand_cutoffs
+
+    cutoffs = hand_cutoffs()
+    bands = band_statistics([5000.0, 30000.0], publish.size_bands)
+    limits = limit_table(letter_pds(cutoffs["grades"]), bands, publish.limit_policy)
+    return build_bundle(hand_card(), cutoffs, publish, limits)
+
+
+def test_credit_cycle_without_ledger_reviews_limits_and_says_why_no_value(hand_bundle, publish):
+    tables, summary = credit_cycle(hand_bundle, _cycle_inputs(), publish)
+    assert list(tables) == ["limit_review.csv", "approval_authority.csv"]
+    assert summary["customer_value"] == "not computed: snapshots lack " + str(
+        ["tenure_months", "competitor_share", "late_invoice_share_12m", "invoice_count_12m"]
+    )
+    review = tables["limit_review.csv"]
+    # c3 is in default with 10,000 open at both month ends: suspended to 0 each time
+    c3 = review[review["customer_id"] == "c3"]
+    assert list(c3["action"]) == ["suspend", "suspend"] and (c3["final_limit"] == 0).all()
+    assert summary["limit_review"]["review_dates"] == 2
+    authority = tables["approval_authority.csv"]
+    assert len(authority) == 4 * len(publish.limit_review.exposure_bands) * len(
+        publish.limit_review.change_bands
+    )
+
+
+def test_credit_cycle_lists_panels_that_did_not_converge(hand_bundle, publish):
+    panels = pd.DataFrame({"customer_id": ["c1", "c2", "c2"], "converged": [True, False, True]})
+    tables, summary = credit_cycle(hand_bundle, _cycle_inputs(panels), publish)
+    assert tables["delphi_agreement.csv"] is panels
+    assert summary["delphi_not_converged"] == ["c2"]

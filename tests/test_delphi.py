@@ -10,6 +10,8 @@ from pipeline.credit_file import attributes_as_of, timeline_failures
 from pipeline.delphi import CRITERIA, kendalls_w, merge_panels, panel_agreement
 from pipeline.schemas import COLUMNS, EXPERT_SCORES
 
+MAX_IQR = 1.0  # the convergence rule under test: every criterion's IQR <= 1 point
+
 
 def test_kendalls_w_perfect_agreement_is_one():
     x = np.array([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4]])
@@ -60,7 +62,7 @@ def _panel(
 def test_consensus_is_the_last_round_median_and_agreement_is_reported():
     final = {"character": [2, 4, 4], "capacity": [1, 3, 5]}
     first = {"character": [1, 4, 5], "capacity": [1, 3, 5]}
-    p = panel_agreement(_panel(final, first)).iloc[0]
+    p = panel_agreement(_panel(final, first), MAX_IQR).iloc[0]
     assert p["expert_character"] == 4 and p["expert_capacity"] == 3 and p["expert_coverage"] == 3
     # IQR of [2, 4, 4] = 4 − 3 = 1; of [1, 3, 5] = 4 − 2 = 2 -> not converged (max IQR 2 > 1)
     assert p["iqr_character"] == 1.0 and p["iqr_capacity"] == 2.0
@@ -68,8 +70,10 @@ def test_consensus_is_the_last_round_median_and_agreement_is_reported():
     # moved between rounds: character E1 1->2, E3 5->4 = 2 of 18 scores
     assert p["moved_share"] == pytest.approx(2 / 18)
     assert p["consensus_date"] == pd.Timestamp("2024-03-15") and p["last_round"] == 2
-    ok = panel_agreement(_panel({"character": [3, 4, 4]}, {})).iloc[0]
+    ok = panel_agreement(_panel({"character": [3, 4, 4]}, {}), MAX_IQR).iloc[0]
     assert ok["converged"]
+    # the rule is the caller's: with max_iqr 2 the first panel converges too
+    assert panel_agreement(_panel(final, first), 2.0).iloc[0]["converged"]
 
 
 def _history() -> pd.DataFrame:
@@ -94,7 +98,7 @@ def _history() -> pd.DataFrame:
 
 
 def test_panel_splits_the_version_and_later_changes_supersede_it():
-    panels = panel_agreement(_panel({"character": [4, 4, 5]}, {}, day="2024-03-15"))
+    panels = panel_agreement(_panel({"character": [4, 4, 5]}, {}, day="2024-03-15"), MAX_IQR)
     merged, applied = merge_panels(_history(), panels)
     assert applied == 1 and timeline_failures(merged).empty and len(merged) == 3
     keys = pd.DataFrame(
@@ -113,7 +117,7 @@ def test_a_panel_after_t_changes_nothing_at_t():
     t = pd.Timestamp("2024-03-31")
     keys = pd.DataFrame({"customer_id": ["C1"], "as_of_date": [t]})
     base = attributes_as_of(_history(), keys)
-    later = panel_agreement(_panel({"character": [5, 5, 5]}, {}, day="2024-04-10"))
+    later = panel_agreement(_panel({"character": [5, 5, 5]}, {}, day="2024-04-10"), MAX_IQR)
     merged, _ = merge_panels(_history(), later)
     after = attributes_as_of(merged, keys)
     cols = ["credit_limit", "competitor_share", *EXPERT_SCORES, "approver"]

@@ -380,7 +380,7 @@ def test_parquet_sources_load_like_csv(tmp_path: Path, params, ingest) -> None:
         out / "quarantine",
         out / "r.json",
         out / "m.json",
-        params(files={t: f"{t}.parquet" for t in TABLES}, chunksize=4),
+        params(files={**params().files, **{t: f"{t}.parquet" for t in TABLES}}, chunksize=4),
     )
     ingest(tmp_path, "base")
     for table in TABLES:

@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import PipelineError, load_params
+from pipeline.params import ParamsError, to_dict
+from pipeline.params.publish import LimitPolicy, PublishParams, policy_from_bundle
 from pipeline.policy import (
     band_statistics,
     credit_policy_table,
@@ -21,7 +23,8 @@ from pipeline.policy import (
     size_band,
 )
 
-PARAMS = {
+# the inputs of the hand calculations below, stated here so a params.yaml edit cannot move them
+HAND = {
     "lgd": 0.45,
     "el_budget": 5000.0,
     "days_per_month": 30,
@@ -30,16 +33,100 @@ PARAMS = {
     "grade_factor": {"A": 1.5, "B": 1.0, "C": 0.6, "D": 0.0},
     "net_worth_share": {"A": 0.35, "B": 0.25, "C": 0.15, "D": 0.0},
     "turnover_share": {"A": 0.10, "B": 0.07, "C": 0.05, "D": 0.0},
-    "review_months": {"A": 12, "B": 12, "C": 6, "D": 3},
 }
 
 
-def test_published_params_have_everything_policy_reads():
-    p = load_params()["publish"]
-    credit_policy_table(p)
-    assert len(dunning_table(p)) == 4 * len(p["dunning"]["dpd_bands"]) * len(
-        p["dunning"]["amount_bands"]
-    )
+@pytest.fixture(scope="module")
+def hand(make_params) -> LimitPolicy:
+    return make_params(PublishParams, "publish", "synthetic", HAND).limit_policy
+
+
+@pytest.fixture(scope="module")
+def published(make_params) -> PublishParams:
+    return make_params(PublishParams, "publish")
+
+
+def test_published_params_have_everything_policy_reads(published):
+    credit_policy_table(published.limit_policy)
+    d = published.dunning
+    assert len(dunning_table(d)) == 4 * len(d.dpd_bands) * len(d.amount_bands)
+
+
+# ------------------------------------------------------------------------------ parameters
+def test_params_echo_params_yaml_and_round_trip_through_the_bundle(published):
+    raw = load_params()["publish"]
+    assert to_dict(published) == raw  # the bundle's policy reads as the params file, types kept
+    assert to_dict(published)["triggers"]["raise"]["min_tenure_months"] == 12  # key `raise` kept
+    assert published.triggers.raise_.step == raw["triggers"]["raise"]["step"]
+    bundle_policy = {**to_dict(published), "limit_table": [{"letter_grade": "A"}]}
+    assert policy_from_bundle(bundle_policy) == published.limit_policy
+    # scoring needs only the limit policy: a bundle published before the dunning block still scores
+    older = {k: v for k, v in bundle_policy.items() if k not in ("dunning", "customer_value")}
+    assert policy_from_bundle(older) == published.limit_policy
+    with pytest.raises(ParamsError, match="key publish.triggers: rule required"):
+        policy_from_bundle({k: v for k, v in older.items() if k != "triggers"})
+
+
+@pytest.mark.parametrize(
+    "override, key, rule",
+    [
+        ({"size_bands": [0, 50000, 10000]}, "publish.size_bands", "increasing"),
+        ({"lgd": 1.5}, "publish.lgd", "in_range"),
+        ({"net_worth_share": {"A": 1.2}}, "publish.net_worth_share.A", "in_range"),
+        ({"grade_factor": {"B": -0.5}}, "publish.grade_factor", "non_negative"),
+        ({"dunning": {"wait_days": [7, 7]}}, "publish.dunning.wait_days", "same_length"),
+        (
+            {"dunning": {"amount_escalation": [0, 1]}},
+            "publish.dunning.amount_escalation",
+            "same_length",
+        ),
+        ({"triggers": {"cut": {"step": 1.5}}}, "publish.triggers.cut.step", "in_range"),
+        ({"triggers": {"raise": {"step": "x"}}}, "publish.triggers.raise.step", "type"),
+        (
+            {"limit_review": {"exposure_level": [0, 1]}},
+            "publish.limit_review.exposure_level",
+            "same_length",
+        ),
+        (
+            {"limit_review": {"change_bands": [0.1, 0.5, 1.0]}},
+            "publish.limit_review.change_bands",
+            "from_zero",
+        ),
+        (
+            {"limit_review": {"suspend_role": "ceo"}},
+            "publish.limit_review.suspend_role",
+            "one_of",
+        ),
+        (
+            {"customer_value": {"tier_quantiles": [0.8, 0.4]}},
+            "publish.customer_value.tier_quantiles",
+            "increasing",
+        ),
+        (
+            {"customer_value": {"grade_strategy": {"low": {"A": "hold"}}}},
+            "publish.customer_value.grade_strategy.low.A",
+            "one_of",
+        ),
+        ({"size_measure": None}, "publish.size_measure", "type"),
+    ],
+)
+def test_bad_publish_params_fail_once_naming_the_key(make_params, override, key, rule):
+    with pytest.raises(ParamsError) as info:
+        make_params(PublishParams, "publish", "synthetic", override)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"params.yaml: key {key}: rule {rule}: "), message
+
+
+def test_grade_maps_must_cover_every_letter_grade():
+    from pipeline.config import deep_merge
+    from pipeline.params import build
+
+    raw = load_params()["publish"]
+    partial = deep_merge(raw, {})
+    partial["review_months"] = {"A": 12, "B": 12, "C": 6}
+    with pytest.raises(ParamsError, match=r"key publish.review_months: rule covers_grades: .*'D'"):
+        build(PublishParams, partial, "publish")
 
 
 # ------------------------------------------------------------------------ credit terms (RWJ)
@@ -94,12 +181,12 @@ def test_terms_npv_rejects_bad_rates():
 
 
 # ---------------------------------------------------------------------------------- limits
-def test_customer_limit_binding_constraints_by_hand():
+def test_customer_limit_binding_constraints_by_hand(hand):
     lim = customer_limits(
         ["B", "A", "C", "D", "B"],
         [0.02, 0.01, 0.10, 0.30, 0.02],
         [30000.0, 30000.0, 30000.0, 30000.0, np.nan],
-        PARAMS,
+        hand,
         net_worth=[80000.0, np.nan, np.nan, np.nan, np.nan],
         annual_turnover=[700000.0, np.nan, np.nan, np.nan, np.nan],
     )
@@ -114,13 +201,13 @@ def test_customer_limit_binding_constraints_by_hand():
     # D: cash in advance; no sales history: no credit.
     assert lim.loc[3, "limit"] == 0 and lim.loc[4, "limit"] == 0
     # EL cap binding: PD 40% for an A customer with big sales -> 5,000 / 0.18 = 27,777
-    el = customer_limits(["A"], [0.4], [1e6], PARAMS).iloc[0]
+    el = customer_limits(["A"], [0.4], [1e6], hand).iloc[0]
     assert (el["limit"], el["binding"]) == (27777, "expected_loss_cap")
 
 
-def test_unknown_letter_grade_is_an_error():
+def test_unknown_letter_grade_is_an_error(hand):
     with pytest.raises(PipelineError, match="credit_period_days"):
-        customer_limits(["E"], [0.1], [1.0], PARAMS)
+        customer_limits(["E"], [0.1], [1.0], hand)
 
 
 def test_size_bands_half_open_and_statistics():
@@ -131,7 +218,7 @@ def test_size_bands_half_open_and_statistics():
     assert stats["customers"].tolist() == [2, 1, 0]
 
 
-def test_limit_table_names_binding_constraint_in_every_cell():
+def test_limit_table_names_binding_constraint_in_every_cell(hand):
     grades = [
         {"letter_grade": "A", "pd": 0.01, "count": 10},
         {"letter_grade": "A", "pd": 0.03, "count": 30},
@@ -139,7 +226,7 @@ def test_limit_table_names_binding_constraint_in_every_cell():
     ]
     pds = letter_pds(grades)
     assert pds["A"] == pytest.approx((0.1 + 0.9) / 40)
-    table = limit_table(pds, band_statistics([5000, 20000, 80000], [0, 10000, 50000]), PARAMS)
+    table = limit_table(pds, band_statistics([5000, 20000, 80000], [0, 10000, 50000]), hand)
     assert len(table) == 2 * 3
     assert table["binding"].isin(["need", "expected_loss_cap"]).all()
     # A, band [50,000, inf) typical 80,000: need 240,000 vs EL cap 5,000/(0.025*0.45) = 444,444
@@ -147,8 +234,7 @@ def test_limit_table_names_binding_constraint_in_every_cell():
     assert cell["limit"] == 240000 and cell["binding"] == "need"
 
 
-def test_limit_actions_priority():
-    p = load_params()["publish"]
+def test_limit_actions_priority(published):
     frame = pd.DataFrame(
         {
             "late_invoice_share_12m": [0.0, 0.0, 0.0, 0.5],
@@ -160,20 +246,21 @@ def test_limit_actions_priority():
             "worst_days_past_due": [0, 0, 90, 0],
         }
     )
-    out = limit_action(frame, p)
+    out = limit_action(frame, published.triggers)
     assert out["limit_action"].tolist() == ["raise", "cut", "suspend", "keep"]
     assert out["limit_multiplier"].tolist() == [1.25, 0.5, 0.0, 1.0]
-    assert limit_action(pd.DataFrame(index=[0]), p)["limit_action"].tolist() == ["keep"]
+    blank = limit_action(pd.DataFrame(index=[0]), published.triggers)
+    assert blank["limit_action"].tolist() == ["keep"]
 
 
-def test_dunning_escalates_with_grade_and_amount():
-    p = load_params()["publish"]
-    t = dunning_table(p)
+def test_dunning_escalates_with_grade_and_amount(published):
+    d = published.dunning
+    t = dunning_table(d)
     first = t[(t.dpd_min == 1) & (t.amount_min == 0)].set_index("letter_grade")
     assert first.loc["A", "action"] == "friendly_reminder"
     assert first.loc["D", "action"] == "final_notice"
-    assert first.loc["D", "wait_days"] < p["dunning"]["wait_days"][2]
-    last = t[t.dpd_min == max(p["dunning"]["dpd_bands"])]
+    assert first.loc["D", "wait_days"] < d.wait_days[2]
+    last = t[t.dpd_min == max(d.dpd_bands)]
     assert (last["action"] == "agency_or_legal").all()
     steps = t.groupby("letter_grade")["step"].mean()
     assert steps.is_monotonic_increasing

@@ -188,3 +188,47 @@ def test_publish_stops_when_a_sql_client_disagrees(monkeypatch, tmp_path):
     with pytest.raises(PipelineError, match="SQLite"):
         run(monkeypatch, tmp_path)
     assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").rglob("*.sql"))
+
+
+# --------------------------------------------------------------------------- bundle helpers
+def test_bad_definition_in_words():
+    import dataclasses
+
+    from pipeline.bundle import bad_definition
+    from pipeline.params.publish import load_label
+
+    ledger = dataclasses.replace(
+        load_label("synthetic"),
+        source="ledger",
+        bad_days_beyond_terms=90,
+        performance_window_months=12,
+        material_amount=100.0,
+        material_share=0.01,
+    )
+    assert bad_definition(ledger) == (
+        "an invoice more than 90 days beyond terms within 12 months of the observation date, "
+        "above 100.0 and 1% of exposure"
+    )
+    # the uci overlay (datasets.uci.features.label) switches the source to the customer's own flag
+    assert load_label("uci").source == "customer_flag"
+    assert bad_definition(load_label("uci")) == (
+        "the source's own default flag (one observation point)"
+    )
+
+
+def test_bundle_policy_states_the_params_as_params_yaml_does(make_params):
+    from pipeline.bundle import build_bundle
+    from pipeline.config import load_params
+    from pipeline.params.publish import PublishParams
+    from pipeline.policy import band_statistics, letter_pds, limit_table
+
+    params = make_params(PublishParams, "publish")
+    cutoffs = hand_cutoffs()
+    bands = band_statistics([5000.0, 30000.0], params.size_bands)
+    limits = limit_table(letter_pds(cutoffs["grades"]), bands, params.limit_policy)
+    policy = build_bundle(hand_card(), cutoffs, params, limits)["policy"]
+    table = policy.pop("limit_table")  # stored at JSON precision by the seal
+    assert [(r["letter_grade"], r["size_band"]) for r in table] == list(
+        zip(limits["letter_grade"], limits["size_band"], strict=True)
+    )
+    assert policy == load_params()["publish"]

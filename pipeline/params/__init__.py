@@ -107,6 +107,12 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     raise TypeError(f"pipeline.params: unsupported field type {tp!r} at {key}")
 
 
+def _key(field: dataclasses.Field) -> str:
+    """The params.yaml key of a field: its name, or ``metadata["key"]`` where the key is a Python
+    keyword (``publish.triggers.raise`` is the field ``raise_``)."""
+    return field.metadata.get("key", field.name)
+
+
 def build(cls: type[T], raw: Any, key: str) -> T:
     """The frozen dataclass ``cls`` from the mapping ``raw`` found at params.yaml key ``key``.
 
@@ -115,7 +121,8 @@ def build(cls: type[T], raw: Any, key: str) -> T:
     if not isinstance(raw, dict):
         fail(key, "type", f"expected a mapping, got {raw!r}")
     hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    fields = {_key(f): f.name for f in dataclasses.fields(cls) if f.init}
+    names = list(fields)
     unknown = sorted(set(raw) - set(names))
     if unknown:
         fail(
@@ -127,7 +134,7 @@ def build(cls: type[T], raw: Any, key: str) -> T:
     for name in names:
         if name not in raw:
             fail(f"{key}.{name}", "required", "missing; every parameter is set in params.yaml")
-        values[name] = _convert(hints[name], raw[name], f"{key}.{name}")
+        values[fields[name]] = _convert(hints[fields[name]], raw[name], f"{key}.{name}")
     return cls(**values)
 
 
@@ -146,7 +153,7 @@ def load(cls: type[T], block: str, dataset: str, params: dict[str, Any] | None =
 def to_dict(obj: Any) -> Any:
     """Plain JSON-able form of a params object (tuples as lists, mappings as dicts): for reports."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {_key(f): to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (tuple, list)):
         return [to_dict(v) for v in obj]
     if isinstance(obj, (dict, types.MappingProxyType)):
