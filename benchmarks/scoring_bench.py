@@ -30,8 +30,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pipeline.card import load_card, score_frame
 from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
-from pipeline.scorecard import load_card, score_frame
 
 
 def synthetic_card(n_numeric: int = 10, n_categorical: int = 2) -> dict:

@@ -28,10 +28,10 @@ DATASET = "synthetic"
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from pipeline.card import load_card, score_frame
 from pipeline.config import Paths
 from pipeline.io import read_json
 from pipeline.monitoring import card_bin_label
-from pipeline.scorecard import load_card, score_frame
 
 # %matplotlib inline
 pd.set_option("display.width", 160)

@@ -30,9 +30,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from pipeline import evaluate
+from pipeline.card import load_card
 from pipeline.config import Paths, stage_params
 from pipeline.io import read_json
-from pipeline.scorecard import load_card
 
 # %matplotlib inline
 pd.set_option("display.width", 160)

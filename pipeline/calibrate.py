@@ -25,6 +25,7 @@ from pipeline.calibration import (
     fit_calibrator,
     pd_band_boundaries,
 )
+from pipeline.card import load_card, score_frame
 from pipeline.config import (
     Paths,
     PipelineError,
@@ -34,7 +35,6 @@ from pipeline.config import (
     stage_params,
 )
 from pipeline.io import code_version, file_sha256, write_csv, write_json, write_text
-from pipeline.scorecard import load_card, score_frame
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 log = logging.getLogger("pipeline.calibrate")

@@ -37,6 +37,7 @@ import pandas as pd
 
 from pipeline import evaluate_report as report
 from pipeline import metrics
+from pipeline.card import load_card, score_frame
 from pipeline.challenger import predict_pd
 from pipeline.config import (
     PROJ_ROOT,
@@ -48,7 +49,6 @@ from pipeline.config import (
     stage_params,
 )
 from pipeline.io import code_version, read_json, write_csv, write_json, write_text
-from pipeline.scorecard import load_card, score_frame
 from pipeline.sufficiency import no_oot_error
 
 log = logging.getLogger("pipeline.evaluate")

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.card import score_to_pd
+from pipeline.domain import PipelineError
 from pipeline.exports import (
     DIALECTS,
     SQL_INPUT_TABLE,
@@ -44,7 +45,6 @@ from pipeline.exports import (
     sql_string,
     workbook_bytes,
 )
-from pipeline.scorecard import score_to_pd
 
 
 def _pg_bin() -> Path:

@@ -28,8 +28,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.compat import safe_string
 from openpyxl.utils import get_column_letter, quote_sheetname
 
-from pipeline.config import PipelineError
-from pipeline.scorecard import score_frame, score_to_pd
+from pipeline.card import score_frame, score_to_pd
+from pipeline.domain import PipelineError
 
 SQL_INPUT_TABLE = "scorecard_input"
 XLSX_SHEETS = ("points", "grade_cutoffs", "limit_table", "policy", "categories", "scoring")

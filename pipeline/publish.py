@@ -17,7 +17,7 @@ import logging
 
 import pandas as pd
 
-from pipeline.card import SCHEMA_FILE, seal_bundle, units_from_dictionary, write_schema
+from pipeline.card import SCHEMA_FILE, load_card, seal_bundle, units_from_dictionary, write_schema
 from pipeline.config import (
     Paths,
     PipelineError,
@@ -47,7 +47,6 @@ from pipeline.policy import (
     letter_pds,
     limit_table,
 )
-from pipeline.scorecard import load_card
 
 log = logging.getLogger("pipeline.publish")
 BUNDLE_SCHEMA = "1.0"
