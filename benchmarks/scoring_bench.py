@@ -1,4 +1,4 @@
-"""Scoring throughput: Python (pipeline.scorecard.score_frame and the full score command) and the
+"""Scoring throughput: Python (pipeline.card.score_frame and the full score command) and the
 SQL export on DuckDB, on N rows (default 1M).
 
     .venv/bin/python benchmarks/scoring_bench.py [--rows N] [--card exports/uci/scorecard.json]

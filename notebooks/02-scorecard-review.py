@@ -15,7 +15,7 @@
 # # 02 Scorecard review (评分卡复核)
 #
 # Reads the card the `train` stage wrote (`models/<ds>/scorecard.json`) and its report
-# (`models/<ds>/train_report.json`); scores with `pipeline.scorecard.score_frame`, the one scoring function.
+# (`models/<ds>/train_report.json`); scores with `pipeline.card.score_frame`, the one scoring function.
 # Nothing here refits or re-bins: to change the card, change `params.yaml` (`train.*`) and run `dvc repro`.
 #
 # Contents: selection decisions, coefficients with inference, binning table and WoE plot per

@@ -2,7 +2,7 @@
 
 Each ``run_*`` function executes one export in one real client on the boundary set and returns
 that client's scoring (``case_id``, ``points__<feature>``, ``score``, ``pd_model``, ``grade`` and,
-for PMML, ``reason_<k>``); :func:`agreement` compares it with ``pipeline.scorecard.score_frame``
+for PMML, ``reason_<k>``); :func:`agreement` compares it with ``pipeline.card.score_frame``
 case by case. The tests (tests/test_export_clients.py) and the measuring command
 
     python -m pipeline.export_clients --dataset uci_taiwan
