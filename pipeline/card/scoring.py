@@ -23,6 +23,7 @@ from pipeline.domain import PipelineError
 log = logging.getLogger("pipeline.card")
 
 MAX_COMPARED_EDGES = 32
+_EPS = 1e-12  # PDs are clipped to [eps, 1 - eps] before the logit shift
 
 
 # --------------------------------------------------------------------------------------- scaling
@@ -52,9 +53,6 @@ def score_to_pd(score: Any, factor: float, offset: float) -> np.ndarray:
     """P(bad) implied by a score: 1 / (1 + exp((score - offset) / factor))."""
     z = (np.asarray(score, dtype=float) - offset) / factor
     return 1.0 / (1.0 + np.exp(z))
-
-
-_EPS = 1e-12
 
 
 def calibrated_pd(calibration: dict, score: Any) -> np.ndarray:
