@@ -100,8 +100,8 @@ def child_scoring(card_path: str, data_path: str, n_rows: int) -> None:
     import pandas as pd
 
     sys.path.insert(0, str(ROOT))
+    from pipeline.card import load_card, score_frame
     from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
-    from pipeline.scorecard import load_card, score_frame
 
     card = load_card(card_path)
     names = [f["name"] for f in card["features"]]

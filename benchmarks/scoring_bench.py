@@ -1,4 +1,4 @@
-"""Scoring throughput: Python (pipeline.scorecard.score_frame and the full score command) and the
+"""Scoring throughput: Python (pipeline.card.score_frame and the full score command) and the
 SQL export on DuckDB, on N rows (default 1M).
 
     .venv/bin/python benchmarks/scoring_bench.py [--rows N] [--card exports/uci/scorecard.json]
@@ -30,8 +30,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pipeline.card import load_card, score_frame
 from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
-from pipeline.scorecard import load_card, score_frame
 
 
 def synthetic_card(n_numeric: int = 10, n_categorical: int = 2) -> dict:

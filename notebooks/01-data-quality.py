@@ -146,7 +146,9 @@ vintage = pd.read_csv(paths.reports / "vintage.csv")
 Image(filename=str(paths.plots / "features_vintage.png"))  # the features stage's own chart
 
 # %%
-vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_rate"].round(4).to_frame().T
+vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_rate"].round(
+    4
+).to_frame().T
 
 # %% [markdown]
 # ## Roll rates
@@ -165,7 +167,9 @@ im = ax.imshow(100 * matrix.fillna(0).to_numpy(), cmap="Blues", vmin=0, vmax=100
 for i in range(len(order)):
     for j in range(len(order)):
         v = matrix.iat[i, j]
-        ax.text(j, i, "–" if pd.isna(v) else f"{100 * v:.0f}", ha="center", va="center", fontsize=8)
+        ax.text(
+            j, i, "–" if pd.isna(v) else f"{100 * v:.0f}", ha="center", va="center", fontsize=8
+        )
 ax.set_xticks(range(len(order)), order, rotation=30)
 ax.set_yticks(range(len(order)), order)
 ax.set(

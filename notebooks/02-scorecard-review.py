@@ -15,7 +15,7 @@
 # # 02 Scorecard review (评分卡复核)
 #
 # Reads the card the `train` stage wrote (`models/<ds>/scorecard.json`) and its report
-# (`models/<ds>/train_report.json`); scores with `pipeline.scorecard.score_frame`, the one scoring function.
+# (`models/<ds>/train_report.json`); scores with `pipeline.card.score_frame`, the one scoring function.
 # Nothing here refits or re-bins: to change the card, change `params.yaml` (`train.*`) and run `dvc repro`.
 #
 # Contents: selection decisions, coefficients with inference, binning table and WoE plot per
@@ -28,10 +28,10 @@ DATASET = "synthetic"
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from pipeline.card import load_card, score_frame
 from pipeline.config import Paths
 from pipeline.io import read_json
 from pipeline.monitoring import card_bin_label
-from pipeline.scorecard import load_card, score_frame
 
 # %matplotlib inline
 pd.set_option("display.width", 160)

@@ -30,11 +30,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from pipeline import comparison
+from pipeline.card import load_card
 from pipeline.config import Paths, stage_params
 from pipeline.io import read_json
 from pipeline.params import load
 from pipeline.params.evaluate import EvaluateParams
-from pipeline.scorecard import load_card
 
 # %matplotlib inline
 pd.set_option("display.width", 160)

@@ -39,8 +39,14 @@ pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 30)
 paths = Paths(DATASET)
 cutoffs = read_json(paths.models / "grade_cutoffs.json")
-print("calibration:", cutoffs["calibration"]["method"], "| scale:", cutoffs["scale"]["type"],
-      cutoffs["scale"]["n_grades"], "grades")
+print(
+    "calibration:",
+    cutoffs["calibration"]["method"],
+    "| scale:",
+    cutoffs["scale"]["type"],
+    cutoffs["scale"]["n_grades"],
+    "grades",
+)
 
 # %% [markdown]
 # ## Master scale
@@ -58,12 +64,22 @@ scale
 reliability = pd.read_csv(paths.plots / "calibrate_reliability.csv")
 fig, ax = plt.subplots(figsize=(6, 6))
 for sample, part in reliability.groupby("sample", sort=True):
-    ax.scatter(100 * part["pd"], 100 * part["observed_bad_rate"], s=12 + part["count"] / part["count"].max() * 150,
-               alpha=0.7, label=f"{sample} sample")
+    ax.scatter(
+        100 * part["pd"],
+        100 * part["observed_bad_rate"],
+        s=12 + part["count"] / part["count"].max() * 150,
+        alpha=0.7,
+        label=f"{sample} sample",
+    )
 top = 100 * max(reliability["pd"].max(), reliability["observed_bad_rate"].max()) * 1.05
 ax.plot([0, top], [0, top], color="grey", ls="--", label="perfect calibration")
-ax.set(title="Reliability per grade (marker size = customers)", xlabel="Published grade PD (%)",
-       ylabel="Observed bad rate (%)", xlim=(0, top), ylim=(0, top))
+ax.set(
+    title="Reliability per grade (marker size = customers)",
+    xlabel="Published grade PD (%)",
+    ylabel="Observed bad rate (%)",
+    xlim=(0, top),
+    ylim=(0, top),
+)
 ax.legend()
 fig.tight_layout()
 
@@ -71,11 +87,19 @@ fig.tight_layout()
 fig, ax = plt.subplots(figsize=(6, 6))
 for sample, part in reliability.groupby("sample", sort=True):
     ok = (part["pd"] > 0) & (part["observed_bad_rate"] > 0)
-    ax.loglog(100 * part.loc[ok, "pd"], 100 * part.loc[ok, "observed_bad_rate"], "o", label=f"{sample} sample")
+    ax.loglog(
+        100 * part.loc[ok, "pd"],
+        100 * part.loc[ok, "observed_bad_rate"],
+        "o",
+        label=f"{sample} sample",
+    )
 lo = 100 * reliability.loc[reliability["pd"] > 0, "pd"].min() / 2
 ax.plot([lo, 100], [lo, 100], color="grey", ls="--", label="perfect calibration")
-ax.set(title="Reliability per grade, log scale", xlabel="Published grade PD (%, log)",
-       ylabel="Observed bad rate (%, log)")
+ax.set(
+    title="Reliability per grade, log scale",
+    xlabel="Published grade PD (%, log)",
+    ylabel="Observed bad rate (%, log)",
+)
 ax.legend()
 fig.tight_layout()
 
@@ -92,8 +116,22 @@ for sample, tests in cutoffs["tests"].items():
     t.insert(0, "sample", sample)
     tables.append(t)
 grade_tests = pd.concat(tables, ignore_index=True)
-cols = [c for c in ("sample", "grade", "count", "bads", "pd", "observed_bad_rate", "binomial_p", "binomial_light",
-                    "jeffreys_p", "jeffreys_light") if c in grade_tests]
+cols = [
+    c
+    for c in (
+        "sample",
+        "grade",
+        "count",
+        "bads",
+        "pd",
+        "observed_bad_rate",
+        "binomial_p",
+        "binomial_light",
+        "jeffreys_p",
+        "jeffreys_light",
+    )
+    if c in grade_tests
+]
 view = grade_tests[cols].copy()
 for c in ("binomial_light", "jeffreys_light"):
     if c in view:
@@ -119,11 +157,17 @@ summary
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
 x = np.arange(len(scale))
-ax.bar(x, 100 * scale["share"] if "share" in scale else scale["count"] / scale["count"].sum() * 100,
-       color="slategray")
+ax.bar(
+    x,
+    100 * scale["share"] if "share" in scale else scale["count"] / scale["count"].sum() * 100,
+    color="slategray",
+)
 ax.set_xticks(x, scale["grade"])
-ax.set(title="Calibration-sample customers per grade", xlabel="Grade (best first)",
-       ylabel="Share of customers (%)")
+ax.set(
+    title="Calibration-sample customers per grade",
+    xlabel="Grade (best first)",
+    ylabel="Share of customers (%)",
+)
 fig.tight_layout()
 
 # %% [markdown]
@@ -133,8 +177,12 @@ fig.tight_layout()
 # %%
 limit_table = pd.read_csv(paths.exports / "limit_table.csv")
 publish_params = load(PublishParams, "publish", DATASET)  # typed, checked once
-print({k: to_dict(getattr(publish_params, k))
-       for k in ("lgd", "el_budget", "grade_factor", "net_worth_share", "turnover_share")})
+print(
+    {
+        k: to_dict(getattr(publish_params, k))
+        for k in ("lgd", "el_budget", "grade_factor", "net_worth_share", "turnover_share")
+    }
+)
 limit_table
 
 # %% [markdown]
@@ -147,12 +195,17 @@ limit_table
 from pipeline import policy
 
 letter_pd = policy.letter_pds(cutoffs["grades"])
-bands = limit_table[["size_band", "size_min", "size_max", "typical_monthly_sales"]].drop_duplicates(
-    "size_band"
-)
+bands = limit_table[
+    ["size_band", "size_min", "size_max", "typical_monthly_sales"]
+].drop_duplicates("size_band")
 band = bands.iloc[len(bands) // 2]
 print("letter-grade PDs:", {k: round(v, 4) for k, v in letter_pd.items()})
-print("size band shown:", band["size_band"], "typical monthly sales", round(band["typical_monthly_sales"]))
+print(
+    "size band shown:",
+    band["size_band"],
+    "typical monthly sales",
+    round(band["typical_monthly_sales"]),
+)
 
 
 def limits_with(**changes) -> pd.Series:
@@ -163,7 +216,11 @@ def limits_with(**changes) -> pd.Series:
 
 variants = {
     "lgd": [0.30, 0.45, 0.60],
-    "el_budget": [0.5 * publish_params.el_budget, publish_params.el_budget, 2 * publish_params.el_budget],
+    "el_budget": [
+        0.5 * publish_params.el_budget,
+        publish_params.el_budget,
+        2 * publish_params.el_budget,
+    ],
     "grade_factor ×": [0.75, 1.0, 1.25],
 }
 rows = []
@@ -184,7 +241,9 @@ for ax, (name, part) in zip(axes, sensitivity.groupby("parameter", sort=False), 
     for letter, grp in part.groupby("letter_grade"):
         ax.plot(grp["value"], grp["limit"] / 1000, marker="o", label=f"grade {letter}")
     ax.set(title=f"Limit vs {name}", xlabel=f"{name} (parameter value)")
-axes[0].set_ylabel(f"Limit, size band {band['size_band']} (thousand {load(BaseParams, 'base', DATASET).currency})")
+axes[0].set_ylabel(
+    f"Limit, size band {band['size_band']} (thousand {load(BaseParams, 'base', DATASET).currency})"
+)
 axes[0].legend()
 fig.suptitle("Sensitivity of the credit limit to the policy parameters")
 fig.tight_layout()
@@ -210,7 +269,9 @@ last_review.groupby(["action", "trigger"]).agg(
 )
 
 # %%
-monthly = review.pivot_table(index="review_date", columns="action", values="customer_id", aggfunc="count")
+monthly = review.pivot_table(
+    index="review_date", columns="action", values="customer_id", aggfunc="count"
+)
 ax = monthly.fillna(0).plot(kind="bar", stacked=True, figsize=(11, 3.5))
 ax.set(title="Limit-review proposals per review month", xlabel="", ylabel="customers")
 ax.set_xticklabels([d.strftime("%Y-%m") for d in monthly.index], rotation=45)
@@ -242,10 +303,14 @@ plt.tight_layout()
 
 # %%
 strategy = pd.read_csv(paths.exports / "value_grade_strategy.csv")
-strategy.pivot(index="value_tier", columns="letter_grade", values="strategy").loc[["high", "medium", "low"]]
+strategy.pivot(index="value_tier", columns="letter_grade", values="strategy").loc[
+    ["high", "medium", "low"]
+]
 
 # %%
-strategy.pivot(index="value_tier", columns="letter_grade", values="customers").loc[["high", "medium", "low"]]
+strategy.pivot(index="value_tier", columns="letter_grade", values="customers").loc[
+    ["high", "medium", "low"]
+]
 
 # %% [markdown]
 # ## The credit file of one customer (客户信用档案)
@@ -261,8 +326,18 @@ cut = history_all[history_all["change_reason"].astype(str).str.contains("cut")]
 customer = (cut if len(cut) else history_all)["customer_id"].iloc[0]
 view = credit_file_view(customer, paths)
 print(view["identity"])
-view["attribute_history"][["valid_from", "valid_to", "credit_limit", "competitor_share", "net_worth",
-                           "expert_character", "approver", "change_reason"]]
+view["attribute_history"][
+    [
+        "valid_from",
+        "valid_to",
+        "credit_limit",
+        "competitor_share",
+        "net_worth",
+        "expert_character",
+        "approver",
+        "change_reason",
+    ]
+]
 
 # %%
 view["limit_history"]
@@ -273,8 +348,12 @@ view["grade_history"].tail(12)
 # %%
 behaviour = view["payment_behaviour"]
 if len(behaviour):
-    ax = behaviour.plot(x="as_of_date", y=["days_beyond_terms_wavg_12m", "worst_days_past_due"],
-                        figsize=(9, 3), title=f"{customer}: payment behaviour")
+    ax = behaviour.plot(
+        x="as_of_date",
+        y=["days_beyond_terms_wavg_12m", "worst_days_past_due"],
+        figsize=(9, 3),
+        title=f"{customer}: payment behaviour",
+    )
     ax.set_ylabel("days")
 view["open_items"]
 

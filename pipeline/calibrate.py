@@ -18,6 +18,7 @@ import logging
 import pandas as pd
 
 from pipeline.calibrate_report import calibration_markdown, reliability_plot
+from pipeline.card import load_card
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version, file_sha256, write_csv, write_json, write_text
@@ -31,7 +32,6 @@ from pipeline.pd_calibration import (
     scored_samples,
     validation_record,
 )
-from pipeline.scorecard import load_card
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 __all__ = ["calibrate", "main", "scored_samples", "validation_record"]

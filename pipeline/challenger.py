@@ -19,9 +19,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from pipeline.card import numeric_column
 from pipeline.config import PipelineError
 from pipeline.io import stored_form
-from pipeline.scorecard import numeric_column
 
 SCHEMA_VERSION = "1.0"
 KIND = "raw_logistic"

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import metrics
+from pipeline.card import score_frame
 from pipeline.challenger import predict_pd
 from pipeline.domain import LETTER_GRADES, SNAPSHOT_KEYS, PipelineError
-from pipeline.scorecard import score_frame
 from pipeline.sufficiency import no_oot_error
 
 log = logging.getLogger("pipeline.evaluate")

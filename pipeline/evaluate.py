@@ -22,12 +22,12 @@ import pandas as pd
 
 from pipeline import comparison as cmp
 from pipeline import evaluate_report as report
+from pipeline.card import load_card
 from pipeline.config import PROJ_ROOT, Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version, read_json, write_csv, write_json, write_text
 from pipeline.params import load, to_dict
 from pipeline.params.evaluate import EvaluateParams, TrainSplitFields, load_train_split
-from pipeline.scorecard import load_card
 
 log = logging.getLogger("pipeline.evaluate")
 

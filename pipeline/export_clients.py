@@ -2,7 +2,7 @@
 
 Each ``run_*`` function executes one export in one real client on the boundary set and returns
 that client's scoring (``case_id``, ``points__<feature>``, ``score``, ``pd_model``, ``grade`` and,
-for PMML, ``reason_<k>``); :func:`agreement` compares it with ``pipeline.scorecard.score_frame``
+for PMML, ``reason_<k>``); :func:`agreement` compares it with ``pipeline.card.score_frame``
 case by case. The tests (tests/test_export_clients.py) and the measuring command
 
     python -m pipeline.export_clients --dataset uci_taiwan
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.card import score_to_pd
+from pipeline.domain import PipelineError
 from pipeline.exports import (
     DIALECTS,
     SQL_INPUT_TABLE,
@@ -44,7 +45,6 @@ from pipeline.exports import (
     sql_string,
     workbook_bytes,
 )
-from pipeline.scorecard import score_to_pd
 
 
 def _pg_bin() -> Path:

@@ -2,7 +2,7 @@
 points table, and the boundary test set every export is checked against.
 
 All exports are generated from the card (docs/architecture.md) and follow the bin rules of
-:func:`pipeline.scorecard.score_frame`: ``[lower, upper)`` ranges, null/NaN -> ``missing``, listed
+:func:`pipeline.card.score_frame`: ``[lower, upper)`` ranges, null/NaN -> ``missing``, listed
 special values -> ``special``, unknown category -> ``unseen_points``. Data-derived text (category
 labels, feature names) never reaches the SQL unquoted: labels are string literals with quotes
 doubled, names are quoted identifiers; in the workbook labels are plain text cells that formulas
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from unittest import mock
+from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.compat import safe_string
 from openpyxl.utils import get_column_letter, quote_sheetname
 
-from pipeline.config import PipelineError
-from pipeline.scorecard import score_frame, score_to_pd
+from pipeline.card import score_frame, score_to_pd
+from pipeline.domain import PipelineError
 
 SQL_INPUT_TABLE = "scorecard_input"
 XLSX_SHEETS = ("points", "grade_cutoffs", "limit_table", "policy", "categories", "scoring")
@@ -637,7 +638,13 @@ def scorecard_workbook(
         wb.create_sheet("policy"), policy_table if policy_table is not None else pd.DataFrame()
     )
 
-    cats = wb.create_sheet("categories")
+    cat_cells = _categories_sheet(wb.create_sheet("categories"), card)
+    _scoring_sheet(wb.create_sheet("scoring"), card, grades, cases, cat_cells)
+    return wb
+
+
+def _categories_sheet(cats: Any, card: dict) -> dict[str, dict[int, list[str]]]:
+    """One row per (feature, bin, category) label; returns the cells each category bin tests."""
     for j, name in enumerate(("feature", "bin", "category"), start=1):
         _text(cats.cell(row=1, column=j), name)
     cat_cells: dict[str, dict[int, list[str]]] = {}
@@ -655,8 +662,17 @@ def scorecard_workbook(
                     f"{quote_sheetname('categories')}!$C${r}"
                 )
                 r += 1
+    return cat_cells
 
-    ws = wb.create_sheet("scoring")
+
+def _scoring_sheet(
+    ws: Any,
+    card: dict,
+    grades: list[dict] | None,
+    cases: pd.DataFrame | None,
+    cat_cells: dict[str, dict[int, list[str]]],
+) -> None:
+    """Inputs (the boundary cases, or one empty row), then points, score, PD and grade formulas."""
     feats = card["features"]
     nf = len(feats)
     headers = (
@@ -698,7 +714,6 @@ def scorecard_workbook(
                 label = '"' + str(g["grade"]).replace('"', '""') + '"'
                 expr = f"IF({score_col}{i}>={int(g['score_min'])},{label},{expr})"
             ws.cell(row=i, column=4 + 2 * nf, value="=" + expr)
-    return wb
 
 
 def check_against_python(card: dict, cases: pd.DataFrame, got: pd.DataFrame, export: str) -> None:
@@ -711,7 +726,7 @@ def check_against_python(card: dict, cases: pd.DataFrame, got: pd.DataFrame, exp
             k = int(diff[0])
             raise PipelineError(
                 f"{export}: case {cases['case_id'].iloc[k]} column {c} gives "
-                f"{got[c].iloc[k]} but pipeline.scorecard.score_frame gives "
+                f"{got[c].iloc[k]} but pipeline.card.score_frame gives "
                 f"{cases[f'expected_{c}'].iloc[k]}"
             )
     pd_expected = score_to_pd(
@@ -771,8 +786,6 @@ def _pmml_number(x: float) -> str:
 
 
 def _pmml_interval(el, lo: Any, hi: Any) -> None:
-    from xml.etree.ElementTree import SubElement
-
     attrs = {"closure": "closedOpen"}
     if lo is not None:
         attrs["leftMargin"] = str(int(lo))
@@ -784,8 +797,6 @@ def _pmml_interval(el, lo: Any, hi: Any) -> None:
 def _pmml_points_expr(parent, feature: dict) -> None:
     """An expression giving the feature's points by the bin rules (the Scorecard attributes
     written as nested ``if``), for the shortfall count in the Output."""
-    from xml.etree.ElementTree import SubElement
-
     name = feature["name"]
 
     def node(test: str, *args: str):
@@ -845,11 +856,38 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
     Edges are the card's short decimals, written as the shortest round-trip text. A NaN input
     is declared a missing value of every numeric field.
     """
-    from xml.etree.ElementTree import Element, SubElement, indent, tostring
-
     feats = card["features"]
-    top_n = int(card.get("reason_codes", {}).get("top_n", 4))
     root = Element("PMML", {"xmlns": PMML_NS, "version": "4.4"})
+    _pmml_dictionary(root, card)
+    model = _pmml_model(root, card)
+    out = SubElement(model, "Output")
+    _pmml_score_outputs(out, card)
+    _pmml_reason_outputs(out, feats, int(card.get("reason_codes", {}).get("top_n", 4)))
+    if grades:
+        _pmml_grade_outputs(out, grades)
+    chars = SubElement(model, "Characteristics")
+    for f in feats:
+        _pmml_characteristic(chars, f)
+    indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(root, encoding="unicode") + "\n"
+
+
+def _pmml_apply(parent: Element, function: str) -> Element:
+    return SubElement(parent, "Apply", {"function": function})
+
+
+def _pmml_const(parent: Element, value: float) -> None:
+    SubElement(parent, "Constant", {"dataType": "double"}).text = _pmml_number(value)
+
+
+def _pmml_output(out: Element, name: str, optype: str, dtype: str, feature: str) -> Element:
+    attrs = {"name": name, "optype": optype, "dataType": dtype, "feature": feature}
+    return SubElement(out, "OutputField", attrs)
+
+
+def _pmml_dictionary(root: Element, card: dict) -> None:
+    """Header and DataDictionary: a NaN input is a missing value of every numeric field."""
+    feats = card["features"]
     header = SubElement(
         root,
         "Header",
@@ -870,6 +908,10 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
             SubElement(
                 dd, "DataField", {"name": f["name"], "optype": "categorical", "dataType": "string"}
             )
+
+
+def _pmml_model(root: Element, card: dict) -> Element:
+    """The Scorecard element (pointsBelow reason codes) with its MiningSchema."""
     model = SubElement(
         root,
         "Scorecard",
@@ -883,162 +925,114 @@ def scorecard_pmml(card: dict, grades: list[dict] | None = None) -> str:
         },
     )
     schema = SubElement(model, "MiningSchema")
-    for f in feats:
+    for f in card["features"]:
         SubElement(
             schema,
             "MiningField",
             {"name": f["name"], "usageType": "active", "invalidValueTreatment": "asIs"},
         )
-    out = SubElement(model, "Output")
-    SubElement(
-        out,
-        "OutputField",
-        {
-            "name": "score",
-            "optype": "continuous",
-            "dataType": "double",
-            "feature": "predictedValue",
-        },
-    )
-    pd_field = SubElement(
-        out,
-        "OutputField",
-        {
-            "name": "pd_model",
-            "optype": "continuous",
-            "dataType": "double",
-            "feature": "transformedValue",
-        },
-    )
+    return model
 
-    def apply(parent, function: str):
-        return SubElement(parent, "Apply", {"function": function})
 
-    def const(parent, value: float) -> None:
-        SubElement(parent, "Constant", {"dataType": "double"}).text = _pmml_number(value)
-
-    div = apply(pd_field, "/")
-    const(div, 1.0)
-    plus = apply(div, "+")
-    const(plus, 1.0)
-    z = apply(apply(plus, "exp"), "/")
-    minus = apply(z, "-")
+def _pmml_score_outputs(out: Element, card: dict) -> None:
+    """``score`` and ``pd_model`` = 1 / (1 + exp((score - offset) / factor))."""
+    _pmml_output(out, "score", "continuous", "double", "predictedValue")
+    pd_field = _pmml_output(out, "pd_model", "continuous", "double", "transformedValue")
+    div = _pmml_apply(pd_field, "/")
+    _pmml_const(div, 1.0)
+    plus = _pmml_apply(div, "+")
+    _pmml_const(plus, 1.0)
+    z = _pmml_apply(_pmml_apply(plus, "exp"), "/")
+    minus = _pmml_apply(z, "-")
     SubElement(minus, "FieldRef", {"field": "score"})
-    const(minus, card["scaling"]["offset"])
-    const(z, card["scaling"]["factor"])
-    # pointsBelow ranks every characteristic, also those at or above their baseline; the card
-    # names only shortfalls, so reason k is kept when at least k characteristics fall short.
-    n_short = SubElement(
-        out,
-        "OutputField",
-        {
-            "name": "n_shortfalls",
-            "optype": "continuous",
-            "dataType": "integer",
-            "feature": "transformedValue",
-        },
-    )
-    total = apply(n_short, "sum") if len(feats) > 1 else n_short
+    _pmml_const(minus, card["scaling"]["offset"])
+    _pmml_const(z, card["scaling"]["factor"])
+
+
+def _pmml_reason_outputs(out: Element, feats: list[dict], top_n: int) -> None:
+    """``reason_1``..``reason_<top_n>``, each kept only when that many characteristics fall short.
+
+    pointsBelow ranks every characteristic, also those at or above their baseline; the card
+    names only shortfalls, so reason k is kept when at least k characteristics fall short.
+    """
+    n_short = _pmml_output(out, "n_shortfalls", "continuous", "integer", "transformedValue")
+    total = _pmml_apply(n_short, "sum") if len(feats) > 1 else n_short
     for f in feats:
-        below = apply(total, "if")
-        less = apply(below, "lessThan")
+        below = _pmml_apply(total, "if")
+        less = _pmml_apply(below, "lessThan")
         _pmml_points_expr(less, f)
-        const(less, float(f["baseline_points"]))
+        _pmml_const(less, float(f["baseline_points"]))
         SubElement(below, "Constant", {"dataType": "integer"}).text = "1"
         SubElement(below, "Constant", {"dataType": "integer"}).text = "0"
     for k in range(1, top_n + 1):
-        SubElement(
-            out,
-            "OutputField",
-            {
-                "name": f"reason_rank_{k}",
-                "optype": "categorical",
-                "dataType": "string",
-                "feature": "reasonCode",
-                "rank": str(k),
-            },
-        )
-        field = SubElement(
-            out,
-            "OutputField",
-            {
-                "name": f"reason_{k}",
-                "optype": "categorical",
-                "dataType": "string",
-                "feature": "transformedValue",
-            },
-        )
-        keep = apply(field, "if")
-        ge = apply(keep, "greaterOrEqual")
+        rank = _pmml_output(out, f"reason_rank_{k}", "categorical", "string", "reasonCode")
+        rank.set("rank", str(k))
+        field = _pmml_output(out, f"reason_{k}", "categorical", "string", "transformedValue")
+        keep = _pmml_apply(field, "if")
+        ge = _pmml_apply(keep, "greaterOrEqual")
         SubElement(ge, "FieldRef", {"field": "n_shortfalls"})
         SubElement(ge, "Constant", {"dataType": "integer"}).text = str(k)
         SubElement(keep, "FieldRef", {"field": f"reason_rank_{k}"})
-    if grades:
-        for name, key, dtype in (("grade", "grade", "string"), ("grade_pd", "pd", "double")):
-            field = SubElement(
-                out,
-                "OutputField",
-                {
-                    "name": name,
-                    "optype": "categorical" if dtype == "string" else "continuous",
-                    "dataType": dtype,
-                    "feature": "transformedValue",
-                },
-            )
-            disc = SubElement(field, "Discretize", {"field": "score", "dataType": dtype})
-            for i, g in enumerate(grades):
-                value = str(g[key]) if dtype == "string" else _pmml_number(g[key])
-                b = SubElement(disc, "DiscretizeBin", {"binValue": value})
-                lo = g["score_min"] if i < len(grades) - 1 else None
-                hi = grades[i - 1]["score_min"] if i > 0 else None
-                _pmml_interval(b, lo, hi)
-    chars = SubElement(model, "Characteristics")
-    for f in feats:
-        ch = SubElement(
-            chars,
-            "Characteristic",
-            {
-                "name": f"points__{f['name']}",
-                "reasonCode": str(f["reason_code"]),
-                "baselineScore": _pmml_number(float(f["baseline_points"])),
-            },
-        )
 
-        def attribute(points: int, ch=ch):
-            return SubElement(ch, "Attribute", {"partialScore": str(int(points))})
 
-        name = f["name"]
-        missing = _bins_of(f, "missing")[0][1]["points"]
-        SubElement(attribute(missing), "SimplePredicate", {"field": name, "operator": "isMissing"})
-        if f["dtype"] == "numeric":
-            for _, b in _bins_of(f, "special"):
-                for v in b["values"]:
-                    SubElement(
-                        attribute(b["points"]),
-                        "SimplePredicate",
-                        {"field": name, "operator": "equal", "value": _pmml_number(v)},
-                    )
-            ranges = [b for _, b in _bins_of(f, "range")]
-            for b in ranges[:-1]:
+def _pmml_grade_outputs(out: Element, grades: list[dict]) -> None:
+    """``grade`` and ``grade_pd``: the score discretised on the grades' [score_min, score_max)."""
+    for name, key, dtype in (("grade", "grade", "string"), ("grade_pd", "pd", "double")):
+        optype = "categorical" if dtype == "string" else "continuous"
+        field = _pmml_output(out, name, optype, dtype, "transformedValue")
+        disc = SubElement(field, "Discretize", {"field": "score", "dataType": dtype})
+        for i, g in enumerate(grades):
+            value = str(g[key]) if dtype == "string" else _pmml_number(g[key])
+            b = SubElement(disc, "DiscretizeBin", {"binValue": value})
+            lo = g["score_min"] if i < len(grades) - 1 else None
+            hi = grades[i - 1]["score_min"] if i > 0 else None
+            _pmml_interval(b, lo, hi)
+
+
+def _pmml_characteristic(chars: Element, f: dict) -> None:
+    """One Characteristic: Attributes in the order the bin rules apply (missing, special values,
+    ranges ``lessThan`` their upper edge, categories, then unseen)."""
+    ch = SubElement(
+        chars,
+        "Characteristic",
+        {
+            "name": f"points__{f['name']}",
+            "reasonCode": str(f["reason_code"]),
+            "baselineScore": _pmml_number(float(f["baseline_points"])),
+        },
+    )
+
+    def attribute(points: int) -> Element:
+        return SubElement(ch, "Attribute", {"partialScore": str(int(points))})
+
+    name = f["name"]
+    missing = _bins_of(f, "missing")[0][1]["points"]
+    SubElement(attribute(missing), "SimplePredicate", {"field": name, "operator": "isMissing"})
+    if f["dtype"] == "numeric":
+        for _, b in _bins_of(f, "special"):
+            for v in b["values"]:
                 SubElement(
                     attribute(b["points"]),
                     "SimplePredicate",
-                    {"field": name, "operator": "lessThan", "value": _pmml_number(b["upper"])},
+                    {"field": name, "operator": "equal", "value": _pmml_number(v)},
                 )
-            SubElement(attribute(ranges[-1]["points"]), "True")
-        else:
-            for _, b in _bins_of(f, "category"):
-                if not b["categories"]:
-                    continue
-                pred = attribute(b["points"])
-                if len(b["categories"]) > 1:
-                    pred = SubElement(pred, "CompoundPredicate", {"booleanOperator": "or"})
-                for c in b["categories"]:
-                    SubElement(
-                        pred,
-                        "SimplePredicate",
-                        {"field": name, "operator": "equal", "value": str(c)},
-                    )
-            SubElement(attribute(f["unseen_points"]), "True")
-    indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(root, encoding="unicode") + "\n"
+        ranges = [b for _, b in _bins_of(f, "range")]
+        for b in ranges[:-1]:
+            SubElement(
+                attribute(b["points"]),
+                "SimplePredicate",
+                {"field": name, "operator": "lessThan", "value": _pmml_number(b["upper"])},
+            )
+        SubElement(attribute(ranges[-1]["points"]), "True")
+        return
+    for _, b in _bins_of(f, "category"):
+        if not b["categories"]:
+            continue
+        pred = attribute(b["points"])
+        if len(b["categories"]) > 1:
+            pred = SubElement(pred, "CompoundPredicate", {"booleanOperator": "or"})
+        for c in b["categories"]:
+            SubElement(
+                pred, "SimplePredicate", {"field": name, "operator": "equal", "value": str(c)}
+            )
+    SubElement(attribute(f["unseen_points"]), "True")

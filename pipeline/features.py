@@ -151,7 +151,9 @@ def main() -> None:
     platform_path = paths.interim / "platform.parquet"
     with_platform = platform_path.exists() and pq_rows(platform_path) > 0
     if with_platform:  # optional e-commerce indicators, point in time (pipeline.platform)
-        snaps = add_platform_features(snaps, pd.read_parquet(platform_path), params.get("platform"))
+        snaps = add_platform_features(
+            snaps, pd.read_parquet(platform_path), params.get("platform")
+        )
     snaps, grading = apply_rules(snaps, ds)
     dictionary = feature_dictionary(params, list(snaps.columns))
     if with_platform:

@@ -511,9 +511,7 @@ BOOTSTRAP_METHOD = (
 )
 
 
-def cluster_resample_weights(
-    clusters: Any, n_resamples: int, seed: int, chunk: int = 200
-) -> Any:
+def cluster_resample_weights(clusters: Any, n_resamples: int, seed: int, chunk: int = 200) -> Any:
     """Yield blocks of row weights (resamples × rows): each row's weight is how many times its
     cluster (customer) was drawn in that resample. Seeded: the same seed gives the same blocks.
     """
@@ -551,7 +549,9 @@ class _RankedScore:
         good_below = tg[:, None] - np.cumsum(good, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             auc_ = (bad * (good_below + 0.5 * good)).sum(axis=1) / (tb * tg)
-            ks_ = np.abs(np.cumsum(bad, axis=1) / tb[:, None] - np.cumsum(good, axis=1) / tg[:, None])
+            ks_ = np.abs(
+                np.cumsum(bad, axis=1) / tb[:, None] - np.cumsum(good, axis=1) / tg[:, None]
+            )
             ks_ = ks_.max(axis=1)
         valid = (tb > 0) & (tg > 0)
         return np.where(valid, auc_, np.nan), np.where(valid, ks_, np.nan)

@@ -101,9 +101,61 @@ def model_card_markdown(
     export_checks: dict | None = None,
 ) -> str:
     """Markdown model card from the card, the master scale, the policy tables and evaluate.json."""
-    sample, scaling = card.get("sample", {}), card["scaling"]
-    prov = card.get("provenance", {})
-    feats = pd.DataFrame(
+    scaling = card["scaling"]
+    cal = cutoffs.get("calibration", {})
+    lines = [
+        f"# Model card: credit scorecard `{dataset}`",
+        "",
+        *_data_section(card, dataset, bad_definition),
+        "",
+        "## Features and points",
+        f"WoE logistic scorecard, {len(card['features'])} characteristics; score = sum of "
+        f"points; {scaling.get('base_score')} points at good:bad odds "
+        f"{scaling.get('base_odds')}:1, {scaling.get('pdo')} points to double the odds. "
+        "Full points table: scorecard.csv / scorecard.xlsx.",
+        "",
+        *_table(_features_table(card)),
+        "",
+        "## Discrimination",
+        *_discrimination(evaluation),
+        "",
+        "## Calibration and master scale",
+        f"Score → PD by `{cal.get('method', '–')}` calibration, fitted on a sample disjoint "
+        "from training; grade PD = the grade's published PD. Score intervals are "
+        "[score_min, score_max).",
+        "",
+        *_table(_grades_table(cutoffs)),
+        "",
+        "## Comparison with the rule grading",
+        "See the rules rows of the discrimination table above and reports/<ds>/comparison.md "
+        "(migration matrix, swap set).",
+        "",
+        *_policy_section(limits, policy),
+        "",
+        "## Exports and where they run",
+        *_exports(card, export_checks),
+        "",
+        *_limitations(),
+    ]
+    return "\n".join(lines)
+
+
+def _data_section(card: dict, dataset: str, bad_definition: str | None) -> list[str]:
+    """Training sample, data hash, code version and the bad definition."""
+    sample, prov = card.get("sample", {}), card.get("provenance", {})
+    return [
+        "## Data",
+        f"- Dataset `{dataset}`; training rows {sample.get('n_train', '–')}, of which bad "
+        f"{sample.get('n_bad', '–')}.",
+        f"- Training data SHA-256 `{prov.get('training_data_sha256', '–')}`; code version "
+        f"`{prov.get('code_version', '–')}`.",
+        f"- Bad definition: {bad_definition or card.get('target', {}).get('event', 'bad')}.",
+    ]
+
+
+def _features_table(card: dict) -> pd.DataFrame:
+    """One row per characteristic: reason code, IV, coefficient, bins, points range, text."""
+    return pd.DataFrame(
         [
             {
                 "feature": f["name"],
@@ -119,94 +171,64 @@ def model_card_markdown(
             for f in card["features"]
         ]
     )
+
+
+GRADE_COLUMNS = (
+    "grade",
+    "letter_grade",
+    "score_min",
+    "score_max",
+    "pd",
+    "count",
+    "observed_bad_rate",
+)
+LIMIT_COLUMNS = [
+    "letter_grade",
+    "size_band",
+    "typical_monthly_sales",
+    "pd",
+    "need",
+    "expected_loss_cap",
+    "limit",
+    "binding",
+]
+POLICY_COLUMNS = [
+    "letter_grade",
+    "terms",
+    "review_months",
+    "grade_factor",
+    "net_worth_share",
+    "turnover_share",
+]
+
+
+def _grades_table(cutoffs: dict) -> pd.DataFrame:
+    """The master scale's columns a reader needs, in a fixed order."""
     grades = pd.DataFrame(cutoffs["grades"])
-    keep = [
-        c
-        for c in (
-            "grade",
-            "letter_grade",
-            "score_min",
-            "score_max",
-            "pd",
-            "count",
-            "observed_bad_rate",
-        )
-        if c in grades
-    ]
-    cal = cutoffs.get("calibration", {})
-    lines = [
-        f"# Model card: credit scorecard `{dataset}`",
-        "",
-        "## Data",
-        f"- Dataset `{dataset}`; training rows {sample.get('n_train', '–')}, of which bad "
-        f"{sample.get('n_bad', '–')}.",
-        f"- Training data SHA-256 `{prov.get('training_data_sha256', '–')}`; code version "
-        f"`{prov.get('code_version', '–')}`.",
-        f"- Bad definition: {bad_definition or card.get('target', {}).get('event', 'bad')}.",
-        "",
-        "## Features and points",
-        f"WoE logistic scorecard, {len(card['features'])} characteristics; score = sum of "
-        f"points; {scaling.get('base_score')} points at good:bad odds "
-        f"{scaling.get('base_odds')}:1, {scaling.get('pdo')} points to double the odds. "
-        "Full points table: scorecard.csv / scorecard.xlsx.",
-        "",
-        *_table(feats),
-        "",
-        "## Discrimination",
-        *_discrimination(evaluation),
-        "",
-        "## Calibration and master scale",
-        f"Score → PD by `{cal.get('method', '–')}` calibration, fitted on a sample disjoint "
-        "from training; grade PD = the grade's published PD. Score intervals are "
-        "[score_min, score_max).",
-        "",
-        *_table(grades[keep]),
-        "",
-        "## Comparison with the rule grading",
-        "See the rules rows of the discrimination table above and reports/<ds>/comparison.md "
-        "(migration matrix, swap set).",
-        "",
+    return grades[[c for c in GRADE_COLUMNS if c in grades]]
+
+
+def _policy_section(limits: pd.DataFrame, policy: pd.DataFrame) -> list[str]:
+    """The limit table, the per-grade policy and the behaviour triggers."""
+    return [
         "## Limits and credit policy",
         "Limit = min(need, capacity caps, expected-loss cap); binding constraint per cell. "
         "Size band = average monthly invoiced amount; typical size = band median at each "
         "customer's latest snapshot.",
         "",
-        *_table(
-            limits[
-                [
-                    "letter_grade",
-                    "size_band",
-                    "typical_monthly_sales",
-                    "pd",
-                    "need",
-                    "expected_loss_cap",
-                    "limit",
-                    "binding",
-                ]
-            ]
-        ),
+        *_table(limits[LIMIT_COLUMNS]),
         "",
-        *_table(
-            policy[
-                [
-                    "letter_grade",
-                    "terms",
-                    "review_months",
-                    "grade_factor",
-                    "net_worth_share",
-                    "turnover_share",
-                ]
-            ]
-        ),
+        *_table(policy[POLICY_COLUMNS]),
         "",
         "Behaviour triggers (all grades):",
         f"- {policy['trigger_raise'].iloc[0]}",
         f"- {policy['trigger_cut'].iloc[0]}",
         f"- {policy['trigger_suspend'].iloc[0]}",
-        "",
-        "## Exports and where they run",
-        *_exports(card, export_checks),
-        "",
+    ]
+
+
+def _limitations() -> list[str]:
+    return [
         "## Known limitations",
         "- Points and PDs hold for a population like the development sample; re-validate "
         "after a change of customers, products or terms (see the monitor stage).",
@@ -219,4 +241,3 @@ def model_card_markdown(
         "- Protected attributes are never scored; fairness is reported separately.",
         "",
     ]
-    return "\n".join(lines)

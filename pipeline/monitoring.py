@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import metrics
-from pipeline.scorecard import assign_bins
+from pipeline.card import assign_bins
 
 PSI_SMOOTHING = (
     "additive epsilon on shares: p_i = (share_i + eps) / (1 + k*eps), k = bins in the union"

@@ -19,9 +19,9 @@ from pipeline.calibration import (
     fit_calibrator,
     pd_band_boundaries,
 )
+from pipeline.card import score_frame
 from pipeline.domain import SEGMENTS, SNAPSHOT_KEYS, PipelineError
 from pipeline.params.calibrate import CalibrateParams
-from pipeline.scorecard import score_frame
 
 SCHEMA_VERSION = "1.0"
 KEYS = SNAPSHOT_KEYS

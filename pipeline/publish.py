@@ -20,7 +20,7 @@ import logging
 import pandas as pd
 
 from pipeline.bundle import bad_definition, build_bundle, check_cutoffs, latest_sizes
-from pipeline.card import SCHEMA_FILE, units_from_dictionary, write_schema
+from pipeline.card import SCHEMA_FILE, load_card, units_from_dictionary, write_schema
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.credit_cycle import credit_cycle, read_cycle_inputs
 from pipeline.export_clients import agreement, agreement_counts, run_duckdb, run_sqlite
@@ -45,7 +45,6 @@ from pipeline.policy import (
     letter_pds,
     limit_table,
 )
-from pipeline.scorecard import load_card
 
 log = logging.getLogger("pipeline.publish")
 

@@ -15,34 +15,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import card as card_module
-from pipeline.calibration import calibrator_from_dict
-from pipeline.config import PipelineError, run_stage
+from pipeline.card import calibrated_pd, clean_inputs, score_frame
+from pipeline.card import load_bundle as _load_bundle
+from pipeline.config import run_stage
+from pipeline.domain import PipelineError
 from pipeline.io import write_csv
-from pipeline.params.publish import policy_from_bundle
+from pipeline.params.publish import LimitPolicy, policy_from_bundle
 from pipeline.policy import customer_limits, limit_action
-from pipeline.scorecard import score_frame
 
 log = logging.getLogger("pipeline.score")
-BUNDLE_KEYS = ("calibration", "master_scale", "policy")
 MAX_ERRORS_SHOWN = 3
-# policy inputs that are not characteristics: sizes and amounts cannot be negative
-SIZE_DOMAIN = {
-    "avg_monthly_invoiced": {"min": 0},
-    "annual_turnover": {"min": 0},
-    "invoiced_amount_3m": {"min": 0},
-    "invoiced_amount_12m": {"min": 0},
-    "tenure_months": {"min": 0},
-    "late_invoice_share_12m": {"min": 0, "max": 1},
-    "largest_invoice_share_3m": {"min": 0, "max": 1},
-    "worst_days_past_due": {"min": 0},
-}
+# inputs the policy reads besides the size measure (limits, behaviour triggers)
+POLICY_INPUTS = (
+    "net_worth",
+    "annual_turnover",
+    "net_worth_previous",
+    "late_invoice_share_12m",
+    "invoiced_amount_3m",
+    "invoiced_amount_12m",
+    "tenure_months",
+    "largest_invoice_share_3m",
+    "days_beyond_terms_max_3m",
+    "days_beyond_terms_trend",
+    "worst_days_past_due",
+)
 
 
 def load_bundle(path: Path | str) -> dict:
     """Read a published bundle (a card plus calibration, master scale and policy), checked against
     its JSON Schema and content hash (`pipeline.card.load_bundle`)."""
-    return card_module.load_bundle(path)
+    return _load_bundle(path)
 
 
 def read_input(path: Path | str) -> pd.DataFrame:
@@ -95,136 +97,34 @@ def _unique_header(names: list[str], path: Path) -> None:
         seen.add(key)
 
 
-def _add_error(errors: dict[int, str], i: int, msg: str) -> None:
-    errors[i] = f"{errors[i]}; {msg}" if i in errors else msg
-
-
-def _numeric(
-    values: pd.Series, name: str, errors: dict[int, str], domain: dict | None = None
-) -> np.ndarray:
-    """Float column; text that is not a number, ±inf and values outside the characteristic's
-    declared ``domain`` add to the row's error (the value becomes NaN)."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        coerced = values.astype("float64").to_numpy(na_value=np.nan)
-    else:
-        coerced = (
-            pd.to_numeric(values, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
-        )
-        suspect = np.flatnonzero(np.isnan(coerced) & values.notna().to_numpy())
-        for i in suspect:
-            if str(values.iloc[i]).strip():
-                _add_error(
-                    errors, int(i), f"column {name}: {str(values.iloc[i])[:40]!r} is not a number"
-                )
-    coerced = coerced.copy()
-    for i in np.flatnonzero(np.isinf(coerced)):
-        _add_error(errors, int(i), f"column {name}: {coerced[i]} is not a finite number")
-    coerced[np.isinf(coerced)] = np.nan
-    lo = (domain or {}).get("min")
-    hi = (domain or {}).get("max")
-    with np.errstate(invalid="ignore"):
-        outside = np.zeros(len(coerced), dtype=bool)
-        if lo is not None:
-            outside |= coerced < lo
-        if hi is not None:
-            outside |= coerced > hi
-    for i in np.flatnonzero(outside):
-        shown = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-        _add_error(
-            errors,
-            int(i),
-            f"column {name}: {coerced[i]:g} is outside its domain {shown} (rule domain)",
-        )
-    coerced[outside] = np.nan
-    return coerced
-
-
-def clean_inputs(
-    card: dict, X: pd.DataFrame, size_columns: list[str]
-) -> tuple[pd.DataFrame, dict[int, str]]:
-    """Numeric features and size columns as floats, plus the errors by row position."""
-    errors: dict[int, str] = {}
-    columns: dict[str, object] = {}  # built first, framed once (no per-column frame copies)
-    for feat in card["features"]:
-        name = feat["name"]
-        if name not in X.columns:
-            continue
-        columns[name] = (
-            _numeric(X[name], name, errors, feat.get("domain"))
-            if feat["dtype"] == "numeric"
-            else X[name].astype(object).to_numpy()
-        )
-    for name in size_columns:
-        if name in X.columns and name not in columns:
-            columns[name] = _numeric(X[name], name, errors, SIZE_DOMAIN.get(name))
-    return pd.DataFrame(columns, index=X.index), errors
-
-
 def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
     """Per row: score, calibrated PD, grade, limit (binding constraint), credit period, review
     cycle, behaviour-trigger action, top reason codes with text, and ``error``."""
     policy = policy_from_bundle(bundle["policy"])
     size_col = policy.size_measure
-    extra = [
-        size_col,
-        "net_worth",
-        "annual_turnover",
-        "net_worth_previous",
-        "late_invoice_share_12m",
-        "invoiced_amount_3m",
-        "invoiced_amount_12m",
-        "tenure_months",
-        "largest_invoice_share_3m",
-        "days_beyond_terms_max_3m",
-        "days_beyond_terms_trend",
-        "worst_days_past_due",
-    ]
-    clean, errors = clean_inputs(bundle, X, extra)
+    clean, errors = clean_inputs(bundle, X, [size_col, *POLICY_INPUTS])
     scored = score_frame(bundle, clean)
-
     grades = pd.DataFrame(bundle["master_scale"]["grades"])
     mins = pd.to_numeric(grades["score_min"]).to_numpy(float)[:-1]
     idx = np.searchsorted(-mins, -scored["score"].to_numpy(float), side="left")
-    calibrator = calibrator_from_dict(bundle["calibration"]["parameters"])
-    letter_codes, letter_names = pd.factorize(grades["letter_grade"])
-    letter = pd.Categorical.from_codes(letter_codes[idx], letter_names)
-    grade_pd = grades["pd"].to_numpy(float)[idx]
 
     cols: dict[str, object] = {}  # built first, framed once
     if "customer_id" in X.columns:
         cols["customer_id"] = X["customer_id"].array
     cols["score"] = scored["score"].astype("Int64").array
-    cols["pd"] = calibrator.predict_pd(scored["score"].to_numpy(float))
+    cols["pd"] = calibrated_pd(
+        bundle["calibration"]["parameters"], scored["score"].to_numpy(float)
+    )
     cols["pd_model"] = scored["pd_model"].to_numpy()
     cols["grade"] = pd.Categorical.from_codes(idx, grades["grade"].astype(str))
-    cols["letter_grade"] = letter
-    cols["grade_pd"] = grade_pd
-
-    def col(name: str):
-        return clean[name].to_numpy(float) if name in clean else None
-
-    limits = customer_limits(
-        letter,
-        grade_pd,
-        col(size_col) if size_col in clean else np.full(len(X), np.nan),
-        policy,
-        col("net_worth"),
-        col("annual_turnover"),
-    )
-    actions = limit_action(clean, policy.triggers)
-    cols["limit"] = limits["limit"].to_numpy()
-    cols["limit_binding"] = limits["binding"].array
-    cols["limit_action"] = actions["limit_action"].array
-    cols["recommended_limit"] = np.floor(cols["limit"] * actions["limit_multiplier"].to_numpy())
+    letter_codes, letter_names = pd.factorize(grades["letter_grade"])
+    cols["letter_grade"] = pd.Categorical.from_codes(letter_codes[idx], letter_names)
+    cols["grade_pd"] = grades["pd"].to_numpy(float)[idx]
+    cols.update(_policy_columns(policy, clean, cols, size_col, len(X)))
     for key in ("credit_period_days", "review_months"):
         per_grade = grades["letter_grade"].map(dict(getattr(policy, key))).to_numpy(float)
         cols[key] = pd.array(per_grade, dtype="Int64")[idx]  # convert per grade, then pick
-    texts = {f["reason_code"]: f.get("reason_text") for f in bundle["features"]}
-    top_n = bundle.get("reason_codes", {}).get("top_n", 4)
-    for k in range(1, top_n + 1):
-        codes = scored[f"reason_{k}"]
-        cols[f"reason_{k}"] = codes.to_numpy()
-        cols[f"reason_text_{k}"] = codes.map(texts).to_numpy()
+    cols.update(_reason_columns(bundle, scored))
     out = pd.DataFrame(cols, index=X.index)
     error = np.full(len(X), None, dtype=object)
     if errors:
@@ -232,6 +132,43 @@ def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
         error[rows] = [f"row {r}: {errors[r]}" for r in rows]
         out.iloc[rows, [out.columns.get_loc(c) for c in out.columns if c != "customer_id"]] = None
     out["error"] = error
+    return out
+
+
+def _policy_columns(
+    policy: LimitPolicy, clean: pd.DataFrame, cols: dict, size_col: str, n: int
+) -> dict[str, object]:
+    """Limit, its binding constraint, the behaviour-trigger action and the recommended limit."""
+
+    def col(name: str):
+        return clean[name].to_numpy(float) if name in clean else None
+
+    limits = customer_limits(
+        cols["letter_grade"],
+        cols["grade_pd"],
+        col(size_col) if size_col in clean else np.full(n, np.nan),
+        policy,
+        col("net_worth"),
+        col("annual_turnover"),
+    )
+    actions = limit_action(clean, policy.triggers)
+    limit = limits["limit"].to_numpy()
+    return {
+        "limit": limit,
+        "limit_binding": limits["binding"].array,
+        "limit_action": actions["limit_action"].array,
+        "recommended_limit": np.floor(limit * actions["limit_multiplier"].to_numpy()),
+    }
+
+
+def _reason_columns(bundle: dict, scored: pd.DataFrame) -> dict[str, object]:
+    """``reason_<k>`` codes and ``reason_text_<k>`` texts, best reason first."""
+    texts = {f["reason_code"]: f.get("reason_text") for f in bundle["features"]}
+    out: dict[str, object] = {}
+    for k in range(1, bundle.get("reason_codes", {}).get("top_n", 4) + 1):
+        codes = scored[f"reason_{k}"]
+        out[f"reason_{k}"] = codes.to_numpy()
+        out[f"reason_text_{k}"] = codes.map(texts).to_numpy()
     return out
 
 

@@ -1,9 +1,10 @@
-"""WoE logistic points scorecard: OptBinning bins, statsmodels fit, PDO scaling, JSON card.
+"""WoE logistic points scorecard estimator: OptBinning bins, selection, statsmodels fit, points.
 
-The card (``models/<ds>/scorecard.json``, schema in docs/architecture.md) is the model: every bin
-edge, category group, WoE, count, bad rate and integer point is in it, and :func:`score_frame` is
-the one function that scores a frame from it. The fitted :class:`WoEScorecard` scores through the
-same function on its own card, so a saved and reloaded card gives exactly the in-memory scores.
+:class:`WoEScorecard` fits the card; the card itself (``models/<ds>/scorecard.json``, schema in
+docs/architecture.md) and everything that scores with it live in `pipeline.card`, which imports
+no fitting library. The estimator builds its card with `pipeline.card.card_spec` and scores
+through the same `pipeline.card.score_frame`, so a saved and reloaded card gives exactly the
+in-memory scores.
 
 Conventions (Siddiqi / OptBinning): WoE = ln(%good / %bad), odds are good:bad, a higher score is
 lower risk, logit P(bad) = intercept + sum(coefficient * WoE), so every coefficient must be
@@ -12,11 +13,9 @@ negative.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,266 +23,22 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from pipeline.config import PipelineError, progress
-from pipeline.io import read_json, stable_float
+from pipeline.card import (
+    HALDANE,
+    assign_bins,
+    attribute_points,
+    card_spec,
+    category_key,
+    numeric_column,
+    scaling_constants,
+    score_frame,
+)
+from pipeline.config import progress
+from pipeline.domain import PipelineError
+from pipeline.io import stable_float
 
-log = logging.getLogger("pipeline.scorecard")
-
-SCHEMA_VERSION = "1.0"
-CARD_KIND = "woe_logistic_scorecard"
-HALDANE = 0.5
 EMPTY_BIN_RULES = ("worst", "neutral")
 BASELINE_METHODS = ("max", "mean")
-MAX_COMPARED_EDGES = 32
-
-
-# --------------------------------------------------------------------------------------- scaling
-def scaling_constants(base_score: float, base_odds: float, pdo: float) -> tuple[float, float]:
-    """Factor and offset of score = offset + factor * ln(odds good:bad).
-
-    factor = pdo / ln 2 and offset = base_score - factor * ln(base_odds); 600 at 50:1 with PDO 20
-    gives factor 28.8539 and offset 487.1229 (docs/methodology.md §3.1).
-    """
-    if pdo <= 0 or base_odds <= 0:
-        raise PipelineError(
-            f"params.yaml train.scaling: pdo ({pdo}) and base_odds ({base_odds}) must be > 0"
-        )
-    factor = pdo / math.log(2.0)
-    return factor, base_score - factor * math.log(base_odds)
-
-
-def attribute_points(
-    coefficient: float, woe: Any, intercept: float, n_features: int, factor: float, offset: float
-) -> np.ndarray:
-    """Unrounded attribute points: -(coefficient * WoE + intercept / n) * factor + offset / n."""
-    woe = np.asarray(woe, dtype=float)
-    return -(coefficient * woe + intercept / n_features) * factor + offset / n_features
-
-
-def score_to_pd(score: Any, factor: float, offset: float) -> np.ndarray:
-    """P(bad) implied by a score: 1 / (1 + exp((score - offset) / factor))."""
-    z = (np.asarray(score, dtype=float) - offset) / factor
-    return 1.0 / (1.0 + np.exp(z))
-
-
-# ----------------------------------------------------------------------------------- bin lookup
-def numeric_column(values: pd.Series, feature: str) -> np.ndarray:
-    """Values as float64 with NaN for missing; text is an input error, not 'missing'."""
-    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return pd.to_numeric(values).astype("float64").to_numpy(na_value=np.nan)
-    coerced = pd.to_numeric(values, errors="coerce")
-    bad = coerced.isna() & values.notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise PipelineError(
-            f"input row {row}, column '{feature}': value {values.iloc[row]!r} is not a number "
-            "(rule: numeric scorecard feature); fix the value or leave it empty for 'missing'"
-        )
-    return coerced.astype("float64").to_numpy(na_value=np.nan)
-
-
-def _category_key(value: Any) -> str:
-    """Categories are matched as text so that the JSON card and a frame agree on them."""
-    return str(value)
-
-
-def _range_slots(feature: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Slot of each float value and the bin position of each slot.
-
-    The slot of a number is the count of range uppers <= x, i.e. its ``[lower, upper)`` range
-    (the same as ``searchsorted(uppers, x, side="right")``, which is used for long edge lists;
-    a few comparisons are faster than a binary search); NaN goes to the missing slot and listed
-    special values to the special slot.
-    """
-    bins = feature["bins"]
-    kinds = [b["type"] for b in bins]
-    missing_pos = kinds.index("missing")
-    ranges = [i for i, k in enumerate(kinds) if k == "range"]
-    uppers = np.array([bins[i]["upper"] for i in ranges[:-1]], dtype=float)
-    slot_bins = ranges + [missing_pos]
-    if len(uppers) <= MAX_COMPARED_EDGES:
-        slots = np.zeros(len(x), dtype=np.intp)
-        for upper in uppers:
-            np.add(slots, x >= upper, out=slots)
-    else:
-        slots = np.searchsorted(uppers, x, side="right")
-    slots[np.isnan(x)] = len(ranges)
-    if "special" in kinds:
-        pos = kinds.index("special")
-        values = np.asarray(bins[pos]["values"], dtype=float)
-        values = values[~np.isnan(values)]
-        slots[np.isin(x, values)] = len(slot_bins)
-        slot_bins.append(pos)
-    return slots, np.asarray(slot_bins, dtype=np.int64)
-
-
-def _category_slots(feature: dict, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Slot of each value and the bin position of each slot (-1 = unseen category).
-
-    Text keys are built once per distinct value, not once per row; the slots are the value codes
-    with -1 (null) pointing at the appended missing slot. Object columns holding anything but
-    text fall back to a per-row key, since equal values of different types (``1``, ``1.0``,
-    ``True``) have different texts.
-    """
-    bins = feature["bins"]
-    kinds = [b["type"] for b in bins]
-    missing_pos = kinds.index("missing")
-    lookup = {
-        _category_key(c): i
-        for i, b in enumerate(bins)
-        if b["type"] == "category"
-        for c in b["categories"]
-    }
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
-    else:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        exact = pd.api.types.is_integer_dtype(uniques.dtype) or all(
-            isinstance(u, str) for u in uniques
-        )
-        if not exact:
-            missing = values.isna().to_numpy()
-            keys = values.astype(object).map(_category_key)
-            codes = keys.map(lookup).fillna(len(bins) + 1).astype("int64").to_numpy()
-            codes[missing] = len(bins)
-            return codes, np.array([*range(len(bins)), missing_pos, -1], dtype=np.int64)
-    slot_bins = [missing_pos if pd.isna(u) else lookup.get(_category_key(u), -1) for u in uniques]
-    return codes, np.asarray(slot_bins + [missing_pos], dtype=np.int64)
-
-
-def _slots(feature: dict, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """``(slots, slot_bins)``: ``slot_bins[slots]`` is each value's bin position, -1 unseen."""
-    if feature["dtype"] == "numeric":
-        if values.dtype == np.float64:
-            x = values.to_numpy()
-        else:
-            x = numeric_column(values, feature["name"])
-        return _range_slots(feature, x)
-    return _category_slots(feature, values)
-
-
-def assign_bins(feature: dict, values: pd.Series) -> np.ndarray:
-    """Position of each value's bin in ``feature['bins']``; -1 for an unseen category.
-
-    Range bins are half-open ``[lower, upper)`` as in OptBinning; NaN/null goes to the ``missing``
-    bin, listed special values to the ``special`` bin.
-    """
-    slots, slot_bins = _slots(feature, values)
-    return slot_bins[slots]
-
-
-# ------------------------------------------------------------------------------------ scoring
-def _reason_ranks(
-    features: list[dict], tables: list[np.ndarray]
-) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """Integer rank of every (feature, points) shortfall, best reason first, ties by feature
-    order; all shortfalls <= 0 share the last rank ``none``.
-
-    Returns per feature the rank of each entry of its points table, the code of each rank
-    (``None`` for ``none``) and ``none``. Ranking the few distinct shortfalls once turns the
-    per-row reason codes into a top-n selection on small integers.
-    """
-    entries = sorted(
-        {
-            (-(float(f["baseline_points"]) - float(p)), j)
-            for j, (f, table) in enumerate(zip(features, tables, strict=True))
-            for p in table
-            if float(f["baseline_points"]) - float(p) > 0
-        }
-    )
-    rank = {entry: r for r, entry in enumerate(entries)}
-    none = len(entries)
-    dtype = np.uint16 if none < np.iinfo(np.uint16).max else np.int64
-    ranks = [
-        np.array(
-            [rank.get((-(float(f["baseline_points"]) - float(p)), j), none) for p in table],
-            dtype=dtype,
-        )
-        for j, (f, table) in enumerate(zip(features, tables, strict=True))
-    ]
-    codes = np.array([features[j]["reason_code"] for _, j in entries] + [None], dtype=object)
-    return ranks, codes, none
-
-
-def score_frame(card: dict, X: pd.DataFrame) -> pd.DataFrame:
-    """Score ``X`` with a scorecard card: points per feature, integer score, PD and top reason
-    codes.
-
-    Returns ``score`` (int), ``pd_model`` (float), ``points__<feature>`` (int) and ``reason_1``…
-    ``reason_<top_n>`` (codes, null where fewer shortfalls), indexed like ``X``. A feature absent
-    from ``X`` or an unseen category scores the feature's ``unseen_points``.
-
-    Vectorised: each column is binned once (``searchsorted`` on the edges, or a lookup of its
-    distinct categories), points and reason ranks are read from per-bin tables, and the top
-    reasons are kept by a running top-n insertion on small integer ranks.
-    """
-    features = card["features"]
-    n = len(X)
-    top_n = card.get("reason_codes", {}).get("top_n", 4)
-    tables = [
-        np.array([b["points"] for b in f["bins"]] + [f["unseen_points"]], dtype=np.int64)
-        for f in features
-    ]
-    ranks, rank_codes, none = _reason_ranks(features, tables)
-    rank_dtype = ranks[0].dtype if ranks else np.uint16
-    block = np.zeros((1 + len(features), n), dtype=np.int64)  # score, then points per feature
-    top = np.full((top_n, n), none, dtype=rank_dtype)
-    high = np.empty(n, dtype=rank_dtype)
-    for j, feat in enumerate(features):
-        name = feat["name"]
-        if name not in X.columns:
-            log.warning("feature '%s' absent from the input: scored with its unseen points", name)
-            slots, slot_bins = np.zeros(n, dtype=np.intp), np.array([-1], dtype=np.int64)
-        else:
-            slots, slot_bins = _slots(feat, X[name])
-        np.take(tables[j][slot_bins], slots, out=block[j + 1])  # bin -1 picks the unseen entry
-        block[0] += block[j + 1]
-        rank = ranks[j][slot_bins][slots]
-        for k in range(top_n - 1, 0, -1):  # insert into the sorted top-n, using old values
-            np.maximum(top[k - 1], rank, out=high)
-            np.minimum(top[k], high, out=top[k])
-        if top_n:
-            np.minimum(top[0], rank, out=top[0])
-    out = pd.DataFrame(
-        block.T, index=X.index, columns=["score", *(f"points__{f['name']}" for f in features)]
-    )
-    scaling = card["scaling"]
-    out.insert(1, "pd_model", score_to_pd(block[0], scaling["factor"], scaling["offset"]))
-    reasons = pd.DataFrame(
-        rank_codes[top.T], index=X.index, columns=[f"reason_{k + 1}" for k in range(top_n)]
-    )
-    return pd.concat([out, reasons], axis=1, copy=False)
-
-
-def reason_codes(shortfall: np.ndarray, codes: np.ndarray, top_n: int = 4) -> np.ndarray:
-    """Top ``top_n`` codes per row by shortfall (descending), shortfalls <= 0 dropped, ties by
-    column order.
-    """
-    shortfall = np.asarray(shortfall, dtype=float)
-    order = np.argsort(-shortfall, axis=1, kind="stable")[:, :top_n]
-    ranked = np.take_along_axis(shortfall, order, axis=1)
-    out = np.asarray(codes, dtype=object)[order]
-    out[ranked <= 0] = None
-    if out.shape[1] < top_n:
-        out = np.hstack([out, np.full((out.shape[0], top_n - out.shape[1]), None, dtype=object)])
-    return out
-
-
-def load_card(path: Path | str) -> dict:
-    """Read and check a scorecard card written by the train stage."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: scorecard card not found; run the train stage first")
-    card = read_json(path)
-    if card.get("kind") != CARD_KIND or card.get("schema_version") != SCHEMA_VERSION:
-        raise PipelineError(
-            f"{path}: not a scorecard card of schema {SCHEMA_VERSION} (kind={card.get('kind')!r}, "
-            f"schema_version={card.get('schema_version')!r})"
-        )
-    for key in ("scaling", "intercept", "features"):
-        if key not in card:
-            raise PipelineError(f"{path}: key '{key}' missing from the card")
-    return card
 
 
 # ------------------------------------------------------------------------------------ fitting
@@ -401,7 +156,7 @@ def bin_feature(
             special_codes=list(special_codes) or None,
         )
     else:  # categories are ordered by bad rate by OptBinning; no trend constraint
-        x = np.array([None if pd.isna(v) else _category_key(v) for v in values], dtype=object)
+        x = np.array([None if pd.isna(v) else category_key(v) for v in values], dtype=object)
         ob = OptimalBinning(
             name=name,
             dtype="categorical",
@@ -425,7 +180,7 @@ def bin_feature(
         ]
         binned.bins.append({"type": "special", "values": sorted(float(v) for v in special_codes)})
     else:
-        groups = [sorted(_category_key(c) for c in grp) for grp in ob.splits]
+        groups = [sorted(category_key(c) for c in grp) for grp in ob.splits]
         binned.bins = [{"type": "category", "categories": grp} for grp in groups]
     if dtype == "numeric" and not special_codes:
         binned.bins.pop()  # no special values declared: no special bin
@@ -746,40 +501,25 @@ class WoEScorecard(ClassifierMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "card_features_")
         prov = {"params": self.get_params()}
         prov.update(provenance or {})
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "kind": CARD_KIND,
-            "dataset": dataset,
-            "provenance": prov,
-            "sample": {"n_train": self.n_train_, "n_bad": self.n_bad_},
-            "target": {"event": "bad", "odds": "good:bad", "woe": "ln(%good / %bad)"},
-            "scaling": {
+        return card_spec(
+            dataset=dataset,
+            provenance=prov,
+            sample={"n_train": self.n_train_, "n_bad": self.n_bad_},
+            scaling={
                 "base_score": self.base_score,
                 "base_odds": self.base_odds,
                 "pdo": self.pdo,
                 "factor": self.factor_,
                 "offset": self.offset_,
             },
-            "intercept": self.intercept_,
-            "features": self.card_features_,
-            "rounding": self.rounding_,
-            "reason_codes": {
-                "method": "points_below_baseline",
-                "baseline": self.reason_baseline,
-                "top_n": self.top_n_reasons,
-                "ties": "feature order",
-            },
-            "bin_rules": {
-                "range": "[lower, upper), null = unbounded",
-                "edges": "short decimals: a numeric feature's edges are rounded to its "
-                "edge_digits significant digits, the fewest that keep every training row in "
-                "its bin",
-                "woe_pure_bin": f"add {HALDANE} to goods and bads of a bin with none of either",
-                "empty_bin_woe": self.empty_bin_woe,
-                "unseen_points": "points of the feature's worst bin",
-            },
-            "selection": [self.selection_[n] for n in self.feature_names_in_],
-        }
+            intercept=self.intercept_,
+            features=self.card_features_,
+            rounding=self.rounding_,
+            reason_baseline=self.reason_baseline,
+            top_n=self.top_n_reasons,
+            empty_bin_woe=self.empty_bin_woe,
+            selection=[self.selection_[n] for n in self.feature_names_in_],
+        )
 
     def coefficient_table(self) -> pd.DataFrame:
         """Intercept and coefficients with standard errors, z, p-values, VIF and IV."""

@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from pipeline.card import score_frame
 from pipeline.challenger import fit_challenger, predict_pd
 from pipeline.config import (
     Paths,
@@ -55,7 +56,7 @@ from pipeline.io import (
     write_parquet,
     write_run_log,
 )
-from pipeline.scorecard import WoEScorecard, score_frame
+from pipeline.scorecard import WoEScorecard
 from pipeline.sufficiency import check_samples
 
 log = logging.getLogger("pipeline.train")

@@ -12,7 +12,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline.calibration import assign_grade
-from pipeline.scorecard import score_frame
+from pipeline.card import score_frame
 from tests.conftest import run_dvc
 
 DATASETS = ("synthetic", "uci")

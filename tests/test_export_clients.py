@@ -1,5 +1,5 @@
 """Every export executed in the program a business system would run it in, on the boundary set,
-case by case against ``pipeline.scorecard.score_frame``: the SQL renderings on SQLite, DuckDB and
+case by case against ``pipeline.card.score_frame``: the SQL renderings on SQLite, DuckDB and
 a throw-away PostgreSQL 15 server (Spark SQL under the ``spark`` marker), the workbook and the
 CSV in LibreOffice Calc, the PMML in JPMML (JVM, ``spark`` marker). The other dialects (MySQL,
 SQL Server, Oracle) are parsed by sqlglot only.

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
+from pipeline.card import score_frame
 from pipeline.config import PipelineError
 from pipeline.exports import (
     SQL_INPUT_TABLE,
@@ -22,7 +23,6 @@ from pipeline.exports import (
     scorecard_workbook,
     workbook_bytes,
 )
-from pipeline.scorecard import score_frame
 from tests.fixtures.cards import HOSTILE, hand_card, hand_cutoffs
 
 pycel = pytest.importorskip("pycel", reason="pycel (dev extra) evaluates the workbook formulas")
@@ -289,6 +289,9 @@ def test_sqlite_edge_literal_is_the_exact_double_of_the_short_decimal(m, k):
     x = float(Decimal(m).scaleb(k))
     got = sqlite3.connect(":memory:").execute(f"SELECT {sql_number(x, DIALECTS['sqlite'])}")
     assert got.fetchone()[0] == x
-    assert sqlite3.connect(":memory:").execute(
-        f"SELECT {sql_number(-0.328236, DIALECTS['sqlite'])}"
-    ).fetchone()[0] == -0.328236
+    assert (
+        sqlite3.connect(":memory:")
+        .execute(f"SELECT {sql_number(-0.328236, DIALECTS['sqlite'])}")
+        .fetchone()[0]
+        == -0.328236
+    )

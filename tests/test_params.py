@@ -102,7 +102,6 @@ def test_make_params_fixture_overrides_one_key(make_params):
     assert base.seed == 7 and base.currency == "CNY"
 
 
-
 def test_make_params_override_beats_the_dataset_block(make_params):
     from pipeline.params.ingest import IngestParams
 

@@ -133,9 +133,7 @@ def test_first_rule_by_priority() -> None:
     )
     out = quarantine_reasons(failures)
     assert out.loc[7, "_rule"] == "required" and out.loc[7, "_column"] == "amount"
-    assert (
-        out.loc[7, "_reason"] == "required(amount=null); future_date(invoice_date=2030-01-01)"
-    )
+    assert out.loc[7, "_reason"] == "required(amount=null); future_date(invoice_date=2030-01-01)"
 
 
 def test_customer_ranges() -> None:

@@ -11,10 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-from pipeline.config import PipelineError
-from pipeline.io import write_json
-from pipeline.scorecard import (
-    WoEScorecard,
+from pipeline.card import (
     assign_bins,
     attribute_points,
     load_card,
@@ -23,6 +20,9 @@ from pipeline.scorecard import (
     score_frame,
     score_to_pd,
 )
+from pipeline.config import PipelineError
+from pipeline.io import write_json
+from pipeline.scorecard import WoEScorecard
 from tests.fixtures.snapshots import SCORING_FEATURES, uci_snapshot_frame
 
 SPECIALS = {"days_beyond_terms_last_invoice": [-1]}

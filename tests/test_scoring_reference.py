@@ -13,8 +13,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.card import score_frame
 from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
-from pipeline.scorecard import score_frame
 
 FACTOR, OFFSET = 20 / math.log(2), 600 - 20 / math.log(2) * math.log(50)
 LABELS = ["retail", "export", "online", "1", "1.0", "True", "o'neil", ""]

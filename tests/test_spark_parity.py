@@ -173,8 +173,8 @@ def _card() -> dict:
 
 
 def test_scorecard_sql_export_runs_in_spark_sql(spark, both):
+    from pipeline.card import score_frame
     from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
-    from pipeline.scorecard import score_frame
     from pipeline.spark_engine import register_table
 
     card = _card()

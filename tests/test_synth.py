@@ -229,7 +229,9 @@ def test_blocks_number_keys_globally(monkeypatch):
     monkeypatch.setattr(synth, "BLOCK", 100)
     blocks = synth.generate_ledger(250, 6, seed=3)
     for table in synth.TABLE_NAMES:
-        if table in CREDIT_FILE_TABLE_NAMES:  # keyed by customer and date: tests/test_credit_file.py
+        if (
+            table in CREDIT_FILE_TABLE_NAMES
+        ):  # keyed by customer and date: tests/test_credit_file.py
             continue
         key = {"truth": ["customer_id", "month_end"], "customers": ["customer_id"]}.get(
             table, [table[:-1] + "_id"]

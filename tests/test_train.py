@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.card import load_card, score_frame
 from pipeline.config import PipelineError, load_params, stage_params
 from pipeline.io import write_json
-from pipeline.scorecard import load_card, score_frame
 from pipeline.train import (
     SAMPLES,
     assign_samples,

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
 from pipeline.io import json_text
 
 HASH_KEY = "content_sha256"
