@@ -85,7 +85,10 @@ def apply_rules(
     except ImportError:
         log.warning("pipeline.rules not available: snapshots written without rule grades")
         return snapshots, None
-    params = stage_params("rules", dataset)
+    from pipeline.params import load
+    from pipeline.params.rules import RulesParams
+
+    params = load(RulesParams, "rules", dataset)
     graded = rules.grade(snapshots, params)
     new_cols = [c for c in graded.columns if c not in snapshots.columns]
     if len(graded) != len(snapshots):
