@@ -617,11 +617,19 @@ def main() -> None:
     if "label" in snapshots:
         snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
     scored = scored_samples(card, snapshots, samples)
-    warn_grades(scored, params)
+    warn_grades(scored, int(params["n_grades"]))
     try:
         result = calibrate(scored, params)
     except PipelineError as exc:
-        raise explain_grade_failure(exc, scored, params) from None
+        raise explain_grade_failure(
+            exc,
+            scored,
+            n_grades=params["n_grades"],
+            method=params["method"],
+            isotonic_min_sample=params["isotonic_min_sample"],
+            central_tendency=params["central_tendency"],
+            pd_floor=params["pd_floor"],
+        ) from None
     provenance = {
         "code_version": code_version(),
         "scorecard_sha256": file_sha256(card_path),

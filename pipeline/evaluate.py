@@ -105,7 +105,7 @@ def oot_sample(
     oot = samples.loc[samples["sample"] == sample_name, keys]
     if oot.empty:
         if sample_name == "oot":
-            raise no_oot_error(snapshots, split or {})
+            raise no_oot_error(snapshots, (split or {}).get("oot_start"))
         raise PipelineError(
             f"samples.parquet: no row with sample == '{sample_name}'; rerun the train stage"
         )
