@@ -1,9 +1,10 @@
 """Fit-time benchmark: our WoEScorecard vs OptBinning's BinningProcess + Scorecard, same data.
 
-Run: ``python -m benchmarks.train_bench --rows 1000000 --features 40`` (prints JSON). The same
-binning settings are given to both (auto_asc_desc trend, min bin share 5%, 20 pre-bins, special
-code -1). Our fit also does the correlation/VIF filter, the statsmodels fit with standard errors
-and the sign check; OptBinning's fits a scikit-learn LogisticRegression.
+Run: ``python -m benchmarks.train_bench --rows 1000000 --features 40`` (prints JSON). Both get the
+project's ``train`` settings from params.yaml (binning trend, min bin share, pre-bins, scaling) and
+special code -1; ours is configured exactly as the train stage configures it. Our fit also does the
+correlation/VIF filter, the statsmodels fit with standard errors and the sign check; OptBinning's
+fits a scikit-learn LogisticRegression.
 """
 
 from __future__ import annotations
@@ -40,11 +41,16 @@ def bench_fit(n_rows: int = 1_000_000, n_features: int = 40, seed: int = 0) -> d
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from pipeline.scorecard import WoEScorecard
+    from pipeline.development import build_scorecard
+    from pipeline.params import load
+    from pipeline.params.train import TrainParams
 
+    params = load(TrainParams, "train", "synthetic")
+    b, scaling = params.binning, params.scaling
     X, y = benchmark_frame(n_rows, n_features, seed)
     t = time.perf_counter()
-    ours = WoEScorecard(special_codes=[-1.0], max_features=n_features).fit(X, y)
+    ours = build_scorecard(params, dict.fromkeys(X.columns, "numeric"))
+    ours.set_params(special_codes=[-1.0], max_features=n_features).fit(X, y)
     t_ours = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -52,7 +58,11 @@ def bench_fit(n_rows: int = 1_000_000, n_features: int = 40, seed: int = 0) -> d
         list(X.columns),
         special_codes=[-1.0],
         binning_fit_params={
-            c: {"monotonic_trend": "auto_asc_desc", "min_bin_size": 0.05, "max_n_prebins": 20}
+            c: {
+                "monotonic_trend": b.monotonic_trend,
+                "min_bin_size": b.min_bin_size,
+                "max_n_prebins": b.max_n_prebins,
+            }
             for c in X.columns
         },
     )
@@ -60,7 +70,11 @@ def bench_fit(n_rows: int = 1_000_000, n_features: int = 40, seed: int = 0) -> d
         binning_process=process,
         estimator=LogisticRegression(max_iter=1000),
         scaling_method="pdo_odds",
-        scaling_method_params={"pdo": 20, "odds": 50, "scorecard_points": 600},
+        scaling_method_params={
+            "pdo": scaling.pdo,
+            "odds": scaling.base_odds,
+            "scorecard_points": scaling.base_score,
+        },
     )
     theirs.fit(X, y)
     t_theirs = time.perf_counter() - t

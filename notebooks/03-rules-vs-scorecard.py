@@ -49,8 +49,11 @@ snapshots = pd.read_parquet(paths.processed / "snapshots.parquet")
 # `rules.completion` parameter fills them (additive by default: A=1, B=2, C=3, sum 3–4 → A, 5–6 → B, 7–9 → C).
 
 # %%
-rules_params = stage_params("rules", DATASET)
-print({k: v for k, v in rules_params.items() if k not in ("base", "overlay")})
+from pipeline.params import load, to_dict
+from pipeline.params.rules import RulesParams
+
+rules_params = load(RulesParams, "rules", DATASET)
+print({k: v for k, v in to_dict(rules_params).items() if k != "overlay"})
 
 # %%
 from itertools import combinations_with_replacement

@@ -22,7 +22,7 @@ from pipeline.card import load_card
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version, file_sha256, write_csv, write_json, write_text
-from pipeline.params import load, to_dict
+from pipeline.params import load
 from pipeline.params.calibrate import CalibrateParams
 from pipeline.pd_calibration import (
     calibrate,
@@ -90,11 +90,19 @@ def main() -> None:
     paths = Paths(args.dataset)
     card, snapshots, samples = read_inputs(paths)
     scored = scored_samples(card, snapshots, samples)
-    warn_grades(scored, to_dict(params))
+    warn_grades(scored, params.n_grades)
     try:
         result = calibrate(scored, params)
     except PipelineError as exc:
-        raise explain_grade_failure(exc, scored, to_dict(params)) from None
+        raise explain_grade_failure(
+            exc,
+            scored,
+            n_grades=params.n_grades,
+            method=params.method,
+            isotonic_min_sample=params.isotonic_min_sample,
+            central_tendency=params.central_tendency,
+            pd_floor=params.pd_floor,
+        ) from None
     write_outputs(result, args.dataset, paths)
     log.info(
         "calibrate %s: %s, %d grades, PDs %s",

@@ -20,7 +20,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from pipeline.card import numeric_column
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
 from pipeline.io import stored_form
 
 SCHEMA_VERSION = "1.0"
@@ -56,8 +56,8 @@ class QuantileClipper(TransformerMixin, BaseEstimator):
         return np.clip(np.asarray(X, dtype=float), self.lower_, self.upper_)
 
 
-def preprocessing(clip_quantile: float = 0.01) -> Pipeline:
-    """The raw-feature preprocessing pipeline (unfitted)."""
+def preprocessing(clip_quantile: float) -> Pipeline:
+    """The raw-feature preprocessing pipeline (unfitted), winsorising at ``clip_quantile``."""
     return Pipeline(
         [
             ("finite", FunctionTransformer(_finite, feature_names_out="one-to-one")),
@@ -68,19 +68,11 @@ def preprocessing(clip_quantile: float = 0.01) -> Pipeline:
     )
 
 
-def fit_challenger(
-    X: pd.DataFrame, y: Any, clip_quantile: float = 0.01, max_correlation: float = 0.95
-) -> dict:
-    """Fit the challenger on numeric columns of ``X`` and return its JSON spec (in its stored form,
-    so the spec in memory predicts exactly as the file written from it).
-
-    Columns that are constant after preprocessing, or correlated above ``max_correlation`` with an
-    earlier column, are left out (an exactly collinear design has no unique fit); the spec says
-    why.
-    """
-    import statsmodels.api as sm
-
-    y = np.asarray(y, dtype=float)
+def _usable_columns(
+    X: pd.DataFrame, max_correlation: float, clip_quantile: float
+) -> tuple[list[str], dict[str, str], Pipeline, pd.DataFrame]:
+    """The numeric columns the challenger can use, the others with the reason they are left out,
+    the preprocessing fitted on the usable numeric columns and its output ``Z``."""
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
     dropped = {
         c: "not numeric (the challenger uses raw numeric features only)"
@@ -109,6 +101,49 @@ def fit_challenger(
         raise PipelineError(
             "logistic challenger: no usable numeric feature in the training sample"
         )
+    return kept, dropped, pipe, Z
+
+
+def _feature_entries(
+    pipe: Pipeline, numeric: list[str], kept: list[str], model: Any
+) -> list[dict]:
+    """Every fitted constant of each kept feature: clip bounds, impute value, mean, scale, coefficient."""
+    idx = {c: i for i, c in enumerate(numeric)}
+    clip, imp, scale = (
+        pipe.named_steps["clip"],
+        pipe.named_steps["impute"],
+        pipe.named_steps["scale"],
+    )
+    return [
+        {
+            "name": c,
+            "clip_lower": float(clip.lower_[idx[c]]),
+            "clip_upper": float(clip.upper_[idx[c]]),
+            "impute_value": float(imp.statistics_[idx[c]]),
+            "mean": float(scale.mean_[idx[c]]),
+            "scale": float(scale.scale_[idx[c]]),
+            "coefficient": float(model.params[c]),
+            "std_error": float(model.bse[c]),
+            "p_value": float(model.pvalues[c]),
+        }
+        for c in kept
+    ]
+
+
+def fit_challenger(
+    X: pd.DataFrame, y: Any, *, clip_quantile: float, max_correlation: float
+) -> dict:
+    """Fit the challenger on numeric columns of ``X`` and return its JSON spec (in its stored form,
+    so the spec in memory predicts exactly as the file written from it).
+
+    Columns that are constant after preprocessing, or correlated above ``max_correlation`` with an
+    earlier column, are left out (an exactly collinear design has no unique fit); the spec says
+    why. ``clip_quantile`` and ``max_correlation`` are ``train.challenger``'s settings.
+    """
+    import statsmodels.api as sm
+
+    y = np.asarray(y, dtype=float)
+    kept, dropped, pipe, Z = _usable_columns(X, max_correlation, clip_quantile)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -117,12 +152,6 @@ def fit_challenger(
             )
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise PipelineError(f"logistic challenger fit failed ({exc})") from None
-    idx = {c: i for i, c in enumerate(numeric)}
-    clip, imp, scale = (
-        pipe.named_steps["clip"],
-        pipe.named_steps["impute"],
-        pipe.named_steps["scale"],
-    )
     spec = {
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
@@ -137,20 +166,7 @@ def fit_challenger(
         },
         "intercept": float(model.params["const"]),
         "intercept_std_error": float(model.bse["const"]),
-        "features": [
-            {
-                "name": c,
-                "clip_lower": float(clip.lower_[idx[c]]),
-                "clip_upper": float(clip.upper_[idx[c]]),
-                "impute_value": float(imp.statistics_[idx[c]]),
-                "mean": float(scale.mean_[idx[c]]),
-                "scale": float(scale.scale_[idx[c]]),
-                "coefficient": float(model.params[c]),
-                "std_error": float(model.bse[c]),
-                "p_value": float(model.pvalues[c]),
-            }
-            for c in kept
-        ],
+        "features": _feature_entries(pipe, list(Z.columns), kept, model),
         "dropped": [{"feature": c, "reason": r} for c, r in dropped.items()],
         "sample": {"n_train": int(len(y)), "n_bad": int(y.sum())},
         "fit": {

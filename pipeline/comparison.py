@@ -146,7 +146,7 @@ def oot_sample(
     oot = samples.loc[samples["sample"] == sample_name, keys]
     if oot.empty:
         if sample_name == "oot":
-            raise no_oot_error(snapshots, {"oot_start": oot_start})
+            raise no_oot_error(snapshots, oot_start)
         raise PipelineError(
             f"samples.parquet: no row with sample == '{sample_name}'; rerun the train stage"
         )

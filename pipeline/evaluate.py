@@ -27,7 +27,8 @@ from pipeline.config import PROJ_ROOT, Paths, require_files, run_stage, stage_ar
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version, read_json, write_csv, write_json, write_text
 from pipeline.params import load, to_dict
-from pipeline.params.evaluate import EvaluateParams, TrainSplitFields, load_train_split
+from pipeline.params.evaluate import EvaluateParams
+from pipeline.params.train import SplitParams, TrainParams
 
 log = logging.getLogger("pipeline.evaluate")
 
@@ -65,7 +66,7 @@ def read_inputs(paths: Paths) -> dict[str, Any]:
 
 
 def compared_samples(
-    inputs: dict[str, Any], p: EvaluateParams, split: TrainSplitFields
+    inputs: dict[str, Any], p: EvaluateParams, split: SplitParams
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Scored matured rows of ``oot`` (and ``oot_known`` where the split has one), and the ``oot``
     counts of what was left out."""
@@ -86,7 +87,7 @@ def compared_samples(
 
 
 def compare(
-    dataset: str, inputs: dict[str, Any], p: EvaluateParams, split: TrainSplitFields
+    dataset: str, inputs: dict[str, Any], p: EvaluateParams, split: SplitParams
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     """evaluate.json's content, the decision tables and the headline frame."""
     holdout = split.method == "stratified_holdout"
@@ -135,12 +136,12 @@ def run(
     dataset: str,
     root: Path = PROJ_ROOT,
     params: EvaluateParams | None = None,
-    split: TrainSplitFields | None = None,
+    split: SplitParams | None = None,
 ) -> dict[str, Any]:
     """Read the inputs of ``dataset`` under ``root``, compare the methods, write the outputs.
     ``params`` / ``split`` default to params.yaml's ``evaluate`` block and ``train.split``."""
     p = load(EvaluateParams, "evaluate", dataset) if params is None else params
-    split = load_train_split(dataset) if split is None else split
+    split = load(TrainParams, "train", dataset).split if split is None else split
     paths = Paths(dataset, root)
     inputs = read_inputs(paths)
     result, decisions, frame = compare(dataset, inputs, p, split)

@@ -85,7 +85,10 @@ def apply_rules(
     except ImportError:
         log.warning("pipeline.rules not available: snapshots written without rule grades")
         return snapshots, None
-    params = stage_params("rules", dataset)
+    from pipeline.params import load
+    from pipeline.params.rules import RulesParams
+
+    params = load(RulesParams, "rules", dataset)
     graded = rules.grade(snapshots, params)
     new_cols = [c for c in graded.columns if c not in snapshots.columns]
     if len(graded) != len(snapshots):
@@ -134,7 +137,14 @@ def main() -> None:
     tables: dict[str, Any] = {name: paths.interim / f"{name}.parquet" for name in TABLES}
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
     facts = ledger_facts(tables)
-    check_as_of_grid(params, facts)
+    check_as_of_grid(
+        facts,
+        start=params["as_of"]["start"],
+        end=params["as_of"]["end"],
+        freq=params["as_of"]["freq"],
+        data_cutoff=params["data_cutoff"],
+        performance_months=params["label"]["performance_window_months"],
+    )
     if (paths.interim / "truth.parquet").exists():
         tables["truth"] = paths.interim / "truth.parquet"
     if (paths.interim / "customer_history.parquet").exists():  # attributes as they stood at t
@@ -176,7 +186,14 @@ def main() -> None:
     metrics = label_metrics(snaps)
     metrics["data_cutoff"] = result["data_cutoff"]
     metrics["label_source"] = params.get("label", {}).get("source", "ledger")
-    for warning in warn_label(metrics, params.get("label", {}), facts["median_amount"]):
+    label = params["label"]
+    for warning in warn_label(
+        metrics,
+        source=label["source"],
+        material_amount=label["material_amount"],
+        bad_days_beyond_terms=label["bad_days_beyond_terms"],
+        median_amount=facts["median_amount"],
+    ):
         log.warning("%s", warning)
     write_json(metrics, paths.metrics / "features.json")
     log.info(

@@ -25,15 +25,24 @@ without approver or date, is not applied.
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError, deep_merge
+from pipeline.domain import LETTER_GRADES as GRADES
+from pipeline.domain import PipelineError
 
-GRADES = ("A", "B", "C", "D")
+if TYPE_CHECKING:
+    from pipeline.params.rules import (
+        CollectionThresholds,
+        CompetitorShareThresholds,
+        OverlayParams,
+        RulesParams,
+        TimingThresholds,
+    )
+
 UNDEFINED = "UNDEFINED"
 NOT_APPLIED = "not applied: expert assessment without approver/date or dated after as-of"
 GAPS = ("AAC", "ABC", "ACC")
@@ -48,32 +57,7 @@ TIMING_MEASURES = {
 EXPERT_CS = ("character", "capacity", "capital", "collateral", "conditions", "coverage")
 # the textbook's table on multisets (letters sorted): the seven defined cells
 TEXTBOOK = {"AAA": "A", "AAB": "A", "ABB": "B", "BBB": "B", "BBC": "C", "BCC": "C", "CCC": "C"}
-DEFAULTS: dict[str, Any] = {
-    "timing_measure": "amount_weighted_lateness",
-    "timing_window_months": 12,
-    "collection_window_months": 12,
-    "collection_thresholds": {"a_min": 1.0, "b_min": 0.95, "c_min": 0.90},
-    "timing_thresholds": {"a_max": 0.0, "b_below": 5.0, "c_below": 10.0},
-    "competitor_share_thresholds": {"a_max": 0.0, "b_max": 0.2, "c_max": 0.5},
-    "completion": "additive",
-    "missing_competitor_rule": "two_indicator",
-    "overlay": {
-        "enabled": True,
-        "weights": {
-            "character": 0.25,
-            "capacity": 0.25,
-            "capital": 0.15,
-            "collateral": 0.1,
-            "conditions": 0.1,
-            "coverage": 0.15,
-        },
-        "neutral_score": 3.0,
-        "points_per_notch": 1.0,
-        "max_notches_up": 1,
-        "max_notches_down": 2,
-        "upgrade_d": False,  # may the overlay lift a D (veto) grade?
-    },
-}
+MISSING_RULES = ("two_indicator", "worst_of_present")
 OUTPUT_COLUMNS = [
     "grade_net_collection",
     "grade_payment_timing",
@@ -89,44 +73,6 @@ OUTPUT_COLUMNS = [
     "override_approver",
     "override_date",
 ]
-
-
-def _params(params: dict[str, Any]) -> dict[str, Any]:
-    """`DEFAULTS` overlaid with the given ``rules`` block, validated."""
-    p = deep_merge(DEFAULTS, {k: v for k, v in params.items() if k != "base"})
-    if p["completion"] not in COMPLETIONS:
-        raise PipelineError(
-            f"params.yaml rules.completion: '{p['completion']}' is not one of {COMPLETIONS}"
-        )
-    if p["timing_measure"] not in TIMING_MEASURES:
-        raise PipelineError(
-            f"params.yaml rules.timing_measure: '{p['timing_measure']}' is not one of "
-            f"{tuple(TIMING_MEASURES)}"
-        )
-    if p["missing_competitor_rule"] not in ("two_indicator", "worst_of_present"):
-        raise PipelineError(
-            f"params.yaml rules.missing_competitor_rule: '{p['missing_competitor_rule']}' is not "
-            "one of ('two_indicator', 'worst_of_present')"
-        )
-    nc, tm = p["collection_thresholds"], p["timing_thresholds"]
-    if not nc["c_min"] <= nc["b_min"] <= nc["a_min"]:
-        raise PipelineError(
-            "params.yaml rules.collection_thresholds: need c_min <= b_min <= a_min"
-        )
-    if not tm["a_max"] < tm["b_below"] <= tm["c_below"]:
-        raise PipelineError("params.yaml rules.timing_thresholds: need a_max < b_below <= c_below")
-    c = p["competitor_share_thresholds"]
-    if not 0 <= c["a_max"] <= c["b_max"] <= c["c_max"] <= 1:
-        raise PipelineError(
-            "params.yaml rules.competitor_share_thresholds: need 0 <= a_max <= b_max <= c_max <= 1"
-        )
-    weights = p["overlay"]["weights"]
-    if set(weights) - set(EXPERT_CS) or not math.isclose(sum(weights.values()), 1.0, abs_tol=1e-6):
-        raise PipelineError(
-            f"params.yaml rules.overlay.weights: need weights for {EXPERT_CS} summing to 1 "
-            f"(got {weights})"
-        )
-    return p
 
 
 # ---- the combination rule ------------------------------------------------------------------------------
@@ -174,15 +120,15 @@ def combine(grades: tuple[str, ...], completion: str = "additive") -> tuple[str,
 # ---- indicator grades -------------------------------------------------------------------------------------
 
 
-def grade_net_collection(rate: pd.Series, thresholds: dict[str, float]) -> pd.Series:
+def grade_net_collection(rate: pd.Series, thresholds: CollectionThresholds) -> pd.Series:
     """100% → A; [95%, 100%) → B; [90%, 95%) → C; below → D; null stays null."""
     x = pd.to_numeric(rate, errors="coerce").to_numpy(dtype=float)
     out = np.select(
         [
-            x >= thresholds["a_min"],
-            x >= thresholds["b_min"],
-            x >= thresholds["c_min"],
-            x < thresholds["c_min"],
+            x >= thresholds.a_min,
+            x >= thresholds.b_min,
+            x >= thresholds.c_min,
+            x < thresholds.c_min,
         ],
         ["A", "B", "C", "D"],
         default=None,
@@ -190,15 +136,15 @@ def grade_net_collection(rate: pd.Series, thresholds: dict[str, float]) -> pd.Se
     return pd.Series(out, index=rate.index, dtype=object)
 
 
-def grade_payment_timing(days_beyond_terms: pd.Series, thresholds: dict[str, float]) -> pd.Series:
+def grade_payment_timing(days_beyond_terms: pd.Series, thresholds: TimingThresholds) -> pd.Series:
     """On time or early (≤ 0) → A; (0, 5) → B; [5, 10) → C; ≥ 10 → D; null stays null."""
     x = pd.to_numeric(days_beyond_terms, errors="coerce").to_numpy(dtype=float)
     out = np.select(
         [
-            x <= thresholds["a_max"],
-            x < thresholds["b_below"],
-            x < thresholds["c_below"],
-            x >= thresholds["c_below"],
+            x <= thresholds.a_max,
+            x < thresholds.b_below,
+            x < thresholds.c_below,
+            x >= thresholds.c_below,
         ],
         ["A", "B", "C", "D"],
         default=None,
@@ -206,15 +152,15 @@ def grade_payment_timing(days_beyond_terms: pd.Series, thresholds: dict[str, flo
     return pd.Series(out, index=days_beyond_terms.index, dtype=object)
 
 
-def grade_competitor_share(share: pd.Series, thresholds: dict[str, float]) -> pd.Series:
+def grade_competitor_share(share: pd.Series, thresholds: CompetitorShareThresholds) -> pd.Series:
     """≤ a_max → A (ours only); ≤ b_max → B; ≤ c_max → C; above → D (mostly competitors)."""
     x = pd.to_numeric(share, errors="coerce").to_numpy(dtype=float)
     out = np.select(
         [
-            x <= thresholds["a_max"],
-            x <= thresholds["b_max"],
-            x <= thresholds["c_max"],
-            x > thresholds["c_max"],
+            x <= thresholds.a_max,
+            x <= thresholds.b_max,
+            x <= thresholds.c_max,
+            x > thresholds.c_max,
         ],
         ["A", "B", "C", "D"],
         default=None,
@@ -272,7 +218,7 @@ def _combine_rows(letters: pd.DataFrame, completion: str, missing_rule: str) -> 
 # ---- the expert overlay ------------------------------------------------------------------------------------
 
 
-def expert_score(frame: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
+def expert_score(frame: pd.DataFrame, weights: Mapping[str, float]) -> pd.Series:
     """Weighted Delphi score Σ w_c·s_c over the Cs scored (weights renormalised over those present);
     null when the customer has no expert score."""
     num = pd.Series(0.0, index=frame.index)
@@ -287,28 +233,26 @@ def expert_score(frame: pd.DataFrame, weights: dict[str, float]) -> pd.Series:
     return (num / den).where(den > 0)
 
 
-def overlay_notches(score: pd.Series, overlay: dict[str, Any]) -> pd.Series:
+def overlay_notches(score: pd.Series, overlay: OverlayParams) -> pd.Series:
     """Requested notches (+ = upgrade): whole steps of ``points_per_notch`` away from ``neutral_score``,
     truncated toward zero and bounded by ``max_notches_up`` / ``max_notches_down``; 0 when no score."""
-    d = (score - float(overlay["neutral_score"])) / float(overlay["points_per_notch"])
+    d = (score - float(overlay.neutral_score)) / float(overlay.points_per_notch)
     raw = np.trunc(d.fillna(0.0).to_numpy() + np.sign(d.fillna(0.0).to_numpy()) * 1e-9)
-    bounded = np.clip(raw, -int(overlay["max_notches_down"]), int(overlay["max_notches_up"]))
+    bounded = np.clip(raw, -int(overlay.max_notches_down), int(overlay.max_notches_up))
     return pd.Series(bounded.astype(int), index=score.index)
 
 
 def _apply_overlay(
-    out: pd.DataFrame, snapshots: pd.DataFrame, overlay: dict[str, Any]
+    out: pd.DataFrame, snapshots: pd.DataFrame, overlay: OverlayParams
 ) -> pd.DataFrame:
     n = len(out)
-    out["expert_score"] = (
-        expert_score(snapshots, overlay["weights"]) if n else pd.Series(dtype=float)
-    )
+    out["expert_score"] = expert_score(snapshots, overlay.weights) if n else pd.Series(dtype=float)
     out["overlay_notches"] = 0
     out["final_grade"] = out["rule_grade"]
     out["override_reason"] = pd.Series([None] * n, index=out.index, dtype=object)
     out["override_approver"] = pd.Series([None] * n, index=out.index, dtype=object)
     out["override_date"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
-    if not overlay.get("enabled", True) or out["expert_score"].isna().all():
+    if not overlay.enabled or out["expert_score"].isna().all():
         return out
     approver = snapshots.get("expert_approver", pd.Series(None, index=out.index, dtype=object))
     date = pd.to_datetime(snapshots.get("expert_date", pd.Series(pd.NaT, index=out.index)))
@@ -316,7 +260,7 @@ def _apply_overlay(
     requested = overlay_notches(out["expert_score"], overlay)
     rank = out["rule_grade"].map({g: i for i, g in enumerate(GRADES)})
     eligible = rank.notna() & (requested != 0)
-    if not overlay.get("upgrade_d", False):
+    if not overlay.upgrade_d:
         eligible &= ~((rank == 3) & (requested > 0))
     documented = approver.notna() & date.notna()
     if as_of is not None:
@@ -349,48 +293,47 @@ def _apply_overlay(
 # ---- public API -------------------------------------------------------------------------------------------
 
 
-def indicator_columns(params: dict[str, Any]) -> dict[str, str]:
+def indicator_columns(params: RulesParams) -> dict[str, str]:
     """The snapshot column each indicator reads, from params."""
-    p = _params(params)
     return {
-        "net_collection": f"net_collection_rate_{int(p['collection_window_months'])}m",
-        "payment_timing": TIMING_MEASURES[p["timing_measure"]].format(
-            w=int(p["timing_window_months"])
+        "net_collection": f"net_collection_rate_{params.collection_window_months}m",
+        "payment_timing": TIMING_MEASURES[params.timing_measure].format(
+            w=params.timing_window_months
         ),
         "competitor_share": "competitor_share",
     }
 
 
-def grade(snapshots: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def grade(snapshots: pd.DataFrame, params: RulesParams) -> pd.DataFrame:
     """A copy of ``snapshots`` with the rule grade and the expert overlay (columns in `OUTPUT_COLUMNS`).
 
-    ``params`` is the ``rules`` block (``stage_params("rules", ds)``); missing keys take `DEFAULTS`.
+    ``params`` is the ``rules`` block (``pipeline.params.load(RulesParams, "rules", ds)``).
     """
-    p = _params(params)
+    p = params
     cols = indicator_columns(params)
     absent = [c for c in cols.values() if c not in snapshots.columns]
     if absent:
         raise PipelineError(
             f"rules.grade: snapshots lack column(s) {absent} needed by the rule grading "
-            f"(timing_measure={p['timing_measure']}); the features stage must write them"
+            f"(timing_measure={p.timing_measure}); the features stage must write them"
         )
     out = snapshots.copy()
     letters = pd.DataFrame(
         {
             "grade_net_collection": grade_net_collection(
-                out[cols["net_collection"]], p["collection_thresholds"]
+                out[cols["net_collection"]], p.collection_thresholds
             ),
             "grade_payment_timing": grade_payment_timing(
-                out[cols["payment_timing"]], p["timing_thresholds"]
+                out[cols["payment_timing"]], p.timing_thresholds
             ),
             "grade_competitor_share": grade_competitor_share(
-                out[cols["competitor_share"]], p["competitor_share_thresholds"]
+                out[cols["competitor_share"]], p.competitor_share_thresholds
             ),
         },
         index=out.index,
     )
     combined = (
-        _combine_rows(letters, p["completion"], p["missing_competitor_rule"])
+        _combine_rows(letters, p.completion, p.missing_competitor_rule)
         if len(out)
         else pd.DataFrame(columns=OUTPUT_COLUMNS[3:7], index=out.index, dtype=object)
     )
@@ -398,7 +341,7 @@ def grade(snapshots: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
         out[col] = letters[col]
     for col in combined:
         out[col] = combined[col]
-    out = _apply_overlay(out, snapshots, p["overlay"])
+    out = _apply_overlay(out, snapshots, p.overlay)
     return out
 
 
@@ -406,7 +349,7 @@ def _counts(values: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
 
 
-def grading_report(graded: pd.DataFrame, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def grading_report(graded: pd.DataFrame, params: RulesParams) -> dict[str, Any]:
     """Grade counts, how many were graded on two indicators or left UNDEFINED, override rates (all, up,
     down, by approver) and the bad rate of overridden vs not (rows with ``is_bad`` known)."""
     n = len(graded)
@@ -416,7 +359,7 @@ def grading_report(graded: pd.DataFrame, params: dict[str, Any] | None = None) -
     report: dict[str, Any] = {
         "rows": n,
         "settings": {
-            k: _params(params or {})[k]
+            k: getattr(params, k)
             for k in ("completion", "timing_measure", "missing_competitor_rule")
         },
         "rule_grade_counts": {

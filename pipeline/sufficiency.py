@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.domain import SNAPSHOT_KEYS, PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.params.train import SplitParams
 
 log = logging.getLogger("pipeline.sufficiency")
 
@@ -86,7 +89,7 @@ def _segment(frame: pd.DataFrame) -> pd.Series:
 
 def sample_counts(snapshots: pd.DataFrame, samples: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows, customers, bads and goods per sample and segment (outcome rows only count as bad/good)."""
-    keys = ["customer_id", "as_of_date"]
+    keys = SNAPSHOT_KEYS
     frame = samples[[*keys, "sample"]].merge(
         snapshots[[*keys, "is_bad", *(["segment"] if "segment" in snapshots else [])]],
         on=keys,
@@ -173,14 +176,14 @@ def suggest_bad_days(
 def sufficiency_report(
     snapshots: pd.DataFrame,
     samples: pd.DataFrame,
-    split: dict[str, Any],
+    split: SplitParams,
     n_grades: int | None = None,
 ) -> dict[str, Any]:
     """The sufficiency report (counts, history, minimums, warnings); pure, raises nothing."""
     counts = sample_counts(snapshots, samples)
     totals = totals_by_sample(counts)
     hist = history(snapshots)
-    method = split.get("method", "out_of_time")
+    method = split.method
     warnings: list[str] = []
 
     def get(sample: str, what: str) -> int:
@@ -228,7 +231,7 @@ def sufficiency_report(
 def check_samples(
     snapshots: pd.DataFrame,
     samples: pd.DataFrame,
-    split: dict[str, Any],
+    split: SplitParams,
     n_grades: int | None = None,
     dataset: str = "<ds>",
 ) -> dict[str, Any]:
@@ -238,7 +241,7 @@ def check_samples(
     method = report["method"]
     oot = totals.get("oot", {"bads": 0, "goods": 0})
     if oot["bads"] + oot["goods"] == 0:
-        raise no_oot_error(snapshots, split, dataset)
+        raise no_oot_error(snapshots, split.oot_start, dataset)
     train = totals.get("train", {"bads": 0, "goods": 0})
     if train["bads"] == 0 or train["goods"] == 0:
         raise one_outcome_error(snapshots, "train", train)
@@ -256,11 +259,12 @@ def matured_dates(snapshots: pd.DataFrame) -> list[pd.Timestamp]:
 
 
 def no_oot_error(
-    snapshots: pd.DataFrame, split: dict[str, Any], dataset: str = "<ds>"
+    snapshots: pd.DataFrame, oot_start: str | None, dataset: str = "<ds>"
 ) -> PipelineError:
-    """No out-of-time row with an outcome: name ``train.split.oot_start`` and the value that fits."""
+    """No out-of-time row with an outcome: name ``train.split.oot_start`` (now ``oot_start``) and
+    the value that fits."""
     dates = matured_dates(snapshots)
-    current = split.get("oot_start")
+    current = oot_start
     if not dates:
         return PipelineError(
             "no snapshot has a matured outcome (every as-of date is within "
@@ -285,7 +289,7 @@ def one_outcome_error(
     snapshots: pd.DataFrame,
     sample: str,
     counts: dict[str, int],
-    split: dict[str, Any] | None = None,
+    split: SplitParams | None = None,
 ) -> PipelineError:
     """A sample with only goods or only bads: name the label settings (or the split) and a value."""
     if counts.get("bads", 0) == 0:
@@ -304,7 +308,7 @@ def one_outcome_error(
     if split is not None:
         return PipelineError(
             f"{sample} sample: no goods ({counts.get('bads', 0)} bads); move train.split.oot_start "
-            f'(now {split.get("oot_start")!r}) to "{suggest_oot_start(matured_dates(snapshots)).date()}"'
+            f'(now {split.oot_start!r}) to "{suggest_oot_start(matured_dates(snapshots)).date()}"'
         )
     return PipelineError(
         f"{sample} sample: no goods ({counts.get('bads', 0)} bads); raise "
@@ -313,14 +317,20 @@ def one_outcome_error(
 
 
 def warn_label(
-    metrics: dict[str, Any], label: dict[str, Any], median_amount: float | None
+    metrics: dict[str, Any],
+    *,
+    source: str,
+    material_amount: float,
+    bad_days_beyond_terms: int,
+    median_amount: float | None,
 ) -> list[str]:
-    """Warnings for a label with no bads or no goods (bad rate nan, 0 or 1), naming the materiality."""
+    """Warnings for a label with no bads or no goods (bad rate nan, 0 or 1), naming the materiality
+    (``source``, ``material_amount``, ``bad_days_beyond_terms``: the ``features.label`` settings)."""
     counts = metrics.get("label_counts", {})
     bads, goods = int(counts.get("bad", 0)), int(counts.get("good", 0))
-    if label.get("source", "ledger") != "ledger" or (bads and goods):
+    if source != "ledger" or (bads and goods):
         return []
-    material = label.get("material_amount")
+    material = material_amount
     proposal = ""
     if median_amount:
         proposal = f" (onboard would choose {propose_material_amount(median_amount):g} for a median invoice of {median_amount:,.2f})"
@@ -328,7 +338,7 @@ def warn_label(
         return [
             f"no bad outcome among {goods} goods (bad rate {'nan' if not goods else 0}): "
             f"features.label.material_amount = {material} may exceed this ledger's invoices{proposal}; "
-            f"or lower features.label.bad_days_beyond_terms (now {label.get('bad_days_beyond_terms')})"
+            f"or lower features.label.bad_days_beyond_terms (now {bad_days_beyond_terms})"
         ]
     return [
         f"no good outcome among {bads} bads: the bad definition is met by everyone; raise "
@@ -356,10 +366,10 @@ def grades_that_fit(bads: int, n_grades: int) -> int:
     return int(max(2, min(n_grades, bads // MINIMUMS["bads_per_grade"])))
 
 
-def warn_grades(scored: pd.DataFrame, params: dict[str, Any]) -> list[str]:
-    """Warn (and return the warnings) when the calibration sample has too few bads for the grades."""
+def warn_grades(scored: pd.DataFrame, n_grades: int) -> list[str]:
+    """Warn (and return the warnings) when the calibration sample has too few bads for
+    ``n_grades`` grades (``calibrate.n_grades``)."""
     cal = _calibration_rows(scored)
-    n_grades = int(params.get("n_grades", 10))
     bads = int((cal["is_bad"] == 1).sum())
     out = []
     if bads < MINIMUMS["bads_per_grade"] * n_grades:
@@ -374,10 +384,18 @@ def warn_grades(scored: pd.DataFrame, params: dict[str, Any]) -> list[str]:
 
 
 def explain_grade_failure(
-    exc: PipelineError, scored: pd.DataFrame, params: dict[str, Any]
+    exc: PipelineError,
+    scored: pd.DataFrame,
+    *,
+    n_grades: int,
+    method: str,
+    isotonic_min_sample: int,
+    central_tendency: Any,
+    pd_floor: float,
 ) -> PipelineError:
     """Re-word a master-scale failure with its real cause: too few distinct calibrated PDs (isotonic
-    plateaus), too few distinct scores, or too few bads — and the setting that fixes it."""
+    plateaus), too few distinct scores, or too few bads — and the setting that fixes it. The keyword
+    arguments are the ``calibrate`` settings of the failed run."""
     if "master scale" not in str(exc):
         return exc
     from pipeline.calibration import fit_calibrator
@@ -385,15 +403,14 @@ def explain_grade_failure(
     cal = _calibration_rows(scored)
     score = cal["score"].to_numpy(dtype=float)
     y = cal["is_bad"].astype(int).to_numpy()
-    n_grades = int(params.get("n_grades", 10))
     try:
         calibrator = fit_calibrator(
             score,
             y,
-            method=params.get("method", "auto"),
-            isotonic_min_sample=int(params.get("isotonic_min_sample", 5000)),
-            central_tendency=params.get("central_tendency"),
-            pd_floor=float(params.get("pd_floor", 0.0)),
+            method=method,
+            isotonic_min_sample=int(isotonic_min_sample),
+            central_tendency=central_tendency,
+            pd_floor=float(pd_floor),
         )
     except PipelineError:
         return exc
@@ -402,7 +419,7 @@ def explain_grade_failure(
     bads = int(y.sum())
     causes = []
     if n_pd < n_grades:
-        kind = getattr(calibrator, "kind", params.get("method", "auto"))
+        kind = getattr(calibrator, "kind", method)
         causes.append(
             f"the {kind} calibrator gives only {n_pd} distinct PDs on the calibration sample"
             + (" (isotonic plateaus: set calibrate.method: platt)" if kind == "isotonic" else "")
@@ -439,24 +456,29 @@ def ledger_facts(tables: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_as_of_grid(params: dict[str, Any], facts: dict[str, Any]) -> None:
-    """Stop before the SQL when ``features.as_of`` yields no date or no date inside the ledger."""
+def check_as_of_grid(
+    facts: dict[str, Any],
+    *,
+    start: str | None,
+    end: str | None,
+    freq: str,
+    data_cutoff: str | None,
+    performance_months: int,
+) -> None:
+    """Stop before the SQL when the as-of grid (``features.as_of``: ``start``, ``end``, ``freq``)
+    yields no date inside the ledger (first invoice .. ``features.data_cutoff`` or the last event)."""
     if facts.get("first_invoice") is None:
         return
-    cutoff = pd.Timestamp(params.get("data_cutoff") or facts["last_event"])
-    spec = params.get("as_of") or {}
-    end = pd.Timestamp(spec.get("end") or cutoff)
-    start = pd.Timestamp(spec.get("start") or end)
-    dates = pd.date_range(start, end, freq=spec.get("freq", "ME"))
+    cutoff = pd.Timestamp(data_cutoff or facts["last_event"])
+    end_date = pd.Timestamp(end or cutoff)
+    start_date = pd.Timestamp(start or end_date)
+    dates = pd.date_range(start_date, end_date, freq=freq)
     inside = [d for d in dates if facts["first_invoice"] <= d <= cutoff]
     if len(inside):
         return
-    perf = int(params.get("label", {}).get("performance_window_months", 12))
-    fit = suggest_as_of(
-        facts["first_invoice"], cutoff, params.get("windows_months", [3, 6, 12]), perf
-    )
+    fit = suggest_as_of(facts["first_invoice"], cutoff, (), int(performance_months))
     raise PipelineError(
-        f"params.yaml features.as_of: no as-of date between {start.date()} and {end.date()} falls "
+        f"params.yaml features.as_of: no as-of date between {start_date.date()} and {end_date.date()} falls "
         f"inside the ledger ({facts['first_invoice'].date()}..{cutoff.date()}); set "
         f'datasets.<ds>.features.as_of: {{start: "{fit["start"]}", end: "{fit["end"]}", freq: ME}} '
         "(the grid onboard would choose)"

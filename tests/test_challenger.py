@@ -13,24 +13,32 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from pipeline.challenger import fit_challenger, predict_pd, preprocessing
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
 from pipeline.io import read_json, write_json
+from pipeline.params import to_dict
+from pipeline.params.train import TrainParams
 from tests.fixtures.snapshots import SCORING_FEATURES, uci_snapshot_frame
 
 
 @pytest.fixture(scope="module")
-def uci(uci_csv):
+def challenger(make_params) -> dict:
+    """``train.challenger`` of params.yaml as keyword arguments of `fit_challenger`."""
+    return to_dict(make_params(TrainParams, "train", "uci").challenger)
+
+
+@pytest.fixture(scope="module")
+def uci(uci_csv, challenger):
     df = uci_snapshot_frame(uci_csv, n_rows=12000)
     train, test = df.iloc[:9000], df.iloc[9000:]
-    spec = fit_challenger(train[SCORING_FEATURES], train["is_bad"].astype(int))
+    spec = fit_challenger(train[SCORING_FEATURES], train["is_bad"].astype(int), **challenger)
     return spec, train, test
 
 
-def test_spec_reproduces_pipeline_and_statsmodels(uci) -> None:
+def test_spec_reproduces_pipeline_and_statsmodels(uci, challenger) -> None:
     """predict_pd(spec) equals sklearn preprocessing + statsmodels predict on the kept columns."""
     spec, train, test = uci
     numeric = SCORING_FEATURES
-    pipe = preprocessing(0.01).fit(train[numeric])
+    pipe = preprocessing(challenger["clip_quantile"]).fit(train[numeric])
     kept = [f["name"] for f in spec["features"]]
     Z = pd.DataFrame(pipe.transform(train[numeric]), columns=numeric)[kept]
     model = sm.Logit(train["is_bad"].astype(int).to_numpy(), sm.add_constant(Z)).fit(disp=0)
@@ -97,12 +105,12 @@ def test_missing_column_is_an_error() -> None:
         predict_pd(spec, pd.DataFrame({"y": [1.0]}))
 
 
-def test_collinear_and_constant_columns_are_dropped_with_reason() -> None:
+def test_collinear_and_constant_columns_are_dropped_with_reason(challenger) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=3000)
     y = (rng.random(3000) < 1 / (1 + np.exp(-x))).astype(int)
     X = pd.DataFrame({"x": x, "twin": 2 * x + 1, "flat": 1.0, "label": "a"})
-    spec = fit_challenger(X, y)
+    spec = fit_challenger(X, y, **challenger)
     reasons = {d["feature"]: d["reason"] for d in spec["dropped"]}
     assert [f["name"] for f in spec["features"]] == ["x"]
     assert (

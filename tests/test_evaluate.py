@@ -8,6 +8,7 @@ import json
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -18,10 +19,11 @@ from pipeline import comparison, evaluate
 from pipeline.config import Paths, PipelineError
 from pipeline.io import write_json, write_parquet
 from pipeline.params import ParamsError
-from pipeline.params.evaluate import EvaluateParams, TrainSplitFields
+from pipeline.params.evaluate import EvaluateParams
 
-OOT_SPLIT = TrainSplitFields(method="out_of_time", oot_start=None)
-HOLDOUT_SPLIT = TrainSplitFields(method="stratified_holdout", oot_start=None)
+# the two train.split fields evaluate reads (a stand-in for TrainParams.split without a start date)
+OOT_SPLIT = SimpleNamespace(method="out_of_time", oot_start=None)
+HOLDOUT_SPLIT = SimpleNamespace(method="stratified_holdout", oot_start=None)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import rules
-from pipeline.config import PipelineError
+from pipeline.domain import PipelineError
+from pipeline.params import ParamsError
+from pipeline.params.rules import RulesParams
 
 U = rules.UNDEFINED
 # Written out by hand: the textbook's seven cells, any D → D (veto), and the three gaps AAC, ABC, ACC under
@@ -53,6 +55,12 @@ PAIRS = {
     "DD": ("D", "D", "D"),
 }
 RANK = {"A": 0, "B": 1, "C": 2, "D": 3}
+
+
+@pytest.fixture(scope="module")
+def rp(make_params):
+    """``rp(override)``: the rules block of params.yaml with ``override`` merged in."""
+    return lambda override=None: make_params(RulesParams, "rules", "synthetic", override)
 
 
 def test_table_covers_every_multiset():
@@ -135,26 +143,26 @@ def snaps(**cols) -> pd.DataFrame:
     return pd.DataFrame(base)
 
 
-def test_boundaries():
+def test_boundaries(rp):
     ncr = [1.0, 0.99999, 0.95, 0.94999, 0.90, 0.89999, np.nan]
-    g = rules.grade(snaps(net_collection_rate_12m=ncr), {})
+    g = rules.grade(snaps(net_collection_rate_12m=ncr), rp())
     assert g["grade_net_collection"].tolist() == ["A", "B", "B", "C", "C", "D", None]
     dbt = [-3.0, 0.0, 0.01, 4.99, 5.0, 9.99, 10.0, 45.0]
-    g = rules.grade(snaps(days_beyond_terms_wavg_12m=dbt), {})
+    g = rules.grade(snaps(days_beyond_terms_wavg_12m=dbt), rp())
     assert g["grade_payment_timing"].tolist() == ["A", "A", "B", "B", "C", "C", "D", "D"]
     share = [0.0, 0.01, 0.2, 0.21, 0.5, 0.51, 1.0]
-    g = rules.grade(snaps(competitor_share=share), {})
+    g = rules.grade(snaps(competitor_share=share), rp())
     assert g["grade_competitor_share"].tolist() == ["A", "B", "B", "C", "C", "D", "D"]
 
 
-def test_timing_measure_picks_the_column():
+def test_timing_measure_picks_the_column(rp):
     frame = snaps(
         days_beyond_terms_max_12m=[12.0],
         days_beyond_terms_wavg_12m=[3.0],
         days_beyond_terms_last_invoice=[6.0],
     )
     got = {
-        m: rules.grade(frame, {"timing_measure": m})["grade_payment_timing"].iloc[0]
+        m: rules.grade(frame, rp({"timing_measure": m}))["grade_payment_timing"].iloc[0]
         for m in rules.TIMING_MEASURES
     }
     assert got == {
@@ -165,24 +173,24 @@ def test_timing_measure_picks_the_column():
     }
 
 
-def test_default_timing_measure_grades_lateness_not_net_days():
+def test_default_timing_measure_grades_lateness_not_net_days(rp):
     """The issue's customer: invoices 15 days late, 16 early and on time (equal amounts). Signed mean
     −1/3 day grades A; the default (mean lateness, 5 days) grades C, as the textbook grades how late the
     customer pays. The old signed measure stays available."""
     frame = snaps(days_beyond_terms_wavg_12m=[-1 / 3], days_late_wavg_12m=[5.0])
-    assert rules.DEFAULTS["timing_measure"] == "amount_weighted_lateness"
-    assert rules.grade(frame, {})["grade_payment_timing"].iloc[0] == "C"
-    signed = rules.grade(frame, {"timing_measure": "amount_weighted_dbt"})
+    assert rp().timing_measure == "amount_weighted_lateness"  # the params.yaml default
+    assert rules.grade(frame, rp())["grade_payment_timing"].iloc[0] == "C"
+    signed = rules.grade(frame, rp({"timing_measure": "amount_weighted_dbt"}))
     assert signed["grade_payment_timing"].iloc[0] == "A"
 
 
-def test_grade_columns_subgrade_and_reasons():
+def test_grade_columns_subgrade_and_reasons(rp):
     frame = snaps(
         net_collection_rate_12m=[1.0, 0.96, 0.92, 0.5],
         days_beyond_terms_wavg_12m=[0.0, 7.0, 7.0, 0.0],
         competitor_share=[0.1, 0.0, 0.4, 0.0],
     )
-    g = rules.grade(frame, {"completion": "conservative"})
+    g = rules.grade(frame, rp({"completion": "conservative"}))
     assert list(frame.columns) == list(g.columns[: frame.shape[1]])
     assert set(rules.OUTPUT_COLUMNS) <= set(g.columns)
     assert g["rule_subgrade"].tolist() == ["AAB", "BCA", "CCC", "DAA"]
@@ -193,13 +201,13 @@ def test_grade_columns_subgrade_and_reasons():
     assert "rule_grade" not in frame  # grade returns a copy
 
 
-def test_missing_competitor_share_graded_on_two_and_counted():
+def test_missing_competitor_share_graded_on_two_and_counted(rp):
     frame = snaps(
         net_collection_rate_12m=[1.0, 1.0, 0.96, 1.0, np.nan],
         days_beyond_terms_wavg_12m=[0.0, 2.0, 7.0, 12.0, np.nan],
         competitor_share=[np.nan, np.nan, np.nan, np.nan, np.nan],
     )
-    g = rules.grade(frame, {"missing_competitor_rule": "two_indicator"})
+    g = rules.grade(frame, rp({"missing_competitor_rule": "two_indicator"}))
     assert g["rule_subgrade"].tolist() == ["AA-", "AB-", "BC-", "AD-", "---"]
     assert g["rule_grade"].tolist() == ["A", "B", "C", "D", U]
     assert g["rule_grade_basis"].tolist()[:4] == ["two_indicators"] * 4
@@ -211,10 +219,10 @@ def test_missing_competitor_share_graded_on_two_and_counted():
             days_beyond_terms_wavg_12m=[2.0, 7.0],
             competitor_share=[np.nan, np.nan],
         ),
-        {"missing_competitor_rule": "worst_of_present"},
+        rp({"missing_competitor_rule": "worst_of_present"}),
     )
     assert g2["rule_grade"].tolist() == ["B", "C"]
-    report = rules.grading_report(g)
+    report = rules.grading_report(g, rp())
     assert report["graded_on_two_indicators"] == 4
     assert report["missing_competitor_share"] == 5
     assert report["undefined"] == 1
@@ -224,7 +232,7 @@ def test_missing_competitor_share_graded_on_two_and_counted():
 @given(
     st.floats(0.5, 1.0), st.floats(-10, 30), st.floats(0, 1), st.integers(0, 2), st.floats(0, 1)
 )
-def test_improving_an_input_never_worsens_the_rule_grade(ncr, dbt, share, which, step):
+def test_improving_an_input_never_worsens_the_rule_grade(rp, ncr, dbt, share, which, step):
     before = snaps(
         net_collection_rate_12m=[ncr], days_beyond_terms_wavg_12m=[dbt], competitor_share=[share]
     )
@@ -235,8 +243,8 @@ def test_improving_an_input_never_worsens_the_rule_grade(ncr, dbt, share, which,
     after["competitor_share"] = after["competitor_share"].clip(lower=0.0)
     after["days_late_wavg_12m"] = after["days_beyond_terms_wavg_12m"].clip(lower=0.0)
     g0, g1 = (
-        rules.grade(before, {})["rule_grade"].iloc[0],
-        rules.grade(after, {})["rule_grade"].iloc[0],
+        rules.grade(before, rp())["rule_grade"].iloc[0],
+        rules.grade(after, rp())["rule_grade"].iloc[0],
     )
     assert RANK[g1] <= RANK[g0]
 
@@ -261,19 +269,19 @@ def expert_frame(scores, grade_inputs, approver="Li Wei", date="2024-06-30", as_
 A_, B_, C_, D_ = (1.0, 0.0), (0.96, 2.0), (0.92, 7.0), (0.5, 0.0)
 
 
-def test_weighted_expert_score_by_hand():
+def test_weighted_expert_score_by_hand(rp):
     frame = expert_frame([3], [A_])
     for c, s in zip(rules.EXPERT_CS, [5, 4, 3, 2, 1, 5], strict=True):
         frame[f"expert_{c}"] = pd.array([s], dtype="Int64")
     # 0.25·5 + 0.25·4 + 0.15·3 + 0.10·2 + 0.10·1 + 0.15·5 = 3.75
-    assert rules.grade(frame, {})["expert_score"].iloc[0] == pytest.approx(3.75)
+    assert rules.grade(frame, rp())["expert_score"].iloc[0] == pytest.approx(3.75)
     frame["expert_coverage"] = pd.array([None], dtype="Int64")  # renormalised over the five scored
-    assert rules.grade(frame, {})["expert_score"].iloc[0] == pytest.approx(3.0 / 0.85)
+    assert rules.grade(frame, rp())["expert_score"].iloc[0] == pytest.approx(3.0 / 0.85)
 
 
-def test_overlay_notches_are_bounded_and_recorded():
+def test_overlay_notches_are_bounded_and_recorded(rp):
     frame = expert_frame([5, 5, 5, 1, 1, 2, 4, 3], [C_, A_, D_, B_, C_, B_, B_, B_])
-    g = rules.grade(frame, {})
+    g = rules.grade(frame, rp())
     # score 5 → +2 requested, bounded to +1; score 1 → −2; score 2 → −1; 4 → +1; 3 → 0
     assert g["rule_grade"].tolist() == ["C", "A", "D", "B", "C", "B", "B", "B"]
     assert g["final_grade"].tolist() == ["B", "A", "D", "D", "D", "C", "A", "B"]
@@ -283,17 +291,17 @@ def test_overlay_notches_are_bounded_and_recorded():
     assert g.loc[moved, "override_date"].eq(pd.Timestamp("2024-06-30")).all()
     assert g.loc[moved, "override_reason"].str.startswith("Delphi panel: annual review").all()
     assert g.loc[~moved, "override_approver"].isna().all()
-    g_up = rules.grade(frame, {"overlay": {"max_notches_up": 2, "upgrade_d": True}})
+    g_up = rules.grade(frame, rp({"overlay": {"max_notches_up": 2, "upgrade_d": True}}))
     assert g_up["final_grade"].tolist()[:3] == ["A", "A", "B"]
-    off = rules.grade(frame, {"overlay": {"enabled": False}})
+    off = rules.grade(frame, rp({"overlay": {"enabled": False}}))
     assert off["final_grade"].equals(off["rule_grade"]) and (off["overlay_notches"] == 0).all()
 
 
-def test_overlay_needs_approver_date_and_point_in_time():
-    late = rules.grade(expert_frame([5], [C_], date="2025-03-31", as_of="2024-12-31"), {})
+def test_overlay_needs_approver_date_and_point_in_time(rp):
+    late = rules.grade(expert_frame([5], [C_], date="2025-03-31", as_of="2024-12-31"), rp())
     assert late["final_grade"].iloc[0] == "C" and late["overlay_notches"].iloc[0] == 0
     assert late["override_reason"].iloc[0].startswith("not applied")
-    nobody = rules.grade(expert_frame([5], [C_], approver=None), {})
+    nobody = rules.grade(expert_frame([5], [C_], approver=None), rp())
     assert nobody["final_grade"].iloc[0] == "C"
 
 
@@ -304,20 +312,21 @@ def test_overlay_needs_approver_date_and_point_in_time():
     st.integers(0, 3),
     st.integers(0, 3),
 )
-def test_overlay_never_exceeds_its_bounds(scores, inputs, up, down):
+def test_overlay_never_exceeds_its_bounds(rp, scores, inputs, up, down):
     frame = expert_frame([3], [inputs])
     for c, s in zip(rules.EXPERT_CS, scores, strict=True):
         frame[f"expert_{c}"] = pd.array([s], dtype="Int64")
-    g = rules.grade(frame, {"overlay": {"max_notches_up": up, "max_notches_down": down}}).iloc[0]
+    bounds = rp({"overlay": {"max_notches_up": up, "max_notches_down": down}})
+    g = rules.grade(frame, bounds).iloc[0]
     assert -down <= g["overlay_notches"] <= up
     assert RANK[g["rule_grade"]] - RANK[g["final_grade"]] == g["overlay_notches"]
 
 
-def test_grading_report_rates_by_hand():
+def test_grading_report_rates_by_hand(rp):
     frame = expert_frame([5, 1, 3, 3], [C_, B_, B_, A_])
-    g = rules.grade(frame, {})
+    g = rules.grade(frame, rp())
     g["is_bad"] = pd.array([0, 1, 1, pd.NA], dtype="Int8")
-    r = rules.grading_report(g)
+    r = rules.grading_report(g, rp())
     assert r["overlay"]["overrides"] == 2 and r["overlay"]["override_rate"] == 0.5
     assert r["overlay"]["upgrades"] == 1 and r["overlay"]["downgrades"] == 1
     assert r["bad_rate"]["overridden"] == {"count": 2, "bad_rate": 0.5}
@@ -325,10 +334,41 @@ def test_grading_report_rates_by_hand():
     assert r["overlay"]["by_approver"] == {"Li Wei": 2}
 
 
-def test_errors_name_the_problem():
+def test_errors_name_the_problem(rp):
     with pytest.raises(PipelineError, match="days_late_wavg_12m"):
-        rules.grade(snaps(x=[1]).drop(columns="days_late_wavg_12m"), {})
-    with pytest.raises(PipelineError, match="completion"):
-        rules.grade(snaps(x=[1]), {"completion": "lenient"})
-    with pytest.raises(PipelineError, match="weights"):
-        rules.grade(snaps(x=[1]), {"overlay": {"weights": {"character": 0.5}}})
+        rules.grade(snaps(x=[1]).drop(columns="days_late_wavg_12m"), rp())
+    with pytest.raises(ParamsError, match="key rules.completion: rule one_of"):
+        rules.grade(snaps(x=[1]), rp({"completion": "lenient"}))
+    with pytest.raises(ParamsError, match="key rules.overlay.weights: rule weights"):
+        rules.grade(snaps(x=[1]), rp({"overlay": {"weights": {"character": 0.5}}}))
+
+
+@pytest.mark.parametrize(
+    "override, key, rule",
+    [
+        ({"timing_measure": "median_dbt"}, "rules.timing_measure", "one_of"),
+        ({"missing_competitor_rule": "ignore"}, "rules.missing_competitor_rule", "one_of"),
+        ({"collection_thresholds": {"b_min": 1.01}}, "rules.collection_thresholds", "ordered"),
+        ({"timing_thresholds": {"b_below": 0.0}}, "rules.timing_thresholds", "ordered"),
+        (
+            {"competitor_share_thresholds": {"c_max": 1.5}},
+            "rules.competitor_share_thresholds",
+            "ordered",
+        ),
+        ({"overlay": {"weights": {"luck": 0.0}}}, "rules.overlay.weights", "weights"),
+        ({"overlay": {"points_per_notch": 0.0}}, "rules.overlay.points_per_notch", "positive"),
+        ({"overlay": {"max_notches_down": -1}}, "rules.overlay.max_notches_down", "in_range"),
+        ({"timing_window_months": 0}, "rules.timing_window_months", "in_range"),
+    ],
+)
+def test_rules_params_are_checked_once_naming_the_key(make_params, override, key, rule):
+    with pytest.raises(ParamsError) as info:
+        make_params(RulesParams, "rules", "synthetic", override)
+    assert str(info.value).startswith(f"params.yaml: key {key}: rule {rule}: "), info.value
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "uci"])
+def test_rules_params_build_for_every_dataset(make_params, dataset):
+    p = make_params(RulesParams, "rules", dataset)
+    assert set(p.overlay.weights) == set(rules.EXPERT_CS)
+    assert set(rules.indicator_columns(p)) == set(rules.INDICATORS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -16,17 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.card import load_card, score_frame
-from pipeline.config import PipelineError, load_params, stage_params
-from pipeline.io import write_json
-from pipeline.train import (
-    SAMPLES,
-    assign_samples,
-    fit_mask,
-    sample_design,
-    scoring_features,
-    train_models,
-    validate_split,
-)
+from pipeline.development import scoring_features, train_models
+from pipeline.domain import SAMPLES, PipelineError
+from pipeline.io import code_version, write_json
+from pipeline.params import ParamsError, build, to_dict
+from pipeline.params.train import SplitParams, TrainParams
+from pipeline.samples import assign_samples, fit_mask, sample_design
 from tests.conftest import PROJECT_ROOT, dag_env
 from tests.fixtures.snapshots import SCORING_FEATURES, feature_dictionary, uci_snapshot_frame
 
@@ -47,17 +43,23 @@ def panel(n_customers: int = 400, seed: int = 0) -> pd.DataFrame:
     return df
 
 
-SPLIT = {
-    "method": "out_of_time",
-    "oot_start": "2024-07-31",
-    "calibration_share": 0.25,
-    "oot_customer_share": 0.3,
-}
+@pytest.fixture(scope="module")
+def split(make_params):
+    """``split(**changes)``: the synthetic dataset's ``train.split`` (out of time) dated for `panel`
+    (oot_start 2024-07-31), with ``changes`` applied and validated as params.yaml would be."""
+    base = make_params(TrainParams, "train", "synthetic").split
+
+    def make(**changes) -> SplitParams:
+        return build(
+            SplitParams, {**to_dict(base), "oot_start": "2024-07-31", **changes}, "train.split"
+        )
+
+    return make
 
 
-def test_out_of_time_split_rules() -> None:
+def test_out_of_time_split_rules(split) -> None:
     snaps = panel()
-    s = assign_samples(snaps, SPLIT, seed=1)
+    s = assign_samples(snaps, split(), seed=1)
     assert (s[["customer_id", "as_of_date"]] == snaps[["customer_id", "as_of_date"]]).all().all()
     unmatured = snaps["label"].eq("immature")
     assert s.loc[unmatured, "sample"].eq("excluded").all()
@@ -100,12 +102,14 @@ def test_out_of_time_split_rules() -> None:
     cal=st.floats(0.05, 0.5),
     start=st.sampled_from(["2023-09-30", "2024-07-31", "2025-03-31"]),
 )
-def test_out_of_time_samples_are_customer_disjoint_and_later(seed, hold, cal, start) -> None:
+def test_out_of_time_samples_are_customer_disjoint_and_later(
+    split, seed, hold, cal, start
+) -> None:
     """Whatever the shares, seed and date: train, calibration and oot share no customer, oot and
     oot_known are dated on/after oot_start and development before it."""
     snaps = panel(120, seed=seed % 7)
-    split = {**SPLIT, "oot_start": start, "oot_customer_share": hold, "calibration_share": cal}
-    s = assign_samples(snaps, split, seed=seed)
+    params = split(oot_start=start, oot_customer_share=hold, calibration_share=cal)
+    s = assign_samples(snaps, params, seed=seed)
     ids = {k: set(s.loc[s["sample"] == k, "customer_id"]) for k in SAMPLES}
     assert not ids["train"] & ids["calibration"]
     assert not ids["oot"] & (ids["train"] | ids["calibration"] | ids["oot_known"])
@@ -117,7 +121,7 @@ def test_out_of_time_samples_are_customer_disjoint_and_later(seed, hold, cal, st
     for k in ("train", "calibration"):
         if k in dates.index:
             assert dates.loc[k, "max"] < t0
-    design = sample_design(s, snaps, split)
+    design = sample_design(s, snaps, params)
     assert sum(design["snapshots_per_sample"].values()) == len(snaps)
     assert design["customer_overlap"] == {
         "train&calibration": 0,
@@ -128,16 +132,16 @@ def test_out_of_time_samples_are_customer_disjoint_and_later(seed, hold, cal, st
     assert sum(design["exclusions"].values()) == design["snapshots_per_sample"]["excluded"]
 
 
-def test_sample_design_counts_by_sample_segment_label() -> None:
+def test_sample_design_counts_by_sample_segment_label(split) -> None:
     snaps = panel(200, seed=5)
     rng = np.random.default_rng(0)
     snaps["segment"] = np.where(rng.random(len(snaps)) < 0.1, "delinquent", "current")
     in_default = rng.random(len(snaps)) < 0.05
     snaps.loc[in_default, ["label", "segment"]] = ["in_default", None]
     snaps.loc[in_default, "is_bad"] = pd.NA
-    s = assign_samples(snaps, SPLIT, seed=1)
+    s = assign_samples(snaps, split(), seed=1)
     assert (s["segment"].isna() == in_default).all()
-    d = sample_design(s, snaps, SPLIT)
+    d = sample_design(s, snaps, split())
     total = sum(n for seg in d["counts"].values() for lab in seg.values() for n in lab.values())
     assert total == len(snaps) == d["snapshots"]
     assert d["counts"]["excluded"]["none"]["in_default"] == int(in_default.sum())
@@ -154,29 +158,75 @@ def test_sample_design_counts_by_sample_segment_label() -> None:
     json.dumps(d)  # the report is plain JSON
 
 
-def test_split_params_are_validated() -> None:
-    with pytest.raises(PipelineError, match="fit_segments"):
-        validate_split({**SPLIT, "fit_segments": ["risky"]})
-    with pytest.raises(PipelineError, match="oot_customer_share"):
-        validate_split({**SPLIT, "oot_customer_share": 1.0})
-    assert validate_split(SPLIT) == ["current"]
+@pytest.mark.parametrize(
+    "changes, key, rule",
+    [
+        ({"fit_segments": ["risky"]}, "train.split.fit_segments", "segments"),
+        ({"fit_segments": []}, "train.split.fit_segments", "segments"),
+        ({"oot_customer_share": 1.0}, "train.split.oot_customer_share", "share"),
+        ({"calibration_share": 0.0}, "train.split.calibration_share", "share"),
+        ({"holdout_share": -0.1}, "train.split.holdout_share", "share"),
+        ({"method": "random"}, "train.split.method", "one_of"),
+        ({"oot_start": None}, "train.split.oot_start", "required"),
+        ({"oot_start": "31/07/2024"}, "train.split.oot_start", "iso_date"),
+    ],
+)
+def test_split_params_are_validated_once_naming_the_key(split, changes, key, rule) -> None:
+    with pytest.raises(ParamsError) as info:
+        split(**changes)
+    assert str(info.value).startswith(f"params.yaml: key {key}: rule {rule}: "), info.value
+    assert split().fit_segments == ("current",)
+    assert split(method="stratified_holdout", oot_start=None).oot_start is None
 
 
-def test_split_is_deterministic_and_order_free() -> None:
+@pytest.mark.parametrize(
+    "override, key, rule",
+    [
+        ({"binning": {"empty_bin_woe": "zero"}}, "train.binning.empty_bin_woe", "one_of"),
+        ({"binning": {"monotonic_trend": "up"}}, "train.binning.monotonic_trend", "one_of"),
+        ({"binning": {"min_bin_size": 0.6}}, "train.binning.min_bin_size", "in_range"),
+        ({"selection": {"min_iv": 6.0}}, "train.selection.max_iv", "in_range"),
+        ({"selection": {"max_correlation": 1.5}}, "train.selection.max_correlation", "in_range"),
+        ({"scaling": {"pdo": 0}}, "train.scaling.pdo", "positive"),
+        ({"scaling": {"base_odds": -5}}, "train.scaling.base_odds", "positive"),
+        ({"reason_codes": {"baseline": "median"}}, "train.reason_codes.baseline", "one_of"),
+        ({"challenger": {"clip_quantile": 0.5}}, "train.challenger.clip_quantile", "in_range"),
+        ({"boosting": {"threads": 0}}, "train.boosting.threads", "in_range"),
+        ({"boosting": {"learning_rate": 0}}, "train.boosting.learning_rate", "positive"),
+        ({"binning": {"special_codes": ["x"]}}, "train.binning.special_codes", "type"),
+    ],
+)
+def test_train_params_are_checked_at_stage_start(make_params, override, key, rule) -> None:
+    """What WoEScorecard.fit, the challenger and the booster would reject deep inside is refused
+    when the params are built, naming the params.yaml key."""
+    with pytest.raises(ParamsError) as info:
+        make_params(TrainParams, "train", "synthetic", override)
+    assert str(info.value).startswith(f"params.yaml: key {key}: rule {rule}: "), info.value
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "uci"])
+def test_train_params_build_for_every_dataset(make_params, dataset) -> None:
+    params = make_params(TrainParams, "train", dataset)
+    assert params.scaling.base_score == 600 and isinstance(params.scaling.base_score, int)
+    assert to_dict(params)["base"]["seed"] == params.base.seed
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.split.method = "x"  # type: ignore[misc]
+
+
+def test_split_is_deterministic_and_order_free(split) -> None:
     snaps = panel()
-    split = SPLIT
-    a = assign_samples(snaps, split, seed=1)
+    a = assign_samples(snaps, split(), seed=1)
     shuffled = snaps.sample(frac=1.0, random_state=3)
-    b = assign_samples(shuffled, split, seed=1).sort_index()
+    b = assign_samples(shuffled, split(), seed=1).sort_index()
     pd.testing.assert_frame_equal(a, b)
-    assert not assign_samples(snaps, split, seed=2)["sample"].equals(a["sample"])
+    assert not assign_samples(snaps, split(), seed=2)["sample"].equals(a["sample"])
 
 
-def test_stratified_holdout_groups_customers_and_keeps_bad_rate() -> None:
+def test_stratified_holdout_groups_customers_and_keeps_bad_rate(split) -> None:
     snaps = panel(2000, seed=4)
     snaps = snaps.drop_duplicates("customer_id")
-    split = {"method": "stratified_holdout", "holdout_share": 0.2, "calibration_share": 0.25}
-    s = assign_samples(snaps, split, seed=1)
+    params = split(method="stratified_holdout", holdout_share=0.2, calibration_share=0.25)
+    s = assign_samples(snaps, params, seed=1)
     labelled = snaps["is_bad"].notna().to_numpy()
     share = s.loc[labelled, "sample"].value_counts(normalize=True)
     assert share["oot"] == pytest.approx(0.2, abs=0.01) and share["train"] == pytest.approx(
@@ -184,11 +234,6 @@ def test_stratified_holdout_groups_customers_and_keeps_bad_rate() -> None:
     )
     rates = snaps[labelled].groupby(s.loc[labelled, "sample"].to_numpy())["is_bad"].mean()
     assert rates.max() - rates.min() < 0.02
-
-
-def test_unknown_split_method_is_an_error() -> None:
-    with pytest.raises(PipelineError, match="split.method"):
-        assign_samples(panel(5), {"method": "random"}, seed=1)
 
 
 def test_scoring_features_checks() -> None:
@@ -206,13 +251,13 @@ def test_scoring_features_checks() -> None:
 
 
 @pytest.fixture(scope="module")
-def uci_fit(uci_csv):
+def uci_fit(uci_csv, make_params):
     snaps = uci_snapshot_frame(uci_csv)
-    params = stage_params("train", "uci", load_params(PROJECT_ROOT))
-    params["binning"]["special_codes"] = {"days_beyond_terms_last_invoice": [-1]}
-    samples = assign_samples(snaps, params["split"], int(params["base"]["seed"]))
+    specials = {"binning": {"special_codes": {"days_beyond_terms_last_invoice": [-1]}}}
+    params = make_params(TrainParams, "train", "uci", specials)
+    samples = assign_samples(snaps, params.split, params.base.seed)
     features = dict.fromkeys(SCORING_FEATURES, "numeric")
-    fitted = train_models(snaps, samples, features, params, "uci", {})
+    fitted = train_models(snaps, samples, features, params, "uci", {}, code_version())
     return snaps, samples, fitted
 
 
@@ -345,7 +390,7 @@ def test_stage_missing_input_is_a_clear_error(tmp_path) -> None:
     assert proc.returncode == 2 and "snapshots.parquet: not found" in proc.stderr
 
 
-def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd() -> None:
+def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd(make_params) -> None:
     """On a panel whose PD is a known function of the features, the scorecard's OOT AUC is
     within 0.03 of the AUC of the true PD (the Done-when bar for the synthetic ledger)."""
     from sklearn.metrics import roc_auc_score
@@ -353,9 +398,9 @@ def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd() -> None:
     from tests.fixtures.snapshots import synthetic_panel
 
     snaps = synthetic_panel()
-    params = stage_params("train", "synthetic", load_params(PROJECT_ROOT))
-    params["split"]["oot_start"] = "2024-01-31"
-    samples = assign_samples(snaps, params["split"], int(params["base"]["seed"]))
+    params = make_params(TrainParams, "train", "synthetic")
+    assert params.split.oot_start == "2024-01-31"
+    samples = assign_samples(snaps, params.split, params.base.seed)
     assert samples.loc[snaps["label"].eq("immature"), "sample"].eq("excluded").all()
     assert samples.loc[snaps["label"].eq("indeterminate"), "sample"].ne("excluded").any()
     features = {
@@ -364,7 +409,7 @@ def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd() -> None:
         "competitor_share": "numeric",
         "industry": "categorical",
     }
-    fitted = train_models(snaps, samples, features, params, "synthetic", {})
+    fitted = train_models(snaps, samples, features, params, "synthetic", {}, code_version())
     oot = (samples["sample"] == "oot").to_numpy() & snaps["is_bad"].notna().to_numpy()
     y = snaps.loc[oot, "is_bad"].astype(int)
     auc_card = roc_auc_score(y, fitted["predictions"]["scorecard"][oot])

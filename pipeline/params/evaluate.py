@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pipeline.domain import LETTER_GRADES
-from pipeline.params import build, require
+from pipeline.params import require
 from pipeline.params.base import BaseParams
 
 
@@ -53,29 +53,3 @@ class EvaluateParams:
             "some_accepted",
             "rejecting every grade leaves no approval rate to compare",
         )
-
-
-# --- TEMPORARY: until pipeline/params/train.py (TrainParams, branch train) merges ----------------
-# evaluate needs two fields of train.split. Replace `load_train_split(ds)` by
-# `load(TrainParams, "train", ds).split` (same attribute names) and delete this section.
-@dataclass(frozen=True)
-class TrainSplitFields:
-    """The ``train.split`` fields evaluate reads: ``method`` (out_of_time | stratified_holdout) and
-    ``oot_start`` (first out-of-time as-of date; named in the error when the OOT sample is empty)."""
-
-    method: Literal["out_of_time", "stratified_holdout"]
-    oot_start: str | None
-
-
-def load_train_split(dataset: str, params: dict[str, Any] | None = None) -> TrainSplitFields:
-    """``train.split.method`` and ``train.split.oot_start`` for ``dataset`` (temporary, see above)."""
-    from pipeline.config import stage_params
-
-    split = stage_params("train", dataset, params).get("split")
-    if not isinstance(split, dict):
-        split = {}
-    return build(
-        TrainSplitFields,
-        {"method": split.get("method"), "oot_start": split.get("oot_start")},
-        "train.split",
-    )

@@ -1,0 +1,226 @@
+"""Model development: the candidate characteristics, the three fitted models and what they show.
+
+The WoE points scorecard (`pipeline.scorecard.WoEScorecard`, the published model), the raw logistic
+challenger (`pipeline.challenger`) and the gradient-boosting benchmark (`pipeline.boosting`) are fitted
+on the same rows (`pipeline.samples.fit_rows`) and scored on every snapshot; the development metrics
+give each model's AUC per sample and segment, and the development report the selection decisions,
+coefficients, VIF, IV and rounding drift a validator reviews.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from pipeline.boosting import fit_predict_boosting
+from pipeline.card import score_frame
+from pipeline.challenger import fit_challenger, predict_pd
+from pipeline.domain import SAMPLES, SEGMENTS, SNAPSHOT_KEYS, PipelineError
+from pipeline.io import frame_sha256
+from pipeline.params import to_dict
+from pipeline.params.train import TrainParams
+from pipeline.samples import SEGMENT_NONE, fit_rows, sample_rule
+from pipeline.scorecard import WoEScorecard
+
+TRUE_FLAGS = ("true", "1", "yes")
+
+
+def scoring_features(
+    dictionary: pd.DataFrame, snapshots: pd.DataFrame, path: Any
+) -> dict[str, str]:
+    """Feature → dtype of the dictionary rows with scoring = True, checked against snapshots."""
+    for col in ("feature", "dtype", "scoring"):
+        if col not in dictionary.columns:
+            raise PipelineError(
+                f"{path}: column '{col}' missing (rule: feature dictionary layout)"
+            )
+    flag = dictionary["scoring"].astype(str).str.strip().str.lower().isin(TRUE_FLAGS)
+    rows = dictionary.loc[flag]
+    features = dict(zip(rows["feature"], rows["dtype"], strict=True))
+    for i, name, dtype in zip(rows.index, rows["feature"], rows["dtype"], strict=True):
+        if name.startswith("protected_"):
+            raise PipelineError(
+                f"{path}: row {i}, column feature: '{name}' is a protected attribute "
+                "and must never be scored (rule: fairness); set scoring = False"
+            )
+        if name not in snapshots.columns:
+            raise PipelineError(
+                f"{path}: row {i}, column feature: '{name}' is not a snapshots column"
+            )
+        if dtype not in ("numeric", "categorical"):
+            raise PipelineError(
+                f"{path}: row {i}, column dtype: '{dtype}' must be numeric|categorical"
+            )
+    if not features:
+        raise PipelineError(f"{path}: no feature has scoring = True")
+    return features
+
+
+def reason_texts(dictionary: pd.DataFrame, features: dict[str, str]) -> dict[str, str]:
+    """Reason-code text per scored feature, from the dictionary's ``definition`` column."""
+    definitions = (
+        dictionary["definition"] if "definition" in dictionary.columns else dictionary["feature"]
+    )
+    texts = dict(zip(dictionary["feature"], definitions, strict=True))
+    return {f: f"Unfavourable: {texts.get(f, f)}" for f in features}
+
+
+def build_scorecard(params: TrainParams, features: dict[str, str]) -> WoEScorecard:
+    """The scorecard estimator configured from the train params."""
+    b, s, scaling, reasons = params.binning, params.selection, params.scaling, params.reason_codes
+    return WoEScorecard(
+        monotonic_trend=b.monotonic_trend,
+        min_bin_size=b.min_bin_size,
+        max_n_prebins=b.max_n_prebins,
+        special_codes=to_dict(b.special_codes) or None,
+        categorical_features=[f for f, d in features.items() if d == "categorical"],
+        empty_bin_woe=b.empty_bin_woe,
+        min_iv=s.min_iv,
+        max_iv=s.max_iv,
+        max_correlation=s.max_correlation,
+        max_vif=s.max_vif,
+        max_features=s.max_features,
+        base_score=scaling.base_score,
+        base_odds=scaling.base_odds,
+        pdo=scaling.pdo,
+        reason_baseline=reasons.baseline,
+        top_n_reasons=reasons.top_n,
+    )
+
+
+def train_models(
+    snapshots: pd.DataFrame,
+    samples: pd.DataFrame,
+    features: dict[str, str],
+    params: TrainParams,
+    dataset: str,
+    reason_texts: dict[str, str],
+    code_version: str,
+) -> dict[str, Any]:
+    """Fit the three models on the `fit_rows`; return the artefacts, predictions (every snapshot)
+    and timings. ``code_version`` stamps the provenance of both model files."""
+    names = list(features)
+    train = snapshots.loc[fit_rows(snapshots, samples, params.split)]
+    if train["is_bad"].nunique() < 2:
+        raise PipelineError("train sample has only one outcome; check the label and split params")
+    y = train["is_bad"].astype(int)
+    timing: dict[str, float] = {}
+
+    t = time.perf_counter()
+    card_model = build_scorecard(params, features).set_params(reason_texts=reason_texts)
+    card_model.fit(train[names], y)
+    timing["scorecard_fit_s"] = time.perf_counter() - t
+    provenance = {
+        "code_version": code_version,
+        "training_data_sha256": frame_sha256(train[SNAPSHOT_KEYS + names + ["is_bad"]]),
+        "params": to_dict(params),
+    }
+    card = card_model.to_spec(dataset=dataset, provenance=provenance)
+
+    t = time.perf_counter()
+    logistic = fit_challenger(
+        train[names],
+        y,
+        clip_quantile=params.challenger.clip_quantile,
+        max_correlation=params.challenger.max_correlation,
+    )
+    logistic["dataset"] = dataset
+    logistic["provenance"] = provenance
+    timing["logistic_fit_s"] = time.perf_counter() - t
+
+    pd_boost, timing["boosting_fit_s"] = fit_predict_boosting(
+        train, y, snapshots, features, params.boosting, params.base.seed
+    )
+    boosting = snapshots[SNAPSHOT_KEYS].copy()
+    boosting["pd_boosting"] = pd_boost
+    predictions = {
+        "scorecard": score_frame(card, snapshots)["pd_model"].to_numpy(),
+        "logistic": predict_pd(logistic, snapshots),
+        "boosting": pd_boost,
+    }
+    return {
+        "card": card,
+        "logistic": logistic,
+        "model": card_model,
+        "timing": timing,
+        "predictions": predictions,
+        "boosting": boosting,
+    }
+
+
+def _auc(y: pd.Series, p: np.ndarray) -> float | None:
+    """AUC on the rows with a good/bad outcome (indeterminates left out); None with one class."""
+    known = y.notna().to_numpy()
+    y, p = y[known].astype(int), np.asarray(p)[known]
+    return float(roc_auc_score(y, p)) if y.nunique() == 2 else None
+
+
+def train_metrics(
+    snapshots: pd.DataFrame, samples: pd.DataFrame, fitted: dict, features: dict, split_method: str
+) -> dict[str, Any]:
+    """AUC of each model per sample (and per segment within it), sample sizes and bad rates."""
+    out: dict[str, Any] = {
+        "split_method": split_method,
+        "oot_is": "out_of_time" if split_method == "out_of_time" else "stratified_holdout",
+        "n_features_candidate": len(features),
+        "n_features_scorecard": len(fitted["card"]["features"]),
+        "n_features_logistic": len(fitted["logistic"]["features"]),
+    }
+    segments = samples["segment"].fillna(SEGMENT_NONE).to_numpy()
+    scored = SAMPLES[:-1]  # every sample but "excluded"
+    groups = [(name, None) for name in scored] + [
+        (name, seg) for name in scored for seg in SEGMENTS
+    ]
+    for name, seg in groups:
+        mask = (samples["sample"] == name).to_numpy()
+        if seg is not None:
+            if not (segments == seg).any():
+                continue
+            mask &= segments == seg
+        key = name if seg is None else f"{name}_{seg}"
+        y = snapshots.loc[mask, "is_bad"]
+        out[f"n_{key}"] = int(mask.sum())
+        out[f"bad_rate_{key}"] = float(y.astype(float).mean()) if mask.any() else None
+        for model, p in fitted["predictions"].items():
+            out[f"auc_{model}_{key}"] = _auc(y, p[mask]) if mask.any() else None
+    out["n_excluded"] = int((samples["sample"] == "excluded").sum())
+    return out
+
+
+def train_report(
+    fitted: dict,
+    samples: pd.DataFrame,
+    params: TrainParams,
+    snapshots_sha256: str,
+    code_version: str,
+) -> dict[str, Any]:
+    """Selection decisions, coefficient table with VIF and IV, rounding drift and sample rules."""
+    model: WoEScorecard = fitted["model"]
+    coefs = model.coefficient_table().replace({np.nan: None})
+    dev = samples["sample"].isin(["train", "calibration"])
+    overlap = len(
+        set(samples.loc[dev, "customer_id"])
+        & set(samples.loc[samples["sample"] == "oot", "customer_id"])
+    )
+    return {
+        "schema_version": "1.0",
+        "inputs": {"snapshots_sha256": snapshots_sha256, "code_version": code_version},
+        "params": to_dict(params),
+        "samples": {
+            "counts": samples["sample"].value_counts().reindex(SAMPLES, fill_value=0).to_dict(),
+            "customers_in_development_and_oot": overlap,
+            "fit_segments": list(params.split.fit_segments),
+            "rule": sample_rule(params.split.method),
+        },
+        "selection": fitted["card"]["selection"],
+        "coefficients": coefs.to_dict(orient="records"),
+        "vif": {k: float(v) for k, v in model.vif_.items()},
+        "iv": {e["feature"]: e["iv"] for e in fitted["card"]["selection"]},
+        "rounding": fitted["card"]["rounding"],
+        "challenger_dropped": fitted["logistic"]["dropped"],
+        "boosting": {"published": False, "purpose": "benchmark of what the data allows"},
+    }
