@@ -169,7 +169,7 @@ def fit_mask(samples: pd.DataFrame, fit_segments: list[str] | None) -> np.ndarra
 
 def validate_split(split: dict) -> list[str]:
     """Check ``train.split`` once at stage start; returns ``fit_segments``."""
-    from pipeline.feature_sql import SEGMENTS
+    from pipeline.domain import SEGMENTS
 
     fit = split.get("fit_segments", ["current"])
     if not isinstance(fit, list) or not fit or any(f not in SEGMENTS for f in fit):

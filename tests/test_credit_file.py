@@ -17,10 +17,11 @@ from pipeline.credit_file import (
     history_from_master,
     timeline_failures,
 )
-from pipeline.feature_engine import compute_snapshots
+from pipeline.features.duckdb_engine import compute_snapshots
 from pipeline.ingest import run_ingest
 from pipeline.schemas import EXPERT_SCORES, HISTORY_ATTRIBUTES
 from pipeline.synth import generate_ledger
+from tests.fixtures.feature_params import features_params
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad_input"
 BASE_TABLES = ("customers", "invoices", "payments", "claims")
@@ -183,7 +184,6 @@ def test_contiguous_timelines_pass_and_any_shifted_boundary_fails(case):
 PARAMS = {
     "windows_months": [3, 6, 12],
     "data_cutoff": "2024-12-31",
-    "currency": "CNY",
     "threads": 2,
     "memory_limit": "1GB",
     "label": {"source": "ledger", "performance_window_months": 12, "bad_days_beyond_terms": 90},
@@ -212,10 +212,16 @@ def book() -> dict[str, pd.DataFrame]:
 
 
 def _snap(tables, as_of=AS_OF, start=None) -> pd.DataFrame:
-    params = {
-        **PARAMS,
-        "as_of": {"start": str((start or as_of).date()), "end": str(as_of.date()), "freq": "ME"},
-    }
+    params = features_params(
+        {
+            **PARAMS,
+            "as_of": {
+                "start": str((start or as_of).date()),
+                "end": str(as_of.date()),
+                "freq": "ME",
+            },
+        }
+    )
     return compute_snapshots(tables, params)["snapshots"]
 
 

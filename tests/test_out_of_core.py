@@ -9,8 +9,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.feature_engine import TABLES, compute_snapshots
-from pipeline.out_of_core import compute_snapshots_chunked, split_by_customer
+from pipeline.features.chunked import compute_snapshots_chunked, split_by_customer
+from pipeline.features.duckdb_engine import TABLES, compute_snapshots
+from tests.fixtures.feature_params import features_params
 
 PARAMS = {
     "windows_months": [3, 6, 12],
@@ -56,10 +57,13 @@ def test_features_complete_under_a_memory_limit_smaller_than_the_invoices(tmp_pa
     assert invoice_mb > LIMIT_MB, (
         f"invoice table {invoice_mb:.0f} MB in memory is not larger than the limit"
     )
-    limited = {**PARAMS, "memory_limit": f"{LIMIT_MB}MB", "customer_chunks": 128}
+    limited = features_params({**PARAMS, "memory_limit": f"{LIMIT_MB}MB", "customer_chunks": 128})
     got = compute_snapshots_chunked(tables, limited, temp_dir=str(tmp_path), with_analysis=True)
     want = compute_snapshots(
-        tables, {**PARAMS, "memory_limit": "8GB"}, temp_dir=str(tmp_path), with_analysis=True
+        tables,
+        features_params({**PARAMS, "memory_limit": "8GB"}),
+        temp_dir=str(tmp_path),
+        with_analysis=True,
     )
     assert len(want["snapshots"]) > 1_000_000
     import pandas as pd
