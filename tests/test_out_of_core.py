@@ -39,7 +39,9 @@ def _ledger(tmp_path, n_customers: int) -> dict:
 
 def test_split_keeps_every_row_once(tmp_path):
     tables = _ledger(tmp_path / "l", 300)
-    chunks = split_by_customer(tables, 4, tmp_path / "c", {"memory_limit": "256MB", "threads": 1})
+    chunks = split_by_customer(
+        tables, 4, tmp_path / "c", features_params({"memory_limit": "256MB", "threads": 1})
+    )
     for name in TABLES:
         total = pq.read_table(tables[name]).num_rows
         parts = [pq.read_table(c[name]) for c in chunks]
