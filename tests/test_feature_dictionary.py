@@ -16,6 +16,7 @@ from pipeline import rules
 from pipeline.config import load_params
 from pipeline.features.dictionary import DIRECTIONS, dictionary_entries, expand_dictionary
 from pipeline.features.duckdb_engine import compute_snapshots
+from pipeline.features.platform import FEATURES as PLATFORM_FEATURES
 from pipeline.params import load
 from pipeline.params.features import FeaturesParams, rules_block
 from tests.fixtures.ledger import make_ledger
@@ -40,7 +41,7 @@ def _by_source(params: FeaturesParams) -> dict[str, set[str]]:
     table = expand_dictionary(params.windows, set(params.windows_months), params.label.source)
     return {
         source: set(table.loc[table["added_by"] == source, "feature"])
-        for source in ("sql", "rules", "truth")
+        for source in ("sql", "rules", "truth", "platform")
     }
 
 
@@ -63,6 +64,7 @@ def test_sql_columns_and_dictionary_agree(ledger, dataset):
     graded = rules.grade(snaps, rules_block(dataset))
     appended = set(graded.columns) - set(snaps.columns)
     assert appended == documented["rules"]
+    assert set(PLATFORM_FEATURES) == documented["platform"]
 
 
 def test_window_rows_follow_the_windows():

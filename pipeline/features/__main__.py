@@ -21,7 +21,6 @@ from pipeline.domain import PipelineError
 from pipeline.features.dictionary import feature_dictionary
 from pipeline.features.duckdb_engine import TABLES
 from pipeline.features.platform import add_platform_features
-from pipeline.features.platform import dictionary_rows as platform_dictionary
 from pipeline.features.report import label_metrics, pq_rows
 from pipeline.features.sql import SETTLEMENT_TABLES
 from pipeline.features.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
@@ -93,8 +92,6 @@ def main() -> None:
         snaps = add_platform_features(snaps, pd.read_parquet(platform_path), params.platform)
     snaps, grading = apply_rules(snaps, rules_params)
     dictionary = feature_dictionary(params, list(snaps.columns))
-    if with_platform:
-        dictionary = pd.concat([dictionary, platform_dictionary()], ignore_index=True)
 
     events = result["vintage_events"]
     vintage = vintage_table(events, result["data_cutoff"], params.vintage_months)

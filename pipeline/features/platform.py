@@ -26,46 +26,17 @@ import pandas as pd
 
 from pipeline.params.features import PlatformGrade, PlatformParams
 
-FEATURES = {
-    "platform_rating_3m": (
-        "Platform rating 1–5, transaction-weighted mean of the last 3 months",
-        "score 1–5",
-        3,
-        True,
-    ),
-    "platform_rating_trend": (
-        "Platform rating of the last 3 months minus that of the last 12",
-        "points",
-        12,
-        True,
-    ),
-    "platform_transactions_3m": ("Platform transactions in the last 3 months", "count", 3, True),
-    "platform_transactions_trend": (
-        "Platform transactions: 3 months x 4 / 12 months - 1",
-        "ratio",
-        12,
-        True,
-    ),
-    "platform_refund_rate_6m": (
-        "Refunds / transactions, last 6 months, shrunk toward the prior rate",
-        "ratio",
-        6,
-        True,
-    ),
-    "platform_complaint_rate_6m": (
-        "Complaints / transactions, last 6 months, shrunk toward the prior rate",
-        "ratio",
-        6,
-        True,
-    ),
-    "platform_months_12m": ("Months with platform data in the last 12", "months", 12, True),
-    "grade_platform": (
-        "Rule-style platform grade A–D (rating, refund and complaint rates)",
-        "grade",
-        6,
-        False,
-    ),
-}
+FEATURES: tuple[str, ...] = (
+    "platform_rating_3m",
+    "platform_rating_trend",
+    "platform_transactions_3m",
+    "platform_transactions_trend",
+    "platform_refund_rate_6m",
+    "platform_complaint_rate_6m",
+    "platform_months_12m",
+    "grade_platform",
+)
+"""Columns appended to the snapshots; their definitions are in sql/dictionary.yaml (added_by: platform)."""
 
 
 def platform_features(
@@ -153,17 +124,6 @@ def platform_grade(f: pd.DataFrame, thresholds: dict[str, PlatformGrade]) -> pd.
         grade[ok] = g
     grade[rating.isna() & refund.isna()] = None
     return grade
-
-
-def dictionary_rows() -> pd.DataFrame:
-    """Feature-dictionary rows of the platform columns."""
-    return pd.DataFrame(
-        [
-            (c, d, w, u, "categorical" if u == "grade" else "numeric", s)
-            for c, (d, u, w, s) in FEATURES.items()
-        ],
-        columns=["feature", "definition", "window_months", "unit", "dtype", "scoring"],
-    ).astype({"window_months": "Int64"})
 
 
 def add_platform_features(
