@@ -137,6 +137,25 @@ def bench_params(months: int, n_as_of: int, start: str = "2023-01-01") -> dict:
     }
 
 
+def typed_params(params: dict):
+    """The bench's ``features`` overrides over params.yaml's block, as the typed `FeaturesParams`."""
+    from pipeline.config import deep_merge, load_params
+    from pipeline.params import build
+    from pipeline.params.features import FeaturesParams
+
+    return build(FeaturesParams, deep_merge(load_params(ROOT)["features"], params), "features")
+
+
+def typed_settle_params(params: dict):
+    """params.yaml's ``settle`` block with the bench's memory limit and threads, as `SettleParams`."""
+    from pipeline.config import load_params
+    from pipeline.params import build
+    from pipeline.params.settle import SettleParams
+
+    resources = {k: params[k] for k in ("memory_limit", "threads") if k in params}
+    return build(SettleParams, {**load_params(ROOT)["settle"], **resources}, "settle")
+
+
 def _child(engine: str, data: Path, params_json: str) -> None:
     """Run one engine in this process and print seconds, peak RSS and rows as JSON."""
     sys.path.insert(0, str(ROOT))
@@ -144,26 +163,26 @@ def _child(engine: str, data: Path, params_json: str) -> None:
     names = ("customers", "invoices", "payments", "claims")
     t0 = time.perf_counter()
     if engine == "settle":
-        from pipeline.feature_engine import compute_settlement
+        from pipeline.features.duckdb_engine import compute_settlement
 
         rows = compute_settlement(
             {k: data / f"{k}.parquet" for k in names},
-            params,
+            typed_settle_params(params),
             data / "settlement",
             temp_dir=str(data / "spill"),
         )["settled_invoices"]
     elif engine in ("duckdb", "duckdb_settled"):
         import pyarrow.parquet as pq
 
-        from pipeline.feature_engine import compute_snapshots
-        from pipeline.feature_sql import SETTLEMENT_TABLES
+        from pipeline.features.duckdb_engine import compute_snapshots
+        from pipeline.features.sql import SETTLEMENT_TABLES
 
         tables = {k: data / f"{k}.parquet" for k in names}
         if engine == "duckdb_settled":  # the settle stage's output, written by the "settle" engine
             tables.update({k: data / "settlement" / f"{k}.parquet" for k in SETTLEMENT_TABLES})
         out = compute_snapshots(
             tables,
-            params,
+            typed_params(params),
             temp_dir=str(data / "spill"),
             out_path=data / f"snapshots_{engine}.parquet",
         )["snapshots"]

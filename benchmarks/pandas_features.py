@@ -1,8 +1,8 @@
 """A straightforward pandas implementation of the features stage: the benchmark baseline and the test reference.
 
-Written independently of the SQL (`pipeline.feature_sql`): settlement is simulated per customer with NumPy,
+Written independently of the SQL (`pipeline.features.sql`): settlement is simulated per customer with NumPy,
 then every as-of date is a filter + groupby over the invoice table. Definitions are the ones in the feature
-dictionary; see `pipeline.feature_sql` for the stated conventions.
+dictionary; see `pipeline.features.sql` for the stated conventions.
 """
 
 from __future__ import annotations

@@ -226,9 +226,10 @@ def features_pair(
 
 
 def child_features_chunked(data: Path, params_json: str) -> None:
-    """The DuckDB engine split into ``customer_chunks`` customer chunks (`pipeline.out_of_core`)."""
+    """The DuckDB engine split into ``customer_chunks`` customer chunks (`pipeline.features.chunked`)."""
     sys.path.insert(0, str(ROOT))
-    from pipeline.out_of_core import compute_snapshots_chunked
+    from benchmarks.features_bench import typed_params
+    from pipeline.features.chunked import compute_snapshots_chunked
 
     names = ("customers", "invoices", "payments", "claims")
     tables = {k: data / f"{k}.parquet" for k in names}
@@ -236,7 +237,7 @@ def child_features_chunked(data: Path, params_json: str) -> None:
 
     out = compute_snapshots_chunked(
         tables,
-        json.loads(params_json),
+        typed_params(json.loads(params_json)),
         temp_dir=str(data / "spill"),
         out_path=data / "snapshots_chunked.parquet",
     )["snapshots"]

@@ -31,7 +31,7 @@ from IPython.display import Markdown, display
 
 from pipeline import comparison
 from pipeline.card import load_card
-from pipeline.config import Paths, stage_params
+from pipeline.config import Paths
 from pipeline.io import read_json
 from pipeline.params import load
 from pipeline.params.evaluate import EvaluateParams
@@ -49,7 +49,7 @@ snapshots = pd.read_parquet(paths.processed / "snapshots.parquet")
 # `rules.completion` parameter fills them (additive by default: A=1, B=2, C=3, sum 3–4 → A, 5–6 → B, 7–9 → C).
 
 # %%
-from pipeline.params import load, to_dict
+from pipeline.params import to_dict
 from pipeline.params.rules import RulesParams
 
 rules_params = load(RulesParams, "rules", DATASET)

@@ -7,7 +7,8 @@ data/processed/<ds>/settlement/{settled_invoices,settled_payments,settled_partia
 
 Settlement is causal in time and independent of the as-of grid, windows and label definition, so a
 `dvc exp` that changes feature params re-runs `features` only. Params: the `settle` block (DuckDB
-``memory_limit`` — the stage's memory budget —, ``threads``, ``temp_directory``).
+``memory_limit`` — the stage's memory budget —, ``threads``, ``temp_directory``). The SQL lives in
+`pipeline.features.sql.settlement`, the runner in `pipeline.features.duckdb_engine`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,11 @@ from __future__ import annotations
 import logging
 import tempfile
 
-from pipeline.config import (
-    Paths,
-    require_files,
-    run_stage,
-    stage_argparser,
-    stage_params,
-)
-from pipeline.feature_engine import compute_settlement
+from pipeline.config import Paths, require_files, run_stage, stage_argparser
+from pipeline.features.duckdb_engine import compute_settlement
 from pipeline.io import write_json
+from pipeline.params import load
+from pipeline.params.settle import SettleParams
 
 log = logging.getLogger("pipeline.settle")
 INPUTS = ("customers", "invoices", "payments")
@@ -34,12 +31,12 @@ def main() -> None:
         "settle", "Payment allocation and settlement day per invoice."
     ).parse_args()
     ds = args.dataset
-    paths, params = Paths(ds), stage_params("settle", ds)
+    paths, params = Paths(ds), load(SettleParams, "settle", ds)
     tables = {name: paths.interim / f"{name}.parquet" for name in INPUTS}
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
     with tempfile.TemporaryDirectory(prefix="settle_spill_") as spill:
         counts = compute_settlement(
-            tables, params, paths.processed / "settlement", params.get("temp_directory") or spill
+            tables, params, paths.processed / "settlement", params.temp_directory or spill
         )
     write_json({"rows": counts}, paths.metrics / "settle.json")
     log.info("settlement: %s", counts)

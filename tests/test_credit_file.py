@@ -17,22 +17,15 @@ from pipeline.credit_file import (
     history_from_master,
     timeline_failures,
 )
-from pipeline.feature_engine import compute_snapshots
+from pipeline.features.duckdb_engine import compute_snapshots
 from pipeline.ingest import run_ingest
 from pipeline.schemas import EXPERT_SCORES, HISTORY_ATTRIBUTES
 from pipeline.synth import generate_ledger
+from tests.fixtures.feature_params import features_params
 from tests.fixtures.ingest_params import ingest_params
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad_input"
 BASE_TABLES = ("customers", "invoices", "payments", "claims")
-
-
-def _block(block: str, override: dict) -> dict:
-    """INTERIM, until the typed features params merge (then `make_params`): the synthetic
-    dataset's ``block`` from params.yaml with the test's ``override`` merged in, never a copied dict."""
-    from pipeline.config import deep_merge, stage_params
-
-    return deep_merge(stage_params(block, "synthetic"), override)
 
 
 def _ingest(tmp_path: Path, case: str, make_params) -> dict:
@@ -181,7 +174,13 @@ def test_contiguous_timelines_pass_and_any_shifted_boundary_fails(case):
 
 
 # --------------------------------------------------------------------------- point in time
-FEATURES = {"data_cutoff": "2024-12-31", "currency": "CNY", "memory_limit": "1GB"}
+PARAMS = {
+    "windows_months": [3, 6, 12],
+    "data_cutoff": "2024-12-31",
+    "threads": 2,
+    "memory_limit": "1GB",
+    "label": {"source": "ledger", "performance_window_months": 12, "bad_days_beyond_terms": 90},
+}
 AS_OF = pd.Timestamp("2024-03-31")
 ATTRIBUTE_FEATURES = [
     "competitor_share",
@@ -206,8 +205,16 @@ def book() -> dict[str, pd.DataFrame]:
 
 
 def _snap(tables, as_of=AS_OF, start=None) -> pd.DataFrame:
-    as_of_grid = {"start": str((start or as_of).date()), "end": str(as_of.date()), "freq": "ME"}
-    params = _block("features", {**FEATURES, "as_of": as_of_grid})
+    params = features_params(
+        {
+            **PARAMS,
+            "as_of": {
+                "start": str((start or as_of).date()),
+                "end": str(as_of.date()),
+                "freq": "ME",
+            },
+        }
+    )
     return compute_snapshots(tables, params)["snapshots"]
 
 

@@ -235,10 +235,10 @@ def test_pmml_evaluated_by_jpmml_equals_python_on_every_case(cases):
 @pytest.mark.spark
 def test_sql_on_spark_equals_python_on_every_case(cases):
     from pipeline.export_clients import run_spark
-    from pipeline.spark_engine import spark_available, spark_session
+    from pipeline.features.spark import spark_available, spark_session
 
     need(spark_available())
-    got = run_spark(CARD, cases, GRADES, spark_session({"threads": 2}))
+    got = run_spark(CARD, cases, GRADES, spark_session(threads=2))
     assert_all_agree(cases, got, "Spark SQL")
 
 

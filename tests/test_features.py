@@ -10,23 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.pandas_features import pandas_features
-from pipeline.feature_engine import (
-    compute_snapshots,
-    feature_dictionary,
-    last_uses,
-    run_statements,
-)
-from pipeline.feature_sql import (
-    PAYDEX_SCALE,
-    build_feature_sql,
-    cei_sql,
-    collection_effectiveness_index,
-    paydex_points,
-    paydex_sql,
-)
+from pipeline.features.dictionary import feature_dictionary
+from pipeline.features.duckdb_engine import compute_snapshots, last_uses, run_statements
+from pipeline.features.sql import build_feature_sql, collection_effectiveness_index, paydex_points
+from pipeline.features.sql.common import PAYDEX_SCALE, cei_sql, paydex_sql
+from tests.fixtures.feature_params import features_params, settle_params
 from tests.fixtures.ledger import make_ledger
 
-PARAMS = {
+OVERRIDE = {
     "windows_months": [3, 6, 12],
     "as_of": {"start": "2023-09-30", "end": "2025-06-30", "freq": "QE"},
     "data_cutoff": "2025-12-31",
@@ -41,6 +32,7 @@ PARAMS = {
         "material_share": 0.01,
     },
 }
+PARAMS = features_params(OVERRIDE)
 KEYS = ["customer_id", "as_of_date"]
 LABEL_COLS = ["label", "is_bad"]
 
@@ -91,7 +83,7 @@ def _compare(sql: pd.DataFrame, ref: pd.DataFrame) -> list[str]:
 
 
 def test_sql_matches_pandas_reference(ledger, sql_snapshots):
-    ref = pandas_features(ledger, PARAMS)
+    ref = pandas_features(ledger, OVERRIDE)
     assert len(sql_snapshots) == len(ref) > 100
     assert set(ref.columns) <= set(sql_snapshots.columns)
     assert _compare(sql_snapshots, ref) == []
@@ -107,7 +99,7 @@ def test_runs_are_identical(ledger, sql_snapshots):
 
 
 def test_rule_inputs_present_when_windows_are_short(ledger):
-    params = {**PARAMS, "windows_months": [3, 6]}
+    params = features_params({**OVERRIDE, "windows_months": [3, 6]})
     snaps = compute_snapshots(ledger, params)["snapshots"]
     for col in (
         "net_collection_rate_12m",
@@ -143,7 +135,7 @@ def test_dictionary_documents_every_column(sql_snapshots):
 
 # --------------------------------------------------------------------------- leakage
 def _features_at(tables: dict[str, pd.DataFrame], as_of: str) -> pd.DataFrame:
-    params = {**PARAMS, "as_of": {"start": as_of, "end": as_of, "freq": "ME"}}
+    params = features_params({**OVERRIDE, "as_of": {"start": as_of, "end": as_of, "freq": "ME"}})
     snaps = compute_snapshots(tables, params)["snapshots"]
     return snaps.drop(columns=LABEL_COLS)
 
@@ -321,7 +313,7 @@ def test_spark_dialect_renders_without_duckdb_functions():
 # --------------------------------------------------------------------------- vintage and roll rates
 def test_vintage_kaplan_meier_and_cohort_curve():
     """4 customers on book from day 0: bad in month 1, bad in month 2, two never bad; 3 months observed."""
-    from pipeline.vintage import vintage_table
+    from pipeline.features.vintage import vintage_table
 
     events = pd.DataFrame(
         {
@@ -339,8 +331,8 @@ def test_vintage_kaplan_meier_and_cohort_curve():
 
 
 def test_roll_rates_count_transitions_of_active_customers():
-    from pipeline.feature_engine import to_day
-    from pipeline.vintage import roll_rate_table
+    from pipeline.features.grid import to_day
+    from pipeline.features.vintage import roll_rate_table
 
     months = [pd.Timestamp("2024-01-31"), pd.Timestamp("2024-02-29"), pd.Timestamp("2024-03-31")]
     d = [to_day(m) for m in months]
@@ -382,11 +374,11 @@ def test_intermediates_are_dropped_only_after_their_last_reader():
 def test_stored_settlement_gives_the_same_snapshots(ledger, sql_snapshots, tmp_path):
     """The `settle` stage's tables read back (whole ledger and in customer chunks) give the snapshots,
     vintage events and ageing buckets of settling inside the features run."""
-    from pipeline.feature_engine import compute_settlement
-    from pipeline.feature_sql import SETTLEMENT_TABLES
-    from pipeline.out_of_core import compute_snapshots_chunked
+    from pipeline.features.chunked import compute_snapshots_chunked
+    from pipeline.features.duckdb_engine import compute_settlement
+    from pipeline.features.sql import SETTLEMENT_TABLES
 
-    counts = compute_settlement(ledger, PARAMS, tmp_path / "settlement")
+    counts = compute_settlement(ledger, settle_params(), tmp_path / "settlement")
     assert counts["settled_invoices"] == len(ledger["invoices"])
     assert counts["settled_payments"] == len(ledger["payments"])
     stored = {n: tmp_path / "settlement" / f"{n}.parquet" for n in SETTLEMENT_TABLES}
@@ -400,16 +392,18 @@ def test_stored_settlement_gives_the_same_snapshots(ledger, sql_snapshots, tmp_p
         raw[name] = tmp_path / f"{name}.parquet"
         ledger[name].to_parquet(raw[name], index=False)
     chunked = compute_snapshots_chunked(
-        {**raw, **stored}, {**PARAMS, "customer_chunks": 3}, temp_dir=str(tmp_path / "spill")
+        {**raw, **stored},
+        features_params({**OVERRIDE, "customer_chunks": 3}),
+        temp_dir=str(tmp_path / "spill"),
     )
     pd.testing.assert_frame_equal(sql_snapshots, chunked["snapshots"], check_exact=True)
 
 
 def test_stored_settlement_is_byte_stable(ledger, tmp_path):
     """Two settle runs write byte-identical files (ordered rows, invoice keys that follow the invoice id)."""
-    from pipeline.feature_engine import compute_settlement
+    from pipeline.features.duckdb_engine import compute_settlement
 
-    compute_settlement(ledger, PARAMS, tmp_path / "a")
-    compute_settlement(ledger, PARAMS, tmp_path / "b")
+    compute_settlement(ledger, settle_params(), tmp_path / "a")
+    compute_settlement(ledger, settle_params(), tmp_path / "b")
     for path in sorted((tmp_path / "a").glob("*.parquet")):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.features import stated_cutoff
 from pipeline.io import spreadsheet_safe, write_csv
+from pipeline.params import load
+from pipeline.params.features import stated_cutoff
+from pipeline.params.ingest import IngestParams
 
 
 def test_formula_leading_text_is_escaped_numbers_are_not(tmp_path) -> None:
@@ -47,5 +49,13 @@ def test_formula_leading_text_is_escaped_numbers_are_not(tmp_path) -> None:
 
 def test_features_use_the_stated_cutoff_not_the_latest_event() -> None:
     """The features cut-off is the dataset's stated ingest.data_cutoff unless features sets one."""
-    assert stated_cutoff({}, "synthetic") == "2025-12-31"
-    assert stated_cutoff({"data_cutoff": "2025-06-30"}, "synthetic") == "2025-06-30"
+    assert (
+        stated_cutoff(None, load(IngestParams, "ingest", "synthetic").data_cutoff, "synthetic")
+        == "2025-12-31"
+    )
+    assert (
+        stated_cutoff(
+            "2025-06-30", load(IngestParams, "ingest", "synthetic").data_cutoff, "synthetic"
+        )
+        == "2025-06-30"
+    )

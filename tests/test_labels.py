@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import PipelineError
-from pipeline.feature_engine import compute_snapshots
-from pipeline.feature_sql import label_sql
+from pipeline.features.duckdb_engine import compute_snapshots
+from pipeline.features.sql import label_sql
+from tests.fixtures.feature_params import features_params
 from tests.fixtures.ledger import as_canonical
 
 AS_OF = "2024-01-31"  # performance window (2024-01-31, 2025-01-31]
@@ -26,6 +27,8 @@ PARAMS = {
         "material_share": 0.01,
     },
 }
+OVERRIDE = PARAMS
+PARAMS = features_params(OVERRIDE)
 
 
 def ledger(
@@ -75,7 +78,9 @@ def ledger(
 
 
 def label_of(tables, **overrides) -> str:
-    params = {**PARAMS, **overrides, "label": {**PARAMS["label"], **overrides.get("label", {})}}
+    params = features_params(
+        {**OVERRIDE, **overrides, "label": {**OVERRIDE["label"], **overrides.get("label", {})}}
+    )
     snaps = compute_snapshots(tables, params)["snapshots"]
     assert len(snaps) == 1
     return snaps["label"].iloc[0]
@@ -249,7 +254,7 @@ def test_label_precedence_and_unknown_source_is_rejected():
     ]
     tables = ledger([("i1", "2024-01-01", DUE, 1000.0, pd.NaT)], [("p1", "i1", DUE, 1000.0)])
     with pytest.raises(PipelineError, match="bureau"):
-        compute_snapshots(tables, {**PARAMS, "label": {**PARAMS["label"], "source": "bureau"}})
+        compute_snapshots(tables, features_params({"label": {"source": "bureau"}}))
 
 
 def test_is_bad_follows_the_label():
@@ -263,7 +268,9 @@ def test_is_bad_follows_the_label():
 
 # ---- observation segments: current / delinquent / excluded (in default) ------------------------------------
 def snapshot_of(tables, **overrides) -> pd.Series:
-    params = {**PARAMS, **overrides, "label": {**PARAMS["label"], **overrides.get("label", {})}}
+    params = features_params(
+        {**OVERRIDE, **overrides, "label": {**OVERRIDE["label"], **overrides.get("label", {})}}
+    )
     snaps = compute_snapshots(tables, params)["snapshots"]
     assert len(snaps) == 1
     return snaps.iloc[0]
@@ -304,11 +311,11 @@ def test_segment_threshold_is_a_param_and_uses_the_materiality():
 
 @pytest.mark.parametrize("bad_value", [0, 90, 120, 31.5, "31", True])
 def test_segment_threshold_is_validated(bad_value):
-    from pipeline.feature_sql import delinquent_threshold
+    from pipeline.params import ParamsError
 
-    with pytest.raises(ValueError, match="delinquent_days_beyond_terms"):
-        delinquent_threshold({**PARAMS, "segments": {"delinquent_days_beyond_terms": bad_value}})
-    assert delinquent_threshold(PARAMS) == 31
+    with pytest.raises(ParamsError, match="features.segments.delinquent_days_beyond_terms"):
+        features_params({**OVERRIDE, "segments": {"delinquent_days_beyond_terms": bad_value}})
+    assert PARAMS.segments.delinquent_days_beyond_terms == 31
 
 
 def test_paid_history_leaves_the_customer_current():

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.feature_engine import TABLES, compute_snapshots
-from pipeline.out_of_core import compute_snapshots_chunked, split_by_customer
+from pipeline.features.chunked import compute_snapshots_chunked, split_by_customer
+from pipeline.features.duckdb_engine import TABLES, compute_snapshots
+from tests.fixtures.feature_params import features_params
 
 PARAMS = {
     "windows_months": [3, 6, 12],
@@ -38,7 +39,9 @@ def _ledger(tmp_path, n_customers: int) -> dict:
 
 def test_split_keeps_every_row_once(tmp_path):
     tables = _ledger(tmp_path / "l", 300)
-    chunks = split_by_customer(tables, 4, tmp_path / "c", {"memory_limit": "256MB", "threads": 1})
+    chunks = split_by_customer(
+        tables, 4, tmp_path / "c", features_params({"memory_limit": "256MB", "threads": 1})
+    )
     for name in TABLES:
         total = pq.read_table(tables[name]).num_rows
         parts = [pq.read_table(c[name]) for c in chunks]
@@ -56,10 +59,13 @@ def test_features_complete_under_a_memory_limit_smaller_than_the_invoices(tmp_pa
     assert invoice_mb > LIMIT_MB, (
         f"invoice table {invoice_mb:.0f} MB in memory is not larger than the limit"
     )
-    limited = {**PARAMS, "memory_limit": f"{LIMIT_MB}MB", "customer_chunks": 128}
+    limited = features_params({**PARAMS, "memory_limit": f"{LIMIT_MB}MB", "customer_chunks": 128})
     got = compute_snapshots_chunked(tables, limited, temp_dir=str(tmp_path), with_analysis=True)
     want = compute_snapshots(
-        tables, {**PARAMS, "memory_limit": "8GB"}, temp_dir=str(tmp_path), with_analysis=True
+        tables,
+        features_params({**PARAMS, "memory_limit": "8GB"}),
+        temp_dir=str(tmp_path),
+        with_analysis=True,
     )
     assert len(want["snapshots"]) > 1_000_000
     import pandas as pd

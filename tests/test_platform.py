@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.platform import DEFAULTS, platform_features
+from pipeline.features import platform as platform_module
+from tests.fixtures.feature_params import features_params
+
+PLATFORM = features_params().platform  # params.yaml features.platform: k = 20, refund prior 3%
+
+
+def platform_features(platform: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    return platform_module.platform_features(platform, keys, PLATFORM)
+
 
 MONTHS = pd.date_range("2024-01-31", periods=12, freq="ME")
 
@@ -54,7 +62,7 @@ def test_small_counts_are_shrunk_toward_the_prior():
         }
     )
     f = platform_features(p, pd.DataFrame({"customer_id": ["A"], "as_of_date": [MONTHS[0]]}))
-    k, prior = DEFAULTS["prior_transactions"], DEFAULTS["prior_refund_rate"]
+    k, prior = PLATFORM.prior_transactions, PLATFORM.prior_refund_rate
     assert f.iloc[0]["platform_refund_rate_6m"] == pytest.approx((1 + k * prior) / (3 + k))
     assert f.iloc[0]["platform_refund_rate_6m"] < 0.1  # not the raw 33%
 

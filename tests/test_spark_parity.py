@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.spark_engine import spark_available
+from pipeline.features.spark import spark_available
+from tests.fixtures.feature_params import features_params, settle_params
 
 pytestmark = pytest.mark.spark
 
@@ -34,14 +35,15 @@ PARAMS = {
     },
     "paydex_floor": 1,
 }
+PARAMS = features_params(PARAMS)
 EXACT_UNITS = {"count", "currency"}
 
 
 @pytest.fixture(scope="module")
 def spark():
-    from pipeline.spark_engine import spark_session
+    from pipeline.features.spark import spark_session
 
-    session = spark_session({"threads": 2})
+    session = spark_session(threads=2)
     yield session
     session.stop()
 
@@ -55,8 +57,8 @@ def ledger():
 
 @pytest.fixture(scope="module")
 def both(spark, ledger):
-    from pipeline.feature_engine import compute_snapshots
-    from pipeline.spark_engine import compute_snapshots_spark
+    from pipeline.features.duckdb_engine import compute_snapshots
+    from pipeline.features.spark import compute_snapshots_spark
 
     duck = compute_snapshots(ledger, PARAMS, with_analysis=True)
     sprk = compute_snapshots_spark(ledger, PARAMS, with_analysis=True, spark=spark)
@@ -64,7 +66,7 @@ def both(spark, ledger):
 
 
 def _exact_columns(columns: list[str]) -> set[str]:
-    from pipeline.feature_engine import feature_dictionary
+    from pipeline.features.dictionary import feature_dictionary
 
     table = feature_dictionary(PARAMS, columns)
     return set(table.loc[table["unit"].isin(EXACT_UNITS), "feature"])
@@ -110,11 +112,11 @@ def test_analysis_tables_identical(both):
 
 def test_spark_reads_the_stored_settlement(spark, ledger, both, tmp_path):
     """Spark given the `settle` stage's tables (written by DuckDB) gives the snapshots it computes itself."""
-    from pipeline.feature_engine import compute_settlement
-    from pipeline.feature_sql import SETTLEMENT_TABLES
-    from pipeline.spark_engine import compute_snapshots_spark
+    from pipeline.features.duckdb_engine import compute_settlement
+    from pipeline.features.spark import compute_snapshots_spark
+    from pipeline.features.sql import SETTLEMENT_TABLES
 
-    compute_settlement(ledger, PARAMS, tmp_path)
+    compute_settlement(ledger, settle_params(), tmp_path)
     stored = {n: tmp_path / f"{n}.parquet" for n in SETTLEMENT_TABLES}
     again = compute_snapshots_spark({**ledger, **stored}, PARAMS, spark=spark)
     pd.testing.assert_frame_equal(both[1]["snapshots"], again["snapshots"], check_exact=True)
@@ -175,7 +177,7 @@ def _card() -> dict:
 def test_scorecard_sql_export_runs_in_spark_sql(spark, both):
     from pipeline.card import score_frame
     from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
-    from pipeline.spark_engine import register_table
+    from pipeline.features.spark import register_table
 
     card = _card()
     names = [f["name"] for f in card["features"]]

@@ -11,6 +11,7 @@ Params (features block): ``memory_limit``, ``threads``, ``customer_chunks`` (1 =
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,29 +20,31 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import progress
-from pipeline.feature_engine import (
+from pipeline.features.duckdb_engine import (
     TABLES,
-    _connect,
-    _register,
     compute_snapshots,
+    connect,
     data_cutoff_of,
-    roll_rate_months,
+    first_invoice_date,
+    register,
 )
-from pipeline.feature_sql import SETTLEMENT_TABLES
+from pipeline.features.grid import roll_rate_months
+from pipeline.features.sql import SETTLEMENT_TABLES
+from pipeline.params.features import FeaturesParams
 
 
 def split_by_customer(
-    tables: Mapping[str, Path], n_chunks: int, out_dir: Path, params: Mapping[str, Any]
+    tables: Mapping[str, Path], n_chunks: int, out_dir: Path, params: FeaturesParams
 ) -> list[dict[str, Path]]:
     """Write each canonical table (and the settlement, customer history and truth when given) as
     ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one streaming scan per chunk);
     returns one ``{table: path}`` mapping per chunk."""
     optional = (*SETTLEMENT_TABLES, "customer_history", "truth")
     names = [n for n in (*TABLES, *optional) if n in TABLES or tables.get(n) is not None]
-    con = _connect(params, str(out_dir / "spill"))
+    con = connect(params.memory_limit, params.threads, str(out_dir / "spill"))
     try:
         for name in names:
-            _register(con, name, tables[name])
+            register(con, name, tables[name])
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             for k in range(n_chunks):
                 con.execute(f"""COPY (SELECT * FROM {name} WHERE hash(customer_id) % {n_chunks} = {k})
@@ -54,10 +57,10 @@ def split_by_customer(
 
 
 def merge_parquet(
-    parts: list[Path], out_path: Path, params: Mapping[str, Any], temp_dir: str | None
+    parts: list[Path], out_path: Path, params: FeaturesParams, temp_dir: str | None
 ) -> None:
     """Stack Parquet parts into one file ordered by customer and as-of date (a streaming DuckDB sort)."""
-    con = _connect(params, temp_dir)
+    con = connect(params.memory_limit, params.threads, temp_dir)
     try:
         files = ", ".join(f"'{Path(p).as_posix()}'" for p in parts)
         con.execute(f"""COPY (SELECT * FROM read_parquet([{files}]) ORDER BY customer_id, as_of_date)
@@ -68,35 +71,29 @@ def merge_parquet(
 
 def compute_snapshots_chunked(
     tables: Mapping[str, Path],
-    params: Mapping[str, Any],
+    params: FeaturesParams,
     temp_dir: str | None = None,
     with_analysis: bool = False,
     out_path: Path | None = None,
 ) -> dict[str, Any]:
-    """`feature_engine.compute_snapshots` over ``customer_chunks`` customer chunks: the same result.
+    """`duckdb_engine.compute_snapshots` over ``customer_chunks`` customer chunks: the same result.
 
     With ``out_path`` each chunk's snapshots go to a Parquet part and one DuckDB ``COPY`` merges the parts
     in customer and as-of order into ``out_path``, so the snapshot table never passes through pandas."""
-    n_chunks = int(params.get("customer_chunks", 1) or 1)
+    n_chunks = params.customer_chunks
     if n_chunks <= 1:
         return compute_snapshots(
             tables, params, temp_dir=temp_dir, with_analysis=with_analysis, out_path=out_path
         )
-    con = _connect(params, temp_dir)
+    con = connect(params.memory_limit, params.threads, temp_dir)
     try:
         for name in TABLES:
-            _register(con, name, tables[name])
-        cutoff = (
-            pd.Timestamp(params["data_cutoff"])
-            if params.get("data_cutoff")
-            else data_cutoff_of(con)
-        )
-        first = pd.Timestamp(
-            con.execute("SELECT MIN(invoice_date) FROM invoices").fetchall()[0][0]
-        )
+            register(con, name, tables[name])
+        cutoff = pd.Timestamp(params.data_cutoff) if params.data_cutoff else data_cutoff_of(con)
+        first = first_invoice_date(con)
     finally:
         con.close()
-    fixed = {**params, "data_cutoff": str(cutoff.date())}
+    fixed = dataclasses.replace(params, data_cutoff=str(cutoff.date()))
     if temp_dir:
         Path(temp_dir).mkdir(parents=True, exist_ok=True)
     parts: list[dict[str, Any]] = []
@@ -136,7 +133,5 @@ def compute_snapshots_chunked(
     if with_analysis:
         result["vintage_events"] = stack("vintage_events", ["customer_id"])
         result["buckets"] = stack("buckets", ["customer_id", "eval_day"])
-        result["roll_months"] = roll_rate_months(
-            first, cutoff, int(params.get("roll_rate_months", 24))
-        )
+        result["roll_months"] = roll_rate_months(first, cutoff, params.roll_rate_months)
     return result

@@ -21,81 +21,30 @@ null without platform data. It is reported, not combined into the rule grade.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
-from pipeline.config import PipelineError
+from pipeline.params.features import PlatformGrade, PlatformParams
 
-DEFAULTS: dict[str, Any] = {
-    "prior_transactions": 20,
-    "prior_refund_rate": 0.03,
-    "prior_complaint_rate": 0.01,
-    "grade_thresholds": {
-        "A": {"min_rating": 4.5, "max_refund_rate": 0.03, "max_complaint_rate": 0.01},
-        "B": {"min_rating": 4.0, "max_refund_rate": 0.06, "max_complaint_rate": 0.02},
-        "C": {"min_rating": 3.5, "max_refund_rate": 0.10, "max_complaint_rate": 0.04},
-    },
-}
-FEATURES = {
-    "platform_rating_3m": (
-        "Platform rating 1–5, transaction-weighted mean of the last 3 months",
-        "score 1–5",
-        3,
-        True,
-    ),
-    "platform_rating_trend": (
-        "Platform rating of the last 3 months minus that of the last 12",
-        "points",
-        12,
-        True,
-    ),
-    "platform_transactions_3m": ("Platform transactions in the last 3 months", "count", 3, True),
-    "platform_transactions_trend": (
-        "Platform transactions: 3 months x 4 / 12 months - 1",
-        "ratio",
-        12,
-        True,
-    ),
-    "platform_refund_rate_6m": (
-        "Refunds / transactions, last 6 months, shrunk toward the prior rate",
-        "ratio",
-        6,
-        True,
-    ),
-    "platform_complaint_rate_6m": (
-        "Complaints / transactions, last 6 months, shrunk toward the prior rate",
-        "ratio",
-        6,
-        True,
-    ),
-    "platform_months_12m": ("Months with platform data in the last 12", "months", 12, True),
-    "grade_platform": (
-        "Rule-style platform grade A–D (rating, refund and complaint rates)",
-        "grade",
-        6,
-        False,
-    ),
-}
-
-
-def settings(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``features.platform`` over the defaults, checked."""
-    p = {**DEFAULTS, **(params or {})}
-    if p["prior_transactions"] < 0:
-        raise PipelineError("params.yaml features.platform.prior_transactions: must be >= 0")
-    for g in ("A", "B", "C"):
-        if g not in p["grade_thresholds"]:
-            raise PipelineError(f"params.yaml features.platform.grade_thresholds.{g}: missing")
-    return p
+FEATURES: tuple[str, ...] = (
+    "platform_rating_3m",
+    "platform_rating_trend",
+    "platform_transactions_3m",
+    "platform_transactions_trend",
+    "platform_refund_rate_6m",
+    "platform_complaint_rate_6m",
+    "platform_months_12m",
+    "grade_platform",
+)
+"""Columns appended to the snapshots; their definitions are in sql/dictionary.yaml (added_by: platform)."""
 
 
 def platform_features(
-    platform: pd.DataFrame, keys: pd.DataFrame, params: dict[str, Any] | None = None
+    platform: pd.DataFrame, keys: pd.DataFrame, params: PlatformParams
 ) -> pd.DataFrame:
-    """Feature columns (module docstring) aligned with ``keys`` (``customer_id``, ``as_of_date``)."""
-    p = settings(params)
+    """Feature columns (module docstring) aligned with ``keys`` (``customer_id``, ``as_of_date``);
+    ``params`` is ``features.platform``."""
+    p = params
     k = keys[["customer_id", "as_of_date"]].reset_index(drop=True).assign(_row=lambda d: d.index)
     out = pd.DataFrame(index=k.index, columns=list(FEATURES), dtype=float)
     out["grade_platform"] = None
@@ -136,7 +85,7 @@ def platform_features(
         return res
 
     a3, a6, a12 = agg(3), agg(6), agg(12)
-    kk = p["prior_transactions"]
+    kk = p.prior_transactions
     out.loc[a3.index, "platform_rating_3m"] = a3["rating"]
     out.loc[a3.index, "platform_transactions_3m"] = a3["tx"]
     out.loc[a12.index, "platform_months_12m"] = a12["months"]
@@ -146,20 +95,20 @@ def platform_features(
     out.loc[a3.index, "platform_transactions_trend"] = np.where(
         t12 > 0, a3["tx"] * 4 / t12.where(t12 > 0) - 1, np.nan
     )
-    out.loc[a6.index, "platform_refund_rate_6m"] = (a6["ref"] + kk * p["prior_refund_rate"]) / (
+    out.loc[a6.index, "platform_refund_rate_6m"] = (a6["ref"] + kk * p.prior_refund_rate) / (
         a6["tx"] + kk
     ).where(a6["tx"] + kk > 0)
-    out.loc[a6.index, "platform_complaint_rate_6m"] = (
-        a6["cmp"] + kk * p["prior_complaint_rate"]
-    ) / (a6["tx"] + kk).where(a6["tx"] + kk > 0)
-    out["grade_platform"] = platform_grade(out, p["grade_thresholds"])
+    out.loc[a6.index, "platform_complaint_rate_6m"] = (a6["cmp"] + kk * p.prior_complaint_rate) / (
+        a6["tx"] + kk
+    ).where(a6["tx"] + kk > 0)
+    out["grade_platform"] = platform_grade(out, p.grade_thresholds)
     for c in FEATURES:
         if c != "grade_platform":
             out[c] = out[c].astype(float)
     return out
 
 
-def platform_grade(f: pd.DataFrame, thresholds: dict[str, dict[str, float]]) -> pd.Series:
+def platform_grade(f: pd.DataFrame, thresholds: dict[str, PlatformGrade]) -> pd.Series:
     """A/B/C/D from rating (3 months) and refund / complaint rates (6 months); null without data."""
     rating = f["platform_rating_3m"].astype(float)
     refund = f["platform_refund_rate_6m"].astype(float)
@@ -168,28 +117,17 @@ def platform_grade(f: pd.DataFrame, thresholds: dict[str, dict[str, float]]) -> 
     for g in ("C", "B", "A"):
         t = thresholds[g]
         ok = (
-            (rating >= t["min_rating"])
-            & (refund <= t["max_refund_rate"])
-            & (complaint <= t["max_complaint_rate"])
+            (rating >= t.min_rating)
+            & (refund <= t.max_refund_rate)
+            & (complaint <= t.max_complaint_rate)
         )
         grade[ok] = g
     grade[rating.isna() & refund.isna()] = None
     return grade
 
 
-def dictionary_rows() -> pd.DataFrame:
-    """Feature-dictionary rows of the platform columns."""
-    return pd.DataFrame(
-        [
-            (c, d, w, u, "categorical" if u == "grade" else "numeric", s)
-            for c, (d, u, w, s) in FEATURES.items()
-        ],
-        columns=["feature", "definition", "window_months", "unit", "dtype", "scoring"],
-    ).astype({"window_months": "Int64"})
-
-
 def add_platform_features(
-    snapshots: pd.DataFrame, platform: pd.DataFrame, params: dict[str, Any] | None = None
+    snapshots: pd.DataFrame, platform: pd.DataFrame, params: PlatformParams
 ) -> pd.DataFrame:
     """``snapshots`` with the platform columns appended (same rows, same order)."""
     f = platform_features(platform, snapshots, params)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.feature_engine import from_day, to_day
+from pipeline.features.grid import from_day, to_day
 from pipeline.io import save_figure
 
 BUCKET_ORDER = ["no_balance", "current", "1_30", "31_60", "61_90", "90p"]

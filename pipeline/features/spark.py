@@ -1,11 +1,11 @@
-"""Runs the feature SQL (`pipeline.feature_sql`, Spark dialect) on Apache Spark: the `engine: spark` switch.
+"""Runs the feature SQL (`pipeline.features.sql`, Spark dialect) on Apache Spark: the `engine: spark` switch.
 
 No second copy of the feature logic: the statements are the ones `build_feature_sql(params, "spark")`
 renders from the single definition the DuckDB engine also runs; the as-of grid, labels and dtypes come from
-`pipeline.feature_engine`. Spark is an optional extra (`pip install .[spark]`); importing this module does not
+`pipeline.features.grid` and `pipeline.features.duckdb_engine`. Spark is an optional extra (`pip install .[spark]`); importing this module does not
 import pyspark. See docs/spark.md for running on a cluster.
 
-Params (features block): ``threads`` (local cores), optional ``spark: {master, app_name, conf: {key: value}}``.
+Params (features block): ``threads`` (local cores), ``spark: {master, app_name, conf: {key: value}}``.
 Under ``spark-submit`` the session is the one spark-submit configured (master, executors); ``spark.master``
 in params is then ignored unless set explicitly.
 """
@@ -19,17 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import PipelineError
-from pipeline.feature_engine import (
-    TABLES,
-    as_of_dates,
-    asof_grid,
-    eval_days,
-    finish_snapshots,
-    roll_rate_months,
-    to_day,
-)
-from pipeline.feature_sql import (
+from pipeline.domain import PipelineError
+from pipeline.features.duckdb_engine import TABLES, finish_snapshots
+from pipeline.features.grid import as_of_dates, asof_grid, eval_days, roll_rate_months, to_day
+from pipeline.features.sql import (
     MASTER_HISTORY_SQL,
     SETTLEMENT_TABLES,
     build_feature_sql,
@@ -38,6 +31,7 @@ from pipeline.feature_sql import (
     settlement_sql,
     vintage_sql,
 )
+from pipeline.params.features import FeaturesParams
 
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
@@ -63,8 +57,14 @@ def spark_available() -> str | None:
     return None
 
 
-def spark_session(params: Mapping[str, Any] | None = None):
-    """A SparkSession: the active one (spark-submit, notebooks), else local mode from params.
+def spark_session(
+    threads: int = 2,
+    master: str | None = None,
+    app_name: str = "credit-grading-features",
+    conf: Mapping[str, Any] | None = None,
+):
+    """A SparkSession: the active one (spark-submit, notebooks), else local mode with ``threads`` cores
+    (``features.threads``) and ``features.spark``'s master, application name and extra conf.
 
     Local defaults follow the stack notes: loopback address, no UI, few shuffle partitions, log level ERROR,
     UTC session time zone (dates must not move when timestamps are cast to days)."""
@@ -73,22 +73,19 @@ def spark_session(params: Mapping[str, Any] | None = None):
         raise PipelineError(f"params.yaml features.engine: spark needs pyspark and Java: {reason}")
     from pyspark.sql import SparkSession
 
-    params = params or {}
-    spark_params = params.get("spark") or {}
-    threads = int(params.get("threads", 2))
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
-    builder = SparkSession.builder.appName(spark_params.get("app_name", "credit-grading-features"))
-    master = spark_params.get("master") or os.environ.get("SPARK_MASTER")
+    builder = SparkSession.builder.appName(app_name)
+    master = master or os.environ.get("SPARK_MASTER")
     if master or "SPARK_HOME" not in os.environ:
         builder = builder.master(master or f"local[{threads}]")
     conf = {
         **DEFAULT_CONF,
         "spark.sql.shuffle.partitions": str(max(4, 2 * threads)),
-        **{str(k): str(v) for k, v in (spark_params.get("conf") or {}).items()},
+        **{str(k): str(v) for k, v in (conf or {}).items()},
     }
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -152,7 +149,7 @@ def run_statements_spark(spark, statements: list[tuple[str, str]]) -> pd.DataFra
 
 
 def data_cutoff_spark(spark) -> pd.Timestamp:
-    """Latest event date in the ledger (the same rule as `feature_engine.data_cutoff_of`)."""
+    """Latest event date in the ledger (the same rule as `duckdb_engine.data_cutoff_of`)."""
     row = spark.sql("""SELECT GREATEST(
         (SELECT MAX(CAST(invoice_date AS DATE)) FROM invoices), (SELECT MAX(CAST(write_off_date AS DATE)) FROM invoices),
         (SELECT MAX(CAST(payment_date AS DATE)) FROM payments), (SELECT MAX(CAST(claim_date AS DATE)) FROM claims))
@@ -170,36 +167,32 @@ def _uncache(spark) -> None:
 
 def compute_snapshots_spark(
     tables: Mapping[str, pd.DataFrame | Path | str],
-    params: Mapping[str, Any],
+    params: FeaturesParams,
     temp_dir: str | None = None,
     with_analysis: bool = False,
     spark=None,
 ) -> dict[str, Any]:
-    """`feature_engine.compute_snapshots` on Spark: same inputs, same returned keys, same snapshot table.
+    """`duckdb_engine.compute_snapshots` on Spark: same inputs, same returned keys, same snapshot table.
 
     ``temp_dir`` is accepted for signature parity (Spark spills to ``spark.local.dir``)."""
-    spark = spark or spark_session(params)
+    conf = params.spark
+    spark = spark or spark_session(params.threads, conf.master, conf.app_name, conf.conf)
     for name in TABLES:
         if name not in tables:
             raise PipelineError(f"features: canonical table '{name}' is missing")
         register_table(spark, name, tables[name])
     try:
         cutoff = (
-            pd.Timestamp(params["data_cutoff"])
-            if params.get("data_cutoff")
-            else data_cutoff_spark(spark)
+            pd.Timestamp(params.data_cutoff) if params.data_cutoff else data_cutoff_spark(spark)
         )
-        grid = asof_grid(as_of_dates(params, cutoff), params, cutoff)
+        dates = as_of_dates(params.as_of, cutoff)
+        grid = asof_grid(dates, params.windows, params.label.performance_window_months, cutoff)
         first = pd.Timestamp(
             spark.sql("SELECT MIN(CAST(invoice_date AS DATE)) AS d FROM invoices").collect()[0][
                 "d"
             ]
         )
-        months = (
-            roll_rate_months(first, cutoff, int(params.get("roll_rate_months", 24)))
-            if with_analysis
-            else []
-        )
+        months = roll_rate_months(first, cutoff, params.roll_rate_months) if with_analysis else []
         spark.createDataFrame(_arrow_table(grid)).createOrReplaceTempView("asof_grid")
         spark.createDataFrame(_arrow_table(eval_days(grid, months))).createOrReplaceTempView(
             "eval_days"
@@ -218,11 +211,13 @@ def compute_snapshots_spark(
         for name, _ in settlement_sql("spark"):  # views of an earlier run in this session go stale
             spark.catalog.dropTempView(name)
         snaps = run_statements_spark(
-            spark, build_feature_sql(dict(params), "spark", with_truth, settled)
+            spark, build_feature_sql(params, "spark", with_truth, settled)
         )
         result: dict[str, Any] = {"data_cutoff": cutoff, "grid": grid}
         if with_analysis:
-            result["vintage_events"] = to_pandas(spark.sql(vintage_sql(dict(params))))
+            label = params.label
+            vintage = vintage_sql(label.bad_days_beyond_terms, label.material_cents)
+            result["vintage_events"] = to_pandas(spark.sql(vintage))
             buckets = to_pandas(spark.sql(roll_rate_sql()))
             month_days = {to_day(m) for m in months}
             result["buckets"] = buckets[buckets["eval_day"].isin(month_days)].reset_index(
