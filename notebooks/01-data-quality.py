@@ -33,7 +33,7 @@ from pipeline.io import read_json
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 30)
 paths = Paths(DATASET)
-ingest = read_json(paths.reports / "ingest.json")
+ingest = read_json(paths.stage_dir("ingest") / "ingest.json")
 features_params = stage_params("features", DATASET)
 currency = stage_params("ingest", DATASET)["base"].get("currency", "CNY")
 snapshots = pd.read_parquet(paths.processed / "snapshots.parquet")
@@ -142,8 +142,8 @@ aging_share.tail(6).round(3)
 # flatten is how long a performance window must be to see most bads.
 
 # %%
-vintage = pd.read_csv(paths.reports / "vintage.csv")
-Image(filename=str(paths.plots / "features_vintage.png"))  # the features stage's own chart
+vintage = pd.read_csv(paths.stage_dir("features") / "vintage.csv")
+Image(filename=str(paths.stage_dir("features") / "features_vintage.png"))  # the features stage's own chart
 
 # %%
 vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_rate"].round(4).to_frame().T
@@ -155,7 +155,7 @@ vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_
 # 90+ is the usual evidence for a 90-day bad definition.
 
 # %%
-roll_rates = pd.read_csv(paths.reports / "roll_rates.csv")
+roll_rates = pd.read_csv(paths.stage_dir("features") / "roll_rates.csv")
 order = ["no_balance", "current", "1_30", "31_60", "61_90", "90p"]
 matrix = roll_rates.pivot(index="from_bucket", columns="to_bucket", values="rate").reindex(
     index=order, columns=order

@@ -125,7 +125,7 @@ ax.set(
 fig.tight_layout()
 
 # %%
-display(Markdown((paths.reports / "comparison.md").read_text(encoding="utf-8")))
+display(Markdown((paths.stage_dir("evaluate") / "comparison.md").read_text(encoding="utf-8")))
 
 # %% [markdown]
 # ## Migration matrix and swap set

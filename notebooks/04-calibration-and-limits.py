@@ -50,7 +50,7 @@ scale
 # On the calibration sample (where the calibrator was fitted) and the out-of-time sample (the test).
 
 # %%
-reliability = pd.read_csv(paths.plots / "calibrate_reliability.csv")
+reliability = pd.read_csv(paths.stage_dir("calibrate") / "calibrate_reliability.csv")
 fig, ax = plt.subplots(figsize=(6, 6))
 for sample, part in reliability.groupby("sample", sort=True):
     ax.scatter(100 * part["pd"], 100 * part["observed_bad_rate"], s=12 + part["count"] / part["count"].max() * 150,

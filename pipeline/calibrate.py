@@ -632,11 +632,11 @@ def main() -> None:
     write_json(spec, paths.models / "grade_cutoffs.json")
     write_csv(result["table"], paths.models / "grade_cutoffs.csv")
     write_json(calibrate_metrics(result), paths.metrics / "calibrate.json")
-    write_json(validation_record(result), paths.reports / "calibration_backtests.json")
-    write_csv(rel, paths.plots / "calibrate_reliability.csv")
-    reliability_plot(rel, paths.plots / "calibrate_reliability.png")
-    (paths.reports).mkdir(parents=True, exist_ok=True)
-    write_text(calibration_markdown(result, args.dataset), paths.reports / "calibration.md")
+    write_json(validation_record(result), paths.stage_dir("calibrate") / "calibration_backtests.json")
+    write_csv(rel, paths.stage_dir("calibrate") / "calibrate_reliability.csv")
+    reliability_plot(rel, paths.stage_dir("calibrate") / "calibrate_reliability.png")
+    paths.stage_dir("calibrate").mkdir(parents=True, exist_ok=True)
+    write_text(calibration_markdown(result, args.dataset), paths.stage_dir("calibrate") / "calibration.md")
     log.info(
         "calibrate %s: %s, %d grades, PDs %s",
         args.dataset,

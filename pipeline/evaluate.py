@@ -568,14 +568,14 @@ def run(dataset: str, root: Path = PROJ_ROOT, params: dict | None = None) -> dic
         "bad_rate_by_band": report.bad_rate_by_band(frame, n_bands),
     }
     for name, table in tables.items():
-        write_csv(table, paths.plots / f"evaluate_{name}.csv")
-    report.write_plots(tables, decisions["migration"], result, paths.plots, dataset)
+        write_csv(table, paths.stage_dir("evaluate") / f"evaluate_{name}.csv")
+    report.write_plots(tables, decisions["migration"], result, paths.stage_dir("evaluate"), dataset)
     gains = gains_tables(frame, n_bands)
-    write_csv(gains, paths.reports / "evaluate_gains.csv")
+    write_csv(gains, paths.stage_dir("evaluate") / "evaluate_gains.csv")
     write_json(result, paths.metrics / "evaluate.json")
     text = report.comparison_markdown(result, decisions, tables["bad_rate_by_band"], frame, card)
-    paths.reports.mkdir(parents=True, exist_ok=True)
-    write_text(text, paths.reports / "comparison.md")
+    paths.stage_dir("evaluate").mkdir(parents=True, exist_ok=True)
+    write_text(text, paths.stage_dir("evaluate") / "comparison.md")
     log.info(
         "evaluate %s: %d OOT cases, AUC scorecard %.4f, rules %.4f",
         dataset,

@@ -164,13 +164,13 @@ def main() -> None:
 
     write_parquet(snaps, paths.processed / "snapshots.parquet")
     write_csv(dictionary, paths.processed / "feature_dictionary.csv")
-    write_csv(vintage, paths.reports / "vintage.csv")
-    write_csv(rolls, paths.reports / "roll_rates.csv")
-    write_csv(vintage, paths.plots / "features_vintage.csv")
-    plot_vintage(vintage, paths.plots / "features_vintage.png", ds)
-    plot_roll_rates(rolls, paths.plots / "features_roll_rates.png", ds)
+    write_csv(vintage, paths.stage_dir("features") / "vintage.csv")
+    write_csv(rolls, paths.stage_dir("features") / "roll_rates.csv")
+    write_csv(vintage, paths.stage_dir("features") / "features_vintage.csv")
+    plot_vintage(vintage, paths.stage_dir("features") / "features_vintage.png", ds)
+    plot_roll_rates(rolls, paths.stage_dir("features") / "features_roll_rates.png", ds)
     if grading is not None:
-        write_json(grading, paths.reports / "grading.json")
+        write_json(grading, paths.stage_dir("features") / "grading.json")
     metrics = label_metrics(snaps)
     metrics["data_cutoff"] = result["data_cutoff"]
     metrics["label_source"] = params.get("label", {}).get("source", "ledger")

@@ -595,7 +595,7 @@ def main() -> None:
         paths.raw,
         paths.interim,
         paths.quarantine,
-        paths.reports / "ingest.json",
+        paths.stage_dir("ingest") / "ingest.json",
         paths.metrics / "ingest.json",
         params,
         dataset=args.dataset,

@@ -3,7 +3,7 @@
 ``python -m pipeline.monitor --dataset NAME [--month YYYY-MM-DD]``; the month defaults to the
 latest as-of date of the snapshots. Reads the published bundle (``exports/<ds>/scorecard.json``:
 card + master scale), ``dunning_strategy.csv``, the snapshots (with the customer's credit limit at
-the as-of date) and samples, and the canonical claims. Writes ``monitoring/<ds>/monitor.json``
+the as-of date) and samples, and the canonical claims. Writes ``metrics/<ds>/monitor.json``
 (metrics), CSV tables, PNG charts and a one-page ``report.md``. The maths lives in
 :mod:`pipeline.monitoring`.
 
@@ -395,15 +395,18 @@ def main() -> None:
         res,
         metrics_json(res, args.dataset, month, len(development), n_cur, bundle),
         paths.monitoring,
+        paths.metrics / "monitor.json",
     )
 
 
 # ----------------------------------------------------------------------------------------- outputs
-def write_outputs(res: dict[str, Any], summary: dict[str, Any], out: Path) -> None:
-    """monitor.json, the CSV tables, PNG charts and report.md under ``out``."""
+def write_outputs(
+    res: dict[str, Any], summary: dict[str, Any], out: Path, summary_path: Path | None = None
+) -> None:
+    """monitor.json (to ``summary_path`` if given), the tables, charts and report.md under ``out``."""
     from pipeline.monitor_report import render_report, write_charts
 
-    write_json(summary, out / "monitor.json")
+    write_json(summary, summary_path or out / "monitor.json")
     write_csv(res["score_psi_table"], out / "score_psi.csv")
     write_csv(res["psi_over_time"], out / "psi_over_time.csv")
     write_csv(res["csi"], out / "csi.csv")

@@ -505,8 +505,8 @@ def main() -> None:
     write_json(report, paths.models / "train_report.json")
     write_json(metrics, paths.metrics / "train.json")
     write_run_log(timing, paths.root / "logs" / args.dataset / "train_timing.json")
-    write_json(sufficiency, paths.reports / "sufficiency.json")
-    write_json(design, paths.reports / "sample_design.json")
+    write_json(sufficiency, paths.stage_dir("train") / "sufficiency.json")
+    write_json(design, paths.stage_dir("train") / "sample_design.json")
     log.info(
         "train %s: AUC oot scorecard %.4f, logistic %.4f, boosting %.4f; %d features in the card",
         args.dataset,

@@ -102,8 +102,8 @@ def run(dataset: str, root: Path | None = None) -> Path:
     paths = Paths(dataset) if root is None else Paths(dataset, root)
     files = {
         "evaluation": paths.metrics / "evaluate.json",
-        "calibration": paths.reports / "calibration_backtests.json",
-        "roc": paths.plots / "evaluate_roc.csv",
+        "calibration": paths.stage_dir("calibrate") / "calibration_backtests.json",
+        "roc": paths.stage_dir("evaluate") / "evaluate_roc.csv",
         "samples": paths.processed / "samples.parquet",
         "snapshots": paths.processed / "snapshots.parquet",
     }
@@ -122,10 +122,10 @@ def run(dataset: str, root: Path | None = None) -> Path:
     present = [c for c in pq.read_schema(files["snapshots"]).names if c in wanted]
     snapshots = pd.read_parquet(files["snapshots"], columns=present)
     design = merge_train_design(
-        sample_design(samples, snapshots), paths.reports / "sample_design.json"
+        sample_design(samples, snapshots), paths.stage_dir("train") / "sample_design.json"
     )
     page = render(dataset, evaluation, calibration, design, pd.read_csv(files["roc"]))
-    out = paths.reports / "validation.html"
+    out = paths.stage_dir("validate") / "validation.html"
     write_text(page, out)
     log.info("validate %s: %s (%d kB)", dataset, out, len(page) // 1024)
     return out

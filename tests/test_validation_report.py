@@ -53,7 +53,7 @@ def report(tmp_path_factory) -> tuple[Path, str]:
     write_parquet(samples, paths.processed / "samples.parquet")
     evaluate.run("tiny", root=root, params=PARAMS)
     result = calibrate(scored_samples(tiny_card(), snaps, samples), CAL_PARAMS)
-    write_json(validation_record(result), paths.reports / "calibration_backtests.json")
+    write_json(validation_record(result), paths.stage_dir("calibrate") / "calibration_backtests.json")
     out = validate.run("tiny", root=root)
     return out, out.read_text(encoding="utf-8")
 
