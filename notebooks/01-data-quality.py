@@ -138,7 +138,7 @@ aging_share.tail(6).round(3)
 # %% [markdown]
 # ## Vintage curves
 # Cumulative share of customers gone bad (material invoice at the bad DBT threshold, or a write-off) by
-# months since their first invoice, per onboarding quarter (`reports/<ds>/vintage.csv`). Where the curves
+# months since their first invoice, per onboarding quarter (`reports/<ds>/features/vintage.csv`). Where the curves
 # flatten is how long a performance window must be to see most bads.
 
 # %%
@@ -151,7 +151,7 @@ vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_
 # %% [markdown]
 # ## Roll rates
 # Month-to-month transitions between the worst ageing bucket of each customer's open balance
-# (`reports/<ds>/roll_rates.csv`, % of the row). A high roll from 61–90 into 90+ and little cure out of
+# (`reports/<ds>/features/roll_rates.csv`, % of the row). A high roll from 61–90 into 90+ and little cure out of
 # 90+ is the usual evidence for a 90-day bad definition.
 
 # %%

@@ -5,7 +5,7 @@ Fits the calibrator on ``sample == "calibration"`` (disjoint from training) with
 not bad (`default_outcome`: an indeterminate snapshot is a matured non-default), cuts the score into
 grades (pipeline.calibration.master_scale), and tests the published grade PDs on the calibration
 and out-of-time samples. Writes models/<ds>/grade_cutoffs.{json,csv}, metrics/<ds>/calibrate.json,
-plots/<ds>/calibrate_reliability.{csv,png} and reports/<ds>/calibration.md. On synthetic data
+reports/<ds>/calibrate/calibrate_reliability.{csv,png} and reports/<ds>/calibrate/calibration.md. On synthetic data
 (``true_pd`` present) each grade's PD is compared with the mean true PD of its customers.
 """
 
@@ -573,7 +573,7 @@ def calibrate_metrics(result: dict) -> dict:
 
 
 def validation_record(result: dict) -> dict:
-    """reports/<ds>/calibration_backtests.json: what the validation report needs from this stage
+    """reports/<ds>/calibrate/calibration_backtests.json: what the validation report needs from this stage
     (cohort back-tests, central tendency, grade-count decision, truth comparison)."""
     table = result["table"]
     return {

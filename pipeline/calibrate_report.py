@@ -94,7 +94,7 @@ def _back_test_lines(result: dict) -> list[str]:
 
 
 def calibration_markdown(result: dict, dataset: str) -> str:
-    """reports/<ds>/calibration.md: master scale and traffic-light tables per sample."""
+    """reports/<ds>/calibrate/calibration.md: master scale and traffic-light tables per sample."""
     cal = result["calibrator"]
     table = result["table"]
     lines = [

@@ -156,9 +156,7 @@ def run_stage(main_fn, stage: str, atomic: bool = True) -> None:
     dataset = _dataset_argument() if atomic else None
     try:
         with (
-            stage_outputs(Paths(dataset).manifest(stage))
-            if dataset
-            else contextlib.nullcontext()
+            stage_outputs(Paths(dataset).manifest(stage)) if dataset else contextlib.nullcontext()
         ):
             main_fn()
     except PipelineError as exc:

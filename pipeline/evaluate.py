@@ -22,8 +22,8 @@ scorecard is cut into A-D with the same shares as the rule grades, so its A-C ac
 rules' approval rate (up to tied scores) and the migration matrix and the swap set describe the
 same decision.
 
-Outputs: metrics/<ds>/evaluate.json, plots/<ds>/evaluate_*.csv|png, reports/<ds>/comparison.md and
-reports/<ds>/evaluate_gains.csv.
+Outputs: metrics/<ds>/evaluate.json, reports/<ds>/evaluate/evaluate_*.csv|png, reports/<ds>/evaluate/comparison.md and
+reports/<ds>/evaluate/evaluate_gains.csv.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Reads data/interim/<ds>/{customers,invoices,payments,claims}.parquet (+ truth.parquet); runs the feature SQL
 on DuckDB out of core (memory limit, threads and a spill directory from params); writes
 data/processed/<ds>/snapshots.parquet and feature_dictionary.csv, the vintage and roll-rate reports and plots,
-reports/<ds>/grading.json and metrics/<ds>/features.json.
+reports/<ds>/features/grading.json and metrics/<ds>/features.json.
 """
 
 from __future__ import annotations

@@ -135,7 +135,12 @@ def running_stage() -> str | None:
         spec = frame.f_globals.get("__spec__")
         name = getattr(spec, "name", None) or frame.f_globals.get("__name__", "")
         parts = name.removesuffix(".__main__").split(".")
-        if len(parts) == 2 and parts[0] == PACKAGE and parts[1] != "config" and _is_stage(parts[1]):
+        if (
+            len(parts) == 2
+            and parts[0] == PACKAGE
+            and parts[1] != "config"
+            and _is_stage(parts[1])
+        ):
             return parts[1]
         frame = frame.f_back
     return None

@@ -3,7 +3,7 @@
 Inputs: ``data/processed/<ds>/snapshots.parquet`` and ``feature_dictionary.csv`` (rows with scoring
 = True). Outputs: ``data/processed/<ds>/samples.parquet``, ``boosting_predictions.parquet``,
 ``models/<ds>/scorecard.json``, ``logistic.json``, ``train_report.json``,
-``metrics/<ds>/train.json``, ``reports/<ds>/sample_design.json`` and ``reports/<ds>/sufficiency.json``;
+``metrics/<ds>/train.json``, ``reports/<ds>/train/sample_design.json`` and ``reports/<ds>/train/sufficiency.json``;
 wall-clock times go to ``logs/<ds>/train_timing.json``, a run log that is neither a DVC output nor tracked
 by git, so every artefact is byte-identical from run to run.
 
@@ -183,7 +183,7 @@ def validate_split(split: dict) -> list[str]:
 
 
 def sample_design(samples: pd.DataFrame, snapshots: pd.DataFrame, split: dict) -> dict[str, Any]:
-    """The sample-design report (reports/<ds>/sample_design.json): snapshots by sample x segment x
+    """The sample-design report (reports/<ds>/train/sample_design.json): snapshots by sample x segment x
     label, customers and bad customers per sample, date ranges, exclusions by reason, the customer
     overlaps between samples (0 where the design promises disjointness) and the rows the models are
     fitted on. Totals reconcile to the snapshot count."""

@@ -1,8 +1,8 @@
-"""Stage ``validate``: the self-contained validation report reports/<ds>/validation.html.
+"""Stage ``validate``: the self-contained validation report reports/<ds>/validate/validation.html.
 
 Reads metrics/<ds>/evaluate.json (discrimination with clustered intervals per sample and segment),
-reports/<ds>/calibration_backtests.json (cohort back-tests, central tendency, grade count, truth
-comparison), plots/<ds>/evaluate_roc.csv, and samples.parquet + snapshots.parquet for the sample
+reports/<ds>/calibrate/calibration_backtests.json (cohort back-tests, central tendency, grade count, truth
+comparison), reports/<ds>/evaluate/evaluate_roc.csv, and samples.parquet + snapshots.parquet for the sample
 design and the exclusions by reason. Where the train stage has written reports/<ds>/
 sample_design.json its figures are shown as well. The page is rendered by
 :mod:`pipeline.validation_report` and written atomically.
@@ -98,7 +98,7 @@ def merge_train_design(design: dict, path: Path) -> dict:
 
 
 def run(dataset: str, root: Path | None = None) -> Path:
-    """Build reports/<dataset>/validation.html from the stage outputs under ``root``."""
+    """Build reports/<dataset>/validate/validation.html from the stage outputs under ``root``."""
     paths = Paths(dataset) if root is None else Paths(dataset, root)
     files = {
         "evaluation": paths.metrics / "evaluate.json",
