@@ -124,19 +124,27 @@ def stage_code_version(stage: str | None, package_dir: Path = PACKAGE_DIR) -> st
 def _is_stage(stage: str, package_dir: Path = PACKAGE_DIR) -> bool:
     """A stage module runs its ``main`` through `pipeline.config.run_stage`."""
     module = stage_module(stage, package_dir)
-    return module.is_file() and "run_stage(" in module.read_text(encoding="utf-8")
+    if not module.is_file():
+        return False
+    calls = (
+        n
+        for n in ast.walk(ast.parse(module.read_text(encoding="utf-8")))
+        if isinstance(n, ast.Call)
+    )
+    return any(getattr(c.func, "id", getattr(c.func, "attr", None)) == "run_stage" for c in calls)
 
 
 def running_stage() -> str | None:
-    """The stage whose code is running: the innermost ``pipeline.<stage>`` module on the call stack
-    that is a stage (``python -m pipeline.<stage>`` runs as ``__main__``; its spec keeps the name)."""
+    """The stage whose code is running: the innermost module on the call stack that is a stage
+    (``pipeline.<stage>``) or inside a stage package (``pipeline.<stage>.<module>``); ``python -m``
+    runs the stage as ``__main__``, its spec keeps the name. None outside any stage."""
     frame = sys._getframe(1)
     while frame is not None:
         spec = frame.f_globals.get("__spec__")
         name = getattr(spec, "name", None) or frame.f_globals.get("__name__", "")
-        parts = name.removesuffix(".__main__").split(".")
+        parts = name.split(".")
         if (
-            len(parts) == 2
+            len(parts) >= 2
             and parts[0] == PACKAGE
             and parts[1] != "config"
             and _is_stage(parts[1])
