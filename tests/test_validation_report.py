@@ -83,7 +83,7 @@ def test_page_is_self_contained(report):
 
 def test_page_is_byte_identical_when_rebuilt(report):
     path, page = report
-    root = path.parents[2]
+    root = path.parents[3]  # reports/<ds>/validate/validation.html
     assert validate.run("tiny", root=root).read_text(encoding="utf-8") == page
 
 
@@ -149,7 +149,7 @@ def test_page_renders_in_chromium_without_console_errors(report, tmp_path):
 
 def test_record_round_trips_through_json(report):
     path, _ = report
-    rec = read_json(path.parents[1] / "tiny" / "calibration_backtests.json")
+    rec = read_json(path.parents[1] / "calibrate" / "calibration_backtests.json")
     assert rec["back_tests"]["cohorts"] and rec["grade_count"]["chosen"] >= 4
 
 
