@@ -390,8 +390,9 @@ def code_version(stage: str | None = None) -> str:
     (its import closure within ``pipeline/``, `pipeline.stages.stage_code`), so an edit to one
     module re-stamps only the stages that import it.
 
-    ``stage`` defaults to the running stage: the outermost ``pipeline.<stage>`` module on the call
-    stack that is a stage (``python -m pipeline.<stage>``, or its ``main`` called from a test).
+    ``stage`` defaults to the running stage (`pipeline.stages.running_stage`: the innermost stage
+    module on the call stack, whether run as ``python -m pipeline.<stage>`` or its ``main`` called
+    from a test); outside any stage the hash covers the whole package.
     """
     from pipeline.stages import running_stage, stage_code_version
 
