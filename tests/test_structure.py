@@ -77,6 +77,8 @@ def test_stage_code_is_declared(stage: str) -> None:
     declared = _entries(stage, "deps")
     missing = [_rel(f) for f in stage_code(stage) if not _covered(_rel(f), declared)]
     assert not missing, f"dvc.yaml stages.{stage}.deps lacks {missing}"
+    gone = [d for d in declared if d.startswith("pipeline/") and not (ROOT / d).exists()]
+    assert not gone, f"dvc.yaml stages.{stage}.deps names code that no longer exists: {gone}"
 
 
 def _blocks_read(module: Path) -> tuple[set[str], list[str]]:
