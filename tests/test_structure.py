@@ -144,6 +144,14 @@ def test_stage_params_are_declared(stage: str) -> None:
             needed.add(f"datasets.${{item.ds}}.{block}")
     missing = sorted(k for k in needed if not _key_declared(k, declared))
     assert not missing, f"dvc.yaml stages.{stage}.params lacks {missing} (read by its code)"
+    for key in (k for k in declared if k.startswith("datasets.${item.ds}.")):
+        for ds, block in PARAMS["datasets"].items():
+            node = block
+            for part in key.removeprefix("datasets.${item.ds}.").split("."):
+                assert isinstance(node, dict) and part in node, (
+                    f"params.yaml datasets.{ds} lacks {key}"
+                )
+                node = node[part]
 
 
 def test_params_reads_are_found() -> None:
