@@ -26,16 +26,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image
 
-from pipeline.config import Paths, stage_params
+from pipeline.config import Paths
 from pipeline.io import read_json
+from pipeline.params import load, to_dict
+from pipeline.params.base import BaseParams
+from pipeline.params.features import FeaturesParams
 
 # %matplotlib inline
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 30)
 paths = Paths(DATASET)
-ingest = read_json(paths.reports / "ingest.json")
-features_params = stage_params("features", DATASET)
-currency = stage_params("ingest", DATASET)["base"].get("currency", "CNY")
+ingest = read_json(paths.stage_dir("ingest") / "ingest.json")
+features_params = load(FeaturesParams, "features", DATASET)
+currency = load(BaseParams, "base", DATASET).currency
 snapshots = pd.read_parquet(paths.processed / "snapshots.parquet")
 print(
     f"source {ingest['source']}, data cut-off {ingest['data_cutoff']}, reconciled: {ingest['reconciled']}"
@@ -138,12 +141,14 @@ aging_share.tail(6).round(3)
 # %% [markdown]
 # ## Vintage curves
 # Cumulative share of customers gone bad (material invoice at the bad DBT threshold, or a write-off) by
-# months since their first invoice, per onboarding quarter (`reports/<ds>/vintage.csv`). Where the curves
+# months since their first invoice, per onboarding quarter (`reports/<ds>/features/vintage.csv`). Where the curves
 # flatten is how long a performance window must be to see most bads.
 
 # %%
-vintage = pd.read_csv(paths.reports / "vintage.csv")
-Image(filename=str(paths.plots / "features_vintage.png"))  # the features stage's own chart
+vintage = pd.read_csv(paths.stage_dir("features") / "vintage.csv")
+Image(
+    filename=str(paths.stage_dir("features") / "features_vintage.png")
+)  # the features stage's own chart
 
 # %%
 vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_rate"].round(
@@ -153,11 +158,11 @@ vintage[vintage["cohort"] == "all"].set_index("months_on_book")["cumulative_bad_
 # %% [markdown]
 # ## Roll rates
 # Month-to-month transitions between the worst ageing bucket of each customer's open balance
-# (`reports/<ds>/roll_rates.csv`, % of the row). A high roll from 61–90 into 90+ and little cure out of
+# (`reports/<ds>/features/roll_rates.csv`, % of the row). A high roll from 61–90 into 90+ and little cure out of
 # 90+ is the usual evidence for a 90-day bad definition.
 
 # %%
-roll_rates = pd.read_csv(paths.reports / "roll_rates.csv")
+roll_rates = pd.read_csv(paths.stage_dir("features") / "roll_rates.csv")
 order = ["no_balance", "current", "1_30", "31_60", "61_90", "90p"]
 matrix = roll_rates.pivot(index="from_bucket", columns="to_bucket", values="rate").reindex(
     index=order, columns=order
@@ -196,7 +201,7 @@ pd.DataFrame(
 # threshold, or a write-off on or before it): outside the scoring population, like immature.
 
 # %%
-print({k: features_params["label"][k] for k in features_params["label"]})
+print(to_dict(features_params.label))
 mix = snapshots.groupby(["as_of_date", "label"]).size().unstack(fill_value=0)
 label_colours = {
     "good": "seagreen",

@@ -17,7 +17,7 @@
 # The seed's A/B/C/D grading from three hard indicators — net collection rate (净回款率), payment timing
 # against the agreed date, and the share of competitors' products — against the WoE points scorecard, on
 # the out-of-time sample. Everything comes from the `features` (rule grades in the snapshots) and
-# `evaluate` stages (`metrics/<ds>/evaluate.json`, `reports/<ds>/comparison.md`); the tables below are
+# `evaluate` stages (`metrics/<ds>/evaluate.json`, `reports/<ds>/evaluate/comparison.md`); the tables below are
 # rebuilt with the evaluate stage's own functions, not re-implemented.
 
 # %% tags=["parameters"]
@@ -130,7 +130,7 @@ ax.set(
 fig.tight_layout()
 
 # %%
-display(Markdown((paths.reports / "comparison.md").read_text(encoding="utf-8")))
+display(Markdown((paths.stage_dir("evaluate") / "comparison.md").read_text(encoding="utf-8")))
 
 # %% [markdown]
 # ## Migration matrix and swap set

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 04 Calibration, master scale and credit limits (校准、主标尺与授信额度)
 #
-# Reads the `calibrate` stage (`models/<ds>/grade_cutoffs.json`, `plots/<ds>/calibrate_reliability.csv`)
+# Reads the `calibrate` stage (`models/<ds>/grade_cutoffs.json`, `reports/<ds>/calibrate/calibrate_reliability.csv`)
 # and the `publish` stage (`exports/<ds>/scorecard.json`, `exports/<ds>/limit_table.csv`). The limit
 # sensitivity reruns the publish stage's own limit function with other parameters; nothing is re-derived.
 
@@ -61,7 +61,7 @@ scale
 # On the calibration sample (where the calibrator was fitted) and the out-of-time sample (the test).
 
 # %%
-reliability = pd.read_csv(paths.plots / "calibrate_reliability.csv")
+reliability = pd.read_csv(paths.stage_dir("calibrate") / "calibrate_reliability.csv")
 fig, ax = plt.subplots(figsize=(6, 6))
 for sample, part in reliability.groupby("sample", sort=True):
     ax.scatter(

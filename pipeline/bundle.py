@@ -12,7 +12,8 @@ from pipeline.card import seal_bundle
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version
 from pipeline.params import to_dict
-from pipeline.params.publish import LabelDefinition, PublishParams
+from pipeline.params.features import LabelParams
+from pipeline.params.publish import PublishParams
 
 BUNDLE_SCHEMA = "1.0"
 GRADE_KEYS = ("grade", "letter_grade", "score_min", "pd")
@@ -72,7 +73,7 @@ def build_bundle(
     )
 
 
-def bad_definition(label: LabelDefinition) -> str:
+def bad_definition(label: LabelParams) -> str:
     """The bad definition in words, from the features stage's ``label`` parameters."""
     if label.source == "customer_flag":
         return "the source's own default flag (one observation point)"

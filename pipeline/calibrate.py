@@ -5,8 +5,8 @@ Fits the calibrator on ``sample == "calibration"`` (disjoint from training) with
 not bad (an indeterminate snapshot is a matured non-default), cuts the score into grades, and tests
 the published grade PDs on the calibration and out-of-time samples and by annual cohort. Writes
 models/<ds>/grade_cutoffs.{json,csv}, metrics/<ds>/calibrate.json,
-reports/<ds>/calibration_backtests.json, plots/<ds>/calibrate_reliability.{csv,png} and
-reports/<ds>/calibration.md. On synthetic data (``true_pd`` present) each grade's PD is compared
+reports/<ds>/calibrate/calibration_backtests.json, reports/<ds>/calibrate/calibrate_reliability.{csv,png} and
+reports/<ds>/calibrate/calibration.md. On synthetic data (``true_pd`` present) each grade's PD is compared
 with the mean true PD of its snapshots. The computation lives in `pipeline.pd_calibration` (samples,
 master scale, tests) and `pipeline.calibration` (calibrators, scale, statistical tests).
 """
@@ -75,11 +75,15 @@ def write_outputs(result: dict, dataset: str, paths: Paths) -> None:
     write_json(cutoffs_spec(result, dataset, provenance), paths.models / "grade_cutoffs.json")
     write_csv(result["table"], paths.models / "grade_cutoffs.csv")
     write_json(calibrate_metrics(result), paths.metrics / "calibrate.json")
-    write_json(validation_record(result), paths.reports / "calibration_backtests.json")
-    write_csv(rel, paths.plots / "calibrate_reliability.csv")
-    reliability_plot(rel, paths.plots / "calibrate_reliability.png")
-    paths.reports.mkdir(parents=True, exist_ok=True)
-    write_text(calibration_markdown(result, dataset), paths.reports / "calibration.md")
+    write_json(
+        validation_record(result), paths.stage_dir("calibrate") / "calibration_backtests.json"
+    )
+    write_csv(rel, paths.stage_dir("calibrate") / "calibrate_reliability.csv")
+    reliability_plot(rel, paths.stage_dir("calibrate") / "calibrate_reliability.png")
+    paths.stage_dir("calibrate").mkdir(parents=True, exist_ok=True)
+    write_text(
+        calibration_markdown(result, dataset), paths.stage_dir("calibrate") / "calibration.md"
+    )
 
 
 def main() -> None:

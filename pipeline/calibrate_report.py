@@ -212,7 +212,7 @@ def _true_pd_lines(name: str, c: dict) -> list[str]:
 
 
 def calibration_markdown(result: dict, dataset: str) -> str:
-    """reports/<ds>/calibration.md: master scale and traffic-light tables per sample."""
+    """reports/<ds>/calibrate/calibration.md: master scale and traffic-light tables per sample."""
     lines = _header_lines(result, dataset) + _master_scale_lines(result["table"])
     lines += _grade_count_lines(result) + _back_test_lines(result)
     for name, t in result["tests"].items():

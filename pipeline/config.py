@@ -21,13 +21,20 @@ from pipeline.domain import PipelineError
 
 PROJ_ROOT = Path(os.environ.get("CREDIT_PIPELINE_ROOT") or Path(__file__).resolve().parents[1])
 PARAMS_FILE = "params.yaml"
+MANIFEST_NAME = "manifest.json"
 
 log = logging.getLogger("pipeline")
 
 
 @dataclass(frozen=True)
 class Paths:
-    """All stage inputs and outputs for one dataset, relative to the project root."""
+    """All stage inputs and outputs for one dataset, relative to the project root.
+
+    Layout: data/{raw,interim,quarantine,processed}/<ds>/ (ledgers, snapshots, samples), models/<ds>/
+    (fitted JSON), reports/<ds>/<stage>/ (each stage's reports, charts and manifest), metrics/<ds>/
+    (<stage>.json), exports/<ds>/ (publish) and monitoring/<ds>/ (monitor): a stage's outputs are a few
+    folders, so dvc.yaml declares folders, not files.
+    """
 
     dataset: str
     root: Path = PROJ_ROOT
@@ -55,17 +62,18 @@ class Paths:
     def models(self) -> Path:
         return self._p("models", self.dataset)
 
-    @property
-    def reports(self) -> Path:
-        return self._p("reports", self.dataset)
+    def stage_dir(self, stage: str) -> Path:
+        """``reports/<ds>/<stage>/``: the stage's reports, charts and manifest; one DVC out per stage."""
+        return self._p("reports", self.dataset, stage)
+
+    def manifest(self, stage: str) -> Path:
+        """``reports/<ds>/<stage>/manifest.json``: what the stage last committed (`pipeline.io`)."""
+        return self.stage_dir(stage) / MANIFEST_NAME
 
     @property
     def metrics(self) -> Path:
+        """``metrics/<ds>/``: one ``<stage>.json`` per stage, the DVC metrics."""
         return self._p("metrics", self.dataset)
-
-    @property
-    def plots(self) -> Path:
-        return self._p("plots", self.dataset)
 
     @property
     def exports(self) -> Path:
@@ -142,15 +150,13 @@ def run_stage(main_fn, stage: str, atomic: bool = True) -> None:
     import contextlib
     import sys
 
-    from pipeline.io import stage_manifest_path, stage_outputs
+    from pipeline.io import stage_outputs
 
     setup_logging()
     dataset = _dataset_argument() if atomic else None
     try:
         with (
-            stage_outputs(stage_manifest_path(PROJ_ROOT, dataset, stage))
-            if dataset
-            else contextlib.nullcontext()
+            stage_outputs(Paths(dataset).manifest(stage)) if dataset else contextlib.nullcontext()
         ):
             main_fn()
     except PipelineError as exc:

@@ -8,8 +8,8 @@ swap set, gains) lives in `pipeline.comparison`; the tables and charts in
 `pipeline.evaluate_report`. Parameters: params.yaml ``evaluate`` (`EvaluateParams`) and
 ``train.split.method`` / ``oot_start``.
 
-Outputs: metrics/<ds>/evaluate.json, plots/<ds>/evaluate_*.csv|png, reports/<ds>/comparison.md and
-reports/<ds>/evaluate_gains.csv.
+Outputs: metrics/<ds>/evaluate.json, reports/<ds>/evaluate/evaluate_*.csv|png, reports/<ds>/evaluate/comparison.md and
+reports/<ds>/evaluate/evaluate_gains.csv.
 """
 
 from __future__ import annotations
@@ -147,15 +147,19 @@ def run(
     result, decisions, frame = compare(dataset, inputs, p, split)
     tables = report.chart_tables(frame, p.n_bands)
     for name, table in tables.items():
-        write_csv(table, paths.plots / f"evaluate_{name}.csv")
-    report.write_plots(tables, decisions["migration"], result, paths.plots, dataset)
-    write_csv(cmp.gains_tables(frame, p.n_bands), paths.reports / "evaluate_gains.csv")
+        write_csv(table, paths.stage_dir("evaluate") / f"evaluate_{name}.csv")
+    report.write_plots(
+        tables, decisions["migration"], result, paths.stage_dir("evaluate"), dataset
+    )
+    write_csv(
+        cmp.gains_tables(frame, p.n_bands), paths.stage_dir("evaluate") / "evaluate_gains.csv"
+    )
     write_json(result, paths.metrics / "evaluate.json")
     text = report.comparison_markdown(
         result, decisions, tables["bad_rate_by_band"], frame, inputs["card"]
     )
-    paths.reports.mkdir(parents=True, exist_ok=True)
-    write_text(text, paths.reports / "comparison.md")
+    paths.stage_dir("evaluate").mkdir(parents=True, exist_ok=True)
+    write_text(text, paths.stage_dir("evaluate") / "comparison.md")
     log.info(
         "evaluate %s: %d OOT cases, AUC scorecard %.4f, rules %.4f",
         dataset,

@@ -121,7 +121,7 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 
 def chart_tables(frame: pd.DataFrame, n_bands: int) -> dict[str, pd.DataFrame]:
-    """The tables behind the charts (written as plots/<ds>/evaluate_<name>.csv)."""
+    """The tables behind the charts (written as reports/<ds>/evaluate/evaluate_<name>.csv)."""
     return {
         "roc": roc_table(frame),
         "ks": ks_table(frame),
@@ -709,8 +709,8 @@ def _reading_notes(result: dict[str, Any]) -> list[str]:
         "overlay), ranked A (best) to D (worst) as an ordinal score; within a grade it cannot "
         "rank.",
         f"- Rule grade UNDEFINED: {result['params']['rule_undefined']} (evaluate.rule_undefined).",
-        "- Full gains tables by decile for every method: reports/<dataset>/evaluate_gains.csv; "
-        "charts: plots/<dataset>/evaluate_*.png.",
+        "- Full gains tables by decile for every method: reports/<dataset>/evaluate/evaluate_gains.csv; "
+        "charts: reports/<dataset>/evaluate/evaluate_*.png.",
         "",
     ]
     return lines

@@ -8,7 +8,7 @@ accepted rows), and writes
 - data/interim/<NAME>/<table>.parquet (+ truth.parquet passed through when raw truth.csv exists),
 - data/quarantine/<NAME>/<table>.parquet: rejected rows as text + ``_source_file, _source_row,
   _rule, _column, _reason``,
-- reports/<NAME>/ingest.json (per table: rows and amounts read = accepted + quarantined, reasons,
+- reports/<NAME>/ingest/ingest.json (per table: rows and amounts read = accepted + quarantined, reasons,
   unknown columns dropped) and metrics/<NAME>/ingest.json (the counts).
 
 Rows keep their source order (file, row); duplicate ids keep the first row and quarantine the rest.
@@ -165,7 +165,7 @@ def main() -> None:
         paths.raw,
         paths.interim,
         paths.quarantine,
-        paths.reports / "ingest.json",
+        paths.stage_dir("ingest") / "ingest.json",
         paths.metrics / "ingest.json",
         params,
     )

@@ -5,7 +5,7 @@ Every writer here writes to a temporary file in the target's directory, flushes 
 ``os.replace``-s it over the target, so a reader sees the previous complete file or the new complete
 file, never a part. Inside `stage_outputs` (opened by `pipeline.config.run_stage` for every stage) the
 replaces are deferred to the end of the stage: a stage killed while it computes or writes leaves all
-of its previous outputs untouched. At commit the stage's manifest (``reports/<ds>/manifests/<stage>.json``:
+of its previous outputs untouched. At commit the stage's manifest (``reports/<ds>/<stage>/manifest.json``:
 size, SHA-256 and Parquet row count of every output) is first marked incomplete, the outputs are
 moved into place, then the manifest is written complete. `verify_recorded` (called by
 `pipeline.config.require_files`) refuses an input whose manifest is incomplete or disagrees with the
@@ -39,6 +39,7 @@ JSON_SIGNIFICANT_DIGITS = (
 TMP_MARK = ".~tmp"
 FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 MANIFEST_KIND = "stage_manifest"
+MANIFEST_GLOB = "reports/*/*/manifest.json"  # pipeline.config.Paths.manifest
 
 
 # ----------------------------------------------------------------------------- fault injection
@@ -200,7 +201,7 @@ def _describe(path: Path) -> dict[str, Any]:
 
 
 def _root_of(manifest: Path) -> Path:
-    # manifests live at <root>/reports/<ds>/manifests/<stage>.json
+    # manifests live at <root>/reports/<ds>/<stage>/manifest.json
     return manifest.parents[3]
 
 
@@ -218,8 +219,10 @@ def _manifest_text(outputs: dict[Path, dict[str, Any]], manifest: Path, complete
 
 
 def stage_manifest_path(root: Path, dataset: str, stage: str) -> Path:
-    """Where a stage's manifest lives."""
-    return Path(root) / "reports" / dataset / "manifests" / f"{stage}.json"
+    """Where a stage's manifest lives (`pipeline.config.Paths.manifest`)."""
+    from pipeline.config import Paths
+
+    return Paths(dataset, Path(root)).manifest(stage)
 
 
 def verify_recorded(path: Path | str, root: Path) -> str | None:
@@ -233,7 +236,7 @@ def verify_recorded(path: Path | str, root: Path) -> str | None:
         key = path.resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return None
-    for manifest in sorted(Path(root).glob("reports/*/manifests/*.json")):
+    for manifest in sorted(Path(root).glob(MANIFEST_GLOB)):
         try:
             body = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -382,13 +385,15 @@ def frame_sha256(df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def code_version() -> str:
-    """The package version plus a hash of the package source, stored in every model artefact."""
-    from pipeline import __version__
+def code_version(stage: str | None = None) -> str:
+    """The stamp stored in every artefact: the package version plus a hash of the stage's own code
+    (its import closure within ``pipeline/``, `pipeline.stages.stage_code`), so an edit to one
+    module re-stamps only the stages that import it.
 
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for file in sorted(root.rglob("*.py")):
-        digest.update(file.relative_to(root).as_posix().encode())
-        digest.update(file.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:12]}"
+    ``stage`` defaults to the running stage (`pipeline.stages.running_stage`: the innermost stage
+    module on the call stack, whether run as ``python -m pipeline.<stage>`` or its ``main`` called
+    from a test); outside any stage the hash covers the whole package.
+    """
+    from pipeline.stages import running_stage, stage_code_version
+
+    return stage_code_version(stage or running_stage())

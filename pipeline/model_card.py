@@ -127,7 +127,7 @@ def model_card_markdown(
         *_table(_grades_table(cutoffs)),
         "",
         "## Comparison with the rule grading",
-        "See the rules rows of the discrimination table above and reports/<ds>/comparison.md "
+        "See the rules rows of the discrimination table above and reports/<ds>/evaluate/comparison.md "
         "(migration matrix, swap set).",
         "",
         *_policy_section(limits, policy),

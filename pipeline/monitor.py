@@ -4,7 +4,7 @@
 latest as-of date of the snapshots. Reads the published bundle (``exports/<ds>/scorecard.json``:
 card + master scale), ``dunning_strategy.csv``, the snapshots (with the customer's credit limit at
 the as-of date) and samples, the canonical claims and ``metrics/<ds>/evaluate.json`` (the
-validation AUC). Writes ``monitoring/<ds>/monitor.json`` (metrics), CSV tables, PNG charts and a
+validation AUC). Writes ``metrics/<ds>/monitor.json`` (metrics), CSV tables, PNG charts and a
 one-page ``report.md``. The month's review is assembled by `pipeline.monitoring_review` from the
 maths in `pipeline.monitoring`; parameters: params.yaml ``monitor`` (`MonitorParams`).
 """
@@ -122,15 +122,17 @@ def run(dataset: str, month: str | None = None, root: Path | None = None) -> dic
         len(res["early_warning"]),
     )
     summary = review.metrics_json(res, dataset, chosen, len(development), n_cur, bundle)
-    write_outputs(res, summary, paths.monitoring)
+    write_outputs(res, summary, paths.monitoring, paths.metrics / "monitor.json")
     return summary
 
 
-def write_outputs(res: dict[str, Any], summary: dict[str, Any], out: Path) -> None:
-    """monitor.json, the CSV tables, PNG charts and report.md under ``out``."""
+def write_outputs(
+    res: dict[str, Any], summary: dict[str, Any], out: Path, summary_path: Path | None = None
+) -> None:
+    """monitor.json (to ``summary_path`` if given), the tables, charts and report.md under ``out``."""
     from pipeline.monitor_report import render_report, write_charts
 
-    write_json(summary, out / "monitor.json")
+    write_json(summary, summary_path or out / "monitor.json")
     write_csv(res["score_psi_table"], out / "score_psi.csv")
     write_csv(res["psi_over_time"], out / "psi_over_time.csv")
     write_csv(res["csi"], out / "csi.csv")

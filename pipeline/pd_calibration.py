@@ -556,7 +556,7 @@ def calibrate_metrics(result: dict) -> dict:
 
 
 def validation_record(result: dict) -> dict:
-    """reports/<ds>/calibration_backtests.json: what the validation report needs from this stage
+    """reports/<ds>/calibrate/calibration_backtests.json: what the validation report needs from this stage
     (cohort back-tests, central tendency, grade-count decision, truth comparison)."""
     table = result["table"]
     return {

@@ -37,7 +37,8 @@ from pipeline.exports import (
 from pipeline.io import read_json, write_bytes, write_csv, write_json, write_text
 from pipeline.model_card import model_card_markdown
 from pipeline.params import load
-from pipeline.params.publish import PublishParams, load_label
+from pipeline.params.features import FeaturesParams
+from pipeline.params.publish import PublishParams
 from pipeline.policy import (
     band_statistics,
     credit_policy_table,
@@ -85,7 +86,7 @@ def main() -> None:
         "publish", "Publish the scorecard bundle, exports and policy."
     ).parse_args()
     params = load(PublishParams, "publish", args.dataset)
-    label = load_label(args.dataset)
+    label = load(FeaturesParams, "features", args.dataset).label
     paths = Paths(args.dataset)
     inp = read_inputs(paths, params.size_measure)
     card, cutoffs, grades = inp["card"], inp["cutoffs"], inp["grades"]

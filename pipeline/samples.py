@@ -171,7 +171,7 @@ def sample_rule(method: str) -> str:
             "out_of_time: development customers split whole by seeded hash into held-out "
             "(oot_customer_share), calibration and train; as_of_date >= oot_start -> oot for "
             "customers with no train/calibration snapshot, oot_known for those with one; "
-            "details in reports/<ds>/sample_design.json"
+            "details in reports/<ds>/train/sample_design.json"
         )
     return (
         "stratified_holdout: single observation point; customers split stratified by "
@@ -193,7 +193,7 @@ def _customers(frame: pd.DataFrame) -> dict[str, int]:
 def sample_design(
     samples: pd.DataFrame, snapshots: pd.DataFrame, split: SplitParams
 ) -> dict[str, Any]:
-    """The sample-design report (reports/<ds>/sample_design.json): snapshots by sample x segment x
+    """The sample-design report (reports/<ds>/train/sample_design.json): snapshots by sample x segment x
     label, customers and bad customers per sample, date ranges, exclusions by reason, the customer
     overlaps between samples (0 where the design promises disjointness) and the rows the models are
     fitted on. Totals reconcile to the snapshot count."""

@@ -1,7 +1,7 @@
 """Data sufficiency: is there enough history and enough bads for a result to mean anything?
 
 Pure functions on the snapshots and samples frames, called by small hooks in the features, train,
-evaluate and calibrate stages. The train stage writes ``reports/<ds>/sufficiency.json``: bads and goods
+evaluate and calibrate stages. The train stage writes ``reports/<ds>/train/sufficiency.json``: bads and goods
 per sample and segment, months of history, snapshots per customer, and every warning raised.
 
 Stages *warn* below the minimums in `MINIMUMS` (a result exists but is fragile) and *stop* with a

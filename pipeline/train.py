@@ -3,7 +3,7 @@
 Inputs: ``data/processed/<ds>/snapshots.parquet`` and ``feature_dictionary.csv`` (rows with scoring
 = True). Outputs: ``data/processed/<ds>/samples.parquet``, ``boosting_predictions.parquet``,
 ``models/<ds>/scorecard.json``, ``logistic.json``, ``train_report.json``,
-``metrics/<ds>/train.json``, ``reports/<ds>/sample_design.json`` and ``reports/<ds>/sufficiency.json``;
+``metrics/<ds>/train.json``, ``reports/<ds>/train/sample_design.json`` and ``reports/<ds>/train/sufficiency.json``;
 wall-clock times go to ``logs/<ds>/train_timing.json``, a run log that is neither a DVC output nor tracked
 by git, so every artefact is byte-identical from run to run.
 
@@ -91,8 +91,8 @@ def main() -> None:
     write_json(report, paths.models / "train_report.json")
     write_json(metrics, paths.metrics / "train.json")
     write_run_log(timing, paths.root / "logs" / args.dataset / "train_timing.json")
-    write_json(sufficiency, paths.reports / "sufficiency.json")
-    write_json(design, paths.reports / "sample_design.json")
+    write_json(sufficiency, paths.stage_dir("train") / "sufficiency.json")
+    write_json(design, paths.stage_dir("train") / "sample_design.json")
     log.info(
         "train %s: AUC oot scorecard %.4f, logistic %.4f, boosting %.4f; %d features in the card",
         args.dataset,

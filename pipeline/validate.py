@@ -1,9 +1,9 @@
-"""Stage ``validate``: the self-contained validation report reports/<ds>/validation.html.
+"""Stage ``validate``: the self-contained validation report reports/<ds>/validate/validation.html.
 
 Reads metrics/<ds>/evaluate.json (discrimination with clustered intervals per sample and segment),
-reports/<ds>/calibration_backtests.json (cohort back-tests, central tendency, grade count, truth
-comparison), plots/<ds>/evaluate_roc.csv, and the train stage's sample design: its
-reports/<ds>/sample_design.json (snapshots by sample x segment x label, exclusions by reason,
+reports/<ds>/calibrate/calibration_backtests.json (cohort back-tests, central tendency, grade count, truth
+comparison), reports/<ds>/evaluate/evaluate_roc.csv, and the train stage's sample design: its
+reports/<ds>/train/sample_design.json (snapshots by sample x segment x label, exclusions by reason,
 customer overlaps, date ranges) and samples.parquet for the one figure that file does not hold,
 distinct customers per sample x segment. Nothing is recounted from the snapshots. The page is
 rendered by :mod:`pipeline.validation_report` and written atomically.
@@ -92,14 +92,14 @@ def sample_design(train_design: dict[str, Any], samples: pd.DataFrame, path: Pat
 
 
 def run(dataset: str, root: Path | None = None) -> Path:
-    """Build reports/<dataset>/validation.html from the stage outputs under ``root``."""
+    """Build reports/<dataset>/validate/validation.html from the stage outputs under ``root``."""
     paths = Paths(dataset) if root is None else Paths(dataset, root)
     files = {
         "evaluation": paths.metrics / "evaluate.json",
-        "calibration": paths.reports / "calibration_backtests.json",
-        "roc": paths.plots / "evaluate_roc.csv",
+        "calibration": paths.stage_dir("calibrate") / "calibration_backtests.json",
+        "roc": paths.stage_dir("evaluate") / "evaluate_roc.csv",
         "samples": paths.processed / "samples.parquet",
-        "sample_design": paths.reports / "sample_design.json",
+        "sample_design": paths.stage_dir("train") / "sample_design.json",
     }
     require_files(files, "run the train, evaluate and calibrate stages first (dvc repro)")
     evaluation, calibration = read_json(files["evaluation"]), read_json(files["calibration"])
@@ -112,7 +112,7 @@ def run(dataset: str, root: Path | None = None) -> Path:
     samples = pd.read_parquet(files["samples"])
     design = sample_design(read_json(files["sample_design"]), samples, files["sample_design"])
     page = render(dataset, evaluation, calibration, design, pd.read_csv(files["roc"]))
-    out = paths.reports / "validation.html"
+    out = paths.stage_dir("validate") / "validation.html"
     write_text(page, out)
     log.info("validate %s: %s (%d kB)", dataset, out, len(page) // 1024)
     return out

@@ -609,7 +609,7 @@ def render(
         f"<h1>Validation report — {_esc(dataset)}</h1>",
         f"<p class=note>Code version {_esc(evaluation.get('code_version', ''))}. Built by the "
         "validate stage from metrics/&lt;ds&gt;/evaluate.json, reports/&lt;ds&gt;/"
-        "calibration_backtests.json and the sample design; reports/&lt;ds&gt;/comparison.md holds "
+        "calibration_backtests.json and the sample design; reports/&lt;ds&gt;/evaluate/comparison.md holds "
         "the same comparison as text for diffs.</p>",
         "<h2>Headline</h2>",
         _summary(evaluation),

@@ -214,9 +214,9 @@ OUTPUTS = [
     "models/fab/grade_cutoffs.json",
     "models/fab/grade_cutoffs.csv",
     "metrics/fab/calibrate.json",
-    "plots/fab/calibrate_reliability.csv",
-    "plots/fab/calibrate_reliability.png",
-    "reports/fab/calibration.md",
+    "reports/fab/calibrate/calibrate_reliability.csv",
+    "reports/fab/calibrate/calibrate_reliability.png",
+    "reports/fab/calibrate/calibration.md",
 ]
 
 
@@ -240,7 +240,7 @@ def test_stage_writes_outputs_deterministically(tmp_path, monkeypatch):
     assert all(b > a for a, b in zip(pds, pds[1:], strict=False))
     metrics = json.loads(first["metrics/fab/calibrate.json"])
     assert metrics["true_pd_calibration"]["all_within_tolerance"] is True
-    assert "| AAA |" in first["reports/fab/calibration.md"].decode()
+    assert "| AAA |" in first["reports/fab/calibrate/calibration.md"].decode()
     _run_in_process(root, monkeypatch)
     second = {p: (root / p).read_bytes() for p in OUTPUTS}
     spec2 = json.loads(second.pop("models/fab/grade_cutoffs.json"))

@@ -41,7 +41,7 @@ def test_dag_produces_every_declared_output(dag_root: Path) -> None:
             f"exports/{ds}/scorecard.json",
             f"exports/{ds}/scorecard.sql",
             f"exports/{ds}/limit_table.csv",
-            f"reports/{ds}/comparison.md",
+            f"reports/{ds}/evaluate/comparison.md",
             f"metrics/{ds}/evaluate.json",
         ):
             assert (dag_root / rel).is_file(), f"missing {rel}"
@@ -50,7 +50,7 @@ def test_dag_produces_every_declared_output(dag_root: Path) -> None:
 def test_ingest_counts_reconcile(dag_root: Path) -> None:
     """rows read = accepted + quarantined for every table of every dataset."""
     for ds in DATASETS:
-        report = json.loads((dag_root / f"reports/{ds}/ingest.json").read_text())
+        report = json.loads((dag_root / f"reports/{ds}/ingest/ingest.json").read_text())
         for table, counts in report["tables"].items():
             assert counts["rows_read"] == counts["rows_accepted"] + counts["rows_quarantined"], (
                 table
@@ -125,7 +125,7 @@ def current_oot_with_truth(root: Path, sample: str = "oot") -> pd.DataFrame:
 def test_samples_are_customer_disjoint_and_out_of_time(dag_root: Path) -> None:
     """Development, calibration and oot share no customer; oot is dated after development; the known
     customers' later dates are a separate, labelled sample; the sample-design report reconciles."""
-    design = json.loads((dag_root / "reports/synthetic/sample_design.json").read_text())
+    design = json.loads((dag_root / "reports/synthetic/train/sample_design.json").read_text())
     assert set(design["customer_overlap"].values()) == {0}
     ranges = design["as_of_range"]
     assert ranges["oot"][0] > ranges["train"][1] and ranges["oot"][0] > ranges["calibration"][1]
@@ -133,7 +133,7 @@ def test_samples_are_customer_disjoint_and_out_of_time(dag_root: Path) -> None:
     assert sum(design["snapshots_per_sample"].values()) == design["snapshots"]
     assert design["bad_customers"]["oot"] >= 50, "enough bad customers out of time"
     assert design["exclusions"]["in_default"] > 0
-    uci = json.loads((dag_root / "reports/uci/sample_design.json").read_text())
+    uci = json.loads((dag_root / "reports/uci/train/sample_design.json").read_text())
     assert set(uci["customer_overlap"].values()) == {0}
 
 

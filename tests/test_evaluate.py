@@ -179,14 +179,14 @@ def fabricate(
 
 OUTPUTS = [
     "metrics/{ds}/evaluate.json",
-    "reports/{ds}/comparison.md",
-    "reports/{ds}/evaluate_gains.csv",
+    "reports/{ds}/evaluate/comparison.md",
+    "reports/{ds}/evaluate/evaluate_gains.csv",
     *[
-        f"plots/{{ds}}/evaluate_{n}.{ext}"
+        f"reports/{{ds}}/evaluate/evaluate_{n}.{ext}"
         for n in ("roc", "ks", "score_distribution", "bad_rate_by_band")
         for ext in ("csv", "png")
     ],
-    "plots/{ds}/evaluate_migration.png",
+    "reports/{ds}/evaluate/evaluate_migration.png",
 ]
 
 
@@ -203,7 +203,7 @@ def test_stage_writes_every_output(tiny_run):
     for rel in OUTPUTS:
         path = root / rel.format(ds="tiny")
         assert path.is_file() and path.stat().st_size > 0, rel
-    assert (root / "plots/tiny/evaluate_roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert (root / "reports/tiny/evaluate/evaluate_roc.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_sample_counts_and_auc_agree_with_sklearn(tiny_run):
@@ -268,7 +268,7 @@ def test_migration_and_swap_set_are_consistent(tiny_run):
 
 def test_report_is_readable(tiny_run):
     root, _, result = tiny_run
-    text = (root / "reports/tiny/comparison.md").read_text()
+    text = (root / "reports/tiny/evaluate/comparison.md").read_text()
     for heading in (
         "Which method ranks risk better",
         "Bad rate per grade",
@@ -279,7 +279,7 @@ def test_report_is_readable(tiny_run):
         assert heading in text
     assert "out-of-time sample" in text and "True PD of the generator" in text
     assert "R01" in text or "R02" in text
-    plots = pd.read_csv(root / "plots/tiny/evaluate_roc.csv")
+    plots = pd.read_csv(root / "reports/tiny/evaluate/evaluate_roc.csv")
     assert list(plots.columns) == [
         "fpr",
         "tpr_scorecard",
@@ -306,7 +306,10 @@ def test_holdout_is_named_as_such(tmp_path, eval_params):
     fabricate(tmp_path, dataset="tinyholdout", n_customers=120)
     result = evaluate.run("tinyholdout", root=tmp_path, params=eval_params, split=HOLDOUT_SPLIT)
     assert result["sample"]["kind"] == "stratified_holdout"
-    assert "stratified hold-out" in (tmp_path / "reports/tinyholdout/comparison.md").read_text()
+    assert (
+        "stratified hold-out"
+        in (tmp_path / "reports/tinyholdout/evaluate/comparison.md").read_text()
+    )
 
 
 # ------------------------------------------------------------------------------------ pure parts

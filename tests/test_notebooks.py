@@ -17,11 +17,11 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 DATASET = "synthetic"
 REQUIRED = {
     "01-data-quality.py": [
-        "reports/{ds}/ingest.json",
+        "reports/{ds}/ingest/ingest.json",
         "data/processed/{ds}/snapshots.parquet",
-        "reports/{ds}/vintage.csv",
-        "plots/{ds}/features_vintage.png",
-        "reports/{ds}/roll_rates.csv",
+        "reports/{ds}/features/vintage.csv",
+        "reports/{ds}/features/features_vintage.png",
+        "reports/{ds}/features/roll_rates.csv",
     ],
     "02-scorecard-review.py": [
         "models/{ds}/scorecard.json",
@@ -30,7 +30,7 @@ REQUIRED = {
     ],
     "03-rules-vs-scorecard.py": [
         "metrics/{ds}/evaluate.json",
-        "reports/{ds}/comparison.md",
+        "reports/{ds}/evaluate/comparison.md",
         "models/{ds}/scorecard.json",
         "models/{ds}/logistic.json",
         "data/processed/{ds}/boosting_predictions.parquet",

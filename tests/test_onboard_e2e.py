@@ -52,7 +52,7 @@ def _published(root: Path, name: str) -> dict:
     card = json.loads((root / "exports" / name / "scorecard.json").read_text(encoding="utf-8"))
     assert (root / "exports" / name / "scorecard.sql").stat().st_size > 0
     assert (root / "exports" / name / "limit_table.csv").stat().st_size > 0
-    sufficiency = json.loads((root / "reports" / name / "sufficiency.json").read_text())
+    sufficiency = json.loads((root / "reports" / name / "train" / "sufficiency.json").read_text())
     assert (
         sufficiency["by_sample"]["oot"]["bads"] > 0
         and sufficiency["by_sample"]["oot"]["goods"] > 0
@@ -80,7 +80,7 @@ def test_english_usd_invoice_ledger_2012_to_2014(tmp_path):
     run_dvc(root, "repro", "publish@acme_usd")
     assert (root / "dvc.yaml").read_text(encoding="utf-8") == dvc_before  # no per-dataset edit
     result = _published(root, "acme_usd")
-    ingest = json.loads((root / "reports" / "acme_usd" / "ingest.json").read_text())
+    ingest = json.loads((root / "reports" / "acme_usd" / "ingest" / "ingest.json").read_text())
     assert ingest["reconciled"] and ingest["tables"]["invoices"]["rows_quarantined"] == 0
     features = json.loads((root / "metrics" / "acme_usd" / "features.json").read_text())
     assert features["data_cutoff"].startswith("2014-12-31")
@@ -104,7 +104,7 @@ def test_chinese_gb18030_four_table_export(tmp_path):
     assert "gb18030" in out
     run_dvc(root, "repro", "publish@huadong")
     result = _published(root, "huadong")
-    ingest = json.loads((root / "reports" / "huadong" / "ingest.json").read_text())
+    ingest = json.loads((root / "reports" / "huadong" / "ingest" / "ingest.json").read_text())
     assert ingest["reconciled"]
     assert ingest["tables"]["invoices"]["encoding"] == {"发票.csv": "gb18030"}
     assert ingest["tables"]["claims"]["rows_accepted"] > 0

@@ -191,11 +191,14 @@ def test_publish_stops_when_a_sql_client_disagrees(monkeypatch, tmp_path):
 
 
 # --------------------------------------------------------------------------- bundle helpers
-def test_bad_definition_in_words():
+def test_bad_definition_in_words(make_params):
     import dataclasses
 
     from pipeline.bundle import bad_definition
-    from pipeline.params.publish import load_label
+    from pipeline.params.features import FeaturesParams
+
+    def load_label(dataset: str):
+        return make_params(FeaturesParams, "features", dataset).label
 
     ledger = dataclasses.replace(
         load_label("synthetic"),

@@ -339,8 +339,8 @@ def test_stage_writes_contract_outputs(uci_csv, tmp_path) -> None:
         "models/uci/train_report.json",
         "metrics/uci/train.json",
         "logs/uci/train_timing.json",
-        "reports/uci/sample_design.json",
-        "reports/uci/manifests/train.json",
+        "reports/uci/train/sample_design.json",
+        "reports/uci/train/manifest.json",
     ):
         assert (root / rel).is_file(), rel
     assert not list(root.rglob("*.pkl")) and not list(root.rglob("*.pickle"))
@@ -355,7 +355,7 @@ def test_stage_writes_contract_outputs(uci_csv, tmp_path) -> None:
         "segment",
         "exclusion_reason",
     ]
-    design = json.loads((root / "reports/uci/sample_design.json").read_text())
+    design = json.loads((root / "reports/uci/train/sample_design.json").read_text())
     assert design["customer_overlap"]["train&oot"] == 0 and design["snapshots"] == 5000
     card = load_card(root / "models/uci/scorecard.json")
     assert card["dataset"] == "uci" and card["provenance"]["params"]["split"]["method"] == (

@@ -78,10 +78,12 @@ def report(tmp_path_factory, make_params) -> tuple[Path, str]:
     write_parquet(samples, paths.processed / "samples.parquet")
     params = make_params(EvaluateParams, "evaluate", "synthetic", {"bootstrap_resamples": 200})
     evaluate.run("tiny", root=root, params=params, split=OOT_SPLIT)
-    write_json(train_design(samples, snaps), paths.reports / "sample_design.json")
+    write_json(train_design(samples, snaps), paths.stage_dir("train") / "sample_design.json")
     cal_params = make_params(CalibrateParams, "calibrate", "synthetic", CAL_OVERRIDE)
     result = calibrate(scored_samples(tiny_card(), snaps, samples), cal_params)
-    write_json(validation_record(result), paths.reports / "calibration_backtests.json")
+    write_json(
+        validation_record(result), paths.stage_dir("calibrate") / "calibration_backtests.json"
+    )
     out = validate.run("tiny", root=root)
     return out, out.read_text(encoding="utf-8")
 
@@ -111,7 +113,7 @@ def test_page_is_self_contained(report):
 
 def test_page_is_byte_identical_when_rebuilt(report):
     path, page = report
-    root = path.parents[2]
+    root = path.parents[3]  # reports/<ds>/validate/validation.html
     assert validate.run("tiny", root=root).read_text(encoding="utf-8") == page
 
 
@@ -177,7 +179,7 @@ def test_page_renders_in_chromium_without_console_errors(report, tmp_path):
 
 def test_record_round_trips_through_json(report):
     path, _ = report
-    rec = read_json(path.parents[1] / "tiny" / "calibration_backtests.json")
+    rec = read_json(path.parents[1] / "calibrate" / "calibration_backtests.json")
     assert rec["back_tests"]["cohorts"] and rec["grade_count"]["chosen"] >= 4
 
 

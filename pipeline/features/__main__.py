@@ -3,7 +3,7 @@
 Reads data/interim/<ds>/{customers,invoices,payments,claims}.parquet (+ truth.parquet) and the settlement
 (data/processed/<ds>/settlement); runs the feature SQL on DuckDB out of core (memory limit, threads and a
 spill directory from params) or on Spark; writes data/processed/<ds>/snapshots.parquet and
-feature_dictionary.csv, the vintage and roll-rate reports and plots, reports/<ds>/grading.json and
+feature_dictionary.csv, the vintage and roll-rate reports and plots, reports/<ds>/features/grading.json and
 metrics/<ds>/features.json. Params: ``features`` (FeaturesParams), ``rules``, ``ingest.data_cutoff``.
 """
 
@@ -104,12 +104,12 @@ def main() -> None:
 
     write_parquet(snaps, paths.processed / "snapshots.parquet")
     write_csv(dictionary, paths.processed / "feature_dictionary.csv")
-    write_csv(vintage, paths.reports / "vintage.csv")
-    write_csv(rolls, paths.reports / "roll_rates.csv")
-    write_csv(vintage, paths.plots / "features_vintage.csv")
-    plot_vintage(vintage, paths.plots / "features_vintage.png", ds)
-    plot_roll_rates(rolls, paths.plots / "features_roll_rates.png", ds)
-    write_json(grading, paths.reports / "grading.json")
+    write_csv(vintage, paths.stage_dir("features") / "vintage.csv")
+    write_csv(rolls, paths.stage_dir("features") / "roll_rates.csv")
+    write_csv(vintage, paths.stage_dir("features") / "features_vintage.csv")
+    plot_vintage(vintage, paths.stage_dir("features") / "features_vintage.png", ds)
+    plot_roll_rates(rolls, paths.stage_dir("features") / "features_roll_rates.png", ds)
+    write_json(grading, paths.stage_dir("features") / "grading.json")
     metrics = label_metrics(snaps)
     metrics["data_cutoff"] = result["data_cutoff"]
     metrics["label_source"] = params.label.source

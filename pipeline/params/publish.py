@@ -292,25 +292,3 @@ def policy_from_bundle(policy: Mapping[str, Any]) -> LimitPolicy:
     table, dunning or customer value, are not needed to score). Errors name the params.yaml key."""
     names = [f.name for f in fields(LimitPolicy)]
     return build(LimitPolicy, {k: policy[k] for k in names if k in policy}, "publish")
-
-
-# --- INTERIM, until pipeline.params.features (features branch) merges: replace `load_label` with
-# --- `load(FeaturesParams, "features", dataset).label`; the attribute names are the params.yaml keys.
-@dataclass(frozen=True)
-class LabelDefinition:
-    """The part of ``features.label`` the published model card states: the bad definition."""
-
-    source: Literal["ledger", "customer_flag"]
-    performance_window_months: int
-    bad_days_beyond_terms: Number
-    material_amount: float
-    material_share: float
-
-
-def load_label(dataset: str) -> LabelDefinition:
-    """INTERIM: ``features.label`` overlaid with ``datasets.<dataset>.features.label``, typed."""
-    from pipeline.config import stage_params
-
-    label = stage_params("features", dataset)["label"]
-    names = LabelDefinition.__dataclass_fields__
-    return build(LabelDefinition, {k: v for k, v in label.items() if k in names}, "features.label")
