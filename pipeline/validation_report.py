@@ -608,7 +608,7 @@ def render(
     body = [
         f"<h1>Validation report — {_esc(dataset)}</h1>",
         f"<p class=note>Code version {_esc(evaluation.get('code_version', ''))}. Built by the "
-        "validate stage from metrics/&lt;ds&gt;/evaluate.json, reports/&lt;ds&gt;/"
+        "validate stage from metrics/&lt;ds&gt;/evaluate.json, reports/&lt;ds&gt;/calibrate/"
         "calibration_backtests.json and the sample design; reports/&lt;ds&gt;/evaluate/comparison.md holds "
         "the same comparison as text for diffs.</p>",
         "<h2>Headline</h2>",
