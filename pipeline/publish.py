@@ -68,6 +68,8 @@ def read_inputs(paths: Paths, size_measure: str) -> dict:
     require_files({"grade_cutoffs": cutoffs_path}, "run the calibrate stage first")
     cutoffs = read_json(cutoffs_path)
     evaluate_path = paths.metrics / "evaluate.json"
+    if evaluate_path.is_file():
+        require_files({"evaluation": evaluate_path}, "run the evaluate stage first")
     return {
         "card": card,
         "cutoffs": cutoffs,
