@@ -36,6 +36,7 @@ from pipeline.adapters.files import open_table
 from pipeline.delphi import agreement_summary, merge_panels, panel_agreement
 from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.io import write_parquet
+from pipeline.quarantine import rule_counts
 from pipeline.schemas import (
     COLUMNS,
     EXPERT_SCORES,
@@ -329,11 +330,7 @@ def _counts(
         "rows_read": n_read,
         "rows_accepted": len(good),
         "rows_quarantined": len(bad),
-        "reasons": {str(k): int(v) for k, v in bad["_rule"].value_counts().sort_index().items()},
-        "reasons_by_column": {
-            f"{r}:{c}": int(n)
-            for (r, c), n in bad.groupby(["_rule", "_column"]).size().sort_index().items()
-        },
+        **rule_counts(bad),
     }
     counts["reconciled"] = n_read == len(good) + len(bad)
     return counts

@@ -31,6 +31,7 @@ from pipeline.quarantine import (
     quarantine_frame,
     reasons,
     reconciled,
+    rule_counts,
     summable,
 )
 from pipeline.schemas import (
@@ -290,11 +291,7 @@ def table_counts(
         "rows_read": tally.rows,
         "rows_accepted": len(good),
         "rows_quarantined": len(bad),
-        "reasons": {str(k): int(v) for k, v in bad["_rule"].value_counts().sort_index().items()},
-        "reasons_by_column": {
-            f"{r}:{c}": int(n)
-            for (r, c), n in bad.groupby(["_rule", "_column"]).size().sort_index().items()
-        },
+        **rule_counts(bad),
         "unknown_columns_dropped": list(source.unknown_columns),
         "numbers_read_by_rule": dict(sorted(tally.number_rules.items())),
     }

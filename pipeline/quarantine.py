@@ -100,6 +100,18 @@ def quarantine_frame(parts: list[pd.DataFrame], table: str) -> pd.DataFrame:
     return out
 
 
+def rule_counts(bad: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Quarantined rows by first broken rule (``reasons``) and by rule and column
+    (``reasons_by_column``, keys ``rule:column``): the counts every ingest report entry carries."""
+    return {
+        "reasons": {str(k): int(v) for k, v in bad["_rule"].value_counts().sort_index().items()},
+        "reasons_by_column": {
+            f"{r}:{c}": int(n)
+            for (r, c), n in bad.groupby(["_rule", "_column"]).size().sort_index().items()
+        },
+    }
+
+
 def reconciled(c: dict[str, Any]) -> bool:
     """Rows read = accepted + quarantined, and amounts too (to 1e-9 relative) where a table has them."""
     rows = c["rows_read"] == c["rows_accepted"] + c["rows_quarantined"]
