@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pipeline.params import require
-
-MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
+from pipeline.params.base import MEMORY_SIZE
 
 
 def check_resources(block: str, memory_limit: str, threads: int) -> None:
     """DuckDB ``memory_limit`` (e.g. ``4GB``) and ``threads`` (>= 1) of ``block``."""
     require(
-        bool(MEMORY_LIMIT.match(memory_limit)),
+        bool(MEMORY_SIZE.match(memory_limit)),
         f"{block}.memory_limit",
         "memory_size",
         f"expected a size such as 4GB or 512MB, got {memory_limit!r}",
