@@ -1,6 +1,7 @@
 """Benchmarks: wall time and peak memory of every stage at several ledger sizes, side by side with baselines.
 
     .venv/bin/python benchmarks/run.py [--sizes 10k,100k,1M] [--quick] [--target-invoices 10M] [--dvc]
+                                       [--dag-sizes 100k,1M]
 
 Every measured step runs in its own subprocess; peak memory is that process's maximum resident set
 (``os.wait4`` rusage, so peaks are per step). Steps per size (synthetic generator, `pipeline.synth`):
@@ -10,7 +11,9 @@ baselines on the same data: features on DuckDB vs the straightforward pandas imp
 (`benchmarks.train_bench`; toad's combiner only if toad is installed), scoring from the JSON card in Python
 vs the SQL export in DuckDB. ``--target-invoices`` runs the features target (10M invoices x 12 as-of dates);
 ``--dvc`` times ``dvc repro`` and a no-op ``dvc repro`` in a scratch copy of the repository. Prints a table
-with the targets marked met/missed and writes benchmarks/out/results.json.
+with the targets marked met/missed and writes benchmarks/out/results.json. ``--dag-sizes`` runs the whole DAG
+per size (`benchmarks.dag_bench`: every stage's seconds and peak memory against ``base.memory_budget``, and the
+outputs of the budgeted run against an unlimited one at the sizes listed in ``--dag-compare``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ TARGETS = {  # name: (comparison, bound, unit)
     "scoring_python_rows_per_s": (">=", 2e6, "rows/s"),
     "scoring_sql_rows_per_s": (">=", 5e6, "rows/s"),
     "dvc_noop_seconds": ("<=", 3.0, "s"),
+    "dag_stage_peak_gb": ("<=", 6.0, "GB"),  # base.memory_budget default
+    "dag_output_differences": ("<=", 0, "files"),
 }
 
 
@@ -304,6 +309,12 @@ def main() -> None:
         default=8,
         help="also time the features target split into this many customer chunks (0 = skip)",
     )
+    ap.add_argument(
+        "--dag-sizes", default="", help="whole-DAG runs, e.g. 100k,1M (benchmarks.dag_bench)"
+    )
+    ap.add_argument(
+        "--dag-compare", default="100k", help="sizes whose DAG run is compared to an unlimited one"
+    )
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -456,9 +467,36 @@ def main() -> None:
             if d["noop"].get("ok"):
                 figures["dvc_noop_seconds"] = d["noop"]["seconds"]
 
+    dag_tables = []
+    for size in filter(None, args.dag_sizes.split(",")):
+        compare = size in args.dag_compare.split(",")
+        cmd = [
+            PY,
+            "-m",
+            "benchmarks.dag_bench",
+            "--customers",
+            size,
+            "--timeout",
+            str(args.timeout),
+        ]
+        dag = subprocess.run(
+            cmd + ["--compare-unlimited"] * compare, cwd=ROOT, capture_output=True, text=True
+        )
+        dag_tables.append(dag.stdout.partition("\n")[2] or dag.stderr[-1500:])
+        summary = (
+            json.loads((OUT / f"dag_{parse_size(size)}.json").read_text())
+            if dag.returncode == 0
+            else {}
+        )
+        for stage_name, r in summary.get("stages", {}).items():
+            figures[f"dag_stage_peak_gb@{size}:{stage_name}"] = r["peak_gb"] * 2**30 / 1e9
+        if compare and "differences" in summary:
+            figures[f"dag_output_differences@{size}"] = len(summary["differences"])
     print(
         f"\nload average at start: {load:.1f} on {os.cpu_count()} cores (figures are wall times)\n"
     )
+    for text in dag_tables:
+        print(text)
     print(f"| {'step':34} | {'size':>14} | {'seconds':>8} | {'peak GB':>7} | status | note")
     print(f"|{'-' * 36}|{'-' * 16}|{'-' * 10}|{'-' * 9}|--------|------")
     for step, size, s, gb, ok, note in rows:
