@@ -129,10 +129,18 @@ def output_differences(a: Path, b: Path) -> list[str]:
     return diffs
 
 
-def scratch_project(root: Path, customers: int, months: int, start: str, params: dict) -> dict:
+def scratch_project(
+    root: Path, customers: int, months: int, start: str, params: dict, reuse: Path | None = None
+) -> dict:
+    """The scratch project: params and the synthetic raw ledger (generated, or linked from ``reuse``, a
+    folder ``pipeline.synth`` wrote with the same customers, months and start)."""
     raw = root / "data" / "raw" / "synthetic"
     raw.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    if reuse is not None:
+        for path in reuse.glob("*.csv"):
+            (raw / path.name).symlink_to(path.resolve())
+        return {"ok": True, "seconds": 0.0, "peak_gb": 0.0, "error": f"reused {reuse}"}
     return run_child(
         [
             PY,
@@ -153,7 +161,7 @@ def scratch_project(root: Path, customers: int, months: int, start: str, params:
 
 
 def copy_raw(src: Path, dst: Path, params: dict) -> None:
-    shutil.copytree(src / "data" / "raw", dst / "data" / "raw")
+    shutil.copytree(src / "data" / "raw", dst / "data" / "raw", symlinks=True)
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
@@ -200,7 +208,7 @@ def main() -> None:
         budgeted = tmp / "budgeted"
         shutil.rmtree(budgeted, ignore_errors=True)
         params = scratch_params(args.start, args.months, args.budget, args.duckdb_limit)
-        gen = scratch_project(budgeted, n, args.months, args.start, params)
+        gen = scratch_project(budgeted, n, args.months, args.start, params, args.raw)
         print(f"synth: {fmt(gen['seconds'], 1)} s, {gen.get('error', 'ok')[-300:]}", flush=True)
         results = run_dag(budgeted, STAGES, args.timeout)
         lines = table(results, args.budget, label)
