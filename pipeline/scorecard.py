@@ -76,16 +76,28 @@ def short_decimal_edges(splits: np.ndarray, x: np.ndarray) -> tuple[int, list[fl
     (SQL, spreadsheets, PMML): an edge such as -5.001561880111694 (an OptBinning midpoint) makes
     values one ulp away ambiguous to a spreadsheet, -5.0016 does not. The rounding must not
     move any development row across an edge, so counts, WoE and points are those of the fit.
+
+    With strictly increasing splits and edges, every row keeps its bin exactly when no value
+    lies between a split and its rounded edge (in ``[min, max)`` of the two): one sort of the
+    values, then two binary searches per edge and candidate precision, instead of re-binning
+    every row at every precision.
     """
     if splits.size == 0:
         return 1, []
-    x = x[~np.isnan(x)]
-    want = np.searchsorted(splits, x, side="right")
+    x = np.sort(x[~np.isnan(x)])
+    increasing = bool(np.all(np.diff(splits) > 0))
+    want = None if increasing else np.searchsorted(splits, x, side="right")
     for digits in range(1, MAX_EDGE_DIGITS + 1):
         edges = round_significant(splits, digits)
         if np.any(np.diff(edges) <= 0):
             continue
-        if np.array_equal(np.searchsorted(np.asarray(edges), x, side="right"), want):
+        rounded = np.asarray(edges)
+        if want is None:
+            lo, hi = np.minimum(splits, rounded), np.maximum(splits, rounded)
+            keeps = np.array_equal(np.searchsorted(x, lo), np.searchsorted(x, hi))
+        else:
+            keeps = np.array_equal(np.searchsorted(rounded, x, side="right"), want)
+        if keeps:
             return digits, edges
     return MAX_EDGE_DIGITS, [float(v) for v in splits]
 
@@ -207,12 +219,32 @@ def woe_matrix(features: list[dict], X: pd.DataFrame) -> pd.DataFrame:
 
 
 def vif_table(W: pd.DataFrame) -> pd.Series:
-    """Variance inflation factor of each column (with an intercept), statsmodels."""
+    """Variance inflation factor of each column (with an intercept).
+
+    VIF_j = 1 / (1 - R²_j) of the OLS of column j on the others and a constant, which is the
+    j-th diagonal element of the inverse correlation matrix: one small k x k inversion instead
+    of k OLS fits on every row (statsmodels' ``variance_inflation_factor``, kept as the
+    reference for a constant column or a (near) singular matrix, where it reports the limit).
+    """
+    if W.shape[1] < 2:
+        return pd.Series(1.0, index=W.columns)
+    A = W.to_numpy(dtype=float)
+    Z = A - A.mean(axis=0)
+    S = Z.T @ Z
+    d = np.diag(S)
+    if np.all(d > 0) and np.all(np.isfinite(S)):
+        C = S / np.sqrt(np.outer(d, d))
+        if np.linalg.cond(C) < 1e8:
+            vifs = np.diag(np.linalg.inv(C))
+            return pd.Series(vifs, index=W.columns, dtype=float)
+    return _vif_statsmodels(W)
+
+
+def _vif_statsmodels(W: pd.DataFrame) -> pd.Series:
+    """VIF by one statsmodels OLS per column (the definition; slow on many rows)."""
     import statsmodels.api as sm
     from statsmodels.stats.outliers_influence import variance_inflation_factor
 
-    if W.shape[1] < 2:
-        return pd.Series(1.0, index=W.columns)
     exog = sm.add_constant(W.to_numpy(), has_constant="add")
     with np.errstate(divide="ignore", invalid="ignore"):
         vifs = [variance_inflation_factor(exog, i + 1) for i in range(W.shape[1])]
