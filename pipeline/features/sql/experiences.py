@@ -67,8 +67,9 @@ GROUP BY p.ck, g.as_of_day""",
 def experience_rows_sql(
     dialect: str, windows: Sequence[int], paydex_floor: float
 ) -> list[tuple[str, str]]:
-    """``experiences``: one row per invoice and as-of date with its DBT at t, PAYDEX-style points, late
-    bucket and the window bands its invoice and due dates fall in."""
+    """``experiences``: one row per invoice and as-of date whose invoice date falls in the largest window,
+    with its DBT at t, PAYDEX-style points, late bucket and invoice-date band; ``experiences_due``: one
+    row per invoice and as-of date whose due date falls in it, with its due-date band and write-off flag."""
     wmax = max(windows)
     floor = paydex_floor
     out = Statements(dialect)
@@ -120,7 +121,8 @@ FROM inv_settled i JOIN asof_grid g
 
 
 def experience_aggregates_sql(dialect: str, windows: Sequence[int]) -> list[tuple[str, str]]:
-    """``exp_bands`` (plain sums per band) and one ``exp_agg_<w>`` per window (the bands cumulated)."""
+    """``exp_bands`` (plain sums per band: invoice-dated rows carry ``due_band`` 9, due-dated rows
+    ``inv_band`` 9) and one ``exp_agg_<w>`` per window (the bands cumulated)."""
     wmax = max(windows)
     out = Statements(dialect)
     add = out.add
@@ -160,7 +162,9 @@ def experience_aggregates_sql(dialect: str, windows: Sequence[int]) -> list[tupl
         + ",\n  ".join(inv_aggs + null_due)
         + "\nFROM experiences GROUP BY ck, as_of_day, inv_band\nUNION ALL\n"
         + "SELECT ck, as_of_day, 9 AS inv_band, due_band,\n  "
-        + ",\n  ".join(null_inv + [f"CAST(SUM({e}) AS BIGINT) AS {n}" for n, e in due_sums.items()])
+        + ",\n  ".join(
+            null_inv + [f"CAST(SUM({e}) AS BIGINT) AS {n}" for n, e in due_sums.items()]
+        )
         + "\nFROM experiences_due GROUP BY ck, as_of_day, due_band",
     )
     # stage 2: one narrow table per window (a single wide one outgrows the memory limit at scale)
