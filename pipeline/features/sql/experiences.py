@@ -67,8 +67,9 @@ GROUP BY p.ck, g.as_of_day""",
 def experience_rows_sql(
     dialect: str, windows: Sequence[int], paydex_floor: float
 ) -> list[tuple[str, str]]:
-    """``experiences``: one row per invoice and as-of date with its DBT at t, PAYDEX-style points, late
-    bucket and the window bands its invoice and due dates fall in."""
+    """``experiences``: one row per invoice and as-of date whose invoice date falls in the largest window,
+    with its DBT at t, PAYDEX-style points, late bucket and invoice-date band; ``experiences_due``: one
+    row per invoice and as-of date whose due date falls in it, with its due-date band and write-off flag."""
     wmax = max(windows)
     floor = paydex_floor
     out = Statements(dialect)
@@ -85,14 +86,14 @@ def experience_rows_sql(
         + " ".join(f"WHEN i.due_day > g.start_day_{w} THEN {k}" for k, w in enumerate(windows))
         + " ELSE 9 END"
     )
+    # invoice-dated measures: pairs whose invoice date falls in the largest window (inv_band < 9)
     add(
         "experiences_raw",
-        f"""SELECT g.as_of_day, i.ck, i.invoice_day, i.due_day, i.amount_cents, i.settled_day,
-  CAST(i.write_off_day <= g.as_of_day AS INTEGER) AS written_off,
+        f"""SELECT g.as_of_day, i.ck, i.invoice_day, i.amount_cents, i.settled_day, i.due_day,
   CASE WHEN i.settled_day <= g.as_of_day THEN i.settled_day - i.due_day
-       WHEN i.due_day < g.as_of_day THEN g.as_of_day - i.due_day END AS dbt,
-  {inv_band} AS inv_band, {due_band} AS due_band
-FROM inv_settled i JOIN asof_grid g ON i.due_day > g.start_day_{wmax} AND i.invoice_day <= g.as_of_day""",
+       WHEN i.due_day < g.as_of_day THEN g.as_of_day - i.due_day END AS dbt, {inv_band} AS inv_band
+FROM inv_settled i JOIN asof_grid g
+  ON i.invoice_day > g.start_day_{wmax} AND i.invoice_day <= g.as_of_day AND i.due_day > g.start_day_{wmax}""",
     )
     late_bucket = (
         "CASE "
@@ -108,11 +109,20 @@ FROM inv_settled i JOIN asof_grid g ON i.due_day > g.start_day_{wmax} AND i.invo
   {late_bucket} AS late_bucket
 FROM experiences_raw""",
     )
+    # due-dated measures (collection): pairs whose due date falls in the largest window (due_band < 9)
+    add(
+        "experiences_due",
+        f"""SELECT g.as_of_day, i.ck, i.amount_cents,
+  CAST(i.write_off_day <= g.as_of_day AS INTEGER) AS written_off, {due_band} AS due_band
+FROM inv_settled i JOIN asof_grid g
+  ON i.due_day > g.start_day_{wmax} AND i.due_day <= g.as_of_day AND i.invoice_day <= g.as_of_day""",
+    )
     return list(out)
 
 
 def experience_aggregates_sql(dialect: str, windows: Sequence[int]) -> list[tuple[str, str]]:
-    """``exp_bands`` (plain sums per band) and one ``exp_agg_<w>`` per window (the bands cumulated)."""
+    """``exp_bands`` (plain sums per band: invoice-dated rows carry ``due_band`` 9, due-dated rows
+    ``inv_band`` 9) and one ``exp_agg_<w>`` per window (the bands cumulated)."""
     wmax = max(windows)
     out = Statements(dialect)
     add = out.add
@@ -134,17 +144,28 @@ def experience_aggregates_sql(dialect: str, windows: Sequence[int]) -> list[tupl
     }
     band_max = {"max_inv_cents": "amount_cents", "dbt_max": "dbt"}
     due_sums = {"due_cents": "amount_cents", "wo_cents": "amount_cents * written_off"}
-    stage1 = [f"SUM({e}) AS {n}" for n, e in {**band_sums, **due_sums}.items()]
-    stage1 += [f"MAX({e}) AS {n}" for n, e in band_max.items()]
-    stage1 += [
+    # the invoice-dated and the due-dated measures group separately (fewer, narrower groups); one
+    # table keeps stage 2 unchanged: an invoice-dated row has due_band 9, a due-dated row inv_band 9
+    null_due = [f"CAST(NULL AS BIGINT) AS {n}" for n in due_sums]
+    null_inv = [f"CAST(NULL AS BIGINT) AS {n}" for n in band_sums]
+    null_inv += [f"CAST(NULL AS BIGINT) AS {n}" for n in (*band_max, "last_key", "last_late_day")]
+    # BIGINT sums (exact for any ledger in cents): DuckDB's default HUGEINT sums are slow to re-sum
+    inv_aggs = [f"CAST(SUM({e}) AS BIGINT) AS {n}" for n, e in band_sums.items()]
+    inv_aggs += [f"MAX({e}) AS {n}" for n, e in band_max.items()]
+    inv_aggs += [
         "MAX(CAST(invoice_day AS BIGINT) * 100000 + dbt + 50000) AS last_key",
         "MAX(CASE WHEN settled_day <= as_of_day AND settled_day > due_day THEN settled_day END) AS last_late_day",
     ]
     add(
         "exp_bands",
-        "SELECT ck, as_of_day, inv_band, due_band,\n  "
-        + ",\n  ".join(stage1)
-        + "\nFROM experiences GROUP BY ck, as_of_day, inv_band, due_band",
+        "SELECT ck, as_of_day, inv_band, 9 AS due_band,\n  "
+        + ",\n  ".join(inv_aggs + null_due)
+        + "\nFROM experiences GROUP BY ck, as_of_day, inv_band\nUNION ALL\n"
+        + "SELECT ck, as_of_day, 9 AS inv_band, due_band,\n  "
+        + ",\n  ".join(
+            null_inv + [f"CAST(SUM({e}) AS BIGINT) AS {n}" for n, e in due_sums.items()]
+        )
+        + "\nFROM experiences_due GROUP BY ck, as_of_day, due_band",
     )
     # stage 2: one narrow table per window (a single wide one outgrows the memory limit at scale)
     for k, w in enumerate(windows):
