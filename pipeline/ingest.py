@@ -16,9 +16,11 @@ Rows keep their source order (file, row); duplicate ids keep the first row and q
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.adapters import ADAPTERS
@@ -26,37 +28,106 @@ from pipeline.config import Paths, log, progress, run_stage, stage_argparser
 from pipeline.credit_file import ingest_credit_file
 from pipeline.currency import read_fx_table
 from pipeline.domain import LEDGER_TABLES, PipelineError
-from pipeline.io import write_json, write_parquet
+from pipeline.io import parquet_stream, write_json
+from pipeline.keys import KeySet
 from pipeline.ledger import read_truth, validate_table
 from pipeline.params.ingest import IngestParams, load_ingest
-from pipeline.quarantine import unreconciled_message
-from pipeline.schemas import NUMBER_RULES, RuleContext
+from pipeline.quarantine import META, TableSink, quarantine_schema, unreconciled_message
+from pipeline.schemas import (
+    NUMBER_RULES,
+    InvoiceLookup,
+    RuleContext,
+    arrow_schema,
+    empty_table,
+    text_columns,
+)
 
 
-def _learn_from(table: str, good: pd.DataFrame, ctx: RuleContext) -> None:
-    """What the later tables' cross-table rules need from an accepted table."""
-    if table == "customers":
-        ctx.customer_ids = pd.Index(good["customer_id"])
-    if table == "invoices":
-        ctx.invoices = good.set_index("invoice_id")[["customer_id", "invoice_date"]]
-        ctx.invoice_amount = good.set_index("invoice_id")["amount"]
-        ctx.paid = pd.Series(dtype=float)
-        if ctx.new_invoice_currency:
-            ctx.invoice_currency = pd.concat(ctx.new_invoice_currency)
+class _Learner:
+    """What the later tables' cross-table rules need from the accepted rows, gathered chunk by chunk:
+    the customer master (whole: the credit file needs it) and its ids, and the invoices compactly
+    (`pipeline.schemas.InvoiceLookup`: ids, customer, date, amount, source currency)."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.customers: list[pd.DataFrame] = []
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("customer", "date", "amount")}
+        self.currency: list[pd.Series] = []
+
+    def chunk(self, table: str) -> Any:
+        def learn(ok: pd.DataFrame, source_currency: pd.Series | None) -> None:
+            if table == "customers":
+                self.customers.append(ok.drop(columns=META))
+            elif table == "invoices":
+                ids = self.ctx.customer_ids
+                customer = ok["customer_id"].to_numpy(object)
+                self.parts["customer"].append(
+                    ids.positions(customer) if ids else np.full(len(ok), -1)
+                )
+                self.parts["date"].append(ok["invoice_date"].to_numpy("datetime64[ns]"))
+                self.parts["amount"].append(ok["amount"].to_numpy(float))
+                if source_currency is not None:
+                    self.currency.append(source_currency)
+
+        return learn
+
+    def table_done(self, table: str) -> None:
+        if table == "customers":
+            frames = self.customers
+            self.customers = pd.concat(frames, ignore_index=True) if frames else empty_table(table)
+            self.ctx.customer_ids = self.ctx.seen_ids
+        if table == "invoices":
+            part = {k: np.concatenate(v) if v else np.empty(0) for k, v in self.parts.items()}
+            codes, currencies = pd.factorize(
+                pd.concat(self.currency) if self.currency else pd.Series(dtype=object)
+            )
+            self.parts = {}
+            self.ctx.invoices = InvoiceLookup(
+                self.ctx.seen_ids,
+                part["customer"].astype(np.int64),
+                part["date"].astype("datetime64[ns]"),
+                part["amount"].astype(float),
+                codes.astype(np.int32),
+                list(currencies),
+                np.zeros(len(part["amount"])),
+            )
+
+    def first_invoice(self) -> pd.Series:
+        """Each customer's first accepted invoice date."""
+        inv, ids = self.ctx.invoices, self.ctx.customer_ids
+        if inv is None or ids is None or not len(inv.customer):
+            return pd.Series(dtype="datetime64[ns]")
+        first = pd.Series(inv.invoice_date).groupby(inv.customer).min()
+        return pd.Series(first.to_numpy(), index=ids.keys(first.index.to_numpy()))
 
 
 def validate_ledger(
-    raw_dir: Path, params: IngestParams, report: dict[str, Any]
-) -> tuple[dict[str, tuple[pd.DataFrame, pd.DataFrame]], RuleContext]:
-    """Every ledger table through its adapter and the rules; counts go into ``report``."""
+    raw_dir: Path,
+    interim_dir: Path,
+    quarantine_dir: Path,
+    params: IngestParams,
+    report: dict[str, Any],
+    outputs: ExitStack,
+) -> _Learner:
+    """Every ledger table through its adapter and the rules, streamed into ``outputs`` (Parquet
+    streams, completed when the caller's stack closes); counts go into ``report``."""
     fx = read_fx_table(raw_dir / params.fx_rates, params.currency) if params.fx_rates else None
     sources, report["adapter_notes"] = ADAPTERS[params.source](raw_dir, params)
     ctx = RuleContext(data_cutoff=params.cutoff)
-    outputs = {}
+    learner = _Learner(ctx)
     for table in LEDGER_TABLES:
-        ctx.seen_ids = set()
+        ctx.seen_ids = KeySet()
+        accepted = outputs.enter_context(
+            parquet_stream(
+                interim_dir / f"{table}.parquet", arrow_schema(table), text_columns(table)
+            )
+        )
+        rejected = outputs.enter_context(
+            parquet_stream(quarantine_dir / f"{table}.parquet", quarantine_schema(table))
+        )
+        sink = TableSink(table, accepted, rejected, learner.chunk(table))
         chunks = progress(sources[table].chunks(), f"ingest {table}", unit="chunk")
-        good, bad, counts = validate_table(sources[table], table, ctx, params, fx, chunks)
+        counts = validate_table(sources[table], table, ctx, params, fx, sink, chunks)
         log.info(
             "ingest %s: %d read, %d accepted, %d quarantined",
             table,
@@ -64,10 +135,15 @@ def validate_ledger(
             counts["rows_accepted"],
             counts["rows_quarantined"],
         )
-        outputs[table] = (good, bad)
         report["tables"][table] = counts
-        _learn_from(table, good, ctx)
-    return outputs, ctx
+        report["outputs"].update(
+            {
+                f"interim/{table}.parquet": accepted.rows,
+                f"quarantine/{table}.parquet": rejected.rows,
+            }
+        )
+        learner.table_done(table)
+    return learner
 
 
 def run_ingest(
@@ -91,39 +167,31 @@ def run_ingest(
         "number_rules": NUMBER_RULES,
         "adapter_notes": {},
         "tables": {},
+        "outputs": {},
     }
-    outputs, ctx = validate_ledger(raw_dir, params, report)
-    customers = outputs["customers"][0]
-    first_invoice = ctx.invoices.groupby("customer_id")["invoice_date"].min()
-    report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
-        ingest_credit_file(
-            raw_dir,
-            interim_dir,
-            quarantine_dir,
-            customers,
-            first_invoice,
-            ctx.data_cutoff,
-            files=params.files,
-            column_map=params.column_map,
-            chunksize=params.chunksize,
-            encoding=params.encoding,
-            date_format=params.date_format,
-            max_iqr=params.delphi.max_iqr,
+    with ExitStack() as outputs:  # the ledger's Parquet streams, completed only if all reconciles
+        learner = validate_ledger(raw_dir, interim_dir, quarantine_dir, params, report, outputs)
+        report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
+            ingest_credit_file(
+                raw_dir,
+                interim_dir,
+                quarantine_dir,
+                learner.customers,
+                learner.first_invoice(),
+                learner.ctx.data_cutoff,
+                files=params.files,
+                column_map=params.column_map,
+                chunksize=params.chunksize,
+                encoding=params.encoding,
+                date_format=params.date_format,
+                max_iqr=params.delphi.max_iqr,
+            )
         )
-    )
-    report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())
-    message = unreconciled_message(report)
-    if message:
-        raise PipelineError(message)
-    for table, (good, bad) in outputs.items():
-        write_parquet(good, interim_dir / f"{table}.parquet")
-        write_parquet(bad, quarantine_dir / f"{table}.parquet")
+        report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())
+        message = unreconciled_message(report)
+        if message:
+            raise PipelineError(message)
     report["truth"] = _passthrough_truth(raw_dir, interim_dir, params)
-    report["outputs"] = {
-        f"{kind}/{table}.parquet": len(frame)
-        for table, pair in outputs.items()
-        for kind, frame in zip(("interim", "quarantine"), pair, strict=True)
-    }
     write_json(report, Path(report_path))
     write_json(_metrics(report), Path(metrics_path))
     return report
@@ -150,9 +218,10 @@ def _passthrough_truth(
     if not path.exists():
         target.unlink(missing_ok=True)
         return None
-    truth = read_truth(path, params)
-    write_parquet(truth, target)
-    return {"rows": len(truth), "file": path.name}
+    with parquet_stream(target, arrow_schema("truth"), text_columns("truth")) as out:
+        for chunk in read_truth(path, params):
+            out.write(chunk)
+    return {"rows": out.rows, "file": path.name}
 
 
 def main() -> None:
