@@ -20,85 +20,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from pipeline.adapters import ADAPTERS
 from pipeline.config import Paths, log, progress, run_stage, stage_argparser
 from pipeline.credit_file import ingest_credit_file
 from pipeline.currency import read_fx_table
 from pipeline.domain import LEDGER_TABLES, PipelineError
 from pipeline.io import parquet_stream, write_json
-from pipeline.keys import KeySet
-from pipeline.ledger import read_truth, validate_table
+from pipeline.ledger import Learner, read_truth, validate_table
 from pipeline.params.ingest import IngestParams, load_ingest
-from pipeline.quarantine import META, TableSink, quarantine_schema, unreconciled_message
-from pipeline.schemas import (
-    NUMBER_RULES,
-    InvoiceLookup,
-    RuleContext,
-    arrow_schema,
-    empty_table,
-    text_columns,
-)
-
-
-class _Learner:
-    """What the later tables' cross-table rules need from the accepted rows, gathered chunk by chunk:
-    the customer master (whole: the credit file needs it) and its ids, and the invoices compactly
-    (`pipeline.schemas.InvoiceLookup`: ids, customer, date, amount, source currency)."""
-
-    def __init__(self, ctx: RuleContext) -> None:
-        self.ctx = ctx
-        self.customers: list[pd.DataFrame] = []
-        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("customer", "date", "amount")}
-        self.currency: list[pd.Series] = []
-
-    def chunk(self, table: str) -> Any:
-        def learn(ok: pd.DataFrame, source_currency: pd.Series | None) -> None:
-            if table == "customers":
-                self.customers.append(ok.drop(columns=META))
-            elif table == "invoices":
-                ids = self.ctx.customer_ids
-                customer = ok["customer_id"].to_numpy(object)
-                self.parts["customer"].append(
-                    ids.positions(customer) if ids else np.full(len(ok), -1)
-                )
-                self.parts["date"].append(ok["invoice_date"].to_numpy("datetime64[ns]"))
-                self.parts["amount"].append(ok["amount"].to_numpy(float))
-                if source_currency is not None:
-                    self.currency.append(source_currency)
-
-        return learn
-
-    def table_done(self, table: str) -> None:
-        if table == "customers":
-            frames = self.customers
-            self.customers = pd.concat(frames, ignore_index=True) if frames else empty_table(table)
-            self.ctx.customer_ids = self.ctx.seen_ids
-        if table == "invoices":
-            part = {k: np.concatenate(v) if v else np.empty(0) for k, v in self.parts.items()}
-            codes, currencies = pd.factorize(
-                pd.concat(self.currency) if self.currency else pd.Series(dtype=object)
-            )
-            self.parts = {}
-            self.ctx.invoices = InvoiceLookup(
-                self.ctx.seen_ids,
-                part["customer"].astype(np.int64),
-                part["date"].astype("datetime64[ns]"),
-                part["amount"].astype(float),
-                codes.astype(np.int32),
-                list(currencies),
-                np.zeros(len(part["amount"])),
-            )
-
-    def first_invoice(self) -> pd.Series:
-        """Each customer's first accepted invoice date."""
-        inv, ids = self.ctx.invoices, self.ctx.customer_ids
-        if inv is None or ids is None or not len(inv.customer):
-            return pd.Series(dtype="datetime64[ns]")
-        first = pd.Series(inv.invoice_date).groupby(inv.customer).min()
-        return pd.Series(first.to_numpy(), index=ids.keys(first.index.to_numpy()))
+from pipeline.quarantine import TableSink, quarantine_schema, unreconciled_message
+from pipeline.schemas import NUMBER_RULES, KeySet, RuleContext, arrow_schema, text_columns
 
 
 def validate_ledger(
@@ -108,13 +39,13 @@ def validate_ledger(
     params: IngestParams,
     report: dict[str, Any],
     outputs: ExitStack,
-) -> _Learner:
+) -> Learner:
     """Every ledger table through its adapter and the rules, streamed into ``outputs`` (Parquet
     streams, completed when the caller's stack closes); counts go into ``report``."""
     fx = read_fx_table(raw_dir / params.fx_rates, params.currency) if params.fx_rates else None
     sources, report["adapter_notes"] = ADAPTERS[params.source](raw_dir, params)
     ctx = RuleContext(data_cutoff=params.cutoff)
-    learner = _Learner(ctx)
+    learner = Learner(ctx)
     for table in LEDGER_TABLES:
         ctx.seen_ids = KeySet()
         accepted = outputs.enter_context(

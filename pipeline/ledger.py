@@ -39,8 +39,10 @@ from pipeline.schemas import (
     KEYS,
     PARSE_RULE,
     REQUIRED,
+    InvoiceLookup,
     RuleContext,
     conform,
+    empty_table,
     parse_schema,
     rules_schema,
     strict_numbers,
@@ -311,6 +313,64 @@ def table_counts(
         counts["credit_balance_amount"] = float(tally.over["credit_balance_amount"])
     counts["reconciled"] = reconciled(counts)
     return counts
+
+
+class Learner:
+    """What the later tables' cross-table rules need from the accepted rows, gathered chunk by chunk:
+    the customer master (whole: the credit file needs it) and its ids, and the invoices compactly
+    (`pipeline.schemas.InvoiceLookup`: ids, customer, date, amount, source currency)."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.customers: list[pd.DataFrame] = []
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("customer", "date", "amount")}
+        self.currency: list[pd.Series] = []
+
+    def chunk(self, table: str) -> Any:
+        def learn(ok: pd.DataFrame, source_currency: pd.Series | None) -> None:
+            if table == "customers":
+                self.customers.append(ok.drop(columns=META))
+            elif table == "invoices":
+                ids = self.ctx.customer_ids
+                customer = ok["customer_id"].to_numpy(object)
+                self.parts["customer"].append(
+                    ids.positions(customer) if ids else np.full(len(ok), -1)
+                )
+                self.parts["date"].append(ok["invoice_date"].to_numpy("datetime64[ns]"))
+                self.parts["amount"].append(ok["amount"].to_numpy(float))
+                if source_currency is not None:
+                    self.currency.append(source_currency)
+
+        return learn
+
+    def table_done(self, table: str) -> None:
+        if table == "customers":
+            frames = self.customers
+            self.customers = pd.concat(frames, ignore_index=True) if frames else empty_table(table)
+            self.ctx.customer_ids = self.ctx.seen_ids
+        if table == "invoices":
+            part = {k: np.concatenate(v) if v else np.empty(0) for k, v in self.parts.items()}
+            codes, currencies = pd.factorize(
+                pd.concat(self.currency) if self.currency else pd.Series(dtype=object)
+            )
+            self.parts = {}
+            self.ctx.invoices = InvoiceLookup(
+                self.ctx.seen_ids,
+                part["customer"].astype(np.int64),
+                part["date"].astype("datetime64[ns]"),
+                part["amount"].astype(float),
+                codes.astype(np.int32),
+                list(currencies),
+                np.zeros(len(part["amount"])),
+            )
+
+    def first_invoice(self) -> pd.Series:
+        """Each customer's first accepted invoice date."""
+        inv, ids = self.ctx.invoices, self.ctx.customer_ids
+        if inv is None or ids is None or not len(inv.customer):
+            return pd.Series(dtype="datetime64[ns]")
+        first = pd.Series(inv.invoice_date).groupby(inv.customer).min()
+        return pd.Series(first.to_numpy(), index=ids.keys(first.index.to_numpy()))
 
 
 def read_truth(path: Path, params: IngestParams) -> Iterator[pd.DataFrame]:
