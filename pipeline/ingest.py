@@ -12,6 +12,12 @@ accepted rows), and writes
   unknown columns dropped) and metrics/<NAME>/ingest.json (the counts).
 
 Rows keep their source order (file, row); duplicate ids keep the first row and quarantine the rest.
+
+Memory: the ledger tables are streamed both ways: accepted and quarantined rows go chunk by chunk to
+Parquet streams (`pipeline.io.ParquetStream`, completed only when every table reconciles), and the
+cross-table rules keep compact exact key sets (`pipeline.schemas.KeySet`, `InvoiceLookup`): about 68
+bytes per accepted invoice and 32 per payment. The customer master and the optional credit-file
+tables (per customer, `pipeline.credit_file`) are still held whole.
 """
 
 from __future__ import annotations
