@@ -73,6 +73,8 @@ def validate_ledger(
             counts["rows_quarantined"],
         )
         report["tables"][table] = counts
+        accepted.close()  # frees the last row group now; moved into place when `outputs` closes
+        rejected.close()
         report["outputs"].update(
             {
                 f"interim/{table}.parquet": accepted.rows,

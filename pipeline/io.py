@@ -303,11 +303,14 @@ class ParquetStream:
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._writer: pq.ParquetWriter | None = None
+        self._closed = False
 
     def write(self, frame: pd.DataFrame) -> None:
         """Append ``frame`` (the schema's columns, in any dtype pyarrow converts to the schema's)."""
         if frame.empty:
             return
+        if self._closed:
+            raise RuntimeError(f"{self.path}: write after close")
         table = pa.Table.from_pandas(
             frame[self.schema.names], schema=self.schema, preserve_index=False
         ).replace_schema_metadata(None)
@@ -329,7 +332,11 @@ class ParquetStream:
         self._writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=n)
 
     def close(self) -> None:
-        """Write what is buffered and finish the file."""
+        """Write what is buffered and finish the file (once: later calls do nothing). The file is
+        complete on disk but moved into place only when its `parquet_stream` block ends."""
+        if self._closed:
+            return
+        self._closed = True
         if self._writer is None:
             table = (
                 pa.concat_tables(self._buffer).combine_chunks()
