@@ -55,82 +55,117 @@ def _lower_median(s: pd.Series) -> float:
     return float(v[(len(v) - 1) // 2])
 
 
+def _empty_panels() -> pd.DataFrame:
+    cols = [
+        "customer_id",
+        "panel_id",
+        "last_round",
+        "consensus_date",
+        "experts",
+        "kendalls_w",
+        "max_iqr",
+        "moved_share",
+        "converged",
+        *[f"expert_{c}" for c in CRITERIA],
+        *[f"iqr_{c}" for c in CRITERIA],
+    ]
+    return pd.DataFrame(columns=cols)
+
+
+def _consensus(cells: pd.DataFrame, panels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lower median, IQR) per panel × criterion from one score per expert and criterion (``_g``
+    panel number, ``_c`` criterion number, ``score``); NaN where no expert scored the criterion.
+    Groups of equal size go through one `np.percentile` call (the same arithmetic as one group)."""
+    med = np.full((panels, len(CRITERIA)), np.nan)
+    iqr = np.full((panels, len(CRITERIA)), np.nan)
+    c = cells.sort_values(["_g", "_c", "score"], kind="stable")
+    key = c["_g"].to_numpy() * len(CRITERIA) + c["_c"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    sizes = np.diff(np.r_[starts, len(key)])
+    values = c["score"].to_numpy(float)
+    g, k = key[starts] // len(CRITERIA), key[starts] % len(CRITERIA)
+    for n in np.unique(sizes):
+        pick = sizes == n
+        block = values[starts[pick][:, None] + np.arange(n)]
+        med[g[pick], k[pick]] = block[:, (n - 1) // 2]
+        hi, lo = np.percentile(block, [75, 25], axis=1)
+        iqr[g[pick], k[pick]] = np.subtract(hi, lo)
+    return med, iqr
+
+
+def _kendall(cells: pd.DataFrame, panels: int) -> np.ndarray:
+    """`kendalls_w` per panel over its experts who scored every criterion."""
+    wide = cells.pivot(index=["_g", "expert"], columns="_c", values="score")
+    wide = wide.reindex(columns=range(len(CRITERIA))).dropna(how="any")
+    w = np.full(panels, np.nan)
+    if wide.empty:
+        return w
+    x = wide.to_numpy(float)
+    g = wide.index.get_level_values("_g").to_numpy()
+    less = (x[:, None, :] < x[:, :, None]).sum(axis=2)
+    equal = (x[:, None, :] == x[:, :, None]).sum(axis=2)
+    ranks = less + (equal + 1) / 2
+    m = np.bincount(g, minlength=panels).astype(float)
+    r = np.zeros((panels, len(CRITERIA)))
+    np.add.at(r, g, ranks)
+    s = ((r - r.mean(axis=1)[:, None]) ** 2).sum(axis=1)
+    ties = np.bincount(g, weights=(equal**2 - 1).sum(axis=1), minlength=panels)
+    n = len(CRITERIA)
+    denom = m**2 * (n**3 - n) - m * ties
+    ok = (m >= 2) & (denom > 0)
+    w[ok] = 12 * s[ok] / denom[ok]
+    return w
+
+
 def panel_agreement(scores: pd.DataFrame, max_iqr: float) -> pd.DataFrame:
     """One row per (customer, panel): last round, its date, experts, consensus (median) and IQR per
     criterion, max IQR, Kendall's W, share of scores moved since the previous round, ``converged``
-    (every criterion's IQR <= ``max_iqr``, params ``ingest.delphi.max_iqr``)."""
+    (every criterion's IQR <= ``max_iqr``, params ``ingest.delphi.max_iqr``).
+
+    Computed for all panels at once (array operations by panel number), not panel by panel."""
     if scores.empty:
-        cols = [
-            "customer_id",
-            "panel_id",
-            "last_round",
-            "consensus_date",
-            "experts",
-            "kendalls_w",
-            "max_iqr",
-            "moved_share",
-            "converged",
-            *[f"expert_{c}" for c in CRITERIA],
-            *[f"iqr_{c}" for c in CRITERIA],
-        ]
-        return pd.DataFrame(columns=cols)
+        return _empty_panels()
     s = scores.assign(panel_id=scores["panel_id"].fillna("panel"))
     keys = ["customer_id", "panel_id"]
     last_round = s.groupby(keys)["round"].transform("max")
     last = s[s["round"] == last_round]
     prev = s[s["round"] == last_round - 1]
-    rows = []
-    prev_idx = prev.set_index([*keys, "expert", "criterion"])["score"]
-    for (cid, pid), g in last.groupby(keys, sort=True):
-        wide = g.pivot_table(index="expert", columns="criterion", values="score", aggfunc="first")
-        wide = wide.reindex(columns=list(CRITERIA))
-        med = {
-            f"expert_{c}": (_lower_median(wide[c].dropna()) if wide[c].notna().any() else np.nan)
-            for c in CRITERIA
+    by = last.groupby(keys, sort=True)
+    last = last.assign(_g=by.ngroup().to_numpy())
+    head = by.agg(last_round=("round", "first"), consensus_date=("score_date", "max"))
+    head["experts"] = by["expert"].nunique()
+    cells = last.drop_duplicates(["_g", "expert", "criterion"], keep="first")
+    cells = cells.assign(_c=cells["criterion"].map({c: i for i, c in enumerate(CRITERIA)}))
+    cells = cells[cells["_c"].notna()].astype({"_c": int})
+    n = len(head)
+    med, iqr = _consensus(cells, n)
+    before = last.merge(
+        prev[[*keys, "expert", "criterion", "score"]].rename(columns={"score": "_before"}),
+        on=[*keys, "expert", "criterion"],
+        how="left",
+    )["_before"]
+    seen = before.notna().to_numpy()
+    moved = seen & (before.to_numpy(float) != last["score"].to_numpy(float))
+    n_seen = np.bincount(last["_g"], weights=seen, minlength=n)
+    n_moved = np.bincount(last["_g"], weights=moved, minlength=n)
+    with np.errstate(all="ignore"):
+        max_iqr_v = np.where(np.isfinite(iqr).any(axis=1), np.nanmax(iqr, axis=1), np.nan)
+    out = pd.DataFrame(
+        {
+            "customer_id": head.index.get_level_values(0).to_numpy(object),
+            "panel_id": head.index.get_level_values(1).to_numpy(object),
+            "last_round": head["last_round"].to_numpy("int64"),
+            "consensus_date": head["consensus_date"].to_numpy("datetime64[ns]"),
+            "experts": head["experts"].to_numpy("int64"),
+            **{f"expert_{c}": med[:, i] for i, c in enumerate(CRITERIA)},
+            **{f"iqr_{c}": iqr[:, i] for i, c in enumerate(CRITERIA)},
+            "max_iqr": max_iqr_v,
+            "kendalls_w": _kendall(cells, n),
+            "moved_share": np.where(n_seen > 0, n_moved / np.maximum(n_seen, 1), np.nan),
+            "converged": np.isfinite(max_iqr_v) & (max_iqr_v <= max_iqr),
         }
-        iqr = {
-            f"iqr_{c}": (
-                float(np.subtract(*np.percentile(wide[c].dropna(), [75, 25])))
-                if wide[c].notna().any()
-                else np.nan
-            )
-            for c in CRITERIA
-        }
-        complete = wide.dropna(axis=0, how="any")
-        w = kendalls_w(complete.to_numpy(float)) if len(complete) else float("nan")
-        before = prev_idx.reindex(
-            pd.MultiIndex.from_arrays(
-                [[cid] * len(g), [pid] * len(g), g["expert"], g["criterion"]]
-            )
-        )
-        moved = before.notna() & (before.to_numpy() != g["score"].to_numpy())
-        max_iqr_v = (
-            float(np.nanmax(list(iqr.values())))
-            if any(np.isfinite(v) for v in iqr.values())
-            else np.nan
-        )
-        rows.append(
-            {
-                "customer_id": cid,
-                "panel_id": pid,
-                "last_round": int(g["round"].iloc[0]),
-                "consensus_date": g["score_date"].max(),
-                "experts": int(wide.shape[0]),
-                **med,
-                **iqr,
-                "max_iqr": max_iqr_v,
-                "kendalls_w": w,
-                "moved_share": float(moved.sum() / before.notna().sum())
-                if before.notna().any()
-                else np.nan,
-                "converged": bool(max_iqr_v <= max_iqr) if np.isfinite(max_iqr_v) else False,
-            }
-        )
-    return (
-        pd.DataFrame(rows)
-        .sort_values(["customer_id", "consensus_date"], kind="stable")
-        .reset_index(drop=True)
     )
+    return out.sort_values(["customer_id", "consensus_date"], kind="stable").reset_index(drop=True)
 
 
 def _breakpoints(hp: pd.DataFrame, panels: pd.DataFrame) -> pd.DataFrame:

@@ -12,51 +12,59 @@ accepted rows), and writes
   unknown columns dropped) and metrics/<NAME>/ingest.json (the counts).
 
 Rows keep their source order (file, row); duplicate ids keep the first row and quarantine the rest.
+
+Memory: the ledger tables are streamed both ways: accepted and quarantined rows go chunk by chunk to
+Parquet streams (`pipeline.io.ParquetStream`, completed only when every table reconciles), and the
+cross-table rules keep compact exact key sets (`pipeline.schemas.KeySet`, `InvoiceLookup`): about 68
+bytes per accepted invoice and 32 per payment. The customer master and the optional credit-file
+tables (per customer, `pipeline.credit_file`) are still held whole.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from pipeline.adapters import ADAPTERS
 from pipeline.config import Paths, log, progress, run_stage, stage_argparser
 from pipeline.credit_file import ingest_credit_file
 from pipeline.currency import read_fx_table
 from pipeline.domain import LEDGER_TABLES, PipelineError
-from pipeline.io import write_json, write_parquet
-from pipeline.ledger import read_truth, validate_table
+from pipeline.io import parquet_stream, write_json
+from pipeline.ledger import Learner, read_truth, validate_table
 from pipeline.params.ingest import IngestParams, load_ingest
-from pipeline.quarantine import unreconciled_message
-from pipeline.schemas import NUMBER_RULES, RuleContext
-
-
-def _learn_from(table: str, good: pd.DataFrame, ctx: RuleContext) -> None:
-    """What the later tables' cross-table rules need from an accepted table."""
-    if table == "customers":
-        ctx.customer_ids = pd.Index(good["customer_id"])
-    if table == "invoices":
-        ctx.invoices = good.set_index("invoice_id")[["customer_id", "invoice_date"]]
-        ctx.invoice_amount = good.set_index("invoice_id")["amount"]
-        ctx.paid = pd.Series(dtype=float)
-        if ctx.new_invoice_currency:
-            ctx.invoice_currency = pd.concat(ctx.new_invoice_currency)
+from pipeline.quarantine import TableSink, quarantine_schema, unreconciled_message
+from pipeline.schemas import NUMBER_RULES, KeySet, RuleContext, arrow_schema, text_columns
 
 
 def validate_ledger(
-    raw_dir: Path, params: IngestParams, report: dict[str, Any]
-) -> tuple[dict[str, tuple[pd.DataFrame, pd.DataFrame]], RuleContext]:
-    """Every ledger table through its adapter and the rules; counts go into ``report``."""
+    raw_dir: Path,
+    interim_dir: Path,
+    quarantine_dir: Path,
+    params: IngestParams,
+    report: dict[str, Any],
+    outputs: ExitStack,
+) -> Learner:
+    """Every ledger table through its adapter and the rules, streamed into ``outputs`` (Parquet
+    streams, completed when the caller's stack closes); counts go into ``report``."""
     fx = read_fx_table(raw_dir / params.fx_rates, params.currency) if params.fx_rates else None
     sources, report["adapter_notes"] = ADAPTERS[params.source](raw_dir, params)
     ctx = RuleContext(data_cutoff=params.cutoff)
-    outputs = {}
+    learner = Learner(ctx)
     for table in LEDGER_TABLES:
-        ctx.seen_ids = set()
+        ctx.seen_ids = KeySet()
+        accepted = outputs.enter_context(
+            parquet_stream(
+                interim_dir / f"{table}.parquet", arrow_schema(table), text_columns(table)
+            )
+        )
+        rejected = outputs.enter_context(
+            parquet_stream(quarantine_dir / f"{table}.parquet", quarantine_schema(table))
+        )
+        sink = TableSink(table, accepted, rejected, learner.chunk(table))
         chunks = progress(sources[table].chunks(), f"ingest {table}", unit="chunk")
-        good, bad, counts = validate_table(sources[table], table, ctx, params, fx, chunks)
+        counts = validate_table(sources[table], table, ctx, params, fx, sink, chunks)
         log.info(
             "ingest %s: %d read, %d accepted, %d quarantined",
             table,
@@ -64,10 +72,17 @@ def validate_ledger(
             counts["rows_accepted"],
             counts["rows_quarantined"],
         )
-        outputs[table] = (good, bad)
         report["tables"][table] = counts
-        _learn_from(table, good, ctx)
-    return outputs, ctx
+        accepted.close()  # frees the last row group now; moved into place when `outputs` closes
+        rejected.close()
+        report["outputs"].update(
+            {
+                f"interim/{table}.parquet": accepted.rows,
+                f"quarantine/{table}.parquet": rejected.rows,
+            }
+        )
+        learner.table_done(table)
+    return learner
 
 
 def run_ingest(
@@ -91,39 +106,31 @@ def run_ingest(
         "number_rules": NUMBER_RULES,
         "adapter_notes": {},
         "tables": {},
+        "outputs": {},
     }
-    outputs, ctx = validate_ledger(raw_dir, params, report)
-    customers = outputs["customers"][0]
-    first_invoice = ctx.invoices.groupby("customer_id")["invoice_date"].min()
-    report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
-        ingest_credit_file(
-            raw_dir,
-            interim_dir,
-            quarantine_dir,
-            customers,
-            first_invoice,
-            ctx.data_cutoff,
-            files=params.files,
-            column_map=params.column_map,
-            chunksize=params.chunksize,
-            encoding=params.encoding,
-            date_format=params.date_format,
-            max_iqr=params.delphi.max_iqr,
+    with ExitStack() as outputs:  # the ledger's Parquet streams, completed only if all reconciles
+        learner = validate_ledger(raw_dir, interim_dir, quarantine_dir, params, report, outputs)
+        report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
+            ingest_credit_file(
+                raw_dir,
+                interim_dir,
+                quarantine_dir,
+                learner.customers,
+                learner.first_invoice(),
+                learner.ctx.data_cutoff,
+                files=params.files,
+                column_map=params.column_map,
+                chunksize=params.chunksize,
+                encoding=params.encoding,
+                date_format=params.date_format,
+                max_iqr=params.delphi.max_iqr,
+            )
         )
-    )
-    report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())
-    message = unreconciled_message(report)
-    if message:
-        raise PipelineError(message)
-    for table, (good, bad) in outputs.items():
-        write_parquet(good, interim_dir / f"{table}.parquet")
-        write_parquet(bad, quarantine_dir / f"{table}.parquet")
+        report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())
+        message = unreconciled_message(report)
+        if message:
+            raise PipelineError(message)
     report["truth"] = _passthrough_truth(raw_dir, interim_dir, params)
-    report["outputs"] = {
-        f"{kind}/{table}.parquet": len(frame)
-        for table, pair in outputs.items()
-        for kind, frame in zip(("interim", "quarantine"), pair, strict=True)
-    }
     write_json(report, Path(report_path))
     write_json(_metrics(report), Path(metrics_path))
     return report
@@ -150,9 +157,10 @@ def _passthrough_truth(
     if not path.exists():
         target.unlink(missing_ok=True)
         return None
-    truth = read_truth(path, params)
-    write_parquet(truth, target)
-    return {"rows": len(truth), "file": path.name}
+    with parquet_stream(target, arrow_schema("truth"), text_columns("truth")) as out:
+        for chunk in read_truth(path, params):
+            out.write(chunk)
+    return {"rows": out.rows, "file": path.name}
 
 
 def main() -> None:

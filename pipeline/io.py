@@ -276,6 +276,130 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
 
 
+PARQUET_ROW_GROUP = 1024 * 1024
+"""Rows per row group: pyarrow's ``write_table`` default, so a streamed file has the row groups (and
+the bytes) of the same table written at once by `write_parquet`."""
+
+
+class ParquetStream:
+    """A Parquet file written chunk by chunk with a schema fixed up front (never inferred per chunk).
+
+    Chunks are buffered to whole row groups of `PARQUET_ROW_GROUP` rows, so at most one row group is
+    held and the file is byte-identical to `write_parquet` of the concatenated frame. ``null_if_empty``
+    names text columns that are written as the null type when the whole table has no value in them
+    (what `write_parquet` infers for an all-null object column); a file already past its first row
+    group is then rewritten one row group at a time."""
+
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        null_if_empty: tuple[str, ...] = (),
+        row_group_size: int = PARQUET_ROW_GROUP,
+    ) -> None:
+        self.path, self.schema, self.row_group_size = Path(path), schema, row_group_size
+        self.rows = 0
+        self._empty = {c for c in null_if_empty if c in schema.names}
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._closed = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame`` (the schema's columns, in any dtype pyarrow converts to the schema's)."""
+        if frame.empty:
+            return
+        if self._closed:
+            raise RuntimeError(f"{self.path}: write after close")
+        table = pa.Table.from_pandas(
+            frame[self.schema.names], schema=self.schema, preserve_index=False
+        ).replace_schema_metadata(None)
+        self._empty = {c for c in self._empty if table.column(c).null_count == len(table)}
+        self._buffer.append(table)
+        self._buffered += len(table)
+        self.rows += len(table)
+        while self._buffered >= self.row_group_size:
+            self._flush(self.row_group_size)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self._buffer)
+        self._buffer = [table.slice(n)] if len(table) > n else []
+        self._buffered = len(table) - n
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self.path, self.schema, compression="zstd", write_statistics=True
+            )
+        self._writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=n)
+
+    def close(self) -> None:
+        """Write what is buffered and finish the file (once: later calls do nothing). The file is
+        complete on disk but moved into place only when its `parquet_stream` block ends."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is None:
+            table = (
+                pa.concat_tables(self._buffer).combine_chunks()
+                if self._buffer
+                else self.schema.empty_table()
+            )
+            table = _nulls_for(table, self._empty)
+            pq.write_table(table, self.path, compression="zstd", write_statistics=True)
+            return
+        if self._buffered:
+            self._flush(self._buffered)
+        self._writer.close()
+        if self._empty:
+            _rewrite_with_nulls(self.path, self._empty)
+
+    def abort(self) -> None:
+        """Release the file of a stream that will not be completed."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+
+
+def _nulls_for(table: pa.Table, columns: set[str]) -> pa.Table:
+    for name in sorted(columns):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, pa.field(name, pa.null()), pa.nulls(len(table)))
+    return table
+
+
+def _rewrite_with_nulls(path: Path, columns: set[str]) -> None:
+    source = pq.ParquetFile(path)
+    tmp = path.with_name(path.name + ".nulls")
+    writer = None
+    try:
+        for i in range(source.num_row_groups):
+            table = _nulls_for(source.read_row_group(i), columns)
+            if writer is None:
+                writer = pq.ParquetWriter(
+                    tmp, table.schema, compression="zstd", write_statistics=True
+                )
+            writer.write_table(table, row_group_size=len(table))
+    finally:
+        if writer is not None:
+            writer.close()
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def parquet_stream(
+    path: Path | str, schema: pa.Schema, null_if_empty: tuple[str, ...] = ()
+) -> Iterator[ParquetStream]:
+    """Stream a Parquet file to ``path`` through `atomic_path` (see `ParquetStream`): the file is
+    moved into place only when the block ends normally, and left untouched on an exception."""
+    with atomic_path(path) as tmp:
+        stream = ParquetStream(tmp, schema, null_if_empty)
+        try:
+            yield stream
+        except BaseException:
+            stream.abort()
+            raise
+        stream.close()
+
+
 def stable_float(value: float, digits: int = JSON_SIGNIFICANT_DIGITS) -> float:
     """``value`` rounded to ``digits`` significant digits (the last digits of a float sum differ
     between BLAS builds and thread counts; ten digits are far below any reported precision)."""

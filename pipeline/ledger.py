@@ -11,6 +11,7 @@ payments, the overpayment rule. A rejected row is quarantined with every rule it
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,13 @@ from pipeline.domain import PipelineError
 from pipeline.params.ingest import IngestParams
 from pipeline.quarantine import (
     META,
-    accepted_frame,
+    TableSink,
     empty_reasons,
     exact_total,
     first_reason,
     problem_reasons,
-    quarantine_frame,
     reasons,
     reconciled,
-    rule_counts,
     summable,
 )
 from pipeline.schemas import (
@@ -40,8 +39,10 @@ from pipeline.schemas import (
     KEYS,
     PARSE_RULE,
     REQUIRED,
+    InvoiceLookup,
     RuleContext,
     conform,
+    empty_table,
     parse_schema,
     rules_schema,
     strict_numbers,
@@ -84,10 +85,12 @@ def _source_currency(parsed: pd.DataFrame, table: str, ctx: RuleContext, home: s
     if table == "invoices":
         text = parsed["currency"].astype("string").str.strip().str.upper()
         return text.astype(object).where((text.notna() & (text != "")).fillna(False), None)
-    if ctx.invoice_currency is not None and "invoice_id" in parsed:
-        return pd.Series(
-            ctx.invoice_currency.reindex(parsed["invoice_id"]).to_numpy(), index=parsed.index
-        ).fillna(home)
+    inv = ctx.invoices
+    if inv is not None and inv.currencies and "invoice_id" in parsed:
+        pos = inv.ids.positions(parsed["invoice_id"].to_numpy(object))
+        codes = np.where(pos >= 0, inv.currency[np.maximum(pos, 0)], -1)
+        out = pd.Categorical.from_codes(codes, categories=inv.currencies)
+        return pd.Series(np.asarray(out, dtype=object), index=parsed.index).fillna(home)
     return pd.Series(home, index=parsed.index)
 
 
@@ -139,14 +142,17 @@ def overpayments(
 
     ``rule`` ``quarantine``: such a payment is quarantined (rule ``overpayment``);
     ``credit_balance``: it is accepted, and the rows and the excess are counted in ``counts``."""
-    if ctx.invoice_amount is None or ok.empty or "invoice_id" not in ok:
+    inv = ctx.invoices
+    if inv is None or ok.empty or "invoice_id" not in ok:
         return empty_reasons()
     linked = ok["invoice_id"].notna()
     if not linked.any():
         return empty_reasons()
     p = ok.loc[linked, ["invoice_id", "amount"]]
-    billed = pd.Series(ctx.invoice_amount.reindex(p["invoice_id"]).to_numpy(), index=p.index)
-    before = pd.Series(ctx.paid.reindex(p["invoice_id"]).fillna(0.0).to_numpy(), index=p.index)
+    pos = inv.ids.positions(p["invoice_id"].to_numpy(object))
+    found = pos >= 0
+    billed = pd.Series(np.where(found, inv.amount[np.maximum(pos, 0)], np.nan), index=p.index)
+    before = pd.Series(np.where(found, inv.paid[np.maximum(pos, 0)], 0.0), index=p.index)
     cumulative = before + p.groupby("invoice_id", sort=False)["amount"].cumsum()
     over = cumulative > billed * (1 + tolerance) + 0.01
     if rule == "quarantine":
@@ -158,7 +164,9 @@ def overpayments(
         counts["credit_balance_amount"] += math.fsum(
             np.minimum(excess[over].to_numpy(), p.loc[over, "amount"].to_numpy())
         )
-    ctx.paid = ctx.paid.add(keep.groupby("invoice_id", sort=False)["amount"].sum(), fill_value=0.0)
+    paid = keep.groupby("invoice_id", sort=False)["amount"].sum()
+    at = inv.ids.positions(paid.index.to_numpy(object))
+    inv.paid[at[at >= 0]] += paid.to_numpy()[at >= 0]
     if rule != "quarantine" or not over.any():
         return empty_reasons()
     reason = (
@@ -217,7 +225,7 @@ def _check_chunk(
     parsed = parsed.drop(index=bad_fx.index)
     source_currency = parsed.pop("_source_currency") if "_source_currency" in parsed else None
     checked, bad_rules = validate(
-        with_invoice_lookup(parsed, ctx.invoices), rules_schema(table, ctx), table
+        with_invoice_lookup(parsed, ctx), rules_schema(table, ctx), table
     )
     ok = parsed.loc[checked.index]
     bad_over = empty_reasons()
@@ -235,14 +243,15 @@ def validate_table(
     ctx: RuleContext,
     params: IngestParams,
     fx: pd.DataFrame | None,
+    sink: TableSink,
     chunks: Any = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Validate one table chunk by chunk; return (accepted rows, quarantined rows, counts).
+) -> dict[str, Any]:
+    """Validate one table chunk by chunk into ``sink`` (accepted and quarantined rows streamed out
+    in source order); return the table's counts.
 
     Amount sums are in the source rows' own amounts (before any FX conversion), so read = accepted
     + quarantined is checked on what the file says. ``chunks``: the chunk iterator to use (a
     progress-reporting wrapper of ``source.chunks()``); None reads ``source.chunks()``."""
-    accepted, rejected = [], []
     tally = _Tally()
     for chunk in source.chunks() if chunks is None else chunks:
         if chunk.empty:
@@ -257,30 +266,23 @@ def validate_table(
         ok, source_currency, why = _check_chunk(
             data, problem, bad_numbers, table, ctx, params, fx, tally
         )
-        ctx.seen_ids.update(ok[KEYS[table]])
+        ctx.seen_ids.add(ok[KEYS[table]].to_numpy(object))
         if source_currency is not None:
-            ctx.new_invoice_currency.append(
-                pd.Series(
-                    source_currency.loc[ok.index].to_numpy(), index=ok["invoice_id"].to_numpy()
-                )
-            )
-        accepted.append(ok.join(chunk[META]))
+            source_currency = source_currency.loc[ok.index]
+        sink.accept(ok.join(chunk[META]), source_currency)
         text = data.loc[why.index].astype("string")
         for column in text.columns:
             text[column] = text[column].map(printable, na_action="ignore")
-        rejected.append(text.join(chunk[META]).join(why))
+        sink.reject(text.join(chunk[META]).join(why))
         if table in AMOUNT:
             tally.amounts(data, ok.index, why.index)
-    good = accepted_frame(accepted, table)
-    bad = quarantine_frame(rejected, table).sort_values([*META], kind="stable")
-    return good, bad, table_counts(source, table, good, bad, tally, params.overpayment)
+    return table_counts(source, table, sink, tally, params.overpayment)
 
 
 def table_counts(
     source: TableSource,
     table: str,
-    good: pd.DataFrame,
-    bad: pd.DataFrame,
+    sink: TableSink,
     tally: _Tally,
     overpayment_rule: str,
 ) -> dict[str, Any]:
@@ -289,9 +291,9 @@ def table_counts(
         "files": source.files,
         "encoding": source.encoding,
         "rows_read": tally.rows,
-        "rows_accepted": len(good),
-        "rows_quarantined": len(bad),
-        **rule_counts(bad),
+        "rows_accepted": sink.rows_accepted,
+        "rows_quarantined": sink.rows_quarantined,
+        **sink.rule_counts(),
         "unknown_columns_dropped": list(source.unknown_columns),
         "numbers_read_by_rule": dict(sorted(tally.number_rules.items())),
     }
@@ -313,8 +315,66 @@ def table_counts(
     return counts
 
 
-def read_truth(path: Path, params: IngestParams) -> pd.DataFrame:
-    """The generator's true PDs (raw truth.csv) as a canonical table; a bad row is fatal."""
+class Learner:
+    """What the later tables' cross-table rules need from the accepted rows, gathered chunk by chunk:
+    the customer master (whole: the credit file needs it) and its ids, and the invoices compactly
+    (`pipeline.schemas.InvoiceLookup`: ids, customer, date, amount, source currency)."""
+
+    def __init__(self, ctx: RuleContext) -> None:
+        self.ctx = ctx
+        self.customers: list[pd.DataFrame] = []
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("customer", "date", "amount")}
+        self.currency: list[pd.Series] = []
+
+    def chunk(self, table: str) -> Any:
+        def learn(ok: pd.DataFrame, source_currency: pd.Series | None) -> None:
+            if table == "customers":
+                self.customers.append(ok.drop(columns=META))
+            elif table == "invoices":
+                ids = self.ctx.customer_ids
+                customer = ok["customer_id"].to_numpy(object)
+                self.parts["customer"].append(
+                    ids.positions(customer) if ids else np.full(len(ok), -1)
+                )
+                self.parts["date"].append(ok["invoice_date"].to_numpy("datetime64[ns]"))
+                self.parts["amount"].append(ok["amount"].to_numpy(float))
+                if source_currency is not None:
+                    self.currency.append(source_currency)
+
+        return learn
+
+    def table_done(self, table: str) -> None:
+        if table == "customers":
+            frames = self.customers
+            self.customers = pd.concat(frames, ignore_index=True) if frames else empty_table(table)
+            self.ctx.customer_ids = self.ctx.seen_ids
+        if table == "invoices":
+            part = {k: np.concatenate(v) if v else np.empty(0) for k, v in self.parts.items()}
+            codes, currencies = pd.factorize(
+                pd.concat(self.currency) if self.currency else pd.Series(dtype=object)
+            )
+            self.parts = {}
+            self.ctx.invoices = InvoiceLookup(
+                self.ctx.seen_ids,
+                part["customer"].astype(np.int64),
+                part["date"].astype("datetime64[ns]"),
+                part["amount"].astype(float),
+                codes.astype(np.int32),
+                list(currencies),
+                np.zeros(len(part["amount"])),
+            )
+
+    def first_invoice(self) -> pd.Series:
+        """Each customer's first accepted invoice date."""
+        inv, ids = self.ctx.invoices, self.ctx.customer_ids
+        if inv is None or ids is None or not len(inv.customer):
+            return pd.Series(dtype="datetime64[ns]")
+        first = pd.Series(inv.invoice_date).groupby(inv.customer).min()
+        return pd.Series(first.to_numpy(), index=ids.keys(first.index.to_numpy()))
+
+
+def read_truth(path: Path, params: IngestParams) -> Iterator[pd.DataFrame]:
+    """The generator's true PDs (raw truth.csv) as canonical chunks; a bad row is fatal."""
     src = open_table(
         path,
         "truth",
@@ -323,7 +383,6 @@ def read_truth(path: Path, params: IngestParams) -> pd.DataFrame:
         chunksize=params.chunksize,
         encoding=params.encoding,
     )
-    parts = []
     for chunk in src.chunks():
         parsed, bad = validate(
             chunk.drop(columns=META), parse_schema("truth", params.date_format), "truth"
@@ -334,5 +393,4 @@ def read_truth(path: Path, params: IngestParams) -> pd.DataFrame:
                 f"{path}: row {chunk.loc[bad.index[0], '_source_row']}, column "
                 f"{first['_column']}, rule {first['_rule']}: {first['_reason']}"
             )
-        parts.append(conform(parsed, "truth"))
-    return pd.concat(parts)
+        yield conform(parsed, "truth")

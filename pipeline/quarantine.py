@@ -8,10 +8,13 @@ reconciles when rows (and amounts) read = accepted + quarantined.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.schemas import COLUMNS, KEYS, MAX_AMOUNT, RULE_ORDER, empty_table
 
@@ -98,6 +101,81 @@ def quarantine_frame(parts: list[pd.DataFrame], table: str) -> pd.DataFrame:
         out[c] = out[c].astype("string")
     out["_source_row"] = out["_source_row"].astype("int64")
     return out
+
+
+class TableSink:
+    """Where one table's validated rows go, chunk by chunk: accepted rows (canonical columns) and
+    quarantined rows (text, `QUARANTINE_META`) are written to their streams (`pipeline.io.ParquetStream`
+    or anything with ``write``) in source order, quarantined rows are counted by rule, and ``learn``
+    sees each accepted chunk (with ``_source_file/_source_row``) and its source currency.
+
+    Rows must arrive in source order (file, row), as every adapter reads them; the whole table is
+    never held, so a row out of order is an adapter bug and stops the stage."""
+
+    def __init__(
+        self,
+        table: str,
+        accepted: Any,
+        rejected: Any,
+        learn: Callable[[pd.DataFrame, pd.Series | None], None] | None = None,
+    ) -> None:
+        self.table, self.accepted, self.rejected, self.learn = table, accepted, rejected, learn
+        self.rows_accepted = 0
+        self.rows_quarantined = 0
+        self._rules: Counter = Counter()
+        self._rule_columns: Counter = Counter()
+        self._last: dict[str, tuple[str, int] | None] = {"accepted": None, "quarantined": None}
+
+    def _in_order(self, kind: str, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        files, rows = frame["_source_file"].to_numpy(object), frame["_source_row"].to_numpy()
+        last = self._last[kind]
+        ordered = (files == files[0]).all() and bool((rows[1:] >= rows[:-1]).all())
+        if last is not None:
+            ordered = ordered and files[0] == last[0] and rows[0] >= last[1]
+        if not ordered:
+            raise RuntimeError(f"{self.table}: {kind} rows arrive out of source order (file, row)")
+        self._last[kind] = (files[0], int(rows[-1]))
+
+    def accept(self, ok: pd.DataFrame, source_currency: pd.Series | None = None) -> None:
+        """Accepted rows (canonical columns plus ``_source_file/_source_row``)."""
+        self._in_order("accepted", ok)
+        self.rows_accepted += len(ok)
+        if self.learn is not None:
+            self.learn(ok, source_currency)
+        self.accepted.write(ok.drop(columns=META))
+
+    def reject(self, bad: pd.DataFrame) -> None:
+        """Quarantined rows as text with ``_source_file/_source_row`` and their reasons."""
+        if bad.empty:
+            return
+        frame = quarantine_frame([bad], self.table)
+        self._in_order("quarantined", frame)
+        self.rows_quarantined += len(frame)
+        self._rules.update(frame["_rule"].value_counts().to_dict())
+        self._rule_columns.update(frame.groupby(["_rule", "_column"]).size().to_dict())
+        self.rejected.write(frame)
+
+    def rule_counts(self) -> dict[str, dict[str, int]]:
+        """The counts `rule_counts` gives for the whole quarantined table."""
+        return {
+            "reasons": {str(k): int(v) for k, v in sorted(self._rules.items()) if v},
+            "reasons_by_column": {
+                f"{r}:{c}": int(n) for (r, c), n in sorted(self._rule_columns.items()) if n
+            },
+        }
+
+
+def quarantine_schema(table: str) -> pa.Schema:
+    """The Parquet schema of a quarantine table: the canonical columns and the reasons as text,
+    ``_source_row`` as int64 (the dtypes `quarantine_frame` gives)."""
+    return pa.schema(
+        [
+            (c, pa.int64() if c == "_source_row" else pa.string())
+            for c in [*COLUMNS[table], *QUARANTINE_META]
+        ]
+    )
 
 
 def rule_counts(bad: pd.DataFrame) -> dict[str, dict[str, int]]:

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from pipeline.schemas import (
     COLUMNS,
     MAX_AMOUNT,
+    InvoiceLookup,
     RuleContext,
     conform,
     empty_table,
+    key_set,
     parse_schema,
     quarantine_reasons,
     rules_schema,
@@ -41,9 +43,7 @@ def check(
     parsed, bad_parse = validate(df, parse_schema(table), table)
     parsed = conform(parsed, table)
     ctx = ctx or RuleContext()
-    ok, bad_rules = validate(
-        with_invoice_lookup(parsed, ctx.invoices), rules_schema(table, ctx), table
-    )
+    ok, bad_rules = validate(with_invoice_lookup(parsed, ctx), rules_schema(table, ctx), table)
     return parsed.loc[ok.index], pd.concat([bad_parse, bad_rules]).sort_index()
 
 
@@ -90,10 +90,11 @@ def test_cross_table_rules_and_cutoff() -> None:
         ),
         "invoices",
     ).set_index("invoice_id")
+    customers = key_set(["C1", "C2"])
     ctx = RuleContext(
         data_cutoff=pd.Timestamp("2024-06-30"),
-        customer_ids=pd.Index(["C1", "C2"]),
-        invoices=invoices[["customer_id", "invoice_date"]],
+        customer_ids=customers,
+        invoices=InvoiceLookup.from_frame(invoices, customers),
     )
     pay = pd.DataFrame(
         {
