@@ -157,3 +157,33 @@ def test_duckdb_limit_must_sit_inside_the_budget():
     stream.check_budget(features_params({"memory_limit": "4GB"}), 6 * 10**9)
     with pytest.raises(ParamsError, match="key features.memory_limit: rule within_budget"):
         stream.check_budget(features_params({"memory_limit": "5GB"}), 6 * 10**9)
+
+
+@pytest.mark.parametrize("chunks", [1, 3])
+def test_vintage_and_roll_rates_from_parquet_match_the_dataframes(tmp_path, chunks):
+    """Analysis inputs left on disk (`copy_analysis`, aggregated by DuckDB) give the tables the
+    in-memory frames give, also when the SQL runs per customer chunk."""
+    from pipeline.features.chunked import compute_snapshots_chunked
+    from pipeline.features.vintage import analysis_tables
+    from pipeline.synth import write_ledger
+
+    write_ledger(tmp_path, 300, 24, "2023-01-01", 11, fmt="parquet")
+    tables = {name: tmp_path / f"{name}.parquet" for name in TABLES}
+    params = features_params(
+        {"threads": 1, "memory_limit": "1GB", "customer_chunks": chunks, "roll_rate_months": 12}
+    )
+    frames = compute_snapshots_chunked(tables, params, temp_dir=str(tmp_path), with_analysis=True)
+    files = compute_snapshots_chunked(
+        tables,
+        params,
+        temp_dir=str(tmp_path),
+        with_analysis=True,
+        out_path=tmp_path / "snaps.parquet",
+        analysis_dir=tmp_path / "analysis",
+    )
+    assert not isinstance(files["buckets"], pd.DataFrame)
+    want = analysis_tables(frames, 24, "1GB", str(tmp_path))
+    got = analysis_tables(files, 24, "1GB", str(tmp_path))
+    assert want[1]["count"].sum() > 1000 and (want[1]["count"] > 0).sum() > 6
+    for w, g in zip(want, got, strict=True):
+        pd.testing.assert_frame_equal(g, w, check_exact=True)

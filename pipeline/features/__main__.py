@@ -32,7 +32,7 @@ from pipeline.features.stream import (
     parquet_batches,
     stream_snapshots,
 )
-from pipeline.features.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
+from pipeline.features.vintage import analysis_tables, plot_roll_rates, plot_vintage
 from pipeline.io import write_csv, write_json
 from pipeline.params import load
 from pipeline.params.base import BaseParams
@@ -47,8 +47,8 @@ log = logging.getLogger("pipeline.features")
 
 @contextlib.contextmanager
 def compute(tables: dict[str, Any], params: FeaturesParams) -> Iterator[dict[str, Any]]:
-    """Snapshots and the vintage / roll-rate inputs on the configured engine; on DuckDB the snapshots
-    are a Parquet file in a temporary directory (deleted when the block ends), never a DataFrame."""
+    """Snapshots and the vintage / roll-rate inputs on the configured engine; on DuckDB they are
+    Parquet files in a temporary directory (deleted when the block ends), never DataFrames."""
     with tempfile.TemporaryDirectory(prefix="features_spill_", dir=params.temp_directory) as spill:
         if params.engine == "spark":
             from pipeline.features.spark import compute_snapshots_spark
@@ -57,18 +57,21 @@ def compute(tables: dict[str, Any], params: FeaturesParams) -> Iterator[dict[str
             return
         from pipeline.features.chunked import compute_snapshots_chunked
 
-        out = Path(spill) / "snapshots_sql.parquet"
         yield compute_snapshots_chunked(
-            tables, params, temp_dir=spill, with_analysis=True, out_path=out
+            tables,
+            params,
+            temp_dir=spill,
+            with_analysis=True,
+            out_path=Path(spill) / "snapshots_sql.parquet",
+            analysis_dir=Path(spill) / "analysis",
         )
 
 
 def write_analysis(result: dict[str, Any], params: FeaturesParams, paths: Paths, ds: str) -> None:
-    """The vintage and roll-rate tables and charts (inputs: per-customer aggregates from the SQL)."""
-    events = result["vintage_events"]
-    vintage = vintage_table(events, result["data_cutoff"], params.vintage_months)
-    first = events.set_index("customer_id")["first_invoice_day"]
-    rolls = roll_rate_table(result["buckets"], first, result["roll_months"])
+    """The vintage and roll-rate tables and charts (`pipeline.features.vintage.analysis_tables`)."""
+    vintage, rolls = analysis_tables(
+        result, params.vintage_months, params.memory_limit, params.temp_directory
+    )
     write_csv(vintage, paths.stage_dir("features") / "vintage.csv")
     write_csv(rolls, paths.stage_dir("features") / "roll_rates.csv")
     write_csv(vintage, paths.stage_dir("features") / "features_vintage.csv")
@@ -119,11 +122,11 @@ def main() -> None:
         written = stream_snapshots(
             batches, paths.processed / "snapshots.parquet", budget, platform, params, rules_params
         )
-    log.info("snapshots: %d rows, %d columns", written["labels"]["rows"], len(written["columns"]))
-    dictionary = feature_dictionary(params, written["columns"])
-
-    write_csv(dictionary, paths.processed / "feature_dictionary.csv")
-    write_analysis(result, params, paths, ds)
+        n_rows, n_cols = written["labels"]["rows"], len(written["columns"])
+        log.info("snapshots: %d rows, %d columns", n_rows, n_cols)
+        dictionary = feature_dictionary(params, written["columns"])
+        write_csv(dictionary, paths.processed / "feature_dictionary.csv")
+        write_analysis(result, params, paths, ds)
     grading = grading_report_from(written["grading"], rules_params)
     write_json(grading, paths.stage_dir("features") / "grading.json")
     metrics = label_metrics_from(written["labels"])
