@@ -30,6 +30,7 @@ from pipeline.features.stream import (
     check_budget,
     frame_batches,
     parquet_batches,
+    peak_rss_bytes,
     stream_snapshots,
 )
 from pipeline.features.vintage import analysis_tables, plot_roll_rates, plot_vintage
@@ -112,6 +113,7 @@ def main() -> None:
     if not (platform.exists() and pq_rows(platform) > 0):  # optional e-commerce indicators
         platform = None
     with compute(tables, params) as result:
+        log.info("feature SQL done; peak memory so far %.2f GB", peak_rss_bytes() / 1e9)
         snaps = result["snapshots"]
         batches = (
             frame_batches(snaps, budget)

@@ -15,6 +15,8 @@ the budget (with a smaller budget the row groups are smaller; the content is the
 
 from __future__ import annotations
 
+import logging
+import resource
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +38,8 @@ from pipeline.params.features import FeaturesParams
 from pipeline.params.rules import RulesParams
 from pipeline.rules import grade, grading_tally, merge_tallies
 
+log = logging.getLogger("pipeline.features")
+
 ROW_GROUP_ROWS = 1024 * 1024
 """Rows per row group of the output: pyarrow's default when a whole table is written at once."""
 VECTOR = 2048
@@ -49,6 +53,11 @@ and the reader)."""
 DUCKDB_SHARE = 0.75
 """Largest share of ``base.memory_budget`` the DuckDB ``features.memory_limit`` may take: DuckDB's limit
 caps its buffer manager, not the process."""
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def check_budget(params: FeaturesParams, budget_bytes: int) -> None:
@@ -216,6 +225,12 @@ def stream_snapshots(
             pq.write_table(table, parts[-1], compression="lz4")
             schemas.append(table.schema)
             del table
+        log.info(
+            "graded %d rows in %d batches of whole customers; peak memory so far %.2f GB",
+            labels["rows"] if labels else 0,
+            len(parts),
+            peak_rss_bytes() / 1e9,
+        )
         try:
             schema = pa.unify_schemas(schemas)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
