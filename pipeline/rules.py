@@ -25,6 +25,7 @@ without approver or date, is not applied.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -345,73 +346,122 @@ def grade(snapshots: pd.DataFrame, params: RulesParams) -> pd.DataFrame:
     return out
 
 
-def _counts(values: pd.Series) -> dict[str, int]:
-    return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
+def _counts(values: pd.Series) -> Counter:
+    return Counter({k: int(v) for k, v in values.value_counts().items()})
+
+
+def _sorted_counts(counts: Counter) -> dict[str, int]:
+    return {str(k): int(counts[k]) for k in sorted(counts) if counts[k]}
+
+
+BAD_RATE_GROUPS = ("overridden", "not_overridden", "upgraded", "downgraded")
+
+
+def grading_tally(graded: pd.DataFrame) -> dict[str, Any]:
+    """The counts `grading_report` is made of, for one batch of graded rows: every figure of the report
+    is a sum of these over batches (customers counted once per batch, so batches must hold whole
+    customers), so a snapshot table graded batch by batch reports exactly what it would in one piece."""
+    notches = graded["overlay_notches"].fillna(0).astype(int)
+    over = notches != 0
+    two = graded["rule_grade_basis"] == "two_indicators"
+    tally: dict[str, Any] = {
+        "rows": len(graded),
+        "rule_grade": _counts(graded["rule_grade"]),
+        "final_grade": _counts(graded["final_grade"]),
+        "basis": _counts(graded["rule_grade_basis"]),
+        "subgrade": _counts(graded["rule_subgrade"]),
+        "two_indicators": int(two.sum()),
+        "missing_competitor_share": int(graded["grade_competitor_share"].isna().sum()),
+        "undefined": int((graded["rule_grade"] == UNDEFINED).sum()),
+        "with_expert_score": int(graded["expert_score"].notna().sum()),
+        "overrides": int(over.sum()),
+        "upgrades": int((notches > 0).sum()),
+        "downgrades": int((notches < 0).sum()),
+        "not_applied": int((graded["override_reason"] == NOT_APPLIED).sum()),
+        "by_approver": _counts(graded.loc[over, "override_approver"]),
+    }
+    if "customer_id" in graded:
+        tally["customers"] = int(graded["customer_id"].nunique())
+        tally["customers_two_indicators"] = int(graded.loc[two, "customer_id"].nunique())
+    if "is_bad" in graded:
+        known = graded["is_bad"].notna()
+        bad = pd.to_numeric(graded["is_bad"], errors="coerce")
+        masks = dict(zip(BAD_RATE_GROUPS, (over, ~over, notches > 0, notches < 0), strict=True))
+        for g in (*GRADES, UNDEFINED):
+            masks[f"rule:{g}"] = graded["rule_grade"] == g
+            masks[f"final:{g}"] = graded["final_grade"] == g
+        tally["bad"] = {
+            k: (int((m & known).sum()), int(bad[m & known].sum())) for k, m in masks.items()
+        }
+    return tally
+
+
+def merge_tallies(total: dict[str, Any] | None, part: dict[str, Any]) -> dict[str, Any]:
+    """Two tallies (`grading_tally`, `pipeline.features.report.label_tally`) added key by key."""
+    if total is None:
+        return part
+    out: dict[str, Any] = {}
+    for key, value in total.items():
+        other = part[key]
+        if isinstance(value, Counter):
+            out[key] = value + other
+        elif isinstance(value, set):
+            out[key] = value | other
+        elif isinstance(value, dict):
+            out[key] = merge_tallies(value, other)
+        elif isinstance(value, tuple):
+            out[key] = tuple(a + b for a, b in zip(value, other, strict=True))
+        else:
+            out[key] = value + other
+    return out
 
 
 def grading_report(graded: pd.DataFrame, params: RulesParams) -> dict[str, Any]:
     """Grade counts, how many were graded on two indicators or left UNDEFINED, override rates (all, up,
     down, by approver) and the bad rate of overridden vs not (rows with ``is_bad`` known)."""
-    n = len(graded)
-    notches = graded["overlay_notches"].fillna(0).astype(int)
-    over = notches != 0
-    subgrades = _counts(graded["rule_subgrade"])
+    return grading_report_from(grading_tally(graded), params)
+
+
+def grading_report_from(tally: dict[str, Any], params: RulesParams) -> dict[str, Any]:
+    """`grading_report` from a (merged) `grading_tally`."""
+    n = tally["rows"]
+    subgrades = _sorted_counts(tally["subgrade"])
     report: dict[str, Any] = {
         "rows": n,
         "settings": {
             k: getattr(params, k)
             for k in ("completion", "timing_measure", "missing_competitor_rule")
         },
-        "rule_grade_counts": {
-            str(k): int(v) for k, v in graded["rule_grade"].value_counts().sort_index().items()
-        },
-        "final_grade_counts": {
-            str(k): int(v) for k, v in graded["final_grade"].value_counts().sort_index().items()
-        },
-        "basis_counts": {
-            str(k): int(v)
-            for k, v in graded["rule_grade_basis"].value_counts().sort_index().items()
-        },
-        "graded_on_two_indicators": int((graded["rule_grade_basis"] == "two_indicators").sum()),
-        "missing_competitor_share": int(graded["grade_competitor_share"].isna().sum()),
-        "undefined": int((graded["rule_grade"] == UNDEFINED).sum()),
+        "rule_grade_counts": _sorted_counts(tally["rule_grade"]),
+        "final_grade_counts": _sorted_counts(tally["final_grade"]),
+        "basis_counts": _sorted_counts(tally["basis"]),
+        "graded_on_two_indicators": tally["two_indicators"],
+        "missing_competitor_share": tally["missing_competitor_share"],
+        "undefined": tally["undefined"],
         "completion_cells": sum(v for k, v in subgrades.items() if "".join(sorted(k)) in GAPS),
         "subgrade_counts": subgrades,
         "overlay": {
-            "with_expert_score": int(graded["expert_score"].notna().sum()),
-            "overrides": int(over.sum()),
-            "override_rate": float(over.mean()) if n else None,
-            "upgrades": int((notches > 0).sum()),
-            "downgrades": int((notches < 0).sum()),
-            "not_applied_undocumented": int((graded["override_reason"] == NOT_APPLIED).sum()),
-            "by_approver": {
-                str(k): int(v)
-                for k, v in graded.loc[over, "override_approver"]
-                .value_counts()
-                .sort_index()
-                .items()
-            },
+            "with_expert_score": tally["with_expert_score"],
+            "overrides": tally["overrides"],
+            "override_rate": tally["overrides"] / n if n else None,
+            "upgrades": tally["upgrades"],
+            "downgrades": tally["downgrades"],
+            "not_applied_undocumented": tally["not_applied"],
+            "by_approver": _sorted_counts(tally["by_approver"]),
         },
     }
-    if "customer_id" in graded:
-        report["customers"] = int(graded["customer_id"].nunique())
-        report["customers_graded_on_two_indicators"] = int(
-            graded.loc[graded["rule_grade_basis"] == "two_indicators", "customer_id"].nunique()
-        )
-    if "is_bad" in graded:
-        known = graded["is_bad"].notna()
-        bad = pd.to_numeric(graded["is_bad"], errors="coerce")
+    if "customers" in tally:
+        report["customers"] = tally["customers"]
+        report["customers_graded_on_two_indicators"] = tally["customers_two_indicators"]
+    if "bad" in tally:
 
-        def rate(mask: pd.Series) -> dict[str, Any]:
-            m = mask & known
-            return {"count": int(m.sum()), "bad_rate": float(bad[m].mean()) if m.any() else None}
+        def rate(key: str) -> dict[str, Any]:
+            count, bads = tally["bad"][key]
+            return {"count": count, "bad_rate": bads / count if count else None}
 
         report["bad_rate"] = {
-            "overridden": rate(over),
-            "not_overridden": rate(~over),
-            "upgraded": rate(notches > 0),
-            "downgraded": rate(notches < 0),
-            "by_rule_grade": {g: rate(graded["rule_grade"] == g) for g in (*GRADES, UNDEFINED)},
-            "by_final_grade": {g: rate(graded["final_grade"] == g) for g in (*GRADES, UNDEFINED)},
+            **{k: rate(k) for k in BAD_RATE_GROUPS},
+            "by_rule_grade": {g: rate(f"rule:{g}") for g in (*GRADES, UNDEFINED)},
+            "by_final_grade": {g: rate(f"final:{g}") for g in (*GRADES, UNDEFINED)},
         }
     return report

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -437,22 +438,35 @@ def explain_grade_failure(
     )
 
 
-def ledger_facts(tables: dict[str, Any]) -> dict[str, Any]:
+def ledger_facts(tables: dict[str, Any], memory_limit: str = "1GB") -> dict[str, Any]:
     """First invoice date, latest event date and median invoice amount of the canonical tables
-    (reads three columns; for the features stage's hooks)."""
-    import pyarrow.parquet as pq
+    (for the features stage's hooks), computed by DuckDB over the Parquet files within ``memory_limit``
+    so the invoices never pass through pandas. The median is DuckDB's (the mean of the two middle
+    amounts for an even count, as pandas)."""
+    import duckdb
 
-    inv = pq.read_table(tables["invoices"], columns=["invoice_date", "amount"]).to_pandas()
-    last = [inv["invoice_date"].max()]
-    for name, col in (("payments", "payment_date"), ("claims", "claim_date")):
-        if name in tables:
-            d = pq.read_table(tables[name], columns=[col]).column(0).to_pandas()
-            last.append(d.max())
-    last = [pd.Timestamp(x) for x in last if pd.notna(x)]
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute("SET threads = 1")
+
+        def scan(name: str) -> str:
+            return f"read_parquet('{Path(tables[name]).as_posix()}')"
+
+        first, last_invoice, median = con.execute(
+            f"SELECT MIN(invoice_date), MAX(invoice_date), MEDIAN(amount) FROM {scan('invoices')}"
+        ).fetchone()
+        last = [last_invoice]
+        for name, col in (("payments", "payment_date"), ("claims", "claim_date")):
+            if name in tables:
+                last.append(con.execute(f"SELECT MAX({col}) FROM {scan(name)}").fetchone()[0])
+    finally:
+        con.close()
+    last = [pd.Timestamp(x) for x in last if x is not None and pd.notna(x)]
     return {
-        "first_invoice": pd.Timestamp(inv["invoice_date"].min()) if len(inv) else None,
+        "first_invoice": pd.Timestamp(first) if first is not None else None,
         "last_event": max(last) if last else None,
-        "median_amount": float(inv["amount"].median()) if len(inv) else None,
+        "median_amount": float(median) if median is not None else None,
     }
 
 

@@ -4,60 +4,80 @@ Reads data/interim/<ds>/{customers,invoices,payments,claims}.parquet (+ truth.pa
 (data/processed/<ds>/settlement); runs the feature SQL on DuckDB out of core (memory limit, threads and a
 spill directory from params) or on Spark; writes data/processed/<ds>/snapshots.parquet and
 feature_dictionary.csv, the vintage and roll-rate reports and plots, reports/<ds>/features/grading.json and
-metrics/<ds>/features.json. Params: ``features`` (FeaturesParams), ``rules``, ``ingest.data_cutoff``.
+metrics/<ds>/features.json. Params: ``features`` (FeaturesParams), ``rules``, ``ingest.data_cutoff`` and
+``base.memory_budget``: the snapshots go from the SQL to Parquet and are graded and written in batches of
+whole customers sized from the budget (`pipeline.features.stream`), never held whole in pandas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
-from pipeline.domain import PipelineError
 from pipeline.features.dictionary import feature_dictionary
 from pipeline.features.duckdb_engine import TABLES
-from pipeline.features.platform import add_platform_features
-from pipeline.features.report import label_metrics, pq_rows
+from pipeline.features.report import label_metrics_from, pq_rows
 from pipeline.features.sql import SETTLEMENT_TABLES
-from pipeline.features.vintage import plot_roll_rates, plot_vintage, roll_rate_table, vintage_table
-from pipeline.io import write_csv, write_json, write_parquet
+from pipeline.features.stream import (
+    check_budget,
+    frame_batches,
+    parquet_batches,
+    peak_rss_bytes,
+    stream_snapshots,
+)
+from pipeline.features.vintage import analysis_tables, plot_roll_rates, plot_vintage
+from pipeline.io import write_csv, write_json
 from pipeline.params import load
+from pipeline.params.base import BaseParams
 from pipeline.params.features import FeaturesParams, stated_cutoff
 from pipeline.params.ingest import IngestParams
 from pipeline.params.rules import RulesParams
+from pipeline.rules import grading_report_from
 from pipeline.sufficiency import check_as_of_grid, ledger_facts, warn_label
 
 log = logging.getLogger("pipeline.features")
 
 
-def apply_rules(
-    snapshots: pd.DataFrame, rules_params: RulesParams
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Append the seed's rule-based grade (pipeline.rules) and return its report."""
-    from pipeline import rules
+@contextlib.contextmanager
+def compute(tables: dict[str, Any], params: FeaturesParams) -> Iterator[dict[str, Any]]:
+    """Snapshots and the vintage / roll-rate inputs on the configured engine; on DuckDB they are
+    Parquet files in a temporary directory (deleted when the block ends), never DataFrames."""
+    with tempfile.TemporaryDirectory(prefix="features_spill_", dir=params.temp_directory) as spill:
+        if params.engine == "spark":
+            from pipeline.features.spark import compute_snapshots_spark
 
-    graded = rules.grade(snapshots, rules_params)
-    new_cols = [c for c in graded.columns if c not in snapshots.columns]
-    if len(graded) != len(snapshots):
-        raise PipelineError("pipeline.rules.grade changed the number of snapshot rows")
-    out = pd.concat(
-        [snapshots.reset_index(drop=True), graded[new_cols].reset_index(drop=True)], axis=1
+            yield compute_snapshots_spark(tables, params, temp_dir=spill, with_analysis=True)
+            return
+        from pipeline.features.chunked import compute_snapshots_chunked
+
+        yield compute_snapshots_chunked(
+            tables,
+            params,
+            temp_dir=spill,
+            with_analysis=True,
+            out_path=Path(spill) / "snapshots_sql.parquet",
+            analysis_dir=Path(spill) / "analysis",
+        )
+
+
+def write_analysis(result: dict[str, Any], params: FeaturesParams, paths: Paths, ds: str) -> None:
+    """The vintage and roll-rate tables and charts (`pipeline.features.vintage.analysis_tables`)."""
+    vintage, rolls = analysis_tables(
+        result, params.vintage_months, params.memory_limit, params.temp_directory
     )
-    return out, rules.grading_report(out, rules_params)
-
-
-def compute(tables: dict[str, Any], params: FeaturesParams) -> dict[str, Any]:
-    """Snapshots and the vintage / roll-rate inputs on the configured engine."""
-    if params.engine == "spark":
-        from pipeline.features.spark import compute_snapshots_spark as run
-    else:
-        from pipeline.features.chunked import compute_snapshots_chunked as run
-    with tempfile.TemporaryDirectory(prefix="features_spill_") as spill:
-        return run(tables, params, temp_dir=params.temp_directory or spill, with_analysis=True)
+    write_csv(vintage, paths.stage_dir("features") / "vintage.csv")
+    write_csv(rolls, paths.stage_dir("features") / "roll_rates.csv")
+    write_csv(vintage, paths.stage_dir("features") / "features_vintage.csv")
+    plot_vintage(vintage, paths.stage_dir("features") / "features_vintage.png", ds)
+    plot_roll_rates(rolls, paths.stage_dir("features") / "features_roll_rates.png", ds)
 
 
 def main() -> None:
@@ -68,11 +88,13 @@ def main() -> None:
     paths = Paths(ds)
     params = load(FeaturesParams, "features", ds)
     rules_params = load(RulesParams, "rules", ds)
+    budget = load(BaseParams, "base", ds).budget_bytes
+    check_budget(params, budget)
     cutoff = stated_cutoff(params.data_cutoff, load(IngestParams, "ingest", ds).data_cutoff, ds)
     params = dataclasses.replace(params, data_cutoff=cutoff)
     tables: dict[str, Any] = {name: paths.interim / f"{name}.parquet" for name in TABLES}
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
-    facts = ledger_facts(tables)
+    facts = ledger_facts(tables, params.memory_limit)
     check_as_of_grid(
         facts,
         start=params.as_of.start,
@@ -87,30 +109,29 @@ def main() -> None:
     settlement = {n: paths.processed / "settlement" / f"{n}.parquet" for n in SETTLEMENT_TABLES}
     require_files(settlement, f"run `python -m pipeline.settle --dataset {ds}` first")
     tables.update(settlement)
-    result = compute(tables, params)
-    snaps = result["snapshots"]
-    log.info("snapshots: %d rows, %d columns", len(snaps), snaps.shape[1])
-    platform_path = paths.interim / "platform.parquet"
-    with_platform = platform_path.exists() and pq_rows(platform_path) > 0
-    if with_platform:  # optional e-commerce indicators, point in time (pipeline.features.platform)
-        snaps = add_platform_features(snaps, pd.read_parquet(platform_path), params.platform)
-    snaps, grading = apply_rules(snaps, rules_params)
-    dictionary = feature_dictionary(params, list(snaps.columns))
-
-    events = result["vintage_events"]
-    vintage = vintage_table(events, result["data_cutoff"], params.vintage_months)
-    first = events.set_index("customer_id")["first_invoice_day"]
-    rolls = roll_rate_table(result["buckets"], first, result["roll_months"])
-
-    write_parquet(snaps, paths.processed / "snapshots.parquet")
-    write_csv(dictionary, paths.processed / "feature_dictionary.csv")
-    write_csv(vintage, paths.stage_dir("features") / "vintage.csv")
-    write_csv(rolls, paths.stage_dir("features") / "roll_rates.csv")
-    write_csv(vintage, paths.stage_dir("features") / "features_vintage.csv")
-    plot_vintage(vintage, paths.stage_dir("features") / "features_vintage.png", ds)
-    plot_roll_rates(rolls, paths.stage_dir("features") / "features_roll_rates.png", ds)
+    platform: Path | None = paths.interim / "platform.parquet"
+    if not (platform.exists() and pq_rows(platform) > 0):  # optional e-commerce indicators
+        platform = None
+    with compute(tables, params) as result:
+        log.info("feature SQL done; peak memory so far %.2f GB", peak_rss_bytes() / 1e9)
+        snaps = result["snapshots"]
+        batches = (
+            frame_batches(snaps, budget)
+            if isinstance(snaps, pd.DataFrame)
+            else parquet_batches(snaps, budget, params, params.temp_directory)
+        )
+        del snaps
+        written = stream_snapshots(
+            batches, paths.processed / "snapshots.parquet", budget, platform, params, rules_params
+        )
+        n_rows, n_cols = written["labels"]["rows"], len(written["columns"])
+        log.info("snapshots: %d rows, %d columns", n_rows, n_cols)
+        dictionary = feature_dictionary(params, written["columns"])
+        write_csv(dictionary, paths.processed / "feature_dictionary.csv")
+        write_analysis(result, params, paths, ds)
+    grading = grading_report_from(written["grading"], rules_params)
     write_json(grading, paths.stage_dir("features") / "grading.json")
-    metrics = label_metrics(snaps)
+    metrics = label_metrics_from(written["labels"])
     metrics["data_cutoff"] = result["data_cutoff"]
     metrics["label_source"] = params.label.source
     for warning in warn_label(

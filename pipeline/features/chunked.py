@@ -75,15 +75,23 @@ def compute_snapshots_chunked(
     temp_dir: str | None = None,
     with_analysis: bool = False,
     out_path: Path | None = None,
+    analysis_dir: Path | None = None,
 ) -> dict[str, Any]:
     """`duckdb_engine.compute_snapshots` over ``customer_chunks`` customer chunks: the same result.
 
     With ``out_path`` each chunk's snapshots go to a Parquet part and one DuckDB ``COPY`` merges the parts
-    in customer and as-of order into ``out_path``, so the snapshot table never passes through pandas."""
+    in customer and as-of order into ``out_path``, so the snapshot table never passes through pandas.
+    With ``analysis_dir`` each chunk's vintage events and buckets stay Parquet files under it (the
+    result lists them; `pipeline.features.vintage.analysis_tables` reads them)."""
     n_chunks = params.customer_chunks
     if n_chunks <= 1:
         return compute_snapshots(
-            tables, params, temp_dir=temp_dir, with_analysis=with_analysis, out_path=out_path
+            tables,
+            params,
+            temp_dir=temp_dir,
+            with_analysis=with_analysis,
+            out_path=out_path,
+            analysis_dir=analysis_dir,
         )
     con = connect(params.memory_limit, params.threads, temp_dir)
     try:
@@ -99,7 +107,7 @@ def compute_snapshots_chunked(
     parts: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="features_chunks_", dir=temp_dir) as tmp:
         chunks = split_by_customer(tables, n_chunks, Path(tmp), params)
-        for chunk in progress(chunks, "features", total=n_chunks, unit="chunk"):
+        for k, chunk in enumerate(progress(chunks, "features", total=n_chunks, unit="chunk")):
             part_path = None if out_path is None else Path(tmp) / f"snapshots_{len(parts)}.parquet"
             parts.append(
                 compute_snapshots(
@@ -108,6 +116,7 @@ def compute_snapshots_chunked(
                     temp_dir=temp_dir,
                     with_analysis=with_analysis,
                     out_path=part_path,
+                    analysis_dir=None if analysis_dir is None else analysis_dir / f"chunk_{k}",
                 )
             )
         if out_path is not None:
@@ -130,8 +139,12 @@ def compute_snapshots_chunked(
             else stack("snapshots", ["customer_id", "as_of_date"])
         ),
     }
-    if with_analysis:
+    if with_analysis and analysis_dir is not None:
+        result["vintage_events"] = [p["vintage_events"] for p in parts]
+        result["buckets"] = [p["buckets"] for p in parts]
+    elif with_analysis:
         result["vintage_events"] = stack("vintage_events", ["customer_id"])
         result["buckets"] = stack("buckets", ["customer_id", "eval_day"])
+    if with_analysis:
         result["roll_months"] = roll_rate_months(first, cutoff, params.roll_rate_months)
     return result

@@ -28,6 +28,7 @@ from pipeline.features.sql import (
     settlement_sql,
     vintage_sql,
 )
+from pipeline.features.vintage import copy_analysis
 from pipeline.io import atomic_path
 from pipeline.params.features import FeaturesParams
 from pipeline.params.settle import SettleParams
@@ -182,6 +183,7 @@ def compute_snapshots(
     temp_dir: str | None = None,
     with_analysis: bool = False,
     out_path: Path | None = None,
+    analysis_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Snapshots (labelled, keyed by ``customer_id``, ``as_of_date``) from the canonical tables on DuckDB.
 
@@ -189,7 +191,8 @@ def compute_snapshots(
     Returns ``{"snapshots", "data_cutoff", "grid"}`` plus, with ``with_analysis``, ``vintage_events`` (per
     customer first invoice / first bad day) and ``buckets`` (worst ageing bucket per customer and month end).
     With ``out_path`` the snapshot table is streamed to that Parquet file by DuckDB (never held in Python
-    memory) and ``snapshots`` is the path; otherwise it is a DataFrame.
+    memory) and ``snapshots`` is the path; otherwise it is a DataFrame. With ``analysis_dir`` the
+    vintage events and the month-end buckets are Parquet files there too (``<name>.parquet``).
     """
     con = connect(params.memory_limit, params.threads, temp_dir)
     try:
@@ -225,9 +228,13 @@ def compute_snapshots(
         if with_analysis:
             label = params.label
             vintage = vintage_sql(label.bad_days_beyond_terms, label.material_cents)
+            month_days = {to_day(m) for m in months}
+            if analysis_dir is not None:
+                copy_analysis(con, vintage, month_days, Path(analysis_dir), result)
+                result["roll_months"] = months
+        if with_analysis and analysis_dir is None:
             result["vintage_events"] = con.execute(vintage).df()
             buckets = con.execute(roll_rate_sql()).df()
-            month_days = {to_day(m) for m in months}
             result["buckets"] = buckets[buckets["eval_day"].isin(month_days)].reset_index(
                 drop=True
             )

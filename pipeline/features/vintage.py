@@ -77,11 +77,88 @@ def roll_rate_table(
             pd.crosstab(frm, to).reindex(index=BUCKET_ORDER, columns=BUCKET_ORDER, fill_value=0),
             fill_value=0,
         )
+    return _rates(counts)
+
+
+def _rates(counts: pd.DataFrame) -> pd.DataFrame:
+    """Long table of a from × to count matrix with the row rates."""
     long = counts.stack().rename("count").reset_index()
     long.columns = ["from_bucket", "to_bucket", "count"]
     totals = long.groupby("from_bucket")["count"].transform("sum")
     long["rate"] = np.where(totals > 0, long["count"] / totals.where(totals > 0, 1), np.nan)
     return long
+
+
+def copy_analysis(con, vintage: str, month_days: set[int], out_dir: Path, result: dict) -> None:
+    """Write the ``vintage_events`` query and the month-end ``buckets`` (`roll_rate_sql` at
+    ``month_days``) as Parquet files in ``out_dir`` on the DuckDB connection ``con``; their paths go
+    into ``result``. Both grow with the customers (buckets: customers × months), so at scale they stay
+    on disk and `analysis_tables` aggregates them there."""
+    from pipeline.features.sql import roll_rate_sql
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    days = ", ".join(str(d) for d in sorted(month_days)) or "NULL"
+    buckets = f"SELECT * FROM ({roll_rate_sql()}) b WHERE eval_day IN ({days})"
+    for name, sql in (("vintage_events", vintage), ("buckets", buckets)):
+        result[name] = out_dir / f"{name}.parquet"
+        con.execute(f"COPY ({sql}) TO '{result[name].as_posix()}' (FORMAT parquet)")
+
+
+def _files(paths: Path | list[Path]) -> str:
+    items = paths if isinstance(paths, list) else [paths]
+    return "[" + ", ".join(f"'{Path(p).as_posix()}'" for p in items) + "]"
+
+
+def roll_rate_counts_sql(buckets: str, events: str, months: list[pd.Timestamp]) -> str:
+    """`roll_rate_table`'s transition counts in SQL over Parquet ``buckets`` and ``events`` (DuckDB
+    file lists): for consecutive month ends d0, d1 and every customer invoiced by d0, its bucket at d0
+    and at d1 (``no_balance`` without a row)."""
+    days = [to_day(m) for m in months]
+    pairs = ", ".join(f"({a}, {b})" for a, b in zip(days, days[1:], strict=False))
+    return f"""WITH pairs(d0, d1) AS (VALUES {pairs}),
+ev AS (SELECT customer_id, first_invoice_day FROM read_parquet({events})),
+b AS (SELECT customer_id, eval_day, bucket FROM read_parquet({buckets}))
+SELECT COALESCE(b0.bucket, 'no_balance') AS from_bucket, COALESCE(b1.bucket, 'no_balance') AS to_bucket,
+  COUNT(*) AS n
+FROM ev JOIN pairs p ON ev.first_invoice_day <= p.d0
+LEFT JOIN b b0 ON b0.customer_id = ev.customer_id AND b0.eval_day = p.d0
+LEFT JOIN b b1 ON b1.customer_id = ev.customer_id AND b1.eval_day = p.d1
+GROUP BY ALL"""
+
+
+def analysis_tables(
+    result: dict, vintage_months: int, memory_limit: str, temp_dir: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The vintage and roll-rate tables from the SQL's analysis inputs: DataFrames (Spark) or Parquet
+    files (DuckDB, `copy_analysis`: the roll-rate counts are aggregated by DuckDB, the vintage reads
+    one row of three day numbers per customer)."""
+    events, buckets, months = result["vintage_events"], result["buckets"], result["roll_months"]
+    if isinstance(events, pd.DataFrame):
+        first = events.set_index("customer_id")["first_invoice_day"]
+        return (
+            vintage_table(events, result["data_cutoff"], vintage_months),
+            roll_rate_table(buckets, first, months),
+        )
+    from pipeline.features.duckdb_engine import connect
+
+    con = connect(memory_limit, 1, temp_dir)
+    try:
+        con.execute("SET preserve_insertion_order = true")
+        events_df = con.execute(
+            "SELECT first_invoice_day, first_dbt_bad_day, first_write_off_day "
+            f"FROM read_parquet({_files(events)}) ORDER BY customer_id"
+        ).df()
+        if len(months) < 2:
+            rolls = roll_rate_table(pd.DataFrame(), pd.Series(dtype="int64"), months)
+        else:
+            n = con.execute(roll_rate_counts_sql(_files(buckets), _files(events), months)).df()
+            counts = n.pivot(index="from_bucket", columns="to_bucket", values="n")
+            counts = counts.reindex(index=BUCKET_ORDER, columns=BUCKET_ORDER).fillna(0)
+            counts.index.name, counts.columns.name = "from_bucket", "to_bucket"
+            rolls = _rates(counts.astype("int64"))
+    finally:
+        con.close()
+    return vintage_table(events_df, result["data_cutoff"], vintage_months), rolls
 
 
 def plot_vintage(table: pd.DataFrame, path: Path, dataset: str) -> None:
