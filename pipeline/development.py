@@ -146,7 +146,9 @@ def fit_models(
     }
 
 
-def predict_models(fitted: dict[str, Any], frame: pd.DataFrame, params: TrainParams) -> pd.DataFrame:
+def predict_models(
+    fitted: dict[str, Any], frame: pd.DataFrame, params: TrainParams
+) -> pd.DataFrame:
     """P(bad) of the scorecard, the logistic challenger and the boosting benchmark for every row of
     ``frame`` (a per-row map: the stages call it on slices)."""
     booster, usable = fitted["booster"]

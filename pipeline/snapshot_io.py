@@ -33,7 +33,9 @@ def snapshot_columns(path: Path) -> list[str]:
     return list(pq.ParquetFile(path).schema_arrow.names)
 
 
-def present(path: Path, wanted: Iterable[str], required: Sequence[str] = (), rule: str = "") -> list:
+def present(
+    path: Path, wanted: Iterable[str], required: Sequence[str] = (), rule: str = ""
+) -> list:
     """The ``wanted`` columns the file has, in file order; a missing ``required`` one is an error
     naming the file and ``rule``."""
     names = snapshot_columns(path)
@@ -82,14 +84,18 @@ def read_rows(path: Path, columns: Sequence[str], keep: np.ndarray) -> pd.DataFr
     columns = list(columns)
     keep = np.asarray(keep, dtype=bool)
     if len(keep) != parquet.metadata.num_rows:
-        raise PipelineError(f"{path}: row mask of {len(keep)} rows for {parquet.metadata.num_rows}")
+        raise PipelineError(
+            f"{path}: row mask of {len(keep)} rows for {parquet.metadata.num_rows}"
+        )
     parts, start = [], 0
     for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
         mask = keep[start : start + batch.num_rows]
         start += batch.num_rows
         if mask.any():
             parts.append(batch.filter(pa.array(mask)))
-    table = pa.Table.from_batches(parts, schema=pa.schema([parquet.schema_arrow.field(c) for c in columns]))
+    table = pa.Table.from_batches(
+        parts, schema=pa.schema([parquet.schema_arrow.field(c) for c in columns])
+    )
     frame = table.to_pandas()
     for name in _nullable_integers(parquet, columns):
         frame[name] = frame[name].astype("float64")
@@ -128,3 +134,12 @@ def iter_frames(path: Path, columns: Sequence[str], rows: int):
         for name in floats:
             frame[name] = frame[name].astype("float64")
         yield frame
+
+
+def rows_in_samples(path: Path, samples: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Boolean mask, in the snapshot file's row order, of the snapshots whose key
+    (``customer_id``, ``as_of_date``) is in ``samples`` with ``sample`` in ``names``."""
+    keys = ["customer_id", "as_of_date"]
+    wanted = samples.loc[samples["sample"].isin(list(names)), keys]
+    frame = pd.read_parquet(path, columns=keys)
+    return frame.merge(wanted, on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()

@@ -26,8 +26,8 @@ from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.development import (
     attach_predictions,
     fit_models,
-    prediction_row_bytes,
     predict_models,
+    prediction_row_bytes,
     reason_texts,
     scoring_features,
     train_metrics,
