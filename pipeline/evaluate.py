@@ -49,7 +49,7 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], path: Pa
 def read_inputs(paths: Paths) -> dict[str, Any]:
     """Samples, boosting predictions, the scorecard, the logistic challenger and the snapshots of
     the ``oot`` and ``oot_known`` samples, with the columns the comparison uses (keys, outcome,
-    exposure, rule grade, segment, label, true PD and the two models' features)."""
+    exposure, rule grade and sub-grade, segment, label, true PD and the two models' features)."""
     files = {
         "snapshots": paths.processed / "snapshots.parquet",
         "samples": paths.processed / "samples.parquet",
@@ -62,7 +62,7 @@ def read_inputs(paths: Paths) -> dict[str, Any]:
     tables = {name: pd.read_parquet(files[name]) for name in ("samples", "boosting")}
     _require(tables["samples"], [*SNAPSHOT_KEYS, "sample"], files["samples"])
     _require(tables["boosting"], [*SNAPSHOT_KEYS, "pd_boosting"], files["boosting"])
-    used = [*SNAPSHOT_COLUMNS, "segment", "label", "true_pd"]
+    used = [*SNAPSHOT_COLUMNS, "segment", "label", "true_pd", "rule_subgrade"]
     used += [f["name"] for f in card["features"]] + [f["name"] for f in logistic["features"]]
     columns = present(files["snapshots"], used, SNAPSHOT_COLUMNS, "evaluate input contract")
     rows = rows_in_samples(files["snapshots"], tables["samples"], ("oot", "oot_known"))
