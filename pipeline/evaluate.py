@@ -89,7 +89,9 @@ def compared_samples(
                 name,
                 split.oot_start,
             )
-            frames[name] = cmp.add_model_scores(frame, inputs["card"], inputs["logistic"])
+            frames[name] = cmp.add_model_scores(
+                frame, inputs["card"], inputs["logistic"], p.base.budget_bytes
+            )
     return frames, counts["oot"]
 
 
@@ -126,6 +128,7 @@ def compare(
             inputs["boosting"],
             inputs["card"],
             inputs["logistic"],
+            p.base.budget_bytes,
         ),
         "params": {
             **{k: v for k, v in to_dict(p).items() if k != "base"},
