@@ -7,6 +7,13 @@ Inputs: ``data/processed/<ds>/snapshots.parquet`` and ``feature_dictionary.csv``
 wall-clock times go to ``logs/<ds>/train_timing.json``, a run log that is neither a DVC output nor tracked
 by git, so every artefact is byte-identical from run to run.
 
+Memory (``base.memory_budget``): only the narrow columns (`NARROW`) are read for every snapshot; the
+candidate features are read for the fit rows alone, and the three models predict every snapshot in
+file slices sized from the budget. When the fit rows exceed what the budget allows
+(`pipeline.samples.max_fit_rows`), the models are fitted on a seeded customer-level sample stratified
+by outcome (`pipeline.samples.bounded_fit`), stated in train_report.json (``samples.fit_sample``) and
+sample_design.json (``fit.bounded_sample``); binning statistics then come from that sample too.
+
 The sample rules are `pipeline.samples` (train / calibration / oot / oot_known / excluded, split by
 customer); the models and their reports are `pipeline.development`; data sufficiency (enough bads
 and goods per sample, or an error naming the setting to change) is `pipeline.sufficiency`. The
