@@ -28,15 +28,14 @@ def boosting_frame(X: pd.DataFrame, features: dict[str, str]) -> pd.DataFrame:
     return out
 
 
-def fit_predict_boosting(
+def fit_boosting(
     train: pd.DataFrame,
     y: pd.Series,
-    score: pd.DataFrame,
     features: dict[str, str],
     params: BoostingParams,
     seed: int,
-) -> tuple[np.ndarray, float]:
-    """Fit on the ``train`` rows and return P(bad) for every row of ``score`` and the fit seconds.
+) -> tuple[HistGradientBoostingClassifier, dict[str, str], float]:
+    """Fit on the ``train`` rows; return the booster, the features it uses and the fit seconds.
 
     Features missing on every training row are left out (no split is possible on them). OpenMP runs
     on ``params.threads`` threads: its spinning threads starve a small shared machine."""
@@ -50,6 +49,28 @@ def fit_predict_boosting(
     with threadpool_limits(limits=params.threads, user_api="openmp"):
         t = time.perf_counter()
         booster.fit(boosting_frame(train[list(usable)], usable), y)
-        fit_seconds = time.perf_counter() - t
-        pd_bad = booster.predict_proba(boosting_frame(score[list(usable)], usable))[:, 1]
-    return pd_bad, fit_seconds
+    return booster, usable, time.perf_counter() - t
+
+
+def predict_boosting(
+    booster: HistGradientBoostingClassifier,
+    usable: dict[str, str],
+    score: pd.DataFrame,
+    params: BoostingParams,
+) -> np.ndarray:
+    """P(bad) for every row of ``score`` (a per-row map: callable on slices)."""
+    with threadpool_limits(limits=params.threads, user_api="openmp"):
+        return booster.predict_proba(boosting_frame(score[list(usable)], usable))[:, 1]
+
+
+def fit_predict_boosting(
+    train: pd.DataFrame,
+    y: pd.Series,
+    score: pd.DataFrame,
+    features: dict[str, str],
+    params: BoostingParams,
+    seed: int,
+) -> tuple[np.ndarray, float]:
+    """Fit on the ``train`` rows and return P(bad) for every row of ``score`` and the fit seconds."""
+    booster, usable, seconds = fit_boosting(train, y, features, params, seed)
+    return predict_boosting(booster, usable, score, params), seconds

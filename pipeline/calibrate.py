@@ -23,6 +23,7 @@ from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version, file_sha256, write_csv, write_json, write_text
 from pipeline.params import load
+from pipeline.params.base import BaseParams
 from pipeline.params.calibrate import CalibrateParams
 from pipeline.pd_calibration import (
     calibrate,
@@ -32,6 +33,7 @@ from pipeline.pd_calibration import (
     scored_samples,
     validation_record,
 )
+from pipeline.snapshot_io import read_columns
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 __all__ = ["calibrate", "main", "scored_samples", "validation_record"]
@@ -40,7 +42,8 @@ log = logging.getLogger("pipeline.calibrate")
 
 
 def read_inputs(paths: Paths) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """The card, the snapshots outside default at *t* and the samples, with their contract columns."""
+    """The card, the snapshots outside default at *t* (the columns calibration uses: keys, outcome,
+    label, segment, true PD and the card's features) and the samples."""
     card_path = paths.models / "scorecard.json"
     samples_path = paths.processed / "samples.parquet"
     snap_path = paths.processed / "snapshots.parquet"
@@ -49,15 +52,9 @@ def read_inputs(paths: Paths) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
         "run the features and train stages first",
     )
     card = load_card(card_path)
-    snapshots = pd.read_parquet(snap_path)
-    samples = pd.read_parquet(samples_path)
-    for frame, p, cols in (
-        (snapshots, snap_path, SNAPSHOT_KEYS + ["is_bad"]),
-        (samples, samples_path, SNAPSHOT_KEYS + ["sample"]),
-    ):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise PipelineError(f"{p}: column(s) {missing} missing (rule: architecture contract)")
+    used = ["label", "segment", "true_pd", *(f["name"] for f in card["features"])]
+    snapshots = read_columns(snap_path, used, SNAPSHOT_KEYS + ["is_bad"], "architecture contract")
+    samples = read_columns(samples_path, [], SNAPSHOT_KEYS + ["sample"], "architecture contract")
     # accounts already in default at t are not part of the scoring population
     if "label" in snapshots:
         snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
@@ -93,7 +90,8 @@ def main() -> None:
     params = load(CalibrateParams, "calibrate", args.dataset)
     paths = Paths(args.dataset)
     card, snapshots, samples = read_inputs(paths)
-    scored = scored_samples(card, snapshots, samples)
+    budget = load(BaseParams, "base", args.dataset).budget_bytes
+    scored = scored_samples(card, snapshots, samples, budget)
     warn_grades(scored, params.n_grades)
     try:
         result = calibrate(scored, params)

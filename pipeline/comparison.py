@@ -32,6 +32,7 @@ from pipeline import metrics
 from pipeline.card import score_frame
 from pipeline.challenger import predict_pd
 from pipeline.domain import LETTER_GRADES, SNAPSHOT_KEYS, PipelineError
+from pipeline.snapshot_io import batch_rows, map_batches
 from pipeline.sufficiency import no_oot_error
 
 log = logging.getLogger("pipeline.evaluate")
@@ -180,11 +181,18 @@ def oot_sample(
     return frame.reset_index(drop=True), counts
 
 
-def add_model_scores(frame: pd.DataFrame, card: dict, logistic: dict) -> pd.DataFrame:
+def add_model_scores(
+    frame: pd.DataFrame, card: dict, logistic: dict, budget_bytes: int | None = None
+) -> pd.DataFrame:
     """Scorecard score, PD and first reason code, and the logistic PD; ``risk_<method>`` = higher
-    is riskier.
+    is riskier. The card scores slices sized from ``budget_bytes`` (``base.memory_budget``; None:
+    in one piece), keeping only the columns used here.
     """
-    scored = score_frame(card, frame)
+    keep = ["score", "pd_model", "reason_1"]
+    rows = len(frame) or 1
+    if budget_bytes is not None:
+        rows = batch_rows(budget_bytes, 8 * (3 * len(card["features"]) + 16) + 256)
+    scored = map_batches(lambda part: score_frame(card, part).filter(items=keep), frame, rows)
     out = frame.copy()
     out["score"] = scored["score"].to_numpy()
     out["pd_scorecard"] = scored["pd_model"].to_numpy()
@@ -428,12 +436,13 @@ def models_on_all_rows(
     boosting: pd.DataFrame,
     card: dict,
     logistic: dict,
+    budget_bytes: int | None = None,
 ) -> dict[str, float]:
     """AUC by count of the three models on every matured OOT row of the current segment, rule
     grade UNDEFINED included (the comparison itself uses the common sample)."""
     full = oot_sample(snapshots, samples, boosting, "worst")[0]
     full = add_model_scores(
-        full[full["segment"] == "current"].reset_index(drop=True), card, logistic
+        full[full["segment"] == "current"].reset_index(drop=True), card, logistic, budget_bytes
     )
     return {m: metrics.auc(full["is_bad"], full[f"risk_{m}"]) for m in METHODS if m != "rules"} | {
         "n": int(len(full))

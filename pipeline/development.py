@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from pipeline.boosting import fit_predict_boosting
+from pipeline.boosting import fit_boosting, predict_boosting
 from pipeline.card import score_frame
 from pipeline.challenger import fit_challenger, predict_pd
 from pipeline.domain import SAMPLES, SEGMENTS, SNAPSHOT_KEYS, PipelineError
@@ -25,14 +25,17 @@ from pipeline.params import to_dict
 from pipeline.params.train import TrainParams
 from pipeline.samples import SEGMENT_NONE, fit_rows, sample_rule
 from pipeline.scorecard import WoEScorecard
+from pipeline.snapshot_io import batch_rows, map_batches
 
 TRUE_FLAGS = ("true", "1", "yes")
 
 
 def scoring_features(
-    dictionary: pd.DataFrame, snapshots: pd.DataFrame, path: Any
+    dictionary: pd.DataFrame, snapshots: pd.DataFrame | list[str], path: Any
 ) -> dict[str, str]:
-    """Feature → dtype of the dictionary rows with scoring = True, checked against snapshots."""
+    """Feature → dtype of the dictionary rows with scoring = True, checked against the snapshots
+    (a frame, or the file's column names)."""
+    columns = set(snapshots.columns if isinstance(snapshots, pd.DataFrame) else snapshots)
     for col in ("feature", "dtype", "scoring"):
         if col not in dictionary.columns:
             raise PipelineError(
@@ -47,7 +50,7 @@ def scoring_features(
                 f"{path}: row {i}, column feature: '{name}' is a protected attribute "
                 "and must never be scored (rule: fairness); set scoring = False"
             )
-        if name not in snapshots.columns:
+        if name not in columns:
             raise PipelineError(
                 f"{path}: row {i}, column feature: '{name}' is not a snapshots column"
             )
@@ -92,19 +95,18 @@ def build_scorecard(params: TrainParams, features: dict[str, str]) -> WoEScoreca
     )
 
 
-def train_models(
-    snapshots: pd.DataFrame,
-    samples: pd.DataFrame,
+def fit_models(
+    train: pd.DataFrame,
     features: dict[str, str],
     params: TrainParams,
     dataset: str,
     reason_texts: dict[str, str],
     code_version: str,
 ) -> dict[str, Any]:
-    """Fit the three models on the `fit_rows`; return the artefacts, predictions (every snapshot)
-    and timings. ``code_version`` stamps the provenance of both model files."""
+    """Fit the three models on the ``train`` rows (the `fit_rows`, or their bounded sample); return
+    the artefacts, the fitted estimators and the fit timings. ``code_version`` stamps the
+    provenance of both model files."""
     names = list(features)
-    train = snapshots.loc[fit_rows(snapshots, samples, params.split)]
     if train["is_bad"].nunique() < 2:
         raise PipelineError("train sample has only one outcome; check the label and split params")
     y = train["is_bad"].astype(int)
@@ -132,24 +134,65 @@ def train_models(
     logistic["provenance"] = provenance
     timing["logistic_fit_s"] = time.perf_counter() - t
 
-    pd_boost, timing["boosting_fit_s"] = fit_predict_boosting(
-        train, y, snapshots, features, params.boosting, params.base.seed
+    booster, usable, timing["boosting_fit_s"] = fit_boosting(
+        train, y, features, params.boosting, params.base.seed
     )
-    boosting = snapshots[SNAPSHOT_KEYS].copy()
-    boosting["pd_boosting"] = pd_boost
-    predictions = {
-        "scorecard": score_frame(card, snapshots)["pd_model"].to_numpy(),
-        "logistic": predict_pd(logistic, snapshots),
-        "boosting": pd_boost,
-    }
     return {
         "card": card,
         "logistic": logistic,
         "model": card_model,
+        "booster": (booster, usable),
         "timing": timing,
-        "predictions": predictions,
-        "boosting": boosting,
     }
+
+
+def predict_models(
+    fitted: dict[str, Any], frame: pd.DataFrame, params: TrainParams
+) -> pd.DataFrame:
+    """P(bad) of the scorecard, the logistic challenger and the boosting benchmark for every row of
+    ``frame`` (a per-row map: the stages call it on slices)."""
+    booster, usable = fitted["booster"]
+    return pd.DataFrame(
+        {
+            "scorecard": score_frame(fitted["card"], frame)["pd_model"].to_numpy(),
+            "logistic": predict_pd(fitted["logistic"], frame),
+            "boosting": predict_boosting(booster, usable, frame, params.boosting),
+        }
+    )
+
+
+def attach_predictions(fitted: dict[str, Any], keys: pd.DataFrame, pred: pd.DataFrame) -> None:
+    """Store the predictions (rows of ``keys``) in ``fitted`` as train_metrics and the boosting
+    predictions file want them."""
+    fitted["predictions"] = {m: pred[m].to_numpy() for m in ("scorecard", "logistic", "boosting")}
+    boosting = keys[SNAPSHOT_KEYS].copy()
+    boosting["pd_boosting"] = fitted["predictions"]["boosting"]
+    fitted["boosting"] = boosting
+
+
+def train_models(
+    snapshots: pd.DataFrame,
+    samples: pd.DataFrame,
+    features: dict[str, str],
+    params: TrainParams,
+    dataset: str,
+    reason_texts: dict[str, str],
+    code_version: str,
+) -> dict[str, Any]:
+    """Fit the three models on the `fit_rows` of an in-memory ``snapshots`` and predict every
+    snapshot; return the artefacts, predictions and timings (`fit_models`, `predict_models`)."""
+    train = snapshots.loc[fit_rows(snapshots, samples, params.split)]
+    fitted = fit_models(train, features, params, dataset, reason_texts, code_version)
+    rows = batch_rows(params.base.budget_bytes, prediction_row_bytes(len(features)))
+    pred = map_batches(lambda part: predict_models(fitted, part, params), snapshots, rows)
+    attach_predictions(fitted, snapshots, pred.reset_index(drop=True))
+    return fitted
+
+
+def prediction_row_bytes(n_features: int) -> int:
+    """Working bytes per row of `predict_models` (feature copies of the boosting frame and the
+    challenger, the points block of the card, a few output columns)."""
+    return 8 * (3 * n_features + 16) + 256
 
 
 def _auc(y: pd.Series, p: np.ndarray) -> float | None:
@@ -197,6 +240,7 @@ def train_report(
     params: TrainParams,
     snapshots_sha256: str,
     code_version: str,
+    fit_sample: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Selection decisions, coefficient table with VIF and IV, rounding drift and sample rules."""
     model: WoEScorecard = fitted["model"]
@@ -215,6 +259,7 @@ def train_report(
             "customers_in_development_and_oot": overlap,
             "fit_segments": list(params.split.fit_segments),
             "rule": sample_rule(params.split.method),
+            **({"fit_sample": fit_sample} if fit_sample is not None else {}),
         },
         "selection": fitted["card"]["selection"],
         "coefficients": coefs.to_dict(orient="records"),

@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline import comparison as cmp
@@ -29,6 +30,7 @@ from pipeline.io import code_version, read_json, write_csv, write_json, write_te
 from pipeline.params import load, to_dict
 from pipeline.params.evaluate import EvaluateParams
 from pipeline.params.train import SplitParams, TrainParams
+from pipeline.snapshot_io import present, read_rows, rows_in_samples
 
 log = logging.getLogger("pipeline.evaluate")
 
@@ -45,7 +47,9 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], path: Pa
 
 
 def read_inputs(paths: Paths) -> dict[str, Any]:
-    """Snapshots, samples, boosting predictions, the scorecard and the logistic challenger."""
+    """Samples, boosting predictions, the scorecard, the logistic challenger and the snapshots of
+    the ``oot`` and ``oot_known`` samples, with the columns the comparison uses (keys, outcome,
+    exposure, rule grade and sub-grade, segment, label, true PD and the two models' features)."""
     files = {
         "snapshots": paths.processed / "snapshots.parquet",
         "samples": paths.processed / "samples.parquet",
@@ -54,15 +58,18 @@ def read_inputs(paths: Paths) -> dict[str, Any]:
         "logistic": paths.models / "logistic.json",
     }
     require_files(files, "run the features and train stages first")
-    tables = {name: pd.read_parquet(files[name]) for name in ("snapshots", "samples", "boosting")}
-    _require(tables["snapshots"], SNAPSHOT_COLUMNS, files["snapshots"])
+    card, logistic = load_card(files["card"]), read_json(files["logistic"])
+    tables = {name: pd.read_parquet(files[name]) for name in ("samples", "boosting")}
     _require(tables["samples"], [*SNAPSHOT_KEYS, "sample"], files["samples"])
     _require(tables["boosting"], [*SNAPSHOT_KEYS, "pd_boosting"], files["boosting"])
-    return {
-        **tables,
-        "card": load_card(files["card"]),
-        "logistic": read_json(files["logistic"]),
-    }
+    used = [*SNAPSHOT_COLUMNS, "segment", "label", "true_pd", "rule_subgrade"]
+    used += [f["name"] for f in card["features"]] + [f["name"] for f in logistic["features"]]
+    columns = present(files["snapshots"], used, SNAPSHOT_COLUMNS, "evaluate input contract")
+    rows = rows_in_samples(files["snapshots"], tables["samples"], ("oot", "oot_known"))
+    if not rows.any():  # the error names the matured dates of every snapshot
+        columns, rows = [*SNAPSHOT_KEYS, "is_bad"], np.ones(len(rows), dtype=bool)
+    snapshots = read_rows(files["snapshots"], columns, rows)
+    return {**tables, "snapshots": snapshots, "card": card, "logistic": logistic}
 
 
 def compared_samples(
@@ -82,7 +89,9 @@ def compared_samples(
                 name,
                 split.oot_start,
             )
-            frames[name] = cmp.add_model_scores(frame, inputs["card"], inputs["logistic"])
+            frames[name] = cmp.add_model_scores(
+                frame, inputs["card"], inputs["logistic"], p.base.budget_bytes
+            )
     return frames, counts["oot"]
 
 
@@ -119,6 +128,7 @@ def compare(
             inputs["boosting"],
             inputs["card"],
             inputs["logistic"],
+            p.base.budget_bytes,
         ),
         "params": {
             **{k: v for k, v in to_dict(p).items() if k != "base"},

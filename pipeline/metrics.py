@@ -511,11 +511,18 @@ BOOTSTRAP_METHOD = (
 )
 
 
+BOOTSTRAP_BLOCK_BYTES = 2**26
+"""Bytes of one block of resample weights (float64, resamples x rows); the AUC/KS reduction keeps a
+few blocks alive, so a block of at most 64 MiB bounds the bootstrap's memory at any sample size."""
+
+
 def cluster_resample_weights(clusters: Any, n_resamples: int, seed: int, chunk: int = 200) -> Any:
     """Yield blocks of row weights (resamples × rows): each row's weight is how many times its
-    cluster (customer) was drawn in that resample. Seeded: the same seed gives the same blocks.
+    cluster (customer) was drawn in that resample. Seeded: the same seed gives the same draws
+    whatever the block size (at most ``chunk`` resamples and `BOOTSTRAP_BLOCK_BYTES` per block).
     """
     codes, uniques = pd.factorize(pd.Series(np.asarray(clusters)).astype(str), sort=True)
+    chunk = max(1, min(chunk, BOOTSTRAP_BLOCK_BYTES // (8 * max(len(codes), 1))))
     n_c = len(uniques)
     if n_c < 2:
         raise ValueError("a cluster bootstrap needs at least two customers")

@@ -22,8 +22,11 @@ from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import read_json, write_csv, write_json, write_text
 from pipeline.params import load
+from pipeline.params.base import BaseParams
 from pipeline.params.monitor import MonitorParams
-from pipeline.score import load_bundle
+from pipeline.params.publish import policy_from_bundle
+from pipeline.score import POLICY_INPUTS, load_bundle
+from pipeline.snapshot_io import read_columns
 
 log = logging.getLogger("pipeline.monitor")
 KEYS = SNAPSHOT_KEYS
@@ -41,13 +44,39 @@ def input_files(paths: Paths) -> dict[str, Path]:
     }
 
 
-def scoring_population(path: Path) -> pd.DataFrame:
-    """Snapshots in key order, without accounts already in default at the as-of date (they are not
-    part of the scoring population)."""
-    snapshots = pd.read_parquet(path).sort_values(KEYS, kind="mergesort").reset_index(drop=True)
+MONITOR_COLUMNS = (
+    *KEYS,
+    "label",
+    "is_bad",
+    "segment",
+    "exposure",
+    "credit_limit",
+    "days_beyond_terms",
+    "expert_score",
+    "overlay_notches",
+    "override_approver",
+)
+"""Snapshot columns the review reads besides the card's features, the policy inputs and
+``monitor.dbt_measure``."""
+
+
+def scoring_population(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Snapshots in key order (only ``columns`` where given, those the file has), without accounts
+    already in default at the as-of date (they are not part of the scoring population)."""
+    frame = pd.read_parquet(path) if columns is None else read_columns(path, columns)
+    snapshots = frame.sort_values(KEYS, kind="mergesort").reset_index(drop=True)
+    del frame
     if "label" in snapshots:
         snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
     return snapshots
+
+
+def monitor_columns(bundle: dict, dbt_measure: str) -> list[str]:
+    """The snapshot columns the month's review uses: `MONITOR_COLUMNS`, ``dbt_measure``, the
+    card's features and what the published policy reads (size measure, limit and trigger inputs)."""
+    size = policy_from_bundle(bundle["policy"]).size_measure
+    features = [f["name"] for f in bundle["features"]]
+    return [*MONITOR_COLUMNS, dbt_measure, size, *POLICY_INPUTS, *features]
 
 
 def monitored_month(snapshots: pd.DataFrame, month: str | None, path: Path) -> pd.Timestamp:
@@ -87,11 +116,12 @@ def run(dataset: str, month: str | None = None, root: Path | None = None) -> dic
     require_files(inputs, "run the stages before monitor (dvc repro)")
     bundle = load_bundle(inputs["bundle"])
     grades = list(bundle["master_scale"]["grades"])
-    snapshots = scoring_population(inputs["snapshots"])
-    samples = pd.read_parquet(inputs["samples"])
+    snapshots = scoring_population(inputs["snapshots"], monitor_columns(bundle, p.dbt_measure))
+    samples = read_columns(inputs["samples"], [*KEYS, "sample"])
     chosen = monitored_month(snapshots, month, inputs["snapshots"])
     log.info("monitor %s: scoring %d snapshots with the published card", dataset, len(snapshots))
-    scored = review.score_published(bundle, snapshots)
+    budget = load(BaseParams, "base", dataset).budget_bytes
+    scored = review.score_published(bundle, snapshots, budget)
     scored = scored.merge(samples[[*KEYS, "sample"]], on=KEYS, how="left", validate="1:1")
     development = scored[scored["sample"] == "train"].reset_index(drop=True)
     tables = {

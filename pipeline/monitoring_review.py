@@ -25,17 +25,28 @@ from pipeline.domain import PipelineError
 from pipeline.io import code_version
 from pipeline.params.monitor import MonitorParams
 from pipeline.score import score_customers
+from pipeline.snapshot_io import batch_rows, map_batches
 
 log = logging.getLogger("pipeline.monitor")
+SCORE_ROW_BYTES = 2048
+"""Working bytes per row of the score command (input copies, policy columns, reason texts) besides
+24 per card feature."""
 NO_STEP = "no dunning step (nothing past due)"
 
 
 # -------------------------------------------------------------------------------- published bundle
-def score_published(bundle: dict, snapshots: pd.DataFrame) -> pd.DataFrame:
+def score_published(
+    bundle: dict, snapshots: pd.DataFrame, budget_bytes: int | None = None
+) -> pd.DataFrame:
     """``snapshots`` with the published bundle's ``score``, ``grade`` and ``policy_limit``
-    (``pipeline.score.score_customers``: the same scoring the business runs). Rows the bundle
+    (``pipeline.score.score_customers``: the same scoring the business runs), scored in slices
+    sized from ``budget_bytes`` (``base.memory_budget``; None: in one piece). Rows the bundle
     cannot score (an input error) are dropped with a warning."""
-    published = score_customers(bundle, snapshots)
+    rows = len(snapshots) or 1
+    if budget_bytes is not None:
+        rows = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
+    columns = ["score", "grade", "limit", "error"]
+    published = map_batches(lambda part: score_customers(bundle, part)[columns], snapshots, rows)
     out = snapshots.assign(
         score=published["score"].to_numpy(),
         grade=published["grade"].to_numpy(),

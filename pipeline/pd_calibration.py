@@ -22,6 +22,7 @@ from pipeline.calibration import (
 from pipeline.card import score_frame
 from pipeline.domain import SEGMENTS, SNAPSHOT_KEYS, PipelineError
 from pipeline.params.calibrate import CalibrateParams
+from pipeline.snapshot_io import batch_rows, map_batches
 
 SCHEMA_VERSION = "1.0"
 KEYS = SNAPSHOT_KEYS
@@ -56,10 +57,22 @@ def default_outcome(snapshots: pd.DataFrame) -> pd.Series:
     return is_bad.mask(indeterminate & is_bad.isna().to_numpy(), 0.0)
 
 
-def scored_samples(card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+def scored_samples(
+    card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame, budget_bytes: int | None = None
+) -> pd.DataFrame:
     """Every snapshot with its sample, integer score, (synthetic) true PD and outcome ``is_bad`` =
-    `default_outcome` (bad vs not bad: indeterminates count as 0)."""
-    merged = snapshots.merge(samples[KEYS + ["sample"]], on=KEYS, how="left", validate="1:1")
+    `default_outcome` (bad vs not bad: indeterminates count as 0). Scored in slices sized from
+    ``budget_bytes`` (``base.memory_budget``; None: in one piece)."""
+    names = {f["name"] for f in card["features"]} - {
+        *KEYS,
+        "is_bad",
+        "label",
+        "segment",
+        "true_pd",
+    }
+    merged = snapshots[[c for c in snapshots.columns if c not in names]].merge(
+        samples[KEYS + ["sample"]], on=KEYS, how="left", validate="1:1"
+    )  # a left merge keeps the snapshots' row order: the scores below line up
     if merged["sample"].isna().any():
         row = int(np.flatnonzero(merged["sample"].isna().to_numpy())[0])
         raise PipelineError(
@@ -76,7 +89,11 @@ def scored_samples(card: dict, snapshots: pd.DataFrame, samples: pd.DataFrame) -
     )
     if "true_pd" in merged.columns:
         out["true_pd"] = merged["true_pd"].astype(float)
-    out["score"] = score_frame(card, merged)["score"].to_numpy()
+    rows = len(snapshots) or 1
+    if budget_bytes is not None:
+        rows = batch_rows(budget_bytes, 8 * (3 * len(card["features"]) + 16) + 256)
+    scores = map_batches(lambda part: score_frame(card, part)["score"], snapshots, rows)
+    out["score"] = scores.to_numpy()
     return out
 
 

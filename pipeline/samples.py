@@ -157,6 +157,62 @@ def fit_rows(snapshots: pd.DataFrame, samples: pd.DataFrame, split: SplitParams)
     return fit_mask(samples, split.fit_segments) & snapshots["is_bad"].notna().to_numpy()
 
 
+FIT_ROW_COPIES = 6
+"""Copies of a fit row's candidate features alive at the peak of the fit (the frame, the WoE and
+challenger matrices, statsmodels' design and the boosting frame), as float64."""
+FIT_SHARE = 0.5
+"""Share of ``base.memory_budget`` the fit rows may take (the rest: the narrow columns of every
+snapshot, the predictions, the interpreter)."""
+FIT_SAMPLE_SALT = 1
+"""Added to ``base.seed`` for the fit-sample hash, so that it is independent of the split hash."""
+
+
+def max_fit_rows(budget_bytes: int, n_features: int) -> int:
+    """Fit rows the budget allows: `FIT_SHARE` of it over the working bytes of one fit row,
+    8 x `FIT_ROW_COPIES` x candidate features + 512 (keys, outcome, indices)."""
+    return int(budget_bytes * FIT_SHARE // (8 * FIT_ROW_COPIES * n_features + 512))
+
+
+def fit_sample_rule(max_rows: int) -> str:
+    """The bounded fit-sample rule in one sentence (train report, sample design)."""
+    return (
+        f"fit rows capped at {max_rows} = floor({FIT_SHARE} x base.memory_budget / "
+        f"(8 x {FIT_ROW_COPIES} x candidate features + 512 bytes)); above the cap whole customers "
+        f"are kept in the order of a hash of customer_id seeded with base.seed + {FIT_SAMPLE_SALT}, "
+        "separately among customers with a bad fit row and those without, each stratum up to the "
+        "same share of its rows (cap / rows available); below it every fit row is used"
+    )
+
+
+def bounded_fit(
+    snapshots: pd.DataFrame, fit: np.ndarray, max_rows: int, seed: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The fit rows cut to whole customers by `fit_sample_rule` when there are more than
+    ``max_rows``, and what was done (rows and customers available and used, the rule)."""
+    fit = np.asarray(fit, dtype=bool)
+    rows = snapshots.loc[fit, ["customer_id", "is_bad"]]
+    per = rows.groupby("customer_id", sort=True)["is_bad"].agg(["size", "max"])
+    info: dict[str, Any] = {
+        "rows_available": int(fit.sum()),
+        "customers_available": int(len(per)),
+        "max_rows": int(max_rows),
+        "bound": bool(fit.sum() > max_rows),
+        "rule": fit_sample_rule(max_rows),
+    }
+    if info["bound"]:
+        per["u"] = _hash_share(pd.Series(per.index), seed + FIT_SAMPLE_SALT)
+        share = max_rows / info["rows_available"]
+        chosen: list = []
+        for _, stratum in per.groupby("max", sort=True):
+            stratum = stratum.sort_values("u", kind="mergesort")
+            kept = stratum["size"].cumsum() <= share * stratum["size"].sum()
+            chosen.extend(stratum.index[kept.to_numpy()])
+        fit = fit & snapshots["customer_id"].isin(chosen).to_numpy()
+        per = per.loc[sorted(chosen)]
+    info["rows_used"], info["customers_used"] = int(fit.sum()), int(len(per))
+    return fit, info
+
+
 def oot_meaning(method: str) -> str:
     """What the ``oot`` sample is under the split ``method``, in words for the reports."""
     if method == "out_of_time":
@@ -191,12 +247,16 @@ def _customers(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def sample_design(
-    samples: pd.DataFrame, snapshots: pd.DataFrame, split: SplitParams
+    samples: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    split: SplitParams,
+    fit_sample: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The sample-design report (reports/<ds>/train/sample_design.json): snapshots by sample x segment x
     label, customers and bad customers per sample, date ranges, exclusions by reason, the customer
     overlaps between samples (0 where the design promises disjointness) and the rows the models are
-    fitted on. Totals reconcile to the snapshot count."""
+    fitted on (with ``fit_sample``, the `bounded_fit` record: rows available and used, the rule).
+    Totals reconcile to the snapshot count."""
     frame = samples.assign(
         label=snapshots["label"].astype(str).to_numpy(),
         is_bad=snapshots["is_bad"].to_numpy(),
@@ -227,5 +287,6 @@ def sample_design(
             "sample": "train",
             "segments": list(split.fit_segments),
             "snapshots": int(fit_rows(snapshots, samples, split).sum()),
+            **({"bounded_sample": fit_sample} if fit_sample is not None else {}),
         },
     }

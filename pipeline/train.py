@@ -7,6 +7,13 @@ Inputs: ``data/processed/<ds>/snapshots.parquet`` and ``feature_dictionary.csv``
 wall-clock times go to ``logs/<ds>/train_timing.json``, a run log that is neither a DVC output nor tracked
 by git, so every artefact is byte-identical from run to run.
 
+Memory (``base.memory_budget``): only the narrow columns (`NARROW`) are read for every snapshot; the
+candidate features are read for the fit rows alone, and the three models predict every snapshot in
+file slices sized from the budget. When the fit rows exceed what the budget allows
+(`pipeline.samples.max_fit_rows`), the models are fitted on a seeded customer-level sample stratified
+by outcome (`pipeline.samples.bounded_fit`), stated in train_report.json (``samples.fit_sample``) and
+sample_design.json (``fit.bounded_sample``); binning statistics then come from that sample too.
+
 The sample rules are `pipeline.samples` (train / calibration / oot / oot_known / excluded, split by
 customer); the models and their reports are `pipeline.development`; data sufficiency (enough bads
 and goods per sample, or an error naming the setting to change) is `pipeline.sufficiency`. The
@@ -19,17 +26,21 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.development import (
+    attach_predictions,
+    fit_models,
+    predict_models,
+    prediction_row_bytes,
     reason_texts,
     scoring_features,
     train_metrics,
-    train_models,
     train_report,
 )
-from pipeline.domain import SNAPSHOT_KEYS, PipelineError
+from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.io import (
     code_version,
     file_sha256,
@@ -39,19 +50,66 @@ from pipeline.io import (
 )
 from pipeline.params import load
 from pipeline.params.train import TrainParams
-from pipeline.samples import assign_samples, sample_design
+from pipeline.samples import (
+    assign_samples,
+    bounded_fit,
+    fit_rows,
+    max_fit_rows,
+    sample_design,
+)
+from pipeline.snapshot_io import (
+    batch_rows,
+    iter_frames,
+    present,
+    read_columns,
+    read_rows,
+    snapshot_columns,
+)
 from pipeline.sufficiency import check_samples
 
 log = logging.getLogger("pipeline.train")
 
 
-def read_snapshots(path: Path) -> pd.DataFrame:
-    """The snapshots, checked for the columns the stage needs and sorted by customer and date."""
-    snapshots = pd.read_parquet(path)
-    for col in SNAPSHOT_KEYS + ["is_bad"]:
-        if col not in snapshots.columns:
-            raise PipelineError(f"{path}: column '{col}' missing (rule: snapshots contract)")
-    return snapshots.sort_values(SNAPSHOT_KEYS, kind="mergesort").reset_index(drop=True)
+NARROW = (
+    *SNAPSHOT_KEYS,
+    "is_bad",
+    "label",
+    "segment",
+    "days_beyond_terms_max_12m",
+    "worst_days_past_due",
+)
+"""Columns read for every snapshot (samples, sufficiency, sample design); the candidate features
+are read for the fit rows only, and streamed in slices for the predictions."""
+
+
+def read_snapshots(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The narrow columns of the snapshots, checked and sorted by customer and date, and the file
+    row of each sorted row."""
+    frame = read_columns(path, NARROW, [*SNAPSHOT_KEYS, "is_bad"], "snapshots contract")
+    order = frame.sort_values(SNAPSHOT_KEYS, kind="mergesort").index.to_numpy()
+    return frame.iloc[order].reset_index(drop=True), order
+
+
+def read_fit_rows(path: Path, columns: list[str], order: np.ndarray, fit: np.ndarray):
+    """The ``columns`` of the rows of ``fit`` (a mask in sorted order), in sorted order and indexed
+    by sorted position, as ``snapshots.loc[fit]`` of a full read would be."""
+    rows = order[fit]
+    keep = np.zeros(len(order), dtype=bool)
+    keep[rows] = True
+    frame = read_rows(path, columns, keep).iloc[np.searchsorted(np.sort(rows), rows)]
+    frame.index = np.flatnonzero(fit)
+    return frame
+
+
+def predict_all(path: Path, fitted: dict, features: dict, params: TrainParams, order):
+    """The three models' P(bad) of every snapshot, in sorted order, scored in file slices sized
+    from ``base.memory_budget``."""
+    rows = batch_rows(params.base.budget_bytes, prediction_row_bytes(len(features)))
+    parts = [
+        predict_models(fitted, part, params)
+        for part in iter_frames(path, present(path, features), rows)
+    ]
+    return pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
 
 
 def main() -> None:
@@ -65,19 +123,26 @@ def main() -> None:
     require_files(
         {"snapshots": snap_path, "feature_dictionary": dict_path}, "run the features stage first"
     )
-    snapshots = read_snapshots(snap_path)
+    snapshots, order = read_snapshots(snap_path)
     dictionary = pd.read_csv(dict_path)
-    features = scoring_features(dictionary, snapshots, dict_path)
+    features = scoring_features(dictionary, snapshot_columns(snap_path), dict_path)
     code = code_version()
 
     t0 = time.perf_counter()
     samples = assign_samples(snapshots, params.split, params.base.seed)
     sufficiency = check_samples(snapshots, samples, params.split, dataset=args.dataset)
-    design = sample_design(samples, snapshots, params.split)
+    max_rows = max_fit_rows(params.base.budget_bytes, len(features))
+    fit, fit_sample = bounded_fit(
+        snapshots, fit_rows(snapshots, samples, params.split), max_rows, params.base.seed
+    )
+    design = sample_design(samples, snapshots, params.split, fit_sample)
     texts = reason_texts(dictionary, features)
-    fitted = train_models(snapshots, samples, features, params, args.dataset, texts, code)
+    train = read_fit_rows(snap_path, present(snap_path, [*NARROW, *features]), order, fit)
+    fitted = fit_models(train, features, params, args.dataset, texts, code)
+    del train
+    attach_predictions(fitted, snapshots, predict_all(snap_path, fitted, features, params, order))
     metrics = train_metrics(snapshots, samples, fitted, features, params.split.method)
-    report = train_report(fitted, samples, params, file_sha256(snap_path), code)
+    report = train_report(fitted, samples, params, file_sha256(snap_path), code, fit_sample)
     timing = {
         **fitted["timing"],
         "total_s": time.perf_counter() - t0,

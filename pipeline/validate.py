@@ -20,6 +20,7 @@ import pandas as pd
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import PipelineError
 from pipeline.io import read_json, write_text
+from pipeline.snapshot_io import read_columns
 from pipeline.validation_report import render
 
 log = logging.getLogger("pipeline.validate")
@@ -109,7 +110,7 @@ def run(dataset: str, root: Path | None = None) -> Path:
     ):
         if key not in doc:
             raise PipelineError(f"{path}: key '{key}' missing; rerun the stage that writes it")
-    samples = pd.read_parquet(files["samples"])
+    samples = read_columns(files["samples"], ["customer_id", "sample", "segment"])
     design = sample_design(read_json(files["sample_design"]), samples, files["sample_design"])
     page = render(dataset, evaluation, calibration, design, pd.read_csv(files["roc"]))
     out = paths.stage_dir("validate") / "validation.html"

@@ -381,3 +381,13 @@ def test_cluster_bootstrap_covers_the_true_auc():
         cover_delong += lo <= truth <= hi
     assert cover_boot >= 47  # ≥ 78% of 60 (90% nominal, binomial noise)
     assert cover_delong < cover_boot
+
+
+def test_cluster_resample_blocks_are_bounded_without_changing_the_draws(monkeypatch) -> None:
+    """Large samples get fewer resamples per block (memory), never different resamples."""
+    clusters = np.repeat(np.arange(40), 3).astype(str)
+    whole = np.vstack(list(m.cluster_resample_weights(clusters, 9, seed=11)))
+    monkeypatch.setattr(m, "BOOTSTRAP_BLOCK_BYTES", 8 * len(clusters) * 2)  # two rows per block
+    blocks = list(m.cluster_resample_weights(clusters, 9, seed=11))
+    assert [len(b) for b in blocks] == [2, 2, 2, 2, 1]
+    np.testing.assert_array_equal(np.vstack(blocks), whole)

@@ -107,8 +107,8 @@ def _range_slots(feature: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     The slot of a number is the count of range uppers <= x, i.e. its ``[lower, upper)`` range
     (the same as ``searchsorted(uppers, x, side="right")``, which is used for long edge lists;
-    a few comparisons are faster than a binary search); NaN goes to the missing slot and listed
-    special values to the special slot.
+    a few comparisons into a one-byte counter are faster than a binary search); NaN goes to the
+    missing slot and listed special values to the special slot.
     """
     bins = feature["bins"]
     kinds = [b["type"] for b in bins]
@@ -117,9 +117,11 @@ def _range_slots(feature: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uppers = np.array([bins[i]["upper"] for i in ranges[:-1]], dtype=float)
     slot_bins = ranges + [missing_pos]
     if len(uppers) <= MAX_COMPARED_EDGES:
-        slots = np.zeros(len(x), dtype=np.intp)
+        slots = np.zeros(len(x), dtype=np.uint8)  # one byte per row: a third of the memory traffic
+        above = np.empty(len(x), dtype=bool)
         for upper in uppers:
-            np.add(slots, x >= upper, out=slots)
+            np.greater_equal(x, upper, out=above)
+            slots += above
     else:
         slots = np.searchsorted(uppers, x, side="right")
     slots[np.isnan(x)] = len(ranges)
@@ -243,7 +245,8 @@ def score_frame(card: dict, X: pd.DataFrame) -> pd.DataFrame:
     rank_dtype = ranks[0].dtype if ranks else np.uint16
     block = np.zeros((1 + len(features), n), dtype=np.int64)  # score, then points per feature
     top = np.full((top_n, n), none, dtype=rank_dtype)
-    high = np.empty(n, dtype=rank_dtype)
+    high, rank = np.empty(n, dtype=rank_dtype), np.empty(n, dtype=rank_dtype)
+    index = np.empty(n, dtype=np.intp)  # slots as take() indices, one buffer for every feature
     for j, feat in enumerate(features):
         name = feat["name"]
         if name not in X.columns:
@@ -251,9 +254,12 @@ def score_frame(card: dict, X: pd.DataFrame) -> pd.DataFrame:
             slots, slot_bins = np.zeros(n, dtype=np.intp), np.array([-1], dtype=np.int64)
         else:
             slots, slot_bins = _slots(feat, X[name])
+        if slots.dtype != np.intp:
+            np.copyto(index, slots)
+            slots = index
         np.take(tables[j][slot_bins], slots, out=block[j + 1])  # bin -1 picks the unseen entry
         block[0] += block[j + 1]
-        rank = ranks[j][slot_bins][slots]
+        np.take(ranks[j][slot_bins], slots, out=rank)
         for k in range(top_n - 1, 0, -1):  # insert into the sorted top-n, using old values
             np.maximum(top[k - 1], rank, out=high)
             np.minimum(top[k], high, out=top[k])

@@ -1,0 +1,145 @@
+"""Column-pruned, row-filtered and batch-streamed reads of the snapshot table for the model stages.
+
+At a million customers x 24 months the snapshot table is ~24M rows x ~136 columns (~26 GB in pandas);
+train, evaluate, calibrate and monitor each read only the columns they use (keys, outcome, sample
+inputs, the card's features ...), keep only the rows they need (a positional mask built from the
+narrow key columns), and run the per-row maps (scoring) over slices sized from
+``base.memory_budget``. A pruned or filtered read gives the same pandas dtypes as a full
+``pd.read_parquet`` followed by column selection and row filtering: an integer column with nulls
+anywhere in the file stays float64 even when the kept rows have none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.domain import PipelineError
+
+BATCH_SHARE = 0.05
+"""Share of ``base.memory_budget`` one scoring slice may use (a per-row map allocates a few times
+its input)."""
+MIN_BATCH_ROWS, MAX_BATCH_ROWS = 10_000, 2_000_000
+READ_BATCH_ROWS = 65_536
+
+
+def snapshot_columns(path: Path) -> list[str]:
+    """Column names of a Parquet file, in file order (reads the footer only)."""
+    return list(pq.ParquetFile(path).schema_arrow.names)
+
+
+def present(
+    path: Path, wanted: Iterable[str], required: Sequence[str] = (), rule: str = ""
+) -> list:
+    """The ``wanted`` columns the file has, in file order; a missing ``required`` one is an error
+    naming the file and ``rule``."""
+    names = snapshot_columns(path)
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise PipelineError(
+            f"{path}: column(s) {', '.join(missing)} missing (rule: {rule or 'input contract'}); "
+            "rerun the stage that writes this file"
+        )
+    wanted = set(wanted) | set(required)
+    return [c for c in names if c in wanted]
+
+
+def read_columns(
+    path: Path, wanted: Iterable[str], required: Sequence[str] = (), rule: str = ""
+) -> pd.DataFrame:
+    """The ``wanted`` columns present in ``path`` (file order), every row."""
+    return pd.read_parquet(path, columns=present(path, wanted, required, rule))
+
+
+def _nullable_integers(parquet: pq.ParquetFile, columns: list[str]) -> list[str]:
+    """Integer columns with a null somewhere in the file (pandas reads them whole as float64)."""
+    schema = parquet.schema_arrow
+    out = []
+    meta = parquet.metadata
+    for name in columns:
+        if not pa.types.is_integer(schema.field(name).type):
+            continue
+        idx = schema.get_field_index(name)
+        nulls = 0
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(idx).statistics
+            if stats is None or not stats.has_null_count:
+                nulls = parquet.read(columns=[name]).column(0).null_count
+                break
+            nulls += stats.null_count
+        if nulls:
+            out.append(name)
+    return out
+
+
+def read_rows(path: Path, columns: Sequence[str], keep: np.ndarray) -> pd.DataFrame:
+    """The ``columns`` of the rows where ``keep`` (a boolean mask in file order) is true, read in
+    batches so that only the kept rows are ever converted to pandas; dtypes as a full read."""
+    parquet = pq.ParquetFile(path)
+    columns = list(columns)
+    keep = np.asarray(keep, dtype=bool)
+    if len(keep) != parquet.metadata.num_rows:
+        raise PipelineError(
+            f"{path}: row mask of {len(keep)} rows for {parquet.metadata.num_rows}"
+        )
+    parts, start = [], 0
+    for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
+        mask = keep[start : start + batch.num_rows]
+        start += batch.num_rows
+        if mask.any():
+            parts.append(batch.filter(pa.array(mask)))
+    table = pa.Table.from_batches(
+        parts, schema=pa.schema([parquet.schema_arrow.field(c) for c in columns])
+    )
+    frame = table.to_pandas()
+    for name in _nullable_integers(parquet, columns):
+        frame[name] = frame[name].astype("float64")
+    return frame
+
+
+def batch_rows(budget_bytes: int, bytes_per_row: int) -> int:
+    """Rows per scoring slice: `BATCH_SHARE` of the budget over the bytes a row costs."""
+    rows = int(budget_bytes * BATCH_SHARE / max(bytes_per_row, 1))
+    return int(min(max(rows, MIN_BATCH_ROWS), MAX_BATCH_ROWS))
+
+
+def map_batches(
+    fn: Callable[[pd.DataFrame], pd.DataFrame | pd.Series | np.ndarray],
+    frame: pd.DataFrame,
+    rows: int,
+) -> pd.DataFrame | pd.Series | np.ndarray:
+    """``fn`` applied to consecutive slices of ``frame`` of ``rows`` rows, the results concatenated
+    in order (``fn`` must be a per-row map: its result on a slice is the slice of its result)."""
+    if len(frame) <= rows:
+        return fn(frame)
+    parts = [fn(frame.iloc[i : i + rows]) for i in range(0, len(frame), rows)]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return pd.concat(parts, copy=False)
+
+
+def iter_frames(path: Path, columns: Sequence[str], rows: int):
+    """Consecutive slices of ``rows`` rows of the ``columns`` (file order) as DataFrames, integer
+    columns with a null anywhere in the file as float64 in every slice."""
+    parquet = pq.ParquetFile(path)
+    columns = list(columns)
+    floats = _nullable_integers(parquet, columns)
+    for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+        frame = batch.to_pandas()
+        for name in floats:
+            frame[name] = frame[name].astype("float64")
+        yield frame
+
+
+def rows_in_samples(path: Path, samples: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Boolean mask, in the snapshot file's row order, of the snapshots whose key
+    (``customer_id``, ``as_of_date``) is in ``samples`` with ``sample`` in ``names``."""
+    keys = ["customer_id", "as_of_date"]
+    wanted = samples.loc[samples["sample"].isin(list(names)), keys]
+    frame = pd.read_parquet(path, columns=keys)
+    return frame.merge(wanted, on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()

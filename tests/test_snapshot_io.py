@@ -1,0 +1,143 @@
+"""Column-pruned, row-filtered and sliced reads of the snapshot table (pipeline.snapshot_io) and the
+bounded fit sample of the train stage (pipeline.samples.bounded_fit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.card import score_frame
+from pipeline.domain import PipelineError
+from pipeline.samples import bounded_fit, max_fit_rows
+from pipeline.snapshot_io import (
+    batch_rows,
+    iter_frames,
+    map_batches,
+    read_columns,
+    read_rows,
+    rows_in_samples,
+)
+
+
+@pytest.fixture
+def snapshot_file(tmp_path):
+    """Six snapshots in two row groups; ``is_bad`` has its only null in the first group."""
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c2", "c2", "c3", "c3"],
+            "as_of_date": pd.to_datetime(["2024-01-31", "2024-02-29"] * 3),
+            "is_bad": pa.array([None, 0, 1, 0, 0, 1], type=pa.int8()),
+            "x": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0],
+            "grade": ["A", "B", None, "D", "A", "C"],
+        }
+    )
+    path = tmp_path / "snapshots.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=3)
+    return path
+
+
+def test_read_columns_keeps_file_order_and_names_missing(snapshot_file) -> None:
+    got = read_columns(snapshot_file, ["x", "customer_id", "absent"])
+    assert list(got.columns) == ["customer_id", "x"]
+    with pytest.raises(PipelineError, match=r"snapshots.parquet: column\(s\) label missing"):
+        read_columns(snapshot_file, ["x"], ["label"], "snapshots contract")
+
+
+def test_read_rows_matches_a_full_read_then_filter(snapshot_file) -> None:
+    keep = np.array([False, True, True, False, False, True])
+    got = read_rows(snapshot_file, ["customer_id", "is_bad", "x", "grade"], keep)
+    full = pd.read_parquet(snapshot_file)[["customer_id", "is_bad", "x", "grade"]]
+    want = full[keep].reset_index(drop=True)
+    # the kept rows have no null is_bad, but the file has one: float64 like the full read
+    assert got["is_bad"].dtype == np.float64
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_iter_frames_slices_have_the_full_read_dtypes(snapshot_file) -> None:
+    parts = list(iter_frames(snapshot_file, ["is_bad", "x"], rows=2))
+    assert [len(p) for p in parts] == [2, 2, 2]
+    assert all(p["is_bad"].dtype == np.float64 for p in parts)
+    pd.testing.assert_frame_equal(
+        pd.concat(parts, ignore_index=True), pd.read_parquet(snapshot_file)[["is_bad", "x"]]
+    )
+
+
+def test_rows_in_samples(snapshot_file) -> None:
+    samples = pd.read_parquet(snapshot_file, columns=["customer_id", "as_of_date"])
+    samples = samples.iloc[::-1].reset_index(drop=True)  # order of samples does not matter
+    samples["sample"] = ["oot", "train", "oot_known", "train", "excluded", "oot"]
+    got = rows_in_samples(snapshot_file, samples, ("oot", "oot_known"))
+    # file rows 5, 3 and 0 (reversed positions 0, 2 and 5)
+    assert got.tolist() == [True, False, False, True, False, True]
+
+
+def test_batch_rows_is_the_budget_share_clamped() -> None:
+    assert batch_rows(6 * 10**9, 1000) == 300_000  # 5% of 6 GB over 1 kB
+    assert batch_rows(2**28, 10**9) == 10_000
+    assert batch_rows(10**15, 1) == 2_000_000
+
+
+def test_map_batches_scores_like_one_piece() -> None:
+    card = {
+        "features": [
+            {
+                "name": "x",
+                "dtype": "numeric",
+                "reason_code": "X",
+                "baseline_points": 30,
+                "unseen_points": 0,
+                "bins": [
+                    {"type": "range", "lower": None, "upper": 2.0, "points": 10},
+                    {"type": "range", "lower": 2.0, "upper": None, "points": 30},
+                    {"type": "missing", "points": 5},
+                ],
+            }
+        ],
+        "scaling": {"factor": 28.85, "offset": 487.12},
+        "reason_codes": {"top_n": 1},
+    }
+    frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 3.0, 0.5]})
+    whole = score_frame(card, frame)
+    pd.testing.assert_frame_equal(map_batches(lambda p: score_frame(card, p), frame, 2), whole)
+    assert whole["score"].tolist() == [10, 30, 5, 30, 10]
+
+
+def _fit_frame() -> tuple[pd.DataFrame, np.ndarray]:
+    """Customer b1..b4 have one bad row and one good row; g1..g8 two good rows each."""
+    ids = [f"b{i}" for i in range(1, 5) for _ in range(2)] + [
+        f"g{i}" for i in range(1, 9) for _ in range(2)
+    ]
+    is_bad = [1, 0] * 4 + [0] * 16
+    frame = pd.DataFrame({"customer_id": ids, "is_bad": is_bad})
+    return frame, np.ones(len(frame), dtype=bool)
+
+
+def test_bounded_fit_does_not_bind_below_the_cap() -> None:
+    frame, fit = _fit_frame()
+    mask, info = bounded_fit(frame, fit, max_rows=24, seed=7)
+    assert mask.all() and not info["bound"]
+    assert (info["rows_available"], info["rows_used"], info["customers_used"]) == (24, 24, 12)
+
+
+def test_bounded_fit_keeps_whole_customers_per_stratum() -> None:
+    frame, fit = _fit_frame()
+    mask, info = bounded_fit(frame, fit, max_rows=12, seed=7)
+    kept = frame[mask]
+    # half of each stratum's rows: 2 of 4 bad customers (4 rows), 4 of 8 good ones (8 rows)
+    assert info["bound"] and info["rows_used"] == 12 == len(kept)
+    per_customer = kept.groupby("customer_id").size()
+    assert (per_customer == 2).all()  # whole customers only
+    assert kept["customer_id"].str.startswith("b").sum() == 4
+    assert kept["is_bad"].sum() == 2  # the bad share of the rows is kept: 2 of 12 vs 4 of 24
+    again, _ = bounded_fit(frame.iloc[::-1].reset_index(drop=True), fit, max_rows=12, seed=7)
+    assert set(frame.iloc[::-1].reset_index(drop=True)[again]["customer_id"]) == set(
+        kept["customer_id"]
+    )  # the draw depends on the customers, not the row order
+
+
+def test_max_fit_rows_from_the_budget() -> None:
+    # 0.5 x 6e9 / (8 x 6 x 40 + 512) = 3e9 / 2432
+    assert max_fit_rows(6 * 10**9, 40) == 1_233_552
