@@ -194,6 +194,9 @@ def main() -> None:
         "--duckdb-limit", default=None, help="settle/features memory_limit (default: params.yaml)"
     )
     ap.add_argument("--compare-unlimited", action="store_true")
+    ap.add_argument(
+        "--raw", type=Path, default=None, help="link this pipeline.synth output instead of generating"
+    )
     ap.add_argument("--timeout", type=float, default=4 * 3600)
     ap.add_argument(
         "--keep", type=Path, default=None, help="keep the scratch projects under this folder"

@@ -65,15 +65,18 @@ class _Transaction:
     def __init__(self, manifest: Path | None) -> None:
         self.manifest = manifest
         self.pending: list[tuple[Path, Path]] = []
+        self.created: list[Path] = []
 
-    def add(self, tmp: Path, target: Path) -> None:
+    def add(self, tmp: Path, target: Path, created: list[Path]) -> None:
         self.pending = [(t, d) for t, d in self.pending if d != target]
         self.pending.append((tmp, target))
+        self.created += created
 
     def discard(self) -> None:
         for tmp, _ in self.pending:
             tmp.unlink(missing_ok=True)
         self.pending.clear()
+        _remove_empty(self.created)
 
     def commit(self) -> None:
         fault_point("before_commit")
@@ -111,6 +114,20 @@ def stage_outputs(manifest: Path | None = None) -> Iterator[_Transaction]:
         raise
     _active.remove(tx)
     tx.commit()
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """Create ``path``'s missing parent folders; return them, outermost first."""
+    missing = [p for p in reversed(path.parents) if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed write created, innermost first, where nothing else was written."""
+    for folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _tmp_name(path: Path) -> Path:
@@ -155,7 +172,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     enclosing `stage_outputs`); on an exception it is deleted and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(path)
     tmp = _tmp_name(path)
     tmp.unlink(missing_ok=True)
     try:
@@ -166,9 +183,10 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         _fsync(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        _remove_empty(created)
         raise
     if _active:
-        _active[-1].add(tmp, path)
+        _active[-1].add(tmp, path, created)
     else:
         os.replace(tmp, path)
 

@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipeline import stages
 from pipeline.config import Paths
 from pipeline.io import (
+    atomic_path,
     code_version,
     spreadsheet_safe,
     stage_manifest_path,
@@ -87,6 +89,27 @@ def test_manifest_sits_in_the_stage_folder_and_vouches_for_its_outputs(tmp_path:
     assert verify_recorded(out, tmp_path) is None
     out.write_text('{"v": 2}\n')
     assert "differs" in verify_recorded(out, tmp_path) or "bytes" in verify_recorded(out, tmp_path)
+
+
+def test_a_failed_write_leaves_no_folder_it_created(tmp_path: Path) -> None:
+    """A writer that fails, alone or inside a stage, removes the temporary file and the folders it
+    made; a folder that existed before, or that holds another output, stays."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with pytest.raises(RuntimeError), atomic_path(kept / "new" / "deeper" / "x.bin") as tmp:
+        tmp.write_bytes(b"x")
+        raise RuntimeError("writer failed")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+    with pytest.raises(RuntimeError), stage_outputs():
+        write_json({"v": 1}, tmp_path / "a" / "one.json")
+        write_json({"v": 2}, tmp_path / "b" / "two.json")
+        raise RuntimeError("stage failed after its writes")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+    write_json({"v": 0}, tmp_path / "a" / "zero.json")
+    with pytest.raises(RuntimeError), stage_outputs():
+        write_json({"v": 1}, tmp_path / "a" / "one.json")
+        raise RuntimeError("stage failed")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["zero.json"]
 
 
 def test_code_version_stamps_the_running_stage_code() -> None:
