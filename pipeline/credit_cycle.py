@@ -30,8 +30,9 @@ import pyarrow.parquet as pq
 from pipeline import customer_value as cv
 from pipeline import limit_review as lr
 from pipeline.credit_file import attributes_as_of
-from pipeline.params.publish import PublishParams
-from pipeline.score import score_customers
+from pipeline.params.publish import PublishParams, policy_from_bundle
+from pipeline.score import POLICY_INPUTS
+from pipeline.snapshot_io import present
 
 if TYPE_CHECKING:  # the application layer, for the I/O edge's signature only
     from pipeline.config import Paths
@@ -43,7 +44,21 @@ VALUE_COLUMNS = (
     "late_invoice_share_12m",
     "invoice_count_12m",
 )
+REVIEW_COLUMNS = (
+    "customer_id",
+    "as_of_date",
+    "label",
+    "credit_limit",
+    "exposure",
+    "attributes_valid_from",
+    "days_beyond_terms_wavg_12m",
+)
+"""Snapshot columns the limit review and customer value read besides what the bundle scores: keys,
+default label, limit on file, exposure, the credit-file version date (scheduled reviews) and the
+days beyond terms (carrying cost)."""
 INVOICE_COLUMNS = ["customer_id", "invoice_date", "due_date", "amount"]
+HISTORY_COLUMNS = ["customer_id", "valid_from", "valid_to", "segment"]
+"""Credit-file columns `segments_at` reads (the segment as it stood at the value date)."""
 
 
 @dataclass(frozen=True)
@@ -61,33 +76,71 @@ class CycleInputs:
 
 
 # --------------------------------------------------------------------------- I/O edge
-def read_recent_snapshots(path: Path, months: int) -> pd.DataFrame:
-    """Snapshot rows of the last ``months`` as-of dates only (the file is never read whole)."""
+def cycle_columns(bundle: dict[str, Any]) -> list[str]:
+    """The snapshot columns the credit cycle reads: `REVIEW_COLUMNS`, `VALUE_COLUMNS` and what
+    `score.score_customers` reads with the bundle (card features, size measure, limit and
+    behaviour-trigger inputs)."""
+    size = policy_from_bundle(bundle["policy"]).size_measure
+    features = [f["name"] for f in bundle["features"]]
+    return [*REVIEW_COLUMNS, *VALUE_COLUMNS, size, *POLICY_INPUTS, *features]
+
+
+def read_recent_snapshots(
+    path: Path, months: int, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Snapshot rows of the last ``months`` as-of dates only, and only the ``columns`` the file has
+    (None: every column); the file is never read whole. Each column converts as in a full read."""
     dates = pq.read_table(path, columns=["as_of_date"]).column(0).unique().to_pandas()
     keep = sorted(pd.to_datetime(dates))[-months:]
-    table = pq.read_table(path, filters=[("as_of_date", ">=", keep[0].to_pydatetime())])
-    return table.to_pandas()
+    if columns is not None:
+        columns = present(
+            path, columns, ["customer_id", "as_of_date"], "credit cycle input contract"
+        )
+    table = pq.read_table(
+        path, columns=columns, filters=[("as_of_date", ">=", keep[0].to_pydatetime())]
+    )
+    return table.to_pandas(split_blocks=True, self_destruct=True)  # frees Arrow column by column
+
+
+def read_ledger_window(path: Path, t: pd.Timestamp) -> pd.DataFrame | None:
+    """The invoices `customer_value.ledger_activity` reads at the value date ``t``: dated within
+    `customer_value.LEDGER_MONTHS` months up to ``t`` (filtered at read time; None without a ledger)."""
+    if not path.is_file():
+        return None
+    start = pd.Timestamp(t) - pd.DateOffset(months=cv.LEDGER_MONTHS)
+    window = [
+        ("invoice_date", ">", start.to_pydatetime()),
+        ("invoice_date", "<=", pd.Timestamp(t).to_pydatetime()),
+    ]
+    return pd.read_parquet(path, columns=INVOICE_COLUMNS, filters=window)
 
 
 def _optional(path: Path, **kw: Any) -> pd.DataFrame | None:
     return pd.read_parquet(path, **kw) if path.is_file() else None
 
 
-def read_cycle_inputs(paths: Paths, params: PublishParams) -> CycleInputs:
-    """Read the credit cycle's inputs from the stage outputs of ``paths``."""
+def read_cycle_inputs(paths: Paths, params: PublishParams, bundle: dict[str, Any]) -> CycleInputs:
+    """Read the credit cycle's inputs from the stage outputs of ``paths``: the snapshot columns
+    `cycle_columns` names, the invoices of the ledger window before the last month end, and the
+    credit file's segment history."""
     p_rev = params.limit_review
     source = paths.raw / p_rev.overrides if p_rev.overrides else None
-    invoices = _optional(paths.interim / "invoices.parquet", columns=INVOICE_COLUMNS)
+    snapshots = read_recent_snapshots(
+        paths.processed / "snapshots.parquet", p_rev.months, cycle_columns(bundle)
+    )
+    invoices = read_ledger_window(
+        paths.interim / "invoices.parquet", snapshots["as_of_date"].max()
+    )
     customers = None
     if invoices is not None:
         customers = pd.read_parquet(
             paths.interim / "customers.parquet", columns=["customer_id", "segment"]
         )
     return CycleInputs(
-        snapshots=read_recent_snapshots(paths.processed / "snapshots.parquet", p_rev.months),
+        snapshots=snapshots,
         invoices=invoices,
         customers=customers,
-        history=_optional(paths.interim / "customer_history.parquet"),
+        history=_optional(paths.interim / "customer_history.parquet", columns=HISTORY_COLUMNS),
         panels=_optional(paths.interim / "delphi_panels.parquet"),
         overrides=lr.read_overrides(source),
         overrides_source=str(source),
@@ -151,12 +204,15 @@ def value_inputs(
 
 
 def review_tables(
-    bundle: dict[str, Any], inputs: CycleInputs, params: PublishParams
+    bundle: dict[str, Any],
+    inputs: CycleInputs,
+    params: PublishParams,
+    budget_bytes: int | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Limit review proposals with their final decisions, the approval-authority table and the
     Delphi panel agreement; and their summary."""
     p_rev = params.limit_review
-    review = lr.limit_review(bundle, inputs.snapshots, params.triggers, p_rev)
+    review = lr.limit_review(bundle, inputs.snapshots, params.triggers, p_rev, budget_bytes)
     review = lr.apply_overrides(review, inputs.overrides, p_rev, inputs.overrides_source)
     tables = {
         "limit_review.csv": review,
@@ -173,7 +229,10 @@ def review_tables(
 
 
 def value_tables(
-    bundle: dict[str, Any], inputs: CycleInputs, params: PublishParams
+    bundle: dict[str, Any],
+    inputs: CycleInputs,
+    params: PublishParams,
+    budget_bytes: int | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Customer value, the value-loyalty grid and the value x grade strategy at the last month end;
     and their summary."""
@@ -181,7 +240,7 @@ def value_tables(
     snaps = inputs.snapshots
     t = snaps["as_of_date"].max()
     last = snaps[snaps["as_of_date"] == t].reset_index(drop=True)
-    scored = score_customers(bundle, last)
+    scored = lr.score_in_slices(bundle, last, budget_bytes)
     segment = segments_at(inputs.customers, inputs.history, t)
     frame = value_inputs(last, scored, inputs.invoices, segment, p_val.min_segment_customers)
     values = cv.customer_value(frame, p_val)
@@ -212,12 +271,16 @@ def value_tables(
 
 
 def credit_cycle(
-    bundle: dict[str, Any], inputs: CycleInputs, params: PublishParams
+    bundle: dict[str, Any],
+    inputs: CycleInputs,
+    params: PublishParams,
+    budget_bytes: int | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """The credit-cycle tables (file name under exports/<ds>/ -> frame) and the summary written as
     ``credit_cycle.json`` (module docstring). Customer value needs the snapshots' value columns
-    and the invoices; without them the summary says why it was not computed."""
-    tables, summary = review_tables(bundle, inputs, params)
+    and the invoices; without them the summary says why it was not computed. Snapshots are scored
+    in slices sized from ``budget_bytes`` (``base.memory_budget``; None: each month in one piece)."""
+    tables, summary = review_tables(bundle, inputs, params, budget_bytes)
     missing = [c for c in VALUE_COLUMNS if c not in inputs.snapshots.columns]
     if missing or inputs.invoices is None:
         summary["customer_value"] = (
@@ -225,6 +288,6 @@ def credit_cycle(
         )
         log.warning("customer value %s", summary["customer_value"])
         return tables, summary
-    values, value_summary = value_tables(bundle, inputs, params)
+    values, value_summary = value_tables(bundle, inputs, params, budget_bytes)
     log.info("limit review: %s", summary["limit_review"].get("last_month_by_action"))
     return {**tables, **values}, summary | value_summary

@@ -40,16 +40,20 @@ import pandas as pd
 from pipeline.params.publish import GRID_VALUE, LOYALTY, TIERS, CustomerValueParams, Strategy
 
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
+LEDGER_MONTHS = 24
+"""Months of invoices before the value date `ledger_activity` reads: the last year (sales, activity,
+terms) and the year before it (retention)."""
 
 
 def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     """Per customer, from invoices dated ≤ t: sales and late invoices of the last 12 months, months with
-    an invoice in the last 12, mean agreed terms, and whether it bought in the 12 months before that."""
+    an invoice in the last 12, mean agreed terms, and whether it bought in the 12 months before that
+    (only invoices dated within `LEDGER_MONTHS` months up to ``t`` count, so a reader may drop the rest)."""
     inv = invoices[invoices["invoice_date"] <= t]
     last = inv[inv["invoice_date"] > t - pd.DateOffset(months=12)]
     prior = inv[
         (inv["invoice_date"] <= t - pd.DateOffset(months=12))
-        & (inv["invoice_date"] > t - pd.DateOffset(months=24))
+        & (inv["invoice_date"] > t - pd.DateOffset(months=LEDGER_MONTHS))
     ]
     g = last.groupby("customer_id")
     months = last["invoice_date"].dt.to_period("M")

@@ -36,8 +36,12 @@ from pipeline.domain import PipelineError
 from pipeline.params.publish import LimitReviewParams, Triggers
 from pipeline.policy import limit_action
 from pipeline.score import score_customers
+from pipeline.snapshot_io import batch_rows, map_batches
 
 ACTIONS = ("keep", "raise", "cut", "suspend")
+SCORE_ROW_BYTES = 2048
+"""Working bytes per row of `score.score_customers` (input copies, policy columns, reason texts)
+besides 24 per card feature: sizes the scoring slices."""
 OVERRIDE_COLUMNS = ("review_date", "customer_id", "action", "limit", "approver", "role", "reason")
 
 
@@ -243,15 +247,32 @@ def propose(
     return out[due].reset_index(drop=True)
 
 
-def limit_review(
-    bundle: dict[str, Any], snapshots: pd.DataFrame, triggers: Triggers, p: LimitReviewParams
+def score_in_slices(
+    bundle: dict[str, Any], frame: pd.DataFrame, budget_bytes: int | None = None
 ) -> pd.DataFrame:
-    """Proposals at the last ``p.months`` month ends of ``snapshots`` (scored with the bundle)."""
+    """`score.score_customers` of ``frame``, run over slices sized from ``budget_bytes``
+    (``base.memory_budget``; None: in one piece). Scores, grades and limits are per row, so they
+    equal a one-piece run; an error message numbers its row within the slice."""
+    rows = len(frame) or 1
+    if budget_bytes is not None:
+        rows = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
+    return map_batches(lambda part: score_customers(bundle, part), frame, rows)
+
+
+def limit_review(
+    bundle: dict[str, Any],
+    snapshots: pd.DataFrame,
+    triggers: Triggers,
+    p: LimitReviewParams,
+    budget_bytes: int | None = None,
+) -> pd.DataFrame:
+    """Proposals at the last ``p.months`` month ends of ``snapshots`` (scored with the bundle, in
+    slices sized from ``budget_bytes``: `score_in_slices`)."""
     dates = np.sort(snapshots["as_of_date"].unique())[-p.months :]
     parts = []
     for d in dates:
         frame = snapshots[snapshots["as_of_date"] == d].reset_index(drop=True)
-        scored = score_customers(bundle, frame)
+        scored = score_in_slices(bundle, frame, budget_bytes)
         ok = scored["error"].isna().to_numpy()
         parts.append(
             propose(
@@ -366,4 +387,5 @@ __all__ = [
     "propose",
     "review_summary",
     "role_level",
+    "score_in_slices",
 ]

@@ -23,6 +23,7 @@ from pipeline.bundle import bad_definition, build_bundle, check_cutoffs, latest_
 from pipeline.card import SCHEMA_FILE, load_card, units_from_dictionary, write_schema
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.credit_cycle import credit_cycle, read_cycle_inputs
+from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.export_clients import agreement, agreement_counts, run_duckdb, run_sqlite
 from pipeline.exports import (
     DIALECTS,
@@ -37,6 +38,7 @@ from pipeline.exports import (
 from pipeline.io import read_json, write_bytes, write_csv, write_json, write_text
 from pipeline.model_card import model_card_markdown
 from pipeline.params import load
+from pipeline.params.base import BaseParams
 from pipeline.params.features import FeaturesParams
 from pipeline.params.publish import PublishParams
 from pipeline.policy import (
@@ -46,6 +48,7 @@ from pipeline.policy import (
     letter_pds,
     limit_table,
 )
+from pipeline.snapshot_io import read_columns
 
 log = logging.getLogger("pipeline.publish")
 
@@ -62,7 +65,8 @@ def verify_sql(card: dict, grades: list[dict], cases: pd.DataFrame) -> dict:
 
 
 def read_inputs(paths: Paths, size_measure: str) -> dict:
-    """The card, the grade cutoffs (checked), the snapshots' size measure and the evaluation."""
+    """The card, the grade cutoffs (checked), each customer's size measure at its latest snapshot
+    (three columns read, only the latest sizes kept) and the evaluation."""
     cutoffs_path = paths.models / "grade_cutoffs.json"
     card = load_card(paths.models / "scorecard.json")
     require_files({"grade_cutoffs": cutoffs_path}, "run the calibrate stage first")
@@ -74,9 +78,9 @@ def read_inputs(paths: Paths, size_measure: str) -> dict:
         "card": card,
         "cutoffs": cutoffs,
         "grades": check_cutoffs(cutoffs, str(cutoffs_path)),
-        "snapshots": pd.read_parquet(
-            paths.processed / "snapshots.parquet",
-            columns=["customer_id", "as_of_date", size_measure],
+        "sizes": latest_sizes(
+            read_columns(paths.processed / "snapshots.parquet", [*SNAPSHOT_KEYS, size_measure]),
+            size_measure,
         ),
         "evaluation": read_json(evaluate_path) if evaluate_path.is_file() else None,
         "units": units_from_dictionary(paths.processed / "feature_dictionary.csv"),
@@ -93,7 +97,7 @@ def main() -> None:
     inp = read_inputs(paths, params.size_measure)
     card, cutoffs, grades = inp["card"], inp["cutoffs"], inp["grades"]
 
-    bands = band_statistics(latest_sizes(inp["snapshots"], params.size_measure), params.size_bands)
+    bands = band_statistics(inp["sizes"], params.size_bands)
     limits = limit_table(letter_pds(grades), bands, params.limit_policy)
     policy = credit_policy_table(params.limit_policy)
     dunning = dunning_table(params.dunning)
@@ -119,7 +123,10 @@ def main() -> None:
         bad_definition(label),
         checks,
     )
-    cycle, cycle_summary = credit_cycle(bundle, read_cycle_inputs(paths, params), params)
+    budget = load(BaseParams, "base", args.dataset).budget_bytes
+    cycle, cycle_summary = credit_cycle(
+        bundle, read_cycle_inputs(paths, params, bundle), params, budget
+    )
 
     out = paths.exports
     out.mkdir(parents=True, exist_ok=True)

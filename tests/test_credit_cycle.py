@@ -373,3 +373,131 @@ def test_credit_cycle_lists_panels_that_did_not_converge(hand_bundle, publish):
     tables, summary = credit_cycle(hand_bundle, _cycle_inputs(panels), publish)
     assert tables["delphi_agreement.csv"] is panels
     assert summary["delphi_not_converged"] == ["c2"]
+
+
+# --------------------------------------------------------------------------- the bounded reads
+def _cycle_files(root) -> dict:
+    """Fourteen month ends of eight customers (every column the cycle reads, filled so that each
+    matters, plus columns it never reads), a ledger reaching past both ends of the 24-month window
+    (invoices on its edges), and a credit file; written as the stage outputs, two row groups each."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(7)
+    dates = pd.date_range("2024-05-31", periods=14, freq="ME")
+    ids = [f"c{i}" for i in range(8)]
+    n = len(dates) * len(ids)
+    snaps = pd.DataFrame(
+        {
+            "customer_id": ids * len(dates),
+            "as_of_date": np.repeat(dates, len(ids)),
+            "unused_text": ["x"] * n,
+            "days_beyond_terms_max_12m": rng.choice([0.0, 20.0, 70.0], n),
+            "net_collection_rate_12m": rng.uniform(0, 1, n),
+            "segment": rng.choice(["retail", "wholesale"], n),
+            "avg_monthly_invoiced": rng.uniform(1_000, 60_000, n),
+            "credit_limit": rng.choice([0.0, 5_000.0, 20_000.0], n),
+            "exposure": rng.uniform(0, 30_000, n),
+            "label": rng.choice(["good", "good", "bad", "in_default"], n),
+            "attributes_valid_from": dates[rng.integers(0, 14, n)] - pd.DateOffset(months=12),
+            "days_beyond_terms_wavg_12m": rng.uniform(-5, 40, n),
+            "tenure_months": rng.integers(1, 60, n).astype(float),
+            "competitor_share": rng.uniform(0, 1, n),
+            "late_invoice_share_12m": rng.uniform(0, 1, n),
+            "invoice_count_12m": rng.integers(0, 30, n).astype(float),
+            "invoiced_amount_3m": rng.uniform(0, 90_000, n),
+            "invoiced_amount_12m": rng.uniform(90_000, 200_000, n),
+            "net_worth": rng.uniform(50_000, 100_000, n),
+            "net_worth_previous": rng.uniform(50_000, 150_000, n),
+            "days_beyond_terms_trend": rng.uniform(-10, 40, n),
+            "worst_days_past_due": rng.uniform(0, 120, n),
+            "largest_invoice_share_3m": rng.uniform(0, 1, n),
+            "days_beyond_terms_max_3m": rng.uniform(0, 90, n),
+            "unused_number": rng.uniform(0, 1, n),
+        }
+    )
+    t = dates[-1]
+    edges = [t - pd.DateOffset(months=m) for m in (30, 24, 12)] + [t, t + pd.DateOffset(days=9)]
+    invoice_dates = pd.DatetimeIndex(
+        [*edges, *(e + pd.Timedelta(days=1) for e in edges), *dates[rng.integers(0, 14, 60)]]
+    )
+    invoices = pd.DataFrame(
+        {
+            "invoice_id": [f"i{i}" for i in range(len(invoice_dates))],
+            "customer_id": rng.choice([*ids, "gone"], len(invoice_dates)),
+            "invoice_date": invoice_dates,
+            "due_date": invoice_dates
+            + pd.to_timedelta(rng.integers(14, 90, len(invoice_dates)), "D"),
+            "amount": rng.uniform(10, 5_000, len(invoice_dates)),
+        }
+    )
+    history = pd.DataFrame(
+        {
+            "customer_id": ["c0", "c1", "c1"],
+            "valid_from": pd.to_datetime(["2020-01-01", "2020-01-01", "2025-03-01"]),
+            "valid_to": pd.to_datetime(["2025-01-01", "2025-03-01", None]),
+            "segment": ["retail", "retail", "wholesale"],
+            "region": ["north", "south", "south"],
+        }
+    )
+    customers = pd.DataFrame({"customer_id": ids, "segment": ["retail"] * 4 + ["wholesale"] * 4})
+    frames = {
+        root / "processed" / "snapshots.parquet": snaps,
+        root / "interim" / "invoices.parquet": invoices,
+        root / "interim" / "customer_history.parquet": history,
+        root / "interim" / "customers.parquet": customers,
+    }
+    for path, frame in frames.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, path, row_group_size=max(len(frame) // 2, 1))
+    files = dict(zip(("snapshots", "invoices", "history", "customers"), frames, strict=True))
+    (root / "raw").mkdir()
+    return files
+
+
+def test_pruned_and_windowed_reads_give_the_whole_table_cycle(
+    hand_bundle, publish, tmp_path, monkeypatch
+):
+    """The credit cycle on `read_cycle_inputs` (snapshot columns pruned to `cycle_columns`, invoices
+    filtered to the ledger window at read time, credit file pruned, scoring in two-row slices) equals
+    the cycle on the whole tables: a needed column dropped or an invoice lost changes a table."""
+    from types import SimpleNamespace
+
+    from pipeline import snapshot_io
+    from pipeline.credit_cycle import cycle_columns, read_cycle_inputs, read_recent_snapshots
+
+    files = _cycle_files(tmp_path)
+    paths = SimpleNamespace(
+        raw=tmp_path / "raw", interim=tmp_path / "interim", processed=tmp_path / "processed"
+    )
+    whole = CycleInputs(
+        read_recent_snapshots(files["snapshots"], publish.limit_review.months),
+        pd.read_parquet(
+            files["invoices"], columns=["customer_id", "invoice_date", "due_date", "amount"]
+        ),
+        pd.read_parquet(files["customers"]),
+        pd.read_parquet(files["history"]),
+        None,
+        None,
+        "overrides",
+    )
+    bounded = read_cycle_inputs(paths, publish, hand_bundle)
+    assert "unused_number" not in bounded.snapshots.columns
+    assert set(bounded.snapshots.columns) == set(cycle_columns(hand_bundle)) & set(
+        whole.snapshots.columns
+    )
+    assert len(bounded.invoices) < len(whole.invoices)
+    t = whole.snapshots["as_of_date"].max()
+    pd.testing.assert_frame_equal(
+        cv.ledger_activity(bounded.invoices, t), cv.ledger_activity(whole.invoices, t)
+    )
+    expected, expected_summary = credit_cycle(hand_bundle, whole, publish)
+    monkeypatch.setattr(snapshot_io, "MIN_BATCH_ROWS", 2)
+    monkeypatch.setattr(snapshot_io, "MAX_BATCH_ROWS", 2)
+    got, summary = credit_cycle(hand_bundle, bounded, publish, budget_bytes=2**28)
+    assert list(got) == list(expected) and "customer_value.csv" in got
+    for name, table in expected.items():
+        pd.testing.assert_frame_equal(got[name], table, obj=name)
+    assert summary == expected_summary
+    assert summary["limit_review"]["review_dates"] == publish.limit_review.months
