@@ -1,8 +1,10 @@
 """The credit-management cycle exports written by the publish stage: limit review and customer value.
 
-`read_cycle_inputs` (the I/O edge) reads the snapshots (the last ``limit_review.months`` month ends), the
-canonical invoices, the customer master and the credit file; `credit_cycle` (pure) grades them with the
-published bundle and returns the tables the publish stage writes into exports/<ds>/:
+`read_cycle_inputs` (the I/O edge) reads the snapshots (the last ``limit_review.months`` month ends, one
+month at a time and only the columns the cycle uses: `cycle_columns`), the canonical invoices of the
+ledger window before the last month end, the customer master and the credit file's segment history;
+`credit_cycle` (pure) grades them with the published bundle, scoring in slices sized from
+``base.memory_budget``, and returns the tables the publish stage writes into exports/<ds>/:
 
 - ``limit_review.csv``: proposals (keep / raise / cut / suspend, trigger, proposed limit, approver role)
   with the final decision (an override with approver and reason when one is recorded);
@@ -19,7 +21,8 @@ published bundle and returns the tables the publish stage writes into exports/<d
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +33,10 @@ import pyarrow.parquet as pq
 from pipeline import customer_value as cv
 from pipeline import limit_review as lr
 from pipeline.credit_file import attributes_as_of
+from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.params.publish import PublishParams, policy_from_bundle
 from pipeline.score import POLICY_INPUTS
-from pipeline.snapshot_io import present
+from pipeline.snapshot_io import present, read_rows
 
 if TYPE_CHECKING:  # the application layer, for the I/O edge's signature only
     from pipeline.config import Paths
@@ -62,11 +66,26 @@ HISTORY_COLUMNS = ["customer_id", "valid_from", "valid_to", "segment"]
 
 
 @dataclass(frozen=True)
-class CycleInputs:
-    """What the credit cycle reads: recent snapshots and the optional ledger and credit-file tables
-    (None when the file is absent)."""
+class SnapshotMonths:
+    """The recent month ends of the snapshots, handed out one month at a time (the limit review
+    holds one review date's rows, never the whole window): the review ``dates`` (oldest first), the
+    ``columns`` there are, and ``month(d)``: the rows as of ``d`` in file order, indexed 0..n-1."""
 
-    snapshots: pd.DataFrame
+    dates: list[pd.Timestamp]
+    columns: list[str]
+    month: Callable[[pd.Timestamp], pd.DataFrame]
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return (self.month(d) for d in self.dates)
+
+
+@dataclass(frozen=True)
+class CycleInputs:
+    """What the credit cycle reads: recent snapshots (a frame in memory, or `SnapshotMonths` read
+    from the file a month at a time) and the optional ledger and credit-file tables (None when the
+    file is absent)."""
+
+    snapshots: pd.DataFrame | SnapshotMonths
     invoices: pd.DataFrame | None
     customers: pd.DataFrame | None
     history: pd.DataFrame | None
@@ -85,21 +104,28 @@ def cycle_columns(bundle: dict[str, Any]) -> list[str]:
     return [*REVIEW_COLUMNS, *VALUE_COLUMNS, size, *POLICY_INPUTS, *features]
 
 
-def read_recent_snapshots(
-    path: Path, months: int, columns: list[str] | None = None
-) -> pd.DataFrame:
-    """Snapshot rows of the last ``months`` as-of dates only, and only the ``columns`` the file has
-    (None: every column); the file is never read whole. Each column converts as in a full read."""
-    dates = pq.read_table(path, columns=["as_of_date"]).column(0).unique().to_pandas()
-    keep = sorted(pd.to_datetime(dates))[-months:]
-    if columns is not None:
-        columns = present(
-            path, columns, ["customer_id", "as_of_date"], "credit cycle input contract"
-        )
-    table = pq.read_table(
-        path, columns=columns, filters=[("as_of_date", ">=", keep[0].to_pydatetime())]
+def months_in_memory(frame: pd.DataFrame, months: int) -> SnapshotMonths:
+    """The last ``months`` as-of dates of a snapshot frame held in memory."""
+    dates = [pd.Timestamp(d) for d in np.sort(frame["as_of_date"].unique())[-months:]]
+    return SnapshotMonths(
+        dates,
+        list(frame.columns),
+        lambda d: frame[frame["as_of_date"] == d].reset_index(drop=True),
     )
-    return table.to_pandas(split_blocks=True, self_destruct=True)  # frees Arrow column by column
+
+
+def recent_snapshot_months(path: Path, months: int, columns: list[str]) -> SnapshotMonths:
+    """The last ``months`` as-of dates of the snapshot file, each month read on demand in batches
+    (`snapshot_io.read_rows`): only its rows and only the ``columns`` the file has, with the dtypes
+    of a full read."""
+    as_of = pq.read_table(path, columns=["as_of_date"]).column(0).to_numpy()
+    keep = list(pd.to_datetime(np.unique(as_of[~np.isnat(as_of)]))[-months:])
+    columns = present(path, columns, SNAPSHOT_KEYS, "credit cycle input contract")
+
+    def month(d: pd.Timestamp) -> pd.DataFrame:
+        return read_rows(path, columns, as_of == pd.Timestamp(d).to_datetime64())
+
+    return SnapshotMonths(keep, columns, month)
 
 
 def read_ledger_window(path: Path, t: pd.Timestamp) -> pd.DataFrame | None:
@@ -125,12 +151,10 @@ def read_cycle_inputs(paths: Paths, params: PublishParams, bundle: dict[str, Any
     credit file's segment history."""
     p_rev = params.limit_review
     source = paths.raw / p_rev.overrides if p_rev.overrides else None
-    snapshots = read_recent_snapshots(
+    snapshots = recent_snapshot_months(
         paths.processed / "snapshots.parquet", p_rev.months, cycle_columns(bundle)
     )
-    invoices = read_ledger_window(
-        paths.interim / "invoices.parquet", snapshots["as_of_date"].max()
-    )
+    invoices = read_ledger_window(paths.interim / "invoices.parquet", snapshots.dates[-1])
     customers = None
     if invoices is not None:
         customers = pd.read_parquet(
@@ -237,9 +261,8 @@ def value_tables(
     """Customer value, the value-loyalty grid and the value x grade strategy at the last month end;
     and their summary."""
     p_val = params.customer_value
-    snaps = inputs.snapshots
-    t = snaps["as_of_date"].max()
-    last = snaps[snaps["as_of_date"] == t].reset_index(drop=True)
+    t = inputs.snapshots.dates[-1]
+    last = inputs.snapshots.month(t)
     scored = lr.score_in_slices(bundle, last, budget_bytes)
     segment = segments_at(inputs.customers, inputs.history, t)
     frame = value_inputs(last, scored, inputs.invoices, segment, p_val.min_segment_customers)
@@ -280,6 +303,9 @@ def credit_cycle(
     ``credit_cycle.json`` (module docstring). Customer value needs the snapshots' value columns
     and the invoices; without them the summary says why it was not computed. Snapshots are scored
     in slices sized from ``budget_bytes`` (``base.memory_budget``; None: each month in one piece)."""
+    if not isinstance(inputs.snapshots, SnapshotMonths):
+        months = months_in_memory(inputs.snapshots, params.limit_review.months)
+        inputs = replace(inputs, snapshots=months)
     tables, summary = review_tables(bundle, inputs, params, budget_bytes)
     missing = [c for c in VALUE_COLUMNS if c not in inputs.snapshots.columns]
     if missing or inputs.invoices is None:

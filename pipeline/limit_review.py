@@ -25,7 +25,7 @@ final decision needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,14 @@ def _band(x: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return np.clip(
         np.searchsorted(np.asarray(edges, float), x, side="right") - 1, 0, len(edges) - 1
     )
+
+
+def _shared(values: Any) -> np.ndarray:
+    """``values`` as an object array in which equal texts are one string object: a review table
+    has millions of rows but a handful of distinct texts (8 bytes a row instead of a string each);
+    the values are unchanged."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    return np.asarray(uniques, dtype=object)[codes]
 
 
 def _label(edges: Sequence[float], i: int, pct: bool = False) -> str:
@@ -221,26 +229,26 @@ def propose(
         {
             "review_date": frame["as_of_date"].to_numpy(),
             "customer_id": frame["customer_id"].to_numpy(),
-            "due": np.where(due, reason, "not due"),
-            "grade": scored["grade"].astype(str).to_numpy(),
-            "letter_grade": letter,
+            "due": _shared(np.where(due, reason, "not due")),
+            "grade": _shared(scored["grade"].astype(str).to_numpy()),
+            "letter_grade": _shared(letter),
             "pd": scored["pd"].to_numpy(float),
             "exposure": pd.to_numeric(
                 frame.get("exposure", pd.Series(np.nan, index=frame.index)), errors="coerce"
             ).to_numpy(float),
             "limit_on_file": current,
             "policy_limit": scored["limit"].to_numpy(float),
-            "action": action,
-            "trigger": prop["trigger"],
+            "action": _shared(action),
+            "trigger": _shared(prop["trigger"]),
             "proposed_limit": proposed,
             "change": change,
             "change_share": change_share,
-            "exposure_band": [
-                _label(p.exposure_bands, i) for i in _band(exposure, p.exposure_bands)
-            ],
-            "change_band": [
-                _label(p.change_bands, i, True) for i in _band(change_share, p.change_bands)
-            ],
+            "exposure_band": _shared(
+                [_label(p.exposure_bands, i) for i in _band(exposure, p.exposure_bands)]
+            ),
+            "change_band": _shared(
+                [_label(p.change_bands, i, True) for i in _band(change_share, p.change_bands)]
+            ),
             "approver_role": np.asarray(p.roles, dtype=object)[level],
         }
     )
@@ -261,17 +269,16 @@ def score_in_slices(
 
 def limit_review(
     bundle: dict[str, Any],
-    snapshots: pd.DataFrame,
+    months: Iterable[pd.DataFrame],
     triggers: Triggers,
     p: LimitReviewParams,
     budget_bytes: int | None = None,
 ) -> pd.DataFrame:
-    """Proposals at the last ``p.months`` month ends of ``snapshots`` (scored with the bundle, in
-    slices sized from ``budget_bytes``: `score_in_slices`)."""
-    dates = np.sort(snapshots["as_of_date"].unique())[-p.months :]
+    """Proposals at each review date of ``months`` (one frame per date: the snapshot rows as of it,
+    indexed 0..n-1), scored with the bundle in slices sized from ``budget_bytes``
+    (`score_in_slices`); one month is held at a time."""
     parts = []
-    for d in dates:
-        frame = snapshots[snapshots["as_of_date"] == d].reset_index(drop=True)
+    for frame in months:
         scored = score_in_slices(bundle, frame, budget_bytes)
         ok = scored["error"].isna().to_numpy()
         parts.append(

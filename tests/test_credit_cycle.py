@@ -410,12 +410,14 @@ def _cycle_files(root) -> dict:
             "net_worth": rng.uniform(50_000, 100_000, n),
             "net_worth_previous": rng.uniform(50_000, 150_000, n),
             "days_beyond_terms_trend": rng.uniform(-10, 40, n),
-            "worst_days_past_due": rng.uniform(0, 120, n),
+            "worst_days_past_due": pd.array(rng.integers(0, 120, n), dtype="Int64"),
             "largest_invoice_share_3m": rng.uniform(0, 1, n),
-            "days_beyond_terms_max_3m": rng.uniform(0, 90, n),
+            "days_beyond_terms_max_3m": pd.array(rng.integers(0, 90, n), dtype="Int64"),
             "unused_number": rng.uniform(0, 1, n),
         }
     )
+    snaps.loc[n - 3, "worst_days_past_due"] = pd.NA  # a null in the last month
+    snaps.loc[1, "days_beyond_terms_max_3m"] = pd.NA  # a null only before the review window
     t = dates[-1]
     edges = [t - pd.DateOffset(months=m) for m in (30, 24, 12)] + [t, t + pd.DateOffset(days=9)]
     invoice_dates = pd.DatetimeIndex(
@@ -449,7 +451,7 @@ def _cycle_files(root) -> dict:
     }
     for path, frame in frames.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
         pq.write_table(table, path, row_group_size=max(len(frame) // 2, 1))
     files = dict(zip(("snapshots", "invoices", "history", "customers"), frames, strict=True))
     (root / "raw").mkdir()
@@ -465,14 +467,14 @@ def test_pruned_and_windowed_reads_give_the_whole_table_cycle(
     from types import SimpleNamespace
 
     from pipeline import snapshot_io
-    from pipeline.credit_cycle import cycle_columns, read_cycle_inputs, read_recent_snapshots
+    from pipeline.credit_cycle import cycle_columns, read_cycle_inputs
 
     files = _cycle_files(tmp_path)
     paths = SimpleNamespace(
         raw=tmp_path / "raw", interim=tmp_path / "interim", processed=tmp_path / "processed"
     )
     whole = CycleInputs(
-        read_recent_snapshots(files["snapshots"], publish.limit_review.months),
+        pd.read_parquet(files["snapshots"]),
         pd.read_parquet(
             files["invoices"], columns=["customer_id", "invoice_date", "due_date", "amount"]
         ),
@@ -488,6 +490,7 @@ def test_pruned_and_windowed_reads_give_the_whole_table_cycle(
         whole.snapshots.columns
     )
     assert len(bounded.invoices) < len(whole.invoices)
+    assert len(bounded.snapshots.dates) == publish.limit_review.months
     t = whole.snapshots["as_of_date"].max()
     pd.testing.assert_frame_equal(
         cv.ledger_activity(bounded.invoices, t), cv.ledger_activity(whole.invoices, t)
@@ -501,3 +504,20 @@ def test_pruned_and_windowed_reads_give_the_whole_table_cycle(
         pd.testing.assert_frame_equal(got[name], table, obj=name)
     assert summary == expected_summary
     assert summary["limit_review"]["review_dates"] == publish.limit_review.months
+
+
+def test_months_read_one_at_a_time_equal_the_months_of_a_full_read(tmp_path):
+    """Each month of `recent_snapshot_months` equals that month of a full read of the pruned
+    columns, dtypes included (an integer column with a null anywhere in the file is float64)."""
+    from pipeline.credit_cycle import recent_snapshot_months
+
+    path = _cycle_files(tmp_path)["snapshots"]
+    columns = ["as_of_date", "worst_days_past_due", "days_beyond_terms_max_3m", "label", "nope"]
+    months = recent_snapshot_months(path, 12, columns)
+    assert months.columns[:2] == ["customer_id", "as_of_date"] and "nope" not in months.columns
+    full = pd.read_parquet(path, columns=months.columns)
+    assert list(months.dates) == list(np.sort(full["as_of_date"].unique())[-12:])
+    assert full["days_beyond_terms_max_3m"].dtype == "float64"
+    for d, frame in zip(months.dates, months, strict=True):
+        expected = full[full["as_of_date"] == d].reset_index(drop=True)
+        pd.testing.assert_frame_equal(frame, expected)
