@@ -426,7 +426,10 @@ def _cycle_files(root) -> dict:
     invoices = pd.DataFrame(
         {
             "invoice_id": [f"i{i}" for i in range(len(invoice_dates))],
-            "customer_id": rng.choice([*ids, "gone"], len(invoice_dates)),
+            "customer_id": [  # one invoice each on the window's edges, then the book at random
+                *(f"edge{i}" for i in range(2 * len(edges))),
+                *rng.choice([*ids, "gone"], 60),
+            ],
             "invoice_date": invoice_dates,
             "due_date": invoice_dates
             + pd.to_timedelta(rng.integers(14, 90, len(invoice_dates)), "D"),
