@@ -21,6 +21,9 @@ With one range (no budget, or a budget the files fit) the whole-table path runs 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import pickle
 import tempfile
 from collections.abc import Mapping
@@ -47,10 +50,12 @@ from pipeline.delphi import agreement_summary
 from pipeline.io import parquet_stream, write_parquet
 from pipeline.schemas import COLUMNS, HISTORY_ATTRIBUTES, REQUIRED
 
-RANGE_SHARE = 0.25
-"""Share of ``base.memory_budget`` one range's working set may take. The rest: the interpreter and the
-customer master (1.6 GB at 1M customers), the ledger's invoice lookup (about 1 GB at 15M invoices) and
-what the allocator keeps after a range."""
+RANGE_SHARE = 0.5
+"""Share of the memory left under ``base.memory_budget`` (the budget less what the process holds when
+the credit file starts: the interpreter, the customer master) one range's working set may take; the
+rest covers what the allocator keeps after a range and the output row groups."""
+MIN_ROOM = 0.1
+"""Share of the budget taken as left when the process already holds more."""
 WORKING_FACTOR = 10
 """Peak memory of one range over its source bytes (text frames, pandera's parsed copies, the assembled
 history and the panels): measured 10 at 1M customers of the synthetic ledger in two ranges."""
@@ -65,13 +70,33 @@ def source_bytes(path: Path) -> int:
     return path.stat().st_size
 
 
-def range_customers(total_bytes: int, customers: int, budget_bytes: int | None) -> int:
-    """Customers per range: `RANGE_SHARE` of the budget over `WORKING_FACTOR` times a customer's share
-    of the source bytes (all customers in one range without a budget)."""
+def resident_bytes() -> int:
+    """Resident memory of this process now (Linux ``/proc``; 0 where unknown)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def range_customers(
+    total_bytes: int, customers: int, budget_bytes: int | None, used_bytes: int = 0
+) -> int:
+    """Customers per range: `RANGE_SHARE` of the memory left under the budget (``used_bytes`` held
+    already) over `WORKING_FACTOR` times a customer's share of the source bytes (all customers in one
+    range without a budget)."""
     if budget_bytes is None or customers == 0 or total_bytes == 0:
         return max(customers, 1)
+    room = max(budget_bytes - used_bytes, MIN_ROOM * budget_bytes)
     per_customer = WORKING_FACTOR * total_bytes / customers
-    return max(1, int(RANGE_SHARE * budget_bytes / per_customer))
+    return min(customers, max(1, int(RANGE_SHARE * room / per_customer)))
+
+
+def release_freed_memory() -> None:
+    """Hand the heap a finished range freed back to the system (glibc ``malloc_trim``; nothing
+    elsewhere), so the resident size does not creep up range after range."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def range_bounds(ids: pd.Series, size: int) -> np.ndarray:
@@ -243,11 +268,12 @@ def ingest_credit_file_ranges(
     customers_per_range: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`credit_file.ingest_credit_file` in ranges of customers sized from ``budget_bytes``
-    (``base.memory_budget``; None: one range) or of ``customers_per_range`` customers; the same files
-    and report entries."""
+    (``base.memory_budget``, less what the process holds now; None: one range) or of
+    ``customers_per_range`` customers; the same files and report entries."""
     paths = [Path(raw_dir) / files[t] for t in CREDIT_FILE_TABLES]
+    total = sum(source_bytes(p) for p in paths if p.exists())
     size = customers_per_range or range_customers(
-        sum(source_bytes(p) for p in paths if p.exists()), len(customers), budget_bytes
+        total, len(customers), budget_bytes, resident_bytes()
     )
     bounds = range_bounds(customers["customer_id"], size)
     if not len(bounds):
@@ -307,6 +333,8 @@ def _run_ranges(
             _add(extra, lines)
             if not tables["delphi_panels"].empty:
                 panels.append(tables["delphi_panels"][AGREEMENT_COLUMNS])
+            del tables, rejected
+            release_freed_memory()
         for out in outputs.values():
             out.finish()
     merged = {}

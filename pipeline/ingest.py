@@ -115,13 +115,15 @@ def run_ingest(
     }
     with ExitStack() as outputs:  # the ledger's Parquet streams, completed only if all reconciles
         learner = validate_ledger(raw_dir, interim_dir, quarantine_dir, params, report, outputs)
+        first_invoice = learner.first_invoice()
+        learner.release()
         report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
             ingest_credit_file_ranges(
                 raw_dir,
                 interim_dir,
                 quarantine_dir,
                 learner.customers,
-                learner.first_invoice(),
+                first_invoice,
                 learner.ctx.data_cutoff,
                 files=params.files,
                 column_map=params.column_map,

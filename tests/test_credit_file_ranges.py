@@ -96,7 +96,9 @@ def test_range_of_routes_by_text_and_missing_ids_to_the_first_range() -> None:
     assert list(range_of(ids, bounds)) == [0, 0, 1, 0, 1, 2, 2, 0]
 
 
-def test_range_size_follows_the_budget() -> None:
+def test_range_size_follows_the_budget_left() -> None:
     assert range_customers(10**9, 1000, None) == 1000
     assert range_customers(10**9, 1000, 40 * 10**9) == 1000
-    assert range_customers(10**9, 1000, 10 * 10**9) == 250
+    assert range_customers(10**9, 1000, 5 * 10**9) == 250
+    assert range_customers(10**9, 1000, 10 * 10**9, used_bytes=5 * 10**9) == 250
+    assert range_customers(10**9, 1000, 10 * 10**9, used_bytes=20 * 10**9) == 50
