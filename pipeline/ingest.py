@@ -16,8 +16,9 @@ Rows keep their source order (file, row); duplicate ids keep the first row and q
 Memory: the ledger tables are streamed both ways: accepted and quarantined rows go chunk by chunk to
 Parquet streams (`pipeline.io.ParquetStream`, completed only when every table reconciles), and the
 cross-table rules keep compact exact key sets (`pipeline.schemas.KeySet`, `InvoiceLookup`): about 68
-bytes per accepted invoice and 32 per payment. The customer master and the optional credit-file
-tables (per customer, `pipeline.credit_file`) are still held whole.
+bytes per accepted invoice and 32 per payment. The optional credit-file tables go through in ranges of
+customers sized from ``base.memory_budget`` (`pipeline.credit_file_ranges`: every credit-file rule is
+per customer); the customer master is still held whole.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from typing import Any
 
 from pipeline.adapters import ADAPTERS
 from pipeline.config import Paths, log, progress, run_stage, stage_argparser
-from pipeline.credit_file import ingest_credit_file
+from pipeline.credit_file_ranges import ingest_credit_file_ranges
 from pipeline.currency import read_fx_table
 from pipeline.domain import LEDGER_TABLES, PipelineError
 from pipeline.io import parquet_stream, write_json
 from pipeline.ledger import Learner, read_truth, validate_table
+from pipeline.params import load
+from pipeline.params.base import BaseParams
 from pipeline.params.ingest import IngestParams, load_ingest
 from pipeline.quarantine import TableSink, quarantine_schema, unreconciled_message
 from pipeline.schemas import NUMBER_RULES, KeySet, RuleContext, arrow_schema, text_columns
@@ -92,10 +95,12 @@ def run_ingest(
     report_path: Path,
     metrics_path: Path,
     params: IngestParams,
+    budget_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Ingest ``raw_dir`` with the ingest ``params``; write every output; return the report.
 
-    Stops with PipelineError (exit 2, nothing written) when a table does not reconcile."""
+    ``budget_bytes`` (``base.memory_budget``; None: in one piece) sizes the credit-file ranges. Stops
+    with PipelineError (exit 2, nothing written) when a table does not reconcile."""
     raw_dir, interim_dir, quarantine_dir = Path(raw_dir), Path(interim_dir), Path(quarantine_dir)
     report: dict[str, Any] = {
         "source": params.source,
@@ -110,13 +115,15 @@ def run_ingest(
     }
     with ExitStack() as outputs:  # the ledger's Parquet streams, completed only if all reconciles
         learner = validate_ledger(raw_dir, interim_dir, quarantine_dir, params, report, outputs)
+        first_invoice = learner.first_invoice()
+        learner.release()
         report["tables"].update(  # optional credit-file tables (pipeline.credit_file)
-            ingest_credit_file(
+            ingest_credit_file_ranges(
                 raw_dir,
                 interim_dir,
                 quarantine_dir,
                 learner.customers,
-                learner.first_invoice(),
+                first_invoice,
                 learner.ctx.data_cutoff,
                 files=params.files,
                 column_map=params.column_map,
@@ -124,6 +131,7 @@ def run_ingest(
                 encoding=params.encoding,
                 date_format=params.date_format,
                 max_iqr=params.delphi.max_iqr,
+                budget_bytes=budget_bytes,
             )
         )
         report["reconciled"] = all(t["reconciled"] for t in report["tables"].values())
@@ -176,6 +184,7 @@ def main() -> None:
         paths.stage_dir("ingest") / "ingest.json",
         paths.metrics / "ingest.json",
         params,
+        load(BaseParams, "base", args.dataset).budget_bytes,
     )
 
 

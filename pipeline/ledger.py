@@ -40,6 +40,7 @@ from pipeline.schemas import (
     PARSE_RULE,
     REQUIRED,
     InvoiceLookup,
+    KeySet,
     RuleContext,
     conform,
     empty_table,
@@ -363,6 +364,13 @@ class Learner:
                 list(currencies),
                 np.zeros(len(part["amount"])),
             )
+
+    def release(self) -> None:
+        """Drop the key sets and the invoice lookup once every ledger table is validated: the credit
+        file needs only the customer master and `first_invoice`."""
+        self.ctx.invoices = None
+        self.ctx.customer_ids = None
+        self.ctx.seen_ids = KeySet()
 
     def first_invoice(self) -> pd.Series:
         """Each customer's first accepted invoice date."""
