@@ -258,18 +258,16 @@ def ingest_credit_file_ranges(
     first_invoice: pd.Series | None,
     cutoff: pd.Timestamp | None,
     *,
-    files: Mapping[str, str],
-    column_map: Mapping[str, Mapping[str, str]],
-    chunksize: int,
-    encoding: str,
-    date_format: str,
-    max_iqr: float,
     budget_bytes: int | None = None,
     customers_per_range: int | None = None,
+    **options: Any,
 ) -> dict[str, dict[str, Any]]:
     """`credit_file.ingest_credit_file` in ranges of customers sized from ``budget_bytes``
     (``base.memory_budget``, less what the process holds now; None: one range) or of
-    ``customers_per_range`` customers; the same files and report entries."""
+    ``customers_per_range`` customers; the same files and report entries. ``options`` are
+    `credit_file.ingest_credit_file`'s keyword options (files, column_map, chunksize, encoding,
+    date_format, max_iqr)."""
+    files = options["files"]
     paths = [Path(raw_dir) / files[t] for t in CREDIT_FILE_TABLES]
     total = sum(source_bytes(p) for p in paths if p.exists())
     size = customers_per_range or range_customers(
@@ -278,22 +276,17 @@ def ingest_credit_file_ranges(
     bounds = range_bounds(customers["customer_id"], size)
     if not len(bounds):
         return ingest_credit_file(
-            raw_dir,
-            interim_dir,
-            quarantine_dir,
-            customers,
-            first_invoice,
-            cutoff,
-            files=files,
-            column_map=column_map,
-            chunksize=chunksize,
-            encoding=encoding,
-            date_format=date_format,
-            max_iqr=max_iqr,
+            raw_dir, interim_dir, quarantine_dir, customers, first_invoice, cutoff, **options
         )
-    sources = _sources(raw_dir, files, column_map, chunksize=chunksize, encoding=encoding)
-    args = {"cutoff": cutoff, "date_format": date_format}
-    args.update(first_invoice=first_invoice, max_iqr=max_iqr)
+    sources = _sources(
+        raw_dir,
+        files,
+        options["column_map"],
+        chunksize=options["chunksize"],
+        encoding=options["encoding"],
+    )
+    args = {"cutoff": cutoff, "date_format": options["date_format"]}
+    args.update(first_invoice=first_invoice, max_iqr=options["max_iqr"])
     with tempfile.TemporaryDirectory(prefix="credit_file_") as tmp:
         read = {t: _spill(src, bounds, Path(tmp), t) for t, src in sources.items()}
         return _run_ranges(
