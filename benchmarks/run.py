@@ -38,7 +38,7 @@ TARGETS = {  # name: (comparison, bound, unit)
     "features_speedup_vs_pandas": (">=", 8.0, "x"),
     "train_ratio_vs_optbinning": ("<=", 1.3, "x"),
     "scoring_python_rows_per_s": (">=", 2e6, "rows/s"),
-    "scoring_sql_rows_per_s": (">=", 5e6, "rows/s"),
+    "scoring_sql_to_table_rows_per_s": (">=", 5e6, "rows/s"),
     "dvc_noop_seconds": ("<=", 3.0, "s"),
     "dag_stage_peak_gb": ("<=", 6.0, "GB"),  # base.memory_budget default
     "dag_output_differences": ("<=", 0, "files"),
@@ -97,31 +97,36 @@ def run_child(
 def child_scoring(card_path: str, data_path: str, n_rows: int) -> None:
     """Score ``n_rows`` snapshot rows (tiled) with the JSON card in Python and with the SQL export in DuckDB.
 
-    SQL input is a DuckDB table, as in the business system that runs the export; the SQL figure is the best of
-    three full scoring passes aggregated in the query, and the figure with the scored rows written to a new
-    table is reported beside it."""
+    SQL input is a DuckDB table with the snapshot keys and the card's characteristics, as in the business
+    system that runs the export. Each SQL figure is the best of three full passes of the export as
+    published: aggregated in the query (nothing kept); written to a new table with the keys, points per
+    characteristic, score and PD (a scoring job's result table: the projection over the export's SELECT,
+    which DuckDB pushes down, so the input characteristics are not copied); and written with every column
+    the export returns (the input's columns too)."""
     import duckdb
     import numpy as np
     import pandas as pd
 
     sys.path.insert(0, str(ROOT))
     from pipeline.card import load_card, score_frame
-    from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
+    from pipeline.exports import DIALECTS, SQL_INPUT_TABLE, scorecard_sql, sql_identifier
 
     card = load_card(card_path)
     names = [f["name"] for f in card["features"]]
-    base = pd.read_parquet(data_path, columns=names)
+    keys = ["customer_id", "as_of_date"]
+    base = pd.read_parquet(data_path, columns=keys + names)
     X = base.iloc[np.resize(np.arange(len(base)), n_rows)].reset_index(drop=True)
     t = time.perf_counter()
-    py = score_frame(card, X)
+    py = score_frame(card, X[names])
     t_py = time.perf_counter() - t
     con = duckdb.connect()
     con.execute("SET threads = 2")
     con.register("tiled", X)
-    con.execute(
-        f"CREATE TABLE {SQL_INPUT_TABLE} AS SELECT * FROM tiled"
-    )  # a business system's table
+    con.execute(f"CREATE TABLE {SQL_INPUT_TABLE} AS SELECT * FROM tiled")
+    con.unregister("tiled")
     sql = scorecard_sql(card)
+    q = lambda name: sql_identifier(name, DIALECTS["duckdb"])  # noqa: E731
+    result = ", ".join([*keys, *(q("points__" + n) for n in names), "score", "pd_model"])
 
     def best(statement: str) -> float:
         times = []
@@ -131,10 +136,9 @@ def child_scoring(card_path: str, data_path: str, n_rows: int) -> None:
             times.append(time.perf_counter() - t)
         return min(times)
 
-    t_sql = best(
-        f"SELECT SUM(score), SUM(pd_model) FROM ({sql})"
-    )  # every row scored, nothing kept
-    t_table = best(f"CREATE OR REPLACE TEMP TABLE scored AS {sql}")
+    t_sql = best(f"SELECT SUM(score), SUM(pd_model) FROM ({sql})")
+    t_all = best(f"CREATE OR REPLACE TEMP TABLE scored AS {sql}")
+    t_table = best(f"CREATE OR REPLACE TEMP TABLE scored AS SELECT {result} FROM ({sql})")
     sql_scores = con.execute("SELECT score FROM scored").fetchnumpy()["score"]
     agree = bool(np.array_equal(np.sort(sql_scores), np.sort(py["score"].to_numpy())))
     print(
@@ -147,6 +151,7 @@ def child_scoring(card_path: str, data_path: str, n_rows: int) -> None:
                 "python_rows_per_s": n_rows / t_py,
                 "sql_rows_per_s": n_rows / t_sql,
                 "sql_to_table_rows_per_s": n_rows / t_table,
+                "sql_to_table_all_columns_rows_per_s": n_rows / t_all,
                 "agree": agree,
             }
         )
@@ -411,12 +416,13 @@ def main() -> None:
                     "scoring: Python vs SQL",
                     label,
                     sc,
-                    f"{fmt(c.get('python_rows_per_s'))} vs {fmt(c.get('sql_rows_per_s'))} rows/s "
-                    f"(into a table {fmt(c.get('sql_to_table_rows_per_s'))}), agree={c.get('agree')}",
+                    f"{fmt(c.get('python_rows_per_s'))} vs {fmt(c.get('sql_rows_per_s'))} rows/s; into a "
+                    f"table of keys, points, score, PD {fmt(c.get('sql_to_table_rows_per_s'))} (every "
+                    f"column {fmt(c.get('sql_to_table_all_columns_rows_per_s'))}), agree={c.get('agree')}",
                 )
                 if c:
                     figures[f"scoring_python_rows_per_s@{n}"] = c["python_rows_per_s"]
-                    figures[f"scoring_sql_rows_per_s@{n}"] = c["sql_rows_per_s"]
+                    figures[f"scoring_sql_to_table_rows_per_s@{n}"] = c["sql_to_table_rows_per_s"]
             shutil.rmtree(root, ignore_errors=True)
         if target_inv:
             data = Path(tmp) / "target"
