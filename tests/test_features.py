@@ -407,3 +407,40 @@ def test_stored_settlement_is_byte_stable(ledger, tmp_path):
     compute_settlement(ledger, settle_params(), tmp_path / "b")
     for path in sorted((tmp_path / "a").glob("*.parquet")):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+def test_full_spill_disk_is_a_one_line_error_naming_the_params_keys(monkeypatch, tmp_path):
+    """DuckDB's IOException for a full disk, raised by the feature SQL or in the stage's block that reads
+    the spilled files, becomes a PipelineError naming features.temp_directory; other errors pass."""
+    import dataclasses
+
+    import pipeline.features.chunked as chunked
+    from pipeline.domain import PipelineError
+    from pipeline.features.__main__ import compute
+
+    params = dataclasses.replace(PARAMS, temp_directory=str(tmp_path))
+    full = duckdb.IOException(
+        'IO Error: Could not write file "x/duckdb_temp_1.tmp": No space left on device'
+    )
+
+    def fail(*args, **kwargs):
+        raise full
+
+    monkeypatch.setattr(chunked, "compute_snapshots_chunked", fail)
+    with pytest.raises(PipelineError) as err:
+        with compute({}, params):
+            pass
+    message = str(err.value)
+    assert (
+        "\n" not in message and "features.temp_directory" in message and str(tmp_path) in message
+    )
+    assert err.value.__cause__ is full
+
+    monkeypatch.setattr(chunked, "compute_snapshots_chunked", lambda *a, **k: {})
+    with pytest.raises(PipelineError, match="features.memory_limit"):
+        with compute({}, params):
+            raise OSError(28, "No space left on device")
+    with pytest.raises(ValueError, match="unrelated"):
+        with compute({}, params):
+            raise ValueError("unrelated")
+    assert list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
+from pipeline.domain import PipelineError
 from pipeline.features.dictionary import feature_dictionary
 from pipeline.features.duckdb_engine import TABLES
 from pipeline.features.report import label_metrics_from, pq_rows
@@ -49,23 +51,41 @@ log = logging.getLogger("pipeline.features")
 @contextlib.contextmanager
 def compute(tables: dict[str, Any], params: FeaturesParams) -> Iterator[dict[str, Any]]:
     """Snapshots and the vintage / roll-rate inputs on the configured engine; on DuckDB they are
-    Parquet files in a temporary directory (deleted when the block ends), never DataFrames."""
-    with tempfile.TemporaryDirectory(prefix="features_spill_", dir=params.temp_directory) as spill:
-        if params.engine == "spark":
-            from pipeline.features.spark import compute_snapshots_spark
+    Parquet files in a temporary directory (deleted when the block ends), never DataFrames. A full disk
+    under the spill folder, here or in the block, is a one-line error naming the params keys to change."""
+    try:
+        with tempfile.TemporaryDirectory(
+            prefix="features_spill_", dir=params.temp_directory
+        ) as spill:
+            if params.engine == "spark":
+                from pipeline.features.spark import compute_snapshots_spark
 
-            yield compute_snapshots_spark(tables, params, temp_dir=spill, with_analysis=True)
-            return
-        from pipeline.features.chunked import compute_snapshots_chunked
+                yield compute_snapshots_spark(tables, params, temp_dir=spill, with_analysis=True)
+                return
+            from pipeline.features.chunked import compute_snapshots_chunked
 
-        yield compute_snapshots_chunked(
-            tables,
-            params,
-            temp_dir=spill,
-            with_analysis=True,
-            out_path=Path(spill) / "snapshots_sql.parquet",
-            analysis_dir=Path(spill) / "analysis",
-        )
+            yield compute_snapshots_chunked(
+                tables,
+                params,
+                temp_dir=spill,
+                with_analysis=True,
+                out_path=Path(spill) / "snapshots_sql.parquet",
+                analysis_dir=Path(spill) / "analysis",
+            )
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        folder = params.temp_directory or tempfile.gettempdir()
+        raise PipelineError(
+            f"features: the spill folder under {folder} ran out of disk space (No space left on device); "
+            "set features.temp_directory to a folder with more room, or raise features.memory_limit "
+            "(within 75% of base.memory_budget) so that less spills"
+        ) from exc
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True for an operating-system or DuckDB error that says the disk is full."""
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
 
 
 def write_analysis(result: dict[str, Any], params: FeaturesParams, paths: Paths, ds: str) -> None:
