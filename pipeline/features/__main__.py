@@ -77,9 +77,9 @@ def compute(tables: dict[str, Any], params: FeaturesParams) -> Iterator[dict[str
             raise
         folder = params.temp_directory or tempfile.gettempdir()
         raise PipelineError(
-            f"features: the spill folder under {folder} ran out of disk space (No space left on device); "
-            "set features.temp_directory to a folder with more room, or raise features.memory_limit "
-            "(within 75% of base.memory_budget) so that less spills"
+            f"features: out of disk space (No space left on device) while spilling under {folder} or "
+            "writing the outputs; set features.temp_directory to a folder with more room, or raise "
+            "features.memory_limit (within 75% of base.memory_budget) so that less spills"
         ) from exc
 
 
