@@ -35,7 +35,7 @@ from pipeline import limit_review as lr
 from pipeline.credit_file import attributes_as_of
 from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.params.publish import PublishParams, policy_from_bundle
-from pipeline.score import POLICY_INPUTS
+from pipeline.score import POLICY_INPUTS, score_in_slices
 from pipeline.snapshot_io import present, read_rows
 
 if TYPE_CHECKING:  # the application layer, for the I/O edge's signature only
@@ -263,7 +263,7 @@ def value_tables(
     p_val = params.customer_value
     t = inputs.snapshots.dates[-1]
     last = inputs.snapshots.month(t)
-    scored = lr.score_in_slices(bundle, last, budget_bytes)
+    scored = score_in_slices(bundle, last, budget_bytes)
     segment = segments_at(inputs.customers, inputs.history, t)
     frame = value_inputs(last, scored, inputs.invoices, segment, p_val.min_segment_customers)
     values = cv.customer_value(frame, p_val)

@@ -35,13 +35,9 @@ import pandas as pd
 from pipeline.domain import PipelineError
 from pipeline.params.publish import LimitReviewParams, Triggers
 from pipeline.policy import limit_action
-from pipeline.score import score_customers
-from pipeline.snapshot_io import batch_rows, map_batches
+from pipeline.score import score_in_slices
 
 ACTIONS = ("keep", "raise", "cut", "suspend")
-SCORE_ROW_BYTES = 2048
-"""Working bytes per row of `score.score_customers` (input copies, policy columns, reason texts)
-besides 24 per card feature: sizes the scoring slices."""
 OVERRIDE_COLUMNS = ("review_date", "customer_id", "action", "limit", "approver", "role", "reason")
 
 
@@ -255,18 +251,6 @@ def propose(
     return out[due].reset_index(drop=True)
 
 
-def score_in_slices(
-    bundle: dict[str, Any], frame: pd.DataFrame, budget_bytes: int | None = None
-) -> pd.DataFrame:
-    """`score.score_customers` of ``frame``, run over slices sized from ``budget_bytes``
-    (``base.memory_budget``; None: in one piece). Scores, grades and limits are per row, so they
-    equal a one-piece run; an error message numbers its row within the slice."""
-    rows = len(frame) or 1
-    if budget_bytes is not None:
-        rows = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
-    return map_batches(lambda part: score_customers(bundle, part), frame, rows)
-
-
 def limit_review(
     bundle: dict[str, Any],
     months: Iterable[pd.DataFrame],
@@ -276,7 +260,7 @@ def limit_review(
 ) -> pd.DataFrame:
     """Proposals at each review date of ``months`` (one frame per date: the snapshot rows as of it,
     indexed 0..n-1), scored with the bundle in slices sized from ``budget_bytes``
-    (`score_in_slices`); one month is held at a time."""
+    (`score.score_in_slices`); one month is held at a time."""
     parts = []
     for frame in months:
         scored = score_in_slices(bundle, frame, budget_bytes)
@@ -394,5 +378,4 @@ __all__ = [
     "propose",
     "review_summary",
     "role_level",
-    "score_in_slices",
 ]

@@ -24,13 +24,9 @@ from pipeline import monitoring as mon
 from pipeline.domain import PipelineError
 from pipeline.io import code_version
 from pipeline.params.monitor import MonitorParams
-from pipeline.score import score_customers
-from pipeline.snapshot_io import batch_rows, map_batches
+from pipeline.score import score_in_slices
 
 log = logging.getLogger("pipeline.monitor")
-SCORE_ROW_BYTES = 2048
-"""Working bytes per row of the score command (input copies, policy columns, reason texts) besides
-24 per card feature."""
 NO_STEP = "no dunning step (nothing past due)"
 
 
@@ -42,11 +38,9 @@ def score_published(
     (``pipeline.score.score_customers``: the same scoring the business runs), scored in slices
     sized from ``budget_bytes`` (``base.memory_budget``; None: in one piece). Rows the bundle
     cannot score (an input error) are dropped with a warning."""
-    rows = len(snapshots) or 1
-    if budget_bytes is not None:
-        rows = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
-    columns = ["score", "grade", "limit", "error"]
-    published = map_batches(lambda part: score_customers(bundle, part)[columns], snapshots, rows)
+    published = score_in_slices(
+        bundle, snapshots, budget_bytes, columns=["score", "grade", "limit", "error"]
+    )
     out = snapshots.assign(
         score=published["score"].to_numpy(),
         grade=published["grade"].to_numpy(),

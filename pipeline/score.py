@@ -22,6 +22,7 @@ from pipeline.domain import PipelineError
 from pipeline.io import write_csv
 from pipeline.params.publish import LimitPolicy, policy_from_bundle
 from pipeline.policy import customer_limits, limit_action
+from pipeline.snapshot_io import batch_rows, map_batches
 
 log = logging.getLogger("pipeline.score")
 MAX_ERRORS_SHOWN = 3
@@ -133,6 +134,32 @@ def score_customers(bundle: dict, X: pd.DataFrame) -> pd.DataFrame:
         out.iloc[rows, [out.columns.get_loc(c) for c in out.columns if c != "customer_id"]] = None
     out["error"] = error
     return out
+
+
+SCORE_ROW_BYTES = 2048
+"""Working bytes per row of `score_customers` (input copies, policy columns, reason texts) besides
+24 per card feature: sizes the slices of `score_in_slices`."""
+
+
+def score_in_slices(
+    bundle: dict,
+    X: pd.DataFrame,
+    budget_bytes: int | None = None,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """`score_customers` of ``X`` run over slices sized from ``budget_bytes``
+    (``base.memory_budget``; None: in one piece), keeping only ``columns`` of each slice's result
+    (None: all). Scores, grades and limits are per row, so they equal a one-piece run; an error
+    message numbers its row within the slice."""
+    rows = len(X) or 1
+    if budget_bytes is not None:
+        rows = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
+
+    def part(piece: pd.DataFrame) -> pd.DataFrame:
+        scored = score_customers(bundle, piece)
+        return scored if columns is None else scored[columns]
+
+    return map_batches(part, X, rows)
 
 
 def _policy_columns(
