@@ -7,7 +7,7 @@ data/processed/<ds>/settlement/{settled_invoices,settled_payments,settled_partia
 
 Settlement is causal in time and independent of the as-of grid, windows and label definition, so a
 `dvc exp` that changes feature params re-runs `features` only. Params: the `settle` block (DuckDB
-``memory_limit`` — the stage's memory budget —, ``threads``, ``temp_directory``). The SQL lives in
+``memory_limit``, within 75% of ``base.memory_budget``, ``threads``, ``temp_directory``). The SQL lives in
 `pipeline.features.sql.settlement`, the runner in `pipeline.features.duckdb_engine`.
 """
 
@@ -20,6 +20,7 @@ from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.features.duckdb_engine import compute_settlement
 from pipeline.io import write_json
 from pipeline.params import load
+from pipeline.params.base import BaseParams, check_duckdb_limit
 from pipeline.params.settle import SettleParams
 
 log = logging.getLogger("pipeline.settle")
@@ -32,6 +33,7 @@ def main() -> None:
     ).parse_args()
     ds = args.dataset
     paths, params = Paths(ds), load(SettleParams, "settle", ds)
+    check_duckdb_limit("settle", params.memory_limit, load(BaseParams, "base", ds).budget_bytes)
     tables = {name: paths.interim / f"{name}.parquet" for name in INPUTS}
     require_files(tables, f"run `python -m pipeline.ingest --dataset {ds}` first")
     with tempfile.TemporaryDirectory(prefix="settle_spill_") as spill:

@@ -6,10 +6,16 @@ Slow (a ~2M-invoice ledger, computed twice): marked ``slow``; .ci runs it in the
 
 from __future__ import annotations
 
+import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.features.chunked import compute_snapshots_chunked, split_by_customer
+from pipeline.features.chunked import (
+    compute_snapshots_chunked,
+    customer_ranges,
+    split_by_customer,
+)
 from pipeline.features.duckdb_engine import TABLES, compute_snapshots
 from tests.fixtures.feature_params import features_params
 
@@ -50,6 +56,41 @@ def test_split_keeps_every_row_once(tmp_path):
         assert all(not (a & b) for i, a in enumerate(ids) for b in ids[i + 1 :]), (
             f"{name}: a customer in two chunks"
         )
+        assert all(max(a) < min(b) for a, b in zip(ids, ids[1:]) if a and b), (
+            f"{name}: chunks are not customer ranges in order"
+        )
+    invoices = [pq.read_table(c["invoices"]).num_rows for c in chunks]
+    assert len(invoices) == 4 and max(invoices) < 1.2 * sum(invoices) / 4, invoices
+
+
+def test_customer_ranges_balance_invoices_and_never_split_a_customer():
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE invoices AS SELECT * FROM (VALUES ('A'), ('B'), ('C'), ('D')) t(customer_id)"
+    )
+    assert customer_ranges(con, 2) == [(None, "C"), ("C", None)]
+    assert customer_ranges(con, 1) == [(None, None)]
+    # O'Brien holds 6 of 8 invoices: invoices before each customer 0 (A), 1 (O'Brien), 7 (Z) put A and
+    # O'Brien in chunk floor(0 * 4 / 8) = floor(1 * 4 / 8) = 0 and Z in floor(7 * 4 / 8) = 3
+    con.execute("DELETE FROM invoices")
+    con.execute(
+        "INSERT INTO invoices SELECT * FROM (VALUES ('A'), ('Z')) t(c) "
+        "UNION ALL SELECT 'O''Brien' FROM range(6)"
+    )
+    assert customer_ranges(con, 4) == [(None, "Z"), ("Z", None)]
+    con.execute("DELETE FROM invoices")
+    assert customer_ranges(con, 3) == [(None, None)]
+
+
+def test_split_handles_a_quote_in_a_boundary_customer_id(tmp_path):
+    ids = ["A", "A", "O'Brien", "Z"]  # invoices before: 0, 2, 3 of 4 -> chunks 0, 1, 1
+    tables = {}
+    for name in TABLES:
+        tables[name] = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.table({"customer_id": ids}), tables[name])
+    chunks = split_by_customer(tables, 2, tmp_path / "c", features_params({"threads": 1}))
+    got = [pq.read_table(c["payments"]).column("customer_id").to_pylist() for c in chunks]
+    assert got == [["A", "A"], ["O'Brien", "Z"]]
 
 
 @pytest.mark.slow

@@ -85,7 +85,12 @@ def test_base_block_of_every_dataset_builds():
         build(BaseParams, {"seed": 1, "currency": "CNY", "memory_budget": "6 gigs"}, "base")
     with pytest.raises(ParamsError, match="key base.memory_budget: rule memory_size"):
         build(BaseParams, {"seed": 1, "currency": "CNY", "memory_budget": "100MB"}, "base")
-    assert build(BaseParams, {"seed": 1, "currency": "CNY", "memory_budget": "1.5GiB"}, "base").budget_bytes == 3 * 2**29
+    assert (
+        build(
+            BaseParams, {"seed": 1, "currency": "CNY", "memory_budget": "1.5GiB"}, "base"
+        ).budget_bytes
+        == 3 * 2**29
+    )
 
 
 def test_load_overlays_dataset_block():

@@ -17,6 +17,7 @@ from pipeline.features.platform import add_platform_features
 from pipeline.features.report import label_metrics, label_metrics_from
 from pipeline.io import write_parquet
 from pipeline.params import ParamsError
+from pipeline.params.base import check_duckdb_limit
 from pipeline.params.rules import RulesParams
 from tests.fixtures.feature_params import features_params
 
@@ -154,9 +155,11 @@ def test_batch_size_follows_the_budget():
 
 
 def test_duckdb_limit_must_sit_inside_the_budget():
-    stream.check_budget(features_params({"memory_limit": "4GB"}), 6 * 10**9)
+    check_duckdb_limit("features", "4.5GB", 6 * 10**9)
     with pytest.raises(ParamsError, match="key features.memory_limit: rule within_budget"):
-        stream.check_budget(features_params({"memory_limit": "5GB"}), 6 * 10**9)
+        check_duckdb_limit("features", "4.6GB", 6 * 10**9)
+    with pytest.raises(ParamsError, match="key settle.memory_limit: rule within_budget"):
+        check_duckdb_limit("settle", "6GB", 6 * 10**9)
 
 
 @pytest.mark.parametrize("chunks", [1, 3])

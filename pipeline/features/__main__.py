@@ -29,7 +29,6 @@ from pipeline.features.duckdb_engine import TABLES
 from pipeline.features.report import label_metrics_from, pq_rows
 from pipeline.features.sql import SETTLEMENT_TABLES
 from pipeline.features.stream import (
-    check_budget,
     frame_batches,
     parquet_batches,
     peak_rss_bytes,
@@ -38,7 +37,7 @@ from pipeline.features.stream import (
 from pipeline.features.vintage import analysis_tables, plot_roll_rates, plot_vintage
 from pipeline.io import write_csv, write_json
 from pipeline.params import load
-from pipeline.params.base import BaseParams
+from pipeline.params.base import BaseParams, check_duckdb_limit
 from pipeline.params.features import FeaturesParams, stated_cutoff
 from pipeline.params.ingest import IngestParams
 from pipeline.params.rules import RulesParams
@@ -109,7 +108,7 @@ def main() -> None:
     params = load(FeaturesParams, "features", ds)
     rules_params = load(RulesParams, "rules", ds)
     budget = load(BaseParams, "base", ds).budget_bytes
-    check_budget(params, budget)
+    check_duckdb_limit("features", params.memory_limit, budget)
     cutoff = stated_cutoff(params.data_cutoff, load(IngestParams, "ingest", ds).data_cutoff, ds)
     params = dataclasses.replace(params, data_cutoff=cutoff)
     tables: dict[str, Any] = {name: paths.interim / f"{name}.parquet" for name in TABLES}

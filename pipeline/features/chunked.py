@@ -33,37 +33,68 @@ from pipeline.features.sql import SETTLEMENT_TABLES
 from pipeline.params.features import FeaturesParams
 
 
+def customer_ranges(con: Any, n_chunks: int) -> list[tuple[Any, Any]]:
+    """At most ``n_chunks`` ``[low, high)`` ranges of ``customer_id`` (None: unbounded) that cut the
+    customers, in customer order, into runs of about equal invoice counts (a customer is never split, so a
+    customer with more than a chunk's share of invoices makes fewer ranges)."""
+    lows = [
+        row[0]
+        for row in con.execute(f"""WITH per AS (
+              SELECT customer_id, COUNT(*) AS n FROM invoices GROUP BY customer_id),
+            cum AS (SELECT customer_id, SUM(n) OVER (ORDER BY customer_id) - n AS before,
+              SUM(n) OVER () AS total FROM per)
+            SELECT MIN(customer_id) FROM cum GROUP BY floor(before * {n_chunks} / total)
+            ORDER BY 1""").fetchall()
+    ][1:]
+    bounds = [None, *lows, None]
+    return list(zip(bounds[:-1], bounds[1:], strict=False))
+
+
+def _literal(value: Any) -> str:
+    return f"'{value}'" if not isinstance(value, str) else "'" + value.replace("'", "''") + "'"
+
+
 def split_by_customer(
     tables: Mapping[str, Path], n_chunks: int, out_dir: Path, params: FeaturesParams
 ) -> list[dict[str, Path]]:
     """Write each canonical table (and the settlement, customer history and truth when given) as
-    ``out_dir/<table>/chunk_<k>.parquet`` (hash of customer_id mod n, one streaming scan per chunk);
-    returns one ``{table: path}`` mapping per chunk."""
+    ``out_dir/<table>/chunk_<k>.parquet``, chunk k holding the customers of the k-th `customer_ranges`
+    range (one streaming scan per chunk); returns one ``{table: path}`` mapping per chunk, in customer
+    order, so that the chunks' snapshots stacked in that order are ordered by customer."""
     optional = (*SETTLEMENT_TABLES, "customer_history", "truth")
     names = [n for n in (*TABLES, *optional) if n in TABLES or tables.get(n) is not None]
     con = connect(params.memory_limit, params.threads, str(out_dir / "spill"))
     try:
+        register(con, "invoices", tables["invoices"])
+        ranges = customer_ranges(con, n_chunks)
         for name in names:
             register(con, name, tables[name])
             (out_dir / name).mkdir(parents=True, exist_ok=True)
-            for k in range(n_chunks):
-                con.execute(f"""COPY (SELECT * FROM {name} WHERE hash(customer_id) % {n_chunks} = {k})
+            for k, (low, high) in enumerate(ranges):
+                where = " AND ".join(
+                    [f"customer_id >= {_literal(low)}"] * (low is not None)
+                    + [f"customer_id < {_literal(high)}"] * (high is not None)
+                )
+                con.execute(f"""COPY (SELECT * FROM {name} {"WHERE " + where if where else ""})
                     TO '{(out_dir / name / f"chunk_{k}.parquet").as_posix()}' (FORMAT parquet)""")
     finally:
         con.close()
     return [
-        {name: out_dir / name / f"chunk_{k}.parquet" for name in names} for k in range(n_chunks)
+        {name: out_dir / name / f"chunk_{k}.parquet" for name in names} for k in range(len(ranges))
     ]
 
 
-def merge_parquet(
+def concatenate_parquet(
     parts: list[Path], out_path: Path, params: FeaturesParams, temp_dir: str | None
 ) -> None:
-    """Stack Parquet parts into one file ordered by customer and as-of date (a streaming DuckDB sort)."""
+    """Stack Parquet parts, in list order, into one file (a streaming DuckDB ``COPY`` that keeps the
+    order: the parts are customer ranges in customer order, each ordered by customer and as-of date, so
+    nothing is sorted and nothing spills)."""
     con = connect(params.memory_limit, params.threads, temp_dir)
     try:
+        con.execute("SET preserve_insertion_order = true")
         files = ", ".join(f"'{Path(p).as_posix()}'" for p in parts)
-        con.execute(f"""COPY (SELECT * FROM read_parquet([{files}]) ORDER BY customer_id, as_of_date)
+        con.execute(f"""COPY (SELECT * FROM read_parquet([{files}]))
             TO '{Path(out_path).as_posix()}' (FORMAT parquet)""")
     finally:
         con.close()
@@ -79,8 +110,8 @@ def compute_snapshots_chunked(
 ) -> dict[str, Any]:
     """`duckdb_engine.compute_snapshots` over ``customer_chunks`` customer chunks: the same result.
 
-    With ``out_path`` each chunk's snapshots go to a Parquet part and one DuckDB ``COPY`` merges the parts
-    in customer and as-of order into ``out_path``, so the snapshot table never passes through pandas.
+    With ``out_path`` each chunk's snapshots go to a Parquet part and one DuckDB ``COPY`` stacks the parts
+    (customer ranges in order) into ``out_path``, so the snapshot table never passes through pandas.
     With ``analysis_dir`` each chunk's vintage events and buckets stay Parquet files under it (the
     result lists them; `pipeline.features.vintage.analysis_tables` reads them)."""
     n_chunks = params.customer_chunks
@@ -107,7 +138,7 @@ def compute_snapshots_chunked(
     parts: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="features_chunks_", dir=temp_dir) as tmp:
         chunks = split_by_customer(tables, n_chunks, Path(tmp), params)
-        for k, chunk in enumerate(progress(chunks, "features", total=n_chunks, unit="chunk")):
+        for k, chunk in enumerate(progress(chunks, "features", total=len(chunks), unit="chunk")):
             part_path = None if out_path is None else Path(tmp) / f"snapshots_{len(parts)}.parquet"
             parts.append(
                 compute_snapshots(
@@ -120,7 +151,7 @@ def compute_snapshots_chunked(
                 )
             )
         if out_path is not None:
-            merge_parquet([p["snapshots"] for p in parts], out_path, params, temp_dir)
+            concatenate_parquet([p["snapshots"] for p in parts], out_path, params, temp_dir)
 
     def stack(key: str, order: list[str]) -> pd.DataFrame:
         frames = [p[key] for p in parts if len(p[key])] or [parts[0][key]]

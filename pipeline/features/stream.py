@@ -32,8 +32,6 @@ from pipeline.features.duckdb_engine import connect, finish_snapshots
 from pipeline.features.platform import add_platform_features
 from pipeline.features.report import label_tally
 from pipeline.io import atomic_path
-from pipeline.params import require
-from pipeline.params.base import size_bytes
 from pipeline.params.features import FeaturesParams
 from pipeline.params.rules import RulesParams
 from pipeline.rules import grade, grading_tally, merge_tallies
@@ -50,26 +48,11 @@ grading and the Arrow conversion; measured at 20k and 100k customers)."""
 BATCH_SHARE = 0.5
 """Share of ``base.memory_budget`` a batch's working set may take (the rest: the interpreter, libraries
 and the reader)."""
-DUCKDB_SHARE = 0.75
-"""Largest share of ``base.memory_budget`` the DuckDB ``features.memory_limit`` may take: DuckDB's limit
-caps its buffer manager, not the process."""
 
 
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far (Linux reports kilobytes)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def check_budget(params: FeaturesParams, budget_bytes: int) -> None:
-    """``features.memory_limit`` within `DUCKDB_SHARE` of ``base.memory_budget``."""
-    limit = size_bytes(params.memory_limit)
-    require(
-        limit <= DUCKDB_SHARE * budget_bytes,
-        "features.memory_limit",
-        "within_budget",
-        f"{params.memory_limit} exceeds {DUCKDB_SHARE:.0%} of base.memory_budget "
-        f"({budget_bytes / 1e9:.2f} GB): DuckDB's limit caps its buffers, not the process",
-    )
 
 
 def batch_rows(budget_bytes: int, row_bytes: float) -> int:

@@ -10,6 +10,9 @@ from pipeline.params import require
 MEMORY_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 _UNIT = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
 _UNIT.update({"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40})
+DUCKDB_SHARE = 0.75
+"""Largest share of ``base.memory_budget`` a DuckDB ``memory_limit`` (settle, features) may take: DuckDB's
+limit caps its buffer manager, not the process (the interpreter, Arrow results and libraries sit on top)."""
 
 
 def size_bytes(text: str) -> int:
@@ -49,3 +52,14 @@ class BaseParams:
     def budget_bytes(self) -> int:
         """``memory_budget`` in bytes."""
         return size_bytes(self.memory_budget)
+
+
+def check_duckdb_limit(block: str, memory_limit: str, budget_bytes: int) -> None:
+    """``<block>.memory_limit`` within `DUCKDB_SHARE` of ``base.memory_budget``."""
+    require(
+        size_bytes(memory_limit) <= DUCKDB_SHARE * budget_bytes,
+        f"{block}.memory_limit",
+        "within_budget",
+        f"{memory_limit} exceeds {DUCKDB_SHARE:.0%} of base.memory_budget "
+        f"({budget_bytes / 1e9:.2f} GB): DuckDB's limit caps its buffers, not the process",
+    )

@@ -21,8 +21,9 @@ def check_resources(block: str, memory_limit: str, threads: int) -> None:
 
 @dataclass(frozen=True)
 class SettleParams:
-    """``memory_limit`` is the stage's DuckDB memory budget, ``threads`` its DuckDB threads and
-    ``temp_directory`` where DuckDB spills (null: a fresh temporary directory)."""
+    """``memory_limit`` is DuckDB's memory limit (within 75% of ``base.memory_budget``, checked at stage
+    start), ``threads`` its DuckDB threads and ``temp_directory`` where DuckDB spills (null: a fresh
+    temporary directory)."""
 
     memory_limit: str
     threads: int
