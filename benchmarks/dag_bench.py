@@ -195,7 +195,10 @@ def main() -> None:
     )
     ap.add_argument("--compare-unlimited", action="store_true")
     ap.add_argument(
-        "--raw", type=Path, default=None, help="link this pipeline.synth output instead of generating"
+        "--raw",
+        type=Path,
+        default=None,
+        help="link this pipeline.synth output instead of generating",
     )
     ap.add_argument("--timeout", type=float, default=4 * 3600)
     ap.add_argument(
