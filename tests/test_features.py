@@ -444,3 +444,23 @@ def test_full_spill_disk_is_a_one_line_error_naming_the_params_keys(monkeypatch,
         with compute({}, params):
             raise ValueError("unrelated")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_duckdb_out_of_memory_is_a_one_line_error_naming_customer_chunks(monkeypatch):
+    import pipeline.features.chunked as chunked
+    from pipeline.domain import PipelineError
+    from pipeline.features.__main__ import compute
+
+    oom = duckdb.OutOfMemoryException(
+        "Out of Memory Error: could not allocate block of size 256 KiB"
+    )
+
+    def fail(*args, **kwargs):
+        raise oom
+
+    monkeypatch.setattr(chunked, "compute_snapshots_chunked", fail)
+    with pytest.raises(PipelineError) as err:
+        with compute({}, PARAMS):
+            pass
+    assert "\n" not in str(err.value) and "features.customer_chunks" in str(err.value)
+    assert err.value.__cause__ is oom

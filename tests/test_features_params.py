@@ -45,6 +45,7 @@ def test_every_dataset_builds(make_params, dataset):
         ({"data_cutoff": "end of 2025"}, "features.data_cutoff", "date"),
         ({"memory_limit": "lots"}, "features.memory_limit", "memory_size"),
         ({"customer_chunks": 0}, "features.customer_chunks", "positive"),
+        ({"customer_chunks": "many"}, "features.customer_chunks", "type"),
         (
             {"platform": {"prior_transactions": -1}},
             "features.platform.prior_transactions",

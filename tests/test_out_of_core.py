@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.features.chunked import (
+    INVOICE_DATES_PER_GB,
+    chunk_count,
     compute_snapshots_chunked,
     customer_ranges,
     split_by_customer,
@@ -80,6 +82,16 @@ def test_customer_ranges_balance_invoices_and_never_split_a_customer():
     assert customer_ranges(con, 4) == [(None, "Z"), ("Z", None)]
     con.execute("DELETE FROM invoices")
     assert customer_ranges(con, 3) == [(None, None)]
+
+
+def test_auto_chunks_hold_the_stated_invoice_dates_per_gb_of_memory_limit():
+    auto = features_params({"customer_chunks": "auto", "memory_limit": "2GB"})
+    per_chunk = 2 * INVOICE_DATES_PER_GB
+    assert chunk_count(auto, per_chunk // 12, 12) == 1
+    assert chunk_count(auto, per_chunk // 12 + 1, 12) == 2
+    assert chunk_count(auto, 5 * per_chunk // 24, 24) == 5
+    assert chunk_count(auto, 0, 24) == 1
+    assert chunk_count(features_params({"customer_chunks": 3}), 10**9, 60) == 3
 
 
 def test_split_handles_a_quote_in_a_boundary_customer_id(tmp_path):

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
@@ -51,7 +52,8 @@ log = logging.getLogger("pipeline.features")
 def compute(tables: dict[str, Any], params: FeaturesParams) -> Iterator[dict[str, Any]]:
     """Snapshots and the vintage / roll-rate inputs on the configured engine; on DuckDB they are
     Parquet files in a temporary directory (deleted when the block ends), never DataFrames. A full disk
-    under the spill folder, here or in the block, is a one-line error naming the params keys to change."""
+    under the spill folder, here or in the block, or DuckDB out of memory, is a one-line error naming the
+    params keys to change."""
     try:
         with tempfile.TemporaryDirectory(
             prefix="features_spill_", dir=params.temp_directory
@@ -72,6 +74,12 @@ def compute(tables: dict[str, Any], params: FeaturesParams) -> Iterator[dict[str
                 analysis_dir=Path(spill) / "analysis",
             )
     except Exception as exc:
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise PipelineError(
+                f"features: DuckDB ran out of memory within features.memory_limit "
+                f"({params.memory_limit}) with features.customer_chunks = {params.customer_chunks}; "
+                "set customer_chunks to auto or to more chunks"
+            ) from exc
         if not disk_full(exc):
             raise
         folder = params.temp_directory or tempfile.gettempdir()

@@ -171,7 +171,7 @@ class FeaturesParams:
 
     engine: Literal["duckdb", "spark"]
     memory_limit: str
-    customer_chunks: int
+    customer_chunks: int | Literal["auto"]
     threads: int
     as_of: AsOfParams
     windows_months: tuple[int, ...]
@@ -188,10 +188,10 @@ class FeaturesParams:
     def __post_init__(self) -> None:
         check_resources("features", self.memory_limit, self.threads)
         require(
-            self.customer_chunks >= 1,
+            self.customer_chunks == "auto" or self.customer_chunks >= 1,
             "features.customer_chunks",
             "positive",
-            f"must be >= 1 (1 = no split), got {self.customer_chunks}",
+            f"must be auto or >= 1 (1 = no split), got {self.customer_chunks}",
         )
         require(
             len(self.windows_months) > 0
