@@ -1,6 +1,7 @@
 """Stage ``calibrate``: score → PD on the calibration sample, the master scale and its tests.
 
-Reads models/<ds>/scorecard.json, data/processed/<ds>/samples.parquet and snapshots.parquet.
+Reads models/<ds>/scorecard.json, data/processed/<ds>/samples.parquet and snapshots.parquet (in slices
+sized from ``base.memory_budget``, scored as they are read).
 Fits the calibrator on ``sample == "calibration"`` (disjoint from training) with the outcome bad vs
 not bad (an indeterminate snapshot is a matured non-default), cuts the score into grades, and tests
 the published grade PDs on the calibration and out-of-time samples and by annual cohort. Writes
@@ -14,8 +15,11 @@ master scale, tests) and `pipeline.calibration` (calibrators, scale, statistical
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline.calibrate_report import calibration_markdown, reliability_plot
 from pipeline.card import load_card
@@ -33,7 +37,7 @@ from pipeline.pd_calibration import (
     scored_samples,
     validation_record,
 )
-from pipeline.snapshot_io import read_columns
+from pipeline.snapshot_io import batch_rows, iter_frames, present, read_columns
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 __all__ = ["calibrate", "main", "scored_samples", "validation_record"]
@@ -44,21 +48,72 @@ log = logging.getLogger("pipeline.calibrate")
 def read_inputs(paths: Paths) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """The card, the snapshots outside default at *t* (the columns calibration uses: keys, outcome,
     label, segment, true PD and the card's features) and the samples."""
-    card_path = paths.models / "scorecard.json"
+    card = load_card(paths.models / "scorecard.json")
+    snap_path, samples = _inputs(paths)
+    snapshots = read_columns(
+        snap_path, _used(card), SNAPSHOT_KEYS + ["is_bad"], "architecture contract"
+    )
+    return card, _outside_default(snapshots), samples
+
+
+def _inputs(paths: Paths) -> tuple[Path, pd.DataFrame]:
     samples_path = paths.processed / "samples.parquet"
     snap_path = paths.processed / "snapshots.parquet"
     require_files(
         {"samples": samples_path, "snapshots": snap_path},
         "run the features and train stages first",
     )
-    card = load_card(card_path)
-    used = ["label", "segment", "true_pd", *(f["name"] for f in card["features"])]
-    snapshots = read_columns(snap_path, used, SNAPSHOT_KEYS + ["is_bad"], "architecture contract")
     samples = read_columns(samples_path, [], SNAPSHOT_KEYS + ["sample"], "architecture contract")
-    # accounts already in default at t are not part of the scoring population
+    return snap_path, samples
+
+
+def _used(card: dict) -> list[str]:
+    return ["label", "segment", "true_pd", *(f["name"] for f in card["features"])]
+
+
+def _outside_default(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Accounts already in default at t are not part of the scoring population."""
     if "label" in snapshots:
-        snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
-    return card, snapshots, samples
+        return snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
+    return snapshots
+
+
+def scored_inputs(paths: Paths, budget_bytes: int) -> tuple[dict, pd.DataFrame]:
+    """The card and `scored_samples` of every snapshot outside default at *t*, read and scored in
+    slices sized from ``budget_bytes`` (the card's features are never held for every snapshot).
+
+    train writes samples.parquet in the snapshot file's row order, so each slice takes the samples'
+    rows at the same positions (keys checked equal, customer ids shared); when they differ the
+    whole-table path (`read_inputs`, a merge on the keys) gives the same frame."""
+    card = load_card(paths.models / "scorecard.json")
+    snap_path, samples = _inputs(paths)
+    columns = present(snap_path, _used(card), SNAPSHOT_KEYS + ["is_bad"], "architecture contract")
+    rows = batch_rows(budget_bytes, 8 * (3 * len(card["features"]) + 16) + 256)
+    parts, start = [], 0
+    if len(samples) == pq.ParquetFile(snap_path).metadata.num_rows:
+        for batch in iter_frames(snap_path, columns, rows):
+            part = samples.iloc[start : start + len(batch)].reset_index(drop=True)
+            start += len(batch)
+            if not all(
+                np.array_equal(batch[k].to_numpy(), part[k].to_numpy()) for k in SNAPSHOT_KEYS
+            ):
+                parts = None
+                break
+            batch["customer_id"] = part["customer_id"].to_numpy()
+            keep = (
+                (batch["label"] != "in_default").to_numpy()
+                if "label" in batch
+                else np.ones(len(batch), dtype=bool)
+            )
+            parts.append(
+                scored_samples(
+                    card, batch[keep].reset_index(drop=True), part[keep].reset_index(drop=True)
+                )
+            )
+        if parts is not None:
+            return card, pd.concat(parts, ignore_index=True)
+    card, snapshots, samples = read_inputs(paths)
+    return card, scored_samples(card, snapshots, samples, budget_bytes)
 
 
 def write_outputs(result: dict, dataset: str, paths: Paths) -> None:
@@ -89,9 +144,7 @@ def main() -> None:
     ).parse_args()
     params = load(CalibrateParams, "calibrate", args.dataset)
     paths = Paths(args.dataset)
-    card, snapshots, samples = read_inputs(paths)
-    budget = load(BaseParams, "base", args.dataset).budget_bytes
-    scored = scored_samples(card, snapshots, samples, budget)
+    card, scored = scored_inputs(paths, load(BaseParams, "base", args.dataset).budget_bytes)
     warn_grades(scored, params.n_grades)
     try:
         result = calibrate(scored, params)

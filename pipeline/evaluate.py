@@ -30,20 +30,13 @@ from pipeline.io import code_version, read_json, write_csv, write_json, write_te
 from pipeline.params import load, to_dict
 from pipeline.params.evaluate import EvaluateParams
 from pipeline.params.train import SplitParams, TrainParams
-from pipeline.snapshot_io import present, read_rows, rows_in_samples
+from pipeline.snapshot_io import present, read_columns, read_rows, rows_in_samples
 
 log = logging.getLogger("pipeline.evaluate")
 
 SNAPSHOT_COLUMNS = (*SNAPSHOT_KEYS, "is_bad", "exposure", "rule_grade")
-
-
-def _require(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], path: Path) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise PipelineError(
-            f"{path}: column(s) {', '.join(missing)} missing (rule: evaluate input contract, "
-            "docs/architecture.md); rerun the stage that writes this file"
-        )
+EVALUATED = ("oot", "oot_known")
+"""The samples the comparison reads (out of time; known customers at later dates)."""
 
 
 def read_inputs(paths: Paths) -> dict[str, Any]:
@@ -59,17 +52,31 @@ def read_inputs(paths: Paths) -> dict[str, Any]:
     }
     require_files(files, "run the features and train stages first")
     card, logistic = load_card(files["card"]), read_json(files["logistic"])
-    tables = {name: pd.read_parquet(files[name]) for name in ("samples", "boosting")}
-    _require(tables["samples"], [*SNAPSHOT_KEYS, "sample"], files["samples"])
-    _require(tables["boosting"], [*SNAPSHOT_KEYS, "pd_boosting"], files["boosting"])
+    tables = {
+        name: read_columns(files[name], [], [*SNAPSHOT_KEYS, column], "evaluate input contract")
+        for name, column in (("samples", "sample"), ("boosting", "pd_boosting"))
+    }
     used = [*SNAPSHOT_COLUMNS, "segment", "label", "true_pd", "rule_subgrade"]
     used += [f["name"] for f in card["features"]] + [f["name"] for f in logistic["features"]]
     columns = present(files["snapshots"], used, SNAPSHOT_COLUMNS, "evaluate input contract")
-    rows = rows_in_samples(files["snapshots"], tables["samples"], ("oot", "oot_known"))
+    rows = rows_in_samples(files["snapshots"], tables["samples"], EVALUATED)
     if not rows.any():  # the error names the matured dates of every snapshot
         columns, rows = [*SNAPSHOT_KEYS, "is_bad"], np.ones(len(rows), dtype=bool)
     snapshots = read_rows(files["snapshots"], columns, rows)
-    return {**tables, "snapshots": snapshots, "card": card, "logistic": logistic}
+    return {**evaluated_rows(**tables), "snapshots": snapshots, "card": card, "logistic": logistic}
+
+
+def evaluated_rows(samples: pd.DataFrame, boosting: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The rows of the `EVALUATED` samples, and their boosting predictions when the predictions
+    follow the samples' row order (train writes both so; otherwise every prediction is kept and the
+    comparison joins them on the keys). Only these rows are ever compared, so the keys of every
+    other snapshot are not held through the comparison."""
+    chosen = samples["sample"].isin(EVALUATED).to_numpy()
+    if len(boosting) == len(samples) and all(
+        np.array_equal(samples[k].to_numpy(), boosting[k].to_numpy()) for k in SNAPSHOT_KEYS
+    ):
+        boosting = boosting[chosen].reset_index(drop=True)
+    return {"samples": samples[chosen].reset_index(drop=True), "boosting": boosting}
 
 
 def compared_samples(

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.domain import PipelineError
+from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 
 BATCH_SHARE = 0.05
 """Share of ``base.memory_budget`` one scoring slice may use (a per-row map allocates a few times
@@ -136,10 +136,32 @@ def iter_frames(path: Path, columns: Sequence[str], rows: int):
         yield frame
 
 
+def follows_file_order(path: Path, frame: pd.DataFrame) -> bool:
+    """True when ``frame``'s keys (``customer_id``, ``as_of_date``) are the snapshot file's, row by
+    row (train writes samples.parquet so), compared in slices."""
+    parquet = pq.ParquetFile(path)
+    if parquet.metadata.num_rows != len(frame):
+        return False
+    start = 0
+    for batch in parquet.iter_batches(
+        batch_size=READ_BATCH_ROWS * 16, columns=list(SNAPSHOT_KEYS)
+    ):
+        part = batch.to_pandas()
+        other = frame.iloc[start : start + len(part)]
+        start += len(part)
+        if not all(np.array_equal(part[k].to_numpy(), other[k].to_numpy()) for k in SNAPSHOT_KEYS):
+            return False
+    return True
+
+
 def rows_in_samples(path: Path, samples: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """Boolean mask, in the snapshot file's row order, of the snapshots whose key
-    (``customer_id``, ``as_of_date``) is in ``samples`` with ``sample`` in ``names``."""
-    keys = ["customer_id", "as_of_date"]
-    wanted = samples.loc[samples["sample"].isin(list(names)), keys]
+    (``customer_id``, ``as_of_date``) is in ``samples`` with ``sample`` in ``names``: read off
+    ``samples`` when it follows the file's row order, else by a merge on the keys."""
+    chosen = samples["sample"].isin(list(names)).to_numpy()
+    if follows_file_order(path, samples):
+        return chosen
+    keys = list(SNAPSHOT_KEYS)
+    wanted = samples.loc[chosen, keys]
     frame = pd.read_parquet(path, columns=keys)
     return frame.merge(wanted, on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()

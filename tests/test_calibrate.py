@@ -398,3 +398,22 @@ def test_calibrate_params_name_the_key(params):
     with pytest.raises(ParamsError, match="CRR Art. 170"):
         params(scale="numeric", n_grades=6)
     assert params(central_tendency=0.05).central_tendency == 0.05
+
+
+def test_streamed_scoring_equals_the_whole_table_path(tmp_path):
+    """calibrate scores the snapshots in slices alongside the samples' rows at the same positions;
+    with several slices, with in-default rows, and with samples in another order (the merge path),
+    the scored frame equals the whole-table read and merge."""
+    root = _project(tmp_path)
+    snaps = pd.read_parquet(root / "data/processed/fab/snapshots.parquet")
+    snaps["label"] = np.where(snaps.index % 11 == 0, "in_default", "good")
+    write_parquet(snaps, root / "data/processed/fab/snapshots.parquet")
+    paths = Paths("fab", root=root)
+    card, snapshots, samples = stage.read_inputs(paths)
+    want = scored_samples(card, snapshots, samples)
+    assert len(want) < len(snaps)
+    for budget in (10**12, 10**7):  # one slice; slices of 10,000 rows (the smallest)
+        pd.testing.assert_frame_equal(stage.scored_inputs(paths, budget)[1], want)
+    shuffled = samples.sample(frac=1.0, random_state=0)
+    write_parquet(shuffled, root / "data/processed/fab/samples.parquet")
+    pd.testing.assert_frame_equal(stage.scored_inputs(paths, 10**7)[1], want)

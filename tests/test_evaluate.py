@@ -481,3 +481,16 @@ def test_rules_to_scorecard_migration_by_hand():
 def test_bad_evaluate_params_name_the_key(make_params, override, key, rule):
     with pytest.raises(ParamsError, match=rf"^params\.yaml: key {re.escape(key)}: rule {rule}: "):
         make_params(EvaluateParams, "evaluate", "synthetic", override)
+
+
+def test_evaluated_rows_keep_the_oot_samples_and_their_aligned_predictions():
+    from pipeline.evaluate import evaluated_rows
+
+    keys = {"customer_id": ["a", "a", "b", "c"], "as_of_date": pd.to_datetime(["2024-01-31"] * 4)}
+    samples = pd.DataFrame({**keys, "sample": ["train", "oot", "oot_known", "calibration"]})
+    boosting = pd.DataFrame({**keys, "pd_boosting": [0.1, 0.2, 0.3, 0.4]})
+    got = evaluated_rows(samples, boosting)
+    assert got["samples"]["sample"].tolist() == ["oot", "oot_known"]
+    assert got["boosting"]["pd_boosting"].tolist() == [0.2, 0.3]
+    shuffled = boosting.iloc[::-1].reset_index(drop=True)  # another order: every prediction kept
+    pd.testing.assert_frame_equal(evaluated_rows(samples, shuffled)["boosting"], shuffled)

@@ -14,6 +14,7 @@ from pipeline.domain import PipelineError
 from pipeline.samples import bounded_fit, max_fit_rows
 from pipeline.snapshot_io import (
     batch_rows,
+    follows_file_order,
     iter_frames,
     map_batches,
     read_columns,
@@ -71,6 +72,12 @@ def test_rows_in_samples(snapshot_file) -> None:
     samples["sample"] = ["oot", "train", "oot_known", "train", "excluded", "oot"]
     got = rows_in_samples(snapshot_file, samples, ("oot", "oot_known"))
     # file rows 5, 3 and 0 (reversed positions 0, 2 and 5)
+    assert got.tolist() == [True, False, False, True, False, True]
+    in_order = samples.iloc[::-1].reset_index(drop=True)  # the file's order: read off the samples
+    assert follows_file_order(snapshot_file, in_order)
+    assert not follows_file_order(snapshot_file, samples)
+    assert not follows_file_order(snapshot_file, in_order.iloc[1:])
+    got = rows_in_samples(snapshot_file, in_order, ("oot", "oot_known"))
     assert got.tolist() == [True, False, False, True, False, True]
 
 
@@ -139,5 +146,5 @@ def test_bounded_fit_keeps_whole_customers_per_stratum() -> None:
 
 
 def test_max_fit_rows_from_the_budget() -> None:
-    # 0.5 x 6e9 / (8 x 6 x 40 + 512) = 3e9 / 2432
-    assert max_fit_rows(6 * 10**9, 40) == 1_233_552
+    # 0.5 x 6e9 / (8 x 15 x 40 + 512) = 3e9 / 5312
+    assert max_fit_rows(6 * 10**9, 40) == 564_759
