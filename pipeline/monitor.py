@@ -15,7 +15,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipeline import monitoring_review as review
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
@@ -26,7 +28,13 @@ from pipeline.params.base import BaseParams
 from pipeline.params.monitor import MonitorParams
 from pipeline.params.publish import policy_from_bundle
 from pipeline.score import POLICY_INPUTS, load_bundle
-from pipeline.snapshot_io import read_columns
+from pipeline.snapshot_io import (
+    follows_file_order,
+    present,
+    read_columns,
+    read_rows,
+    snapshot_columns,
+)
 
 log = logging.getLogger("pipeline.monitor")
 KEYS = SNAPSHOT_KEYS
@@ -60,15 +68,48 @@ MONITOR_COLUMNS = (
 ``monitor.dbt_measure``."""
 
 
-def scoring_population(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """Snapshots in key order (only ``columns`` where given, those the file has), without accounts
-    already in default at the as-of date (they are not part of the scoring population)."""
-    frame = pd.read_parquet(path) if columns is None else read_columns(path, columns)
-    snapshots = frame.sort_values(KEYS, kind="mergesort").reset_index(drop=True)
-    del frame
-    if "label" in snapshots:
-        snapshots = snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
-    return snapshots
+def population_rows(path: Path) -> np.ndarray:
+    """Mask, in file order, of the snapshots in the scoring population: accounts already in default
+    at the as-of date are not part of it (read from the ``label`` column alone)."""
+    if "label" not in snapshot_columns(path):
+        return np.ones(pq.ParquetFile(path).metadata.num_rows, dtype=bool)
+    return (pd.read_parquet(path, columns=["label"])["label"] != "in_default").to_numpy()
+
+
+def scoring_population(
+    path: Path, columns: list[str] | None = None, rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Snapshots in key order (only ``columns`` where given, those the file has) of the scoring
+    population (`population_rows`, or ``rows``): only those rows are converted to pandas, and the
+    file, ordered by key by its contract, is sorted only when it is not."""
+    names = snapshot_columns(path) if columns is None else present(path, columns)
+    rows = population_rows(path) if rows is None else rows
+    frame = read_rows(path, names, rows)
+    if not in_key_order(frame):
+        frame = frame.sort_values(KEYS, kind="mergesort").reset_index(drop=True)
+    return frame
+
+
+def in_key_order(frame: pd.DataFrame) -> bool:
+    """True when the rows run by ``customer_id`` and then ``as_of_date``."""
+    ids, dates = frame["customer_id"].to_numpy(), frame["as_of_date"].to_numpy()
+    later = (ids[1:] > ids[:-1]) | ((ids[1:] == ids[:-1]) & (dates[1:] >= dates[:-1]))
+    return bool(later.all())
+
+
+def samples_of(
+    scored: pd.DataFrame, samples: pd.DataFrame, path: Path, rows: np.ndarray
+) -> pd.DataFrame:
+    """``scored`` (the population ``rows`` of the file at ``path``, in file order) with each row's
+    ``sample``: read off ``samples`` at the same positions when they follow the file's order (train
+    writes them so), else joined on the keys."""
+    if follows_file_order(path, samples):
+        kept = samples[rows].reset_index(drop=True)
+        if all(np.array_equal(kept[k].to_numpy(), scored[k].to_numpy()) for k in KEYS):
+            out = scored.copy(deep=False)
+            out["sample"] = kept["sample"].to_numpy()
+            return out
+    return scored.merge(samples[[*KEYS, "sample"]], on=KEYS, how="left", validate="1:1")
 
 
 def monitor_columns(bundle: dict, dbt_measure: str) -> list[str]:
@@ -116,13 +157,16 @@ def run(dataset: str, month: str | None = None, root: Path | None = None) -> dic
     require_files(inputs, "run the stages before monitor (dvc repro)")
     bundle = load_bundle(inputs["bundle"])
     grades = list(bundle["master_scale"]["grades"])
-    snapshots = scoring_population(inputs["snapshots"], monitor_columns(bundle, p.dbt_measure))
+    rows = population_rows(inputs["snapshots"])
+    snapshots = scoring_population(
+        inputs["snapshots"], monitor_columns(bundle, p.dbt_measure), rows
+    )
     samples = read_columns(inputs["samples"], [*KEYS, "sample"])
     chosen = monitored_month(snapshots, month, inputs["snapshots"])
     log.info("monitor %s: scoring %d snapshots with the published card", dataset, len(snapshots))
     budget = load(BaseParams, "base", dataset).budget_bytes
     scored = review.score_published(bundle, snapshots, budget)
-    scored = scored.merge(samples[[*KEYS, "sample"]], on=KEYS, how="left", validate="1:1")
+    scored = samples_of(scored, samples, inputs["snapshots"], rows)
     development = scored[scored["sample"] == "train"].reset_index(drop=True)
     tables = {
         "snapshots": snapshots,

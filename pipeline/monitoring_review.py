@@ -41,11 +41,10 @@ def score_published(
     published = score_in_slices(
         bundle, snapshots, budget_bytes, columns=["score", "grade", "limit", "error"]
     )
-    out = snapshots.assign(
-        score=published["score"].to_numpy(),
-        grade=published["grade"].to_numpy(),
-        policy_limit=published["limit"].to_numpy(),
-    )
+    out = snapshots.copy(deep=False)  # new columns only: the snapshots' data is shared, not copied
+    out["score"] = published["score"].to_numpy()
+    out["grade"] = published["grade"].to_numpy()
+    out["policy_limit"] = published["limit"].to_numpy()
     bad = published["error"].notna().to_numpy()
     if bad.any():
         log.warning(
@@ -53,7 +52,7 @@ def score_published(
             int(bad.sum()),
             published["error"].dropna().iloc[0],
         )
-    out = out[~bad].reset_index(drop=True)
+        out = out[~bad].reset_index(drop=True)
     out["score"] = out["score"].astype("int64")
     return out
 

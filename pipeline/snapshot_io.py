@@ -96,7 +96,11 @@ def read_rows(path: Path, columns: Sequence[str], keep: np.ndarray) -> pd.DataFr
     table = pa.Table.from_batches(
         parts, schema=pa.schema([parquet.schema_arrow.field(c) for c in columns])
     )
-    frame = table.to_pandas()
+    del parts
+    frame = table.to_pandas(
+        split_blocks=True, self_destruct=True
+    )  # Arrow buffers freed as converted
+    del table
     for name in _nullable_integers(parquet, columns):
         frame[name] = frame[name].astype("float64")
     return frame

@@ -91,11 +91,15 @@ def _segment(frame: pd.DataFrame) -> pd.Series:
 def sample_counts(snapshots: pd.DataFrame, samples: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows, customers, bads and goods per sample and segment (outcome rows only count as bad/good)."""
     keys = SNAPSHOT_KEYS
-    frame = samples[[*keys, "sample"]].merge(
-        snapshots[[*keys, "is_bad", *(["segment"] if "segment" in snapshots else [])]],
-        on=keys,
-        how="left",
-    )
+    columns = ["is_bad", *(["segment"] if "segment" in snapshots else [])]
+    if len(samples) == len(snapshots) and all(
+        np.array_equal(samples[k].to_numpy(), snapshots[k].to_numpy()) for k in keys
+    ):  # the samples of train: row by row the snapshots' (no join over every key)
+        frame = samples[[*keys, "sample"]].reset_index(drop=True)
+        for c in columns:
+            frame[c] = snapshots[c].to_numpy()
+    else:
+        frame = samples[[*keys, "sample"]].merge(snapshots[[*keys, *columns]], on=keys, how="left")
     frame["segment"] = _segment(frame)
     out = []
     for (sample, segment), part in frame.groupby(["sample", "segment"], sort=True):

@@ -143,3 +143,25 @@ def test_grade_warning_below_the_minimum_bads_per_grade(caplog):
     )
     (w,) = suf.warn_grades(scored, n_grades=10)
     assert "104 rows and 13 bads" in w and "calibrate.n_grades: 4" in w
+
+
+def test_sample_counts_are_the_same_for_aligned_and_joined_samples():
+    rng = np.random.default_rng(11)
+    n = 400
+    snaps = pd.DataFrame(
+        {
+            "customer_id": np.repeat([f"C{i:03d}" for i in range(80)], 5),
+            "as_of_date": np.tile(pd.date_range("2024-01-31", periods=5, freq="ME"), 80),
+            "is_bad": rng.choice([0.0, 1.0, np.nan], n),
+            "segment": rng.choice(["current", "delinquent", None], n),
+        }
+    )
+    samples = snaps[["customer_id", "as_of_date"]].assign(
+        sample=rng.choice(["train", "calibration", "oot"], n)
+    )
+    aligned = suf.sample_counts(snaps, samples)
+    assert aligned == suf.sample_counts(snaps, samples.sample(frac=1.0, random_state=2))
+    train = [r for r in aligned if r["sample"] == "train"]
+    mask = samples["sample"].eq("train")
+    assert sum(r["rows"] for r in train) == int(mask.sum())
+    assert sum(r["bads"] for r in train) == int((snaps["is_bad"][mask] == 1).sum())
