@@ -62,8 +62,9 @@ def read_inputs(paths: Paths) -> dict[str, Any]:
     rows = rows_in_samples(files["snapshots"], tables["samples"], EVALUATED)
     if not rows.any():  # the error names the matured dates of every snapshot
         columns, rows = [*SNAPSHOT_KEYS, "is_bad"], np.ones(len(rows), dtype=bool)
+    tables = evaluated_rows(**tables)  # before the read: every snapshot's keys are let go
     snapshots = read_rows(files["snapshots"], columns, rows)
-    return {**evaluated_rows(**tables), "snapshots": snapshots, "card": card, "logistic": logistic}
+    return {**tables, "snapshots": snapshots, "card": card, "logistic": logistic}
 
 
 def evaluated_rows(samples: pd.DataFrame, boosting: pd.DataFrame) -> dict[str, pd.DataFrame]:

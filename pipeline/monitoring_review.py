@@ -177,11 +177,12 @@ def deterioration(
             "development_auc": development_fit["auc"],
             "ks": reference.get("ks", development_fit["ks"]),
         }
-    population = scored
-    if "segment" in population.columns:
-        population = population[population["segment"] == "current"]
-    if "sample" in population.columns:
-        population = population[population["sample"] != "train"]
+    keep = np.ones(len(scored), dtype=bool)
+    if "segment" in scored.columns:
+        keep &= (scored["segment"] == "current").to_numpy()
+    if "sample" in scored.columns:
+        keep &= (scored["sample"] != "train").to_numpy()
+    population = scored.loc[keep, ["as_of_date", "is_bad", "score"]]  # only what the test reads
     over_time = mon.discrimination_over_time(
         population, reference["auc"], alpha=p.alpha, min_bads=p.min_bads, adjust=p.multiplicity
     )
