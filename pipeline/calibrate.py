@@ -37,7 +37,7 @@ from pipeline.pd_calibration import (
     scored_samples,
     validation_record,
 )
-from pipeline.snapshot_io import batch_rows, iter_frames, present, read_columns
+from pipeline.snapshot_io import batch_rows, iter_frames, present, read_columns, same_keys
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 __all__ = ["calibrate", "main", "scored_samples", "validation_record"]
@@ -94,9 +94,7 @@ def scored_inputs(paths: Paths, budget_bytes: int) -> tuple[dict, pd.DataFrame]:
         for batch in iter_frames(snap_path, columns, rows):
             part = samples.iloc[start : start + len(batch)].reset_index(drop=True)
             start += len(batch)
-            if not all(
-                np.array_equal(batch[k].to_numpy(), part[k].to_numpy()) for k in SNAPSHOT_KEYS
-            ):
+            if not same_keys(batch, part):
                 parts = None
                 break
             batch["customer_id"] = part["customer_id"].to_numpy()

@@ -30,7 +30,7 @@ from pipeline.io import code_version, read_json, write_csv, write_json, write_te
 from pipeline.params import load, to_dict
 from pipeline.params.evaluate import EvaluateParams
 from pipeline.params.train import SplitParams, TrainParams
-from pipeline.snapshot_io import present, read_columns, read_rows, rows_in_samples
+from pipeline.snapshot_io import present, read_columns, read_rows, rows_in_samples, same_keys
 
 log = logging.getLogger("pipeline.evaluate")
 
@@ -73,9 +73,7 @@ def evaluated_rows(samples: pd.DataFrame, boosting: pd.DataFrame) -> dict[str, p
     comparison joins them on the keys). Only these rows are ever compared, so the keys of every
     other snapshot are not held through the comparison."""
     chosen = samples["sample"].isin(EVALUATED).to_numpy()
-    if len(boosting) == len(samples) and all(
-        np.array_equal(samples[k].to_numpy(), boosting[k].to_numpy()) for k in SNAPSHOT_KEYS
-    ):
+    if same_keys(samples, boosting):
         boosting = boosting[chosen].reset_index(drop=True)
     return {"samples": samples[chosen].reset_index(drop=True), "boosting": boosting}
 

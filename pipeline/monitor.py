@@ -33,6 +33,7 @@ from pipeline.snapshot_io import (
     present,
     read_columns,
     read_rows,
+    same_keys,
     snapshot_columns,
 )
 
@@ -105,7 +106,7 @@ def samples_of(
     writes them so), else joined on the keys."""
     if follows_file_order(path, samples):
         kept = samples[rows].reset_index(drop=True)
-        if all(np.array_equal(kept[k].to_numpy(), scored[k].to_numpy()) for k in KEYS):
+        if same_keys(kept, scored):
             out = scored.copy(deep=False)
             out["sample"] = kept["sample"].to_numpy()
             return out

@@ -140,6 +140,14 @@ def iter_frames(path: Path, columns: Sequence[str], rows: int):
         yield frame
 
 
+def same_keys(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """True when ``a`` and ``b`` hold the same snapshot keys (``customer_id``, ``as_of_date``) row by
+    row: the test for reading one table's rows off another by position instead of joining on keys."""
+    return len(a) == len(b) and all(
+        np.array_equal(a[k].to_numpy(), b[k].to_numpy()) for k in SNAPSHOT_KEYS
+    )
+
+
 def follows_file_order(path: Path, frame: pd.DataFrame) -> bool:
     """True when ``frame``'s keys (``customer_id``, ``as_of_date``) are the snapshot file's, row by
     row (train writes samples.parquet so), compared in slices."""
@@ -153,7 +161,7 @@ def follows_file_order(path: Path, frame: pd.DataFrame) -> bool:
         part = batch.to_pandas()
         other = frame.iloc[start : start + len(part)]
         start += len(part)
-        if not all(np.array_equal(part[k].to_numpy(), other[k].to_numpy()) for k in SNAPSHOT_KEYS):
+        if not same_keys(part, other):
             return False
     return True
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
+from pipeline.snapshot_io import same_keys
 
 if TYPE_CHECKING:
     from pipeline.params.train import SplitParams
@@ -92,9 +93,7 @@ def sample_counts(snapshots: pd.DataFrame, samples: pd.DataFrame) -> list[dict[s
     """Rows, customers, bads and goods per sample and segment (outcome rows only count as bad/good)."""
     keys = SNAPSHOT_KEYS
     columns = ["is_bad", *(["segment"] if "segment" in snapshots else [])]
-    if len(samples) == len(snapshots) and all(
-        np.array_equal(samples[k].to_numpy(), snapshots[k].to_numpy()) for k in keys
-    ):  # the samples of train: row by row the snapshots' (no join over every key)
+    if same_keys(samples, snapshots):  # train's samples: read off by position, no join on the keys
         frame = samples[[*keys, "sample"]].reset_index(drop=True)
         for c in columns:
             frame[c] = snapshots[c].to_numpy()
