@@ -15,9 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from pipeline import monitoring_review as review
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
@@ -28,14 +26,7 @@ from pipeline.params.base import BaseParams
 from pipeline.params.monitor import MonitorParams
 from pipeline.params.publish import policy_from_bundle
 from pipeline.score import POLICY_INPUTS, load_bundle
-from pipeline.snapshot_io import (
-    follows_file_order,
-    present,
-    read_columns,
-    read_rows,
-    same_keys,
-    snapshot_columns,
-)
+from pipeline.snapshot_io import population_rows, read_columns, samples_of, scoring_population
 
 log = logging.getLogger("pipeline.monitor")
 KEYS = SNAPSHOT_KEYS
@@ -67,50 +58,6 @@ MONITOR_COLUMNS = (
 )
 """Snapshot columns the review reads besides the card's features, the policy inputs and
 ``monitor.dbt_measure``."""
-
-
-def population_rows(path: Path) -> np.ndarray:
-    """Mask, in file order, of the snapshots in the scoring population: accounts already in default
-    at the as-of date are not part of it (read from the ``label`` column alone)."""
-    if "label" not in snapshot_columns(path):
-        return np.ones(pq.ParquetFile(path).metadata.num_rows, dtype=bool)
-    return (pd.read_parquet(path, columns=["label"])["label"] != "in_default").to_numpy()
-
-
-def scoring_population(
-    path: Path, columns: list[str] | None = None, rows: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Snapshots in key order (only ``columns`` where given, those the file has) of the scoring
-    population (`population_rows`, or ``rows``): only those rows are converted to pandas, and the
-    file, ordered by key by its contract, is sorted only when it is not."""
-    names = snapshot_columns(path) if columns is None else present(path, columns)
-    rows = population_rows(path) if rows is None else rows
-    frame = read_rows(path, names, rows)
-    if not in_key_order(frame):
-        frame = frame.sort_values(KEYS, kind="mergesort").reset_index(drop=True)
-    return frame
-
-
-def in_key_order(frame: pd.DataFrame) -> bool:
-    """True when the rows run by ``customer_id`` and then ``as_of_date``."""
-    ids, dates = frame["customer_id"].to_numpy(), frame["as_of_date"].to_numpy()
-    later = (ids[1:] > ids[:-1]) | ((ids[1:] == ids[:-1]) & (dates[1:] >= dates[:-1]))
-    return bool(later.all())
-
-
-def samples_of(
-    scored: pd.DataFrame, samples: pd.DataFrame, path: Path, rows: np.ndarray
-) -> pd.DataFrame:
-    """``scored`` (the population ``rows`` of the file at ``path``, in file order) with each row's
-    ``sample``: read off ``samples`` at the same positions when they follow the file's order (train
-    writes them so), else joined on the keys."""
-    if follows_file_order(path, samples):
-        kept = samples[rows].reset_index(drop=True)
-        if same_keys(kept, scored):
-            out = scored.copy(deep=False)
-            out["sample"] = kept["sample"].to_numpy()
-            return out
-    return scored.merge(samples[[*KEYS, "sample"]], on=KEYS, how="left", validate="1:1")
 
 
 def monitor_columns(bundle: dict, dbt_measure: str) -> list[str]:

@@ -177,3 +177,49 @@ def rows_in_samples(path: Path, samples: pd.DataFrame, names: Sequence[str]) -> 
     wanted = samples.loc[chosen, keys]
     frame = pd.read_parquet(path, columns=keys)
     return frame.merge(wanted, on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+
+
+def population_rows(path: Path) -> np.ndarray:
+    """Mask, in file order, of the snapshots in the scoring population: accounts already in default
+    at the as-of date are not part of it (read from the ``label`` column alone)."""
+    if "label" not in snapshot_columns(path):
+        return np.ones(pq.ParquetFile(path).metadata.num_rows, dtype=bool)
+    return (pd.read_parquet(path, columns=["label"])["label"] != "in_default").to_numpy()
+
+
+def scoring_population(
+    path: Path, columns: list[str] | None = None, rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Snapshots in key order (only ``columns`` where given, those the file has) of the scoring
+    population (`population_rows`, or ``rows``): only those rows are converted to pandas, and the
+    file, ordered by key by its contract, is sorted only when it is not."""
+    names = snapshot_columns(path) if columns is None else present(path, columns)
+    rows = population_rows(path) if rows is None else rows
+    frame = read_rows(path, names, rows)
+    if not in_key_order(frame):
+        frame = frame.sort_values(list(SNAPSHOT_KEYS), kind="mergesort").reset_index(drop=True)
+    return frame
+
+
+def in_key_order(frame: pd.DataFrame) -> bool:
+    """True when the rows run by ``customer_id`` and then ``as_of_date``."""
+    ids, dates = frame["customer_id"].to_numpy(), frame["as_of_date"].to_numpy()
+    later = (ids[1:] > ids[:-1]) | ((ids[1:] == ids[:-1]) & (dates[1:] >= dates[:-1]))
+    return bool(later.all())
+
+
+def samples_of(
+    scored: pd.DataFrame, samples: pd.DataFrame, path: Path, rows: np.ndarray
+) -> pd.DataFrame:
+    """``scored`` (the population ``rows`` of the file at ``path``, in file order) with each row's
+    ``sample``: read off ``samples`` at the same positions when they follow the file's order (train
+    writes them so), else joined on the keys."""
+    if follows_file_order(path, samples):
+        kept = samples[rows].reset_index(drop=True)
+        if same_keys(kept, scored):
+            out = scored.copy(deep=False)
+            out["sample"] = kept["sample"].to_numpy()
+            return out
+    return scored.merge(
+        samples[[*SNAPSHOT_KEYS, "sample"]], on=list(SNAPSHOT_KEYS), how="left", validate="1:1"
+    )

@@ -551,33 +551,3 @@ def test_reference_is_the_validation_auc(tmp_path, make_params) -> None:
 def test_bad_monitor_params_name_the_key(make_params, override, key, rule) -> None:
     with pytest.raises(ParamsError, match=rf"^params\.yaml: key {re.escape(key)}: rule {rule}: "):
         make_params(MonitorParams, "monitor", "synthetic", override)
-
-
-def test_scoring_population_and_samples_equal_a_whole_read(tmp_path) -> None:
-    """The population read (in-default rows left out while reading; sorted only when the file is
-    not in key order) and the samples read off by position equal a whole read, sort, filter and
-    merge, for a file in key order and for one that is not."""
-    from pipeline.io import write_parquet
-
-    rng = np.random.default_rng(3)
-    n = 500
-    snaps = pd.DataFrame(
-        {
-            "customer_id": np.repeat([f"C{i:03d}" for i in range(100)], 5),
-            "as_of_date": np.tile(pd.date_range("2024-01-31", periods=5, freq="ME"), 100),
-            "label": rng.choice(["good", "bad", "in_default", None], n),
-            "x": rng.normal(size=n),
-        }
-    )
-    samples = snaps[["customer_id", "as_of_date"]].assign(sample=rng.choice(["train", "oot"], n))
-    for name, frame in (("sorted", snaps), ("shuffled", snaps.sample(frac=1.0, random_state=1))):
-        path = tmp_path / f"{name}.parquet"
-        write_parquet(frame.reset_index(drop=True), path)
-        want = frame.sort_values(["customer_id", "as_of_date"], kind="mergesort")
-        want = want[want["label"] != "in_default"].reset_index(drop=True)
-        rows = monitor.population_rows(path)
-        got = monitor.scoring_population(path, ["customer_id", "as_of_date", "label", "x"], rows)
-        pd.testing.assert_frame_equal(got, want)
-        merged = want.merge(samples, on=["customer_id", "as_of_date"], how="left")
-        pd.testing.assert_frame_equal(monitor.samples_of(got, samples, path, rows), merged)
-    assert not monitor.in_key_order(snaps.iloc[::-1])

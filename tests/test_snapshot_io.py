@@ -11,15 +11,20 @@ import pytest
 
 from pipeline.card import score_frame
 from pipeline.domain import PipelineError
+from pipeline.io import write_parquet
 from pipeline.samples import bounded_fit, max_fit_rows
 from pipeline.snapshot_io import (
     batch_rows,
     follows_file_order,
+    in_key_order,
     iter_frames,
     map_batches,
+    population_rows,
     read_columns,
     read_rows,
     rows_in_samples,
+    samples_of,
+    scoring_population,
 )
 
 
@@ -148,3 +153,31 @@ def test_bounded_fit_keeps_whole_customers_per_stratum() -> None:
 def test_max_fit_rows_from_the_budget() -> None:
     # 0.5 x 6e9 / (8 x 15 x 40 + 512) = 3e9 / 5312
     assert max_fit_rows(6 * 10**9, 40) == 564_759
+
+
+def test_scoring_population_and_samples_equal_a_whole_read(tmp_path) -> None:
+    """The population read (in-default rows left out while reading; sorted only when the file is
+    not in key order) and the samples read off by position equal a whole read, sort, filter and
+    merge, for a file in key order and for one that is not."""
+    rng = np.random.default_rng(3)
+    n = 500
+    snaps = pd.DataFrame(
+        {
+            "customer_id": np.repeat([f"C{i:03d}" for i in range(100)], 5),
+            "as_of_date": np.tile(pd.date_range("2024-01-31", periods=5, freq="ME"), 100),
+            "label": rng.choice(["good", "bad", "in_default", None], n),
+            "x": rng.normal(size=n),
+        }
+    )
+    samples = snaps[["customer_id", "as_of_date"]].assign(sample=rng.choice(["train", "oot"], n))
+    for name, frame in (("sorted", snaps), ("shuffled", snaps.sample(frac=1.0, random_state=1))):
+        path = tmp_path / f"{name}.parquet"
+        write_parquet(frame.reset_index(drop=True), path)
+        want = frame.sort_values(["customer_id", "as_of_date"], kind="mergesort")
+        want = want[want["label"] != "in_default"].reset_index(drop=True)
+        rows = population_rows(path)
+        got = scoring_population(path, ["customer_id", "as_of_date", "label", "x"], rows)
+        pd.testing.assert_frame_equal(got, want)
+        merged = want.merge(samples, on=["customer_id", "as_of_date"], how="left")
+        pd.testing.assert_frame_equal(samples_of(got, samples, path, rows), merged)
+    assert not in_key_order(snaps.iloc[::-1])

@@ -122,6 +122,21 @@ def concatenate_parquet(
         con.close()
 
 
+def _ledger_span(
+    tables: Mapping[str, Path], params: FeaturesParams, temp_dir: str | None
+) -> tuple[pd.Timestamp, pd.Timestamp, int]:
+    """The data cut-off (stated or the ledger's), the first invoice date and the invoice count."""
+    con = connect(params.memory_limit, params.threads, temp_dir)
+    try:
+        for name in TABLES:
+            register(con, name, tables[name])
+        cutoff = pd.Timestamp(params.data_cutoff) if params.data_cutoff else data_cutoff_of(con)
+        (invoices,) = con.execute("SELECT COUNT(*) FROM invoices").fetchone()
+        return cutoff, first_invoice_date(con), int(invoices)
+    finally:
+        con.close()
+
+
 def compute_snapshots_chunked(
     tables: Mapping[str, Path],
     params: FeaturesParams,
@@ -136,15 +151,7 @@ def compute_snapshots_chunked(
     (customer ranges in order) into ``out_path``, so the snapshot table never passes through pandas.
     With ``analysis_dir`` each chunk's vintage events and buckets stay Parquet files under it (the
     result lists them; `pipeline.features.vintage.analysis_tables` reads them)."""
-    con = connect(params.memory_limit, params.threads, temp_dir)
-    try:
-        for name in TABLES:
-            register(con, name, tables[name])
-        cutoff = pd.Timestamp(params.data_cutoff) if params.data_cutoff else data_cutoff_of(con)
-        first = first_invoice_date(con)
-        (invoices,) = con.execute("SELECT COUNT(*) FROM invoices").fetchone()
-    finally:
-        con.close()
+    cutoff, first, invoices = _ledger_span(tables, params, temp_dir)
     n_chunks = chunk_count(params, invoices, len(as_of_dates(params.as_of, cutoff)))
     if n_chunks <= 1:
         return compute_snapshots(
