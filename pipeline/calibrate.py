@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -37,7 +36,14 @@ from pipeline.pd_calibration import (
     scored_samples,
     validation_record,
 )
-from pipeline.snapshot_io import batch_rows, iter_frames, present, read_columns, same_keys
+from pipeline.snapshot_io import (
+    batch_rows,
+    iter_frames,
+    outside_default,
+    present,
+    read_columns,
+    same_keys,
+)
 from pipeline.sufficiency import explain_grade_failure, warn_grades
 
 __all__ = ["calibrate", "main", "scored_samples", "validation_record"]
@@ -74,7 +80,7 @@ def _used(card: dict) -> list[str]:
 def _outside_default(snapshots: pd.DataFrame) -> pd.DataFrame:
     """Accounts already in default at t are not part of the scoring population."""
     if "label" in snapshots:
-        return snapshots[snapshots["label"] != "in_default"].reset_index(drop=True)
+        return snapshots[outside_default(snapshots)].reset_index(drop=True)
     return snapshots
 
 
@@ -98,11 +104,7 @@ def scored_inputs(paths: Paths, budget_bytes: int) -> tuple[dict, pd.DataFrame]:
                 parts = None
                 break
             batch["customer_id"] = part["customer_id"].to_numpy()
-            keep = (
-                (batch["label"] != "in_default").to_numpy()
-                if "label" in batch
-                else np.ones(len(batch), dtype=bool)
-            )
+            keep = outside_default(batch)
             parts.append(
                 scored_samples(
                     card, batch[keep].reset_index(drop=True), part[keep].reset_index(drop=True)

@@ -184,7 +184,15 @@ def population_rows(path: Path) -> np.ndarray:
     at the as-of date are not part of it (read from the ``label`` column alone)."""
     if "label" not in snapshot_columns(path):
         return np.ones(pq.ParquetFile(path).metadata.num_rows, dtype=bool)
-    return (pd.read_parquet(path, columns=["label"])["label"] != "in_default").to_numpy()
+    return outside_default(pd.read_parquet(path, columns=["label"]))
+
+
+def outside_default(snapshots: pd.DataFrame) -> np.ndarray:
+    """Mask of the rows not already in default at the as-of date (``label`` != ``in_default``; every
+    row when there is no ``label``): the scoring population."""
+    if "label" not in snapshots:
+        return np.ones(len(snapshots), dtype=bool)
+    return (snapshots["label"] != "in_default").to_numpy()
 
 
 def scoring_population(

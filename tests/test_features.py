@@ -409,6 +409,23 @@ def test_stored_settlement_is_byte_stable(ledger, tmp_path):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
 
 
+def _stage_error_when_the_engine_raises(exc, params, monkeypatch):
+    """The `pytest.ExceptionInfo` of the PipelineError the stage's ``compute`` block raises when the
+    DuckDB runner raises ``exc``."""
+    import pipeline.features.chunked as chunked
+    from pipeline.domain import PipelineError
+    from pipeline.features.__main__ import compute
+
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(chunked, "compute_snapshots_chunked", fail)
+    with pytest.raises(PipelineError) as err:
+        with compute({}, params):
+            pass
+    return err
+
+
 def test_full_spill_disk_is_a_one_line_error_naming_the_params_keys(monkeypatch, tmp_path):
     """DuckDB's IOException for a full disk, raised by the feature SQL or in the stage's block that reads
     the spilled files, becomes a PipelineError naming features.temp_directory; other errors pass."""
@@ -422,14 +439,7 @@ def test_full_spill_disk_is_a_one_line_error_naming_the_params_keys(monkeypatch,
     full = duckdb.IOException(
         'IO Error: Could not write file "x/duckdb_temp_1.tmp": No space left on device'
     )
-
-    def fail(*args, **kwargs):
-        raise full
-
-    monkeypatch.setattr(chunked, "compute_snapshots_chunked", fail)
-    with pytest.raises(PipelineError) as err:
-        with compute({}, params):
-            pass
+    err = _stage_error_when_the_engine_raises(full, params, monkeypatch)
     message = str(err.value)
     assert (
         "\n" not in message and "features.temp_directory" in message and str(tmp_path) in message
@@ -447,20 +457,9 @@ def test_full_spill_disk_is_a_one_line_error_naming_the_params_keys(monkeypatch,
 
 
 def test_duckdb_out_of_memory_is_a_one_line_error_naming_customer_chunks(monkeypatch):
-    import pipeline.features.chunked as chunked
-    from pipeline.domain import PipelineError
-    from pipeline.features.__main__ import compute
-
     oom = duckdb.OutOfMemoryException(
         "Out of Memory Error: could not allocate block of size 256 KiB"
     )
-
-    def fail(*args, **kwargs):
-        raise oom
-
-    monkeypatch.setattr(chunked, "compute_snapshots_chunked", fail)
-    with pytest.raises(PipelineError) as err:
-        with compute({}, PARAMS):
-            pass
+    err = _stage_error_when_the_engine_raises(oom, PARAMS, monkeypatch)
     assert "\n" not in str(err.value) and "features.customer_chunks" in str(err.value)
     assert err.value.__cause__ is oom

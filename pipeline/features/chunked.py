@@ -87,10 +87,10 @@ def split_by_customer(
     names = [n for n in (*TABLES, *optional) if n in TABLES or tables.get(n) is not None]
     con = connect(params.memory_limit, params.threads, str(out_dir / "spill"))
     try:
-        register(con, "invoices", tables["invoices"])
-        ranges = customer_ranges(con, n_chunks)
         for name in names:
             register(con, name, tables[name])
+        ranges = customer_ranges(con, n_chunks)
+        for name in names:
             (out_dir / name).mkdir(parents=True, exist_ok=True)
             for k, (low, high) in enumerate(ranges):
                 where = " AND ".join(
