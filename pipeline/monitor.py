@@ -26,7 +26,7 @@ from pipeline.params.base import BaseParams
 from pipeline.params.monitor import MonitorParams
 from pipeline.params.publish import policy_from_bundle
 from pipeline.score import POLICY_INPUTS, load_bundle
-from pipeline.snapshot_io import population_rows, read_columns, samples_of, scoring_population
+from pipeline.snapshot_io import population_rows, present, read_columns, read_rows, samples_of
 
 log = logging.getLogger("pipeline.monitor")
 KEYS = SNAPSHOT_KEYS
@@ -58,6 +58,16 @@ MONITOR_COLUMNS = (
 )
 """Snapshot columns the review reads besides the card's features, the policy inputs and
 ``monitor.dbt_measure``."""
+
+NARROW_COLUMNS = (
+    *KEYS,
+    "is_bad",
+    "segment",
+    "expert_score",
+    "overlay_notches",
+    "override_approver",
+)
+"""Read for every month (PSI by month, deterioration, overrides); the rest for two months only."""
 
 
 def monitor_columns(bundle: dict, dbt_measure: str) -> list[str]:
@@ -104,20 +114,27 @@ def run(dataset: str, month: str | None = None, root: Path | None = None) -> dic
     inputs = input_files(paths)
     require_files(inputs, "run the stages before monitor (dvc repro)")
     bundle = load_bundle(inputs["bundle"])
-    grades = list(bundle["master_scale"]["grades"])
     rows = population_rows(inputs["snapshots"])
-    snapshots = scoring_population(
-        inputs["snapshots"], monitor_columns(bundle, p.dbt_measure), rows
+    dates = read_rows(inputs["snapshots"], ["as_of_date"], rows)
+    chosen = monitored_month(dates, month, inputs["snapshots"])
+    previous = dates.loc[dates["as_of_date"] < chosen, "as_of_date"].nlargest(1)
+    columns = present(inputs["snapshots"], monitor_columns(bundle, p.dbt_measure))
+    log.info("monitor %s: scoring %d snapshots with the published card", dataset, len(dates))
+    scored, detail = review.score_population(
+        bundle,
+        inputs["snapshots"],
+        columns,
+        rows,
+        [c for c in NARROW_COLUMNS if c in columns],
+        [chosen, *previous],
+        load(BaseParams, "base", dataset).budget_bytes,
     )
+    del dates
     samples = read_columns(inputs["samples"], [*KEYS, "sample"])
-    chosen = monitored_month(snapshots, month, inputs["snapshots"])
-    log.info("monitor %s: scoring %d snapshots with the published card", dataset, len(snapshots))
-    budget = load(BaseParams, "base", dataset).budget_bytes
-    scored = review.score_published(bundle, snapshots, budget)
     scored = samples_of(scored, samples, inputs["snapshots"], rows)
     development = scored[scored["sample"] == "train"].reset_index(drop=True)
     tables = {
-        "snapshots": snapshots,
+        "snapshots": detail,
         "claims": pd.read_parquet(inputs["claims"]),
         "strategy": pd.read_csv(inputs["strategy"]),
     }
@@ -127,12 +144,13 @@ def run(dataset: str, month: str | None = None, root: Path | None = None) -> dic
         scored,
         development,
         bundle,
-        grades,
+        list(bundle["master_scale"]["grades"]),
         chosen,
         p,
         tables["claims"],
         tables["strategy"],
         reference,
+        detail,
     )
     n_cur = int((scored["as_of_date"] == chosen).sum())
     log.info(

@@ -24,7 +24,8 @@ from pipeline import monitoring as mon
 from pipeline.domain import PipelineError
 from pipeline.io import code_version
 from pipeline.params.monitor import MonitorParams
-from pipeline.score import score_in_slices
+from pipeline.score import SCORE_ROW_BYTES, score_in_slices
+from pipeline.snapshot_io import batch_rows, in_key_order, iter_frames, sort_by_keys
 
 log = logging.getLogger("pipeline.monitor")
 NO_STEP = "no dunning step (nothing past due)"
@@ -38,6 +39,16 @@ def score_published(
     (``pipeline.score.score_customers``: the same scoring the business runs), scored in slices
     sized from ``budget_bytes`` (``base.memory_budget``; None: in one piece). Rows the bundle
     cannot score (an input error) are dropped with a warning."""
+    out, dropped, error = _with_scores(bundle, snapshots, budget_bytes)
+    _warn_unscored(dropped, error)
+    return out
+
+
+def _with_scores(
+    bundle: dict, snapshots: pd.DataFrame, budget_bytes: int | None
+) -> tuple[pd.DataFrame, int, str | None]:
+    """`score_published` without the warning: the scored rows, how many were dropped, the first
+    error."""
     published = score_in_slices(
         bundle, snapshots, budget_bytes, columns=["score", "grade", "limit", "error"]
     )
@@ -46,15 +57,50 @@ def score_published(
     out["grade"] = published["grade"].to_numpy()
     out["policy_limit"] = published["limit"].to_numpy()
     bad = published["error"].notna().to_numpy()
+    error = published["error"].dropna().iloc[0] if bad.any() else None
     if bad.any():
-        log.warning(
-            "%d snapshots could not be scored and are left out: %s",
-            int(bad.sum()),
-            published["error"].dropna().iloc[0],
-        )
         out = out[~bad].reset_index(drop=True)
     out["score"] = out["score"].astype("int64")
-    return out
+    return out, int(bad.sum()), error
+
+
+def _warn_unscored(dropped: int, error: str | None) -> None:
+    if dropped:
+        log.warning("%d snapshots could not be scored and are left out: %s", dropped, error)
+
+
+def score_population(
+    bundle: dict,
+    path: Path,
+    columns: list[str],
+    rows: np.ndarray,
+    narrow: list[str],
+    detail_dates: list[pd.Timestamp],
+    budget_bytes: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The population ``rows`` (a mask in file order) of the snapshot file at ``path`` scored with
+    the published bundle (`score_published`) slice by slice, the slices sized from
+    ``budget_bytes``: returns every row's ``narrow`` columns with ``score`` and ``grade`` (file
+    order), and the rows dated in ``detail_dates`` with all ``columns`` and ``policy_limit``.
+
+    The month's review reads the card's features and policy inputs only for the reviewed and the
+    previous month (stability, limits, early warnings), so they are never held for every
+    snapshot."""
+    size = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
+    keep = [*narrow, "score", "grade"]
+    narrow_parts, detail_parts, start, dropped, error = [], [], 0, 0, None
+    for batch in iter_frames(path, columns, size):
+        mask = rows[start : start + len(batch)]
+        start += len(batch)
+        scored, n_bad, first = _with_scores(bundle, batch[mask].reset_index(drop=True), None)
+        dropped, error = dropped + n_bad, error or first
+        detail_parts.append(scored[scored["as_of_date"].isin(detail_dates)])
+        narrow_parts.append(scored[keep])
+    _warn_unscored(dropped, error)
+    scored, detail = (pd.concat(p, ignore_index=True) for p in (narrow_parts, detail_parts))
+    if not in_key_order(scored):  # the file's contract is key order; sort only when it is not
+        scored, detail = (sort_by_keys(frame) for frame in (scored, detail))
+    return scored, detail
 
 
 def collection_actions(
@@ -241,20 +287,24 @@ def monitor_month(
     claims: pd.DataFrame,
     strategy: pd.DataFrame,
     reference: dict[str, Any] | None = None,
+    detail: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Every monitoring figure and table for ``month`` (``scored``: snapshots, score, grade).
 
     ``reference``: the validation AUC the deterioration test compares against (``auc``,
     ``source``; :func:`validation_reference`). Without one the development (train) AUC is used
-    and labelled as in sample."""
+    and labelled as in sample. ``detail``: the rows of ``month`` and the month before with every
+    column (card features, policy inputs, ``policy_limit``) when ``scored`` holds only the
+    narrow columns of every month (`score_population`); None: ``scored`` has them all."""
     order = [g["grade"] for g in grades]
-    current = scored[scored["as_of_date"] == month]
+    detail = scored if detail is None else detail
+    current = detail[detail["as_of_date"] == month]
     earlier = scored.loc[scored["as_of_date"] < month, "as_of_date"]
     previous_month = earlier.max() if len(earlier) else None
     concentration, hhi = mon.grade_concentration(current["grade"].dropna(), order)
     cur = current.set_index("customer_id")
     if previous_month is not None:
-        prev = scored[scored["as_of_date"] == previous_month].set_index("customer_id")
+        prev = detail[detail["as_of_date"] == previous_month].set_index("customer_id")
         migration = mon.migration_matrix(prev["grade"], cur["grade"], order)
         claims_since = previous_month
     else:

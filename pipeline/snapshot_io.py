@@ -195,18 +195,9 @@ def outside_default(snapshots: pd.DataFrame) -> np.ndarray:
     return (snapshots["label"] != "in_default").to_numpy()
 
 
-def scoring_population(
-    path: Path, columns: list[str] | None = None, rows: np.ndarray | None = None
-) -> pd.DataFrame:
-    """Snapshots in key order (only ``columns`` where given, those the file has) of the scoring
-    population (`population_rows`, or ``rows``): only those rows are converted to pandas, and the
-    file, ordered by key by its contract, is sorted only when it is not."""
-    names = snapshot_columns(path) if columns is None else present(path, columns)
-    rows = population_rows(path) if rows is None else rows
-    frame = read_rows(path, names, rows)
-    if not in_key_order(frame):
-        frame = frame.sort_values(list(SNAPSHOT_KEYS), kind="mergesort").reset_index(drop=True)
-    return frame
+def sort_by_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` sorted by ``customer_id`` and then ``as_of_date`` (stable)."""
+    return frame.sort_values(list(SNAPSHOT_KEYS), kind="mergesort").reset_index(drop=True)
 
 
 def in_key_order(frame: pd.DataFrame) -> bool:

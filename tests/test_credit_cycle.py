@@ -341,14 +341,9 @@ def _cycle_inputs(panels: pd.DataFrame | None = None) -> CycleInputs:
 
 @pytest.fixture(scope="module")
 def hand_bundle(publish) -> dict:
-    from pipeline.bundle import build_bundle
-    from pipeline.policy import band_statistics, letter_pds, limit_table
-    from tests.fixtures.cards import hand_card, hand_cutoffs
+    from tests.fixtures.cards import hand_bundle as published
 
-    cutoffs = hand_cutoffs()
-    bands = band_statistics([5000.0, 30000.0], publish.size_bands)
-    limits = limit_table(letter_pds(cutoffs["grades"]), bands, publish.limit_policy)
-    return build_bundle(hand_card(), cutoffs, publish, limits)
+    return published(publish)
 
 
 def test_credit_cycle_without_ledger_reviews_limits_and_says_why_no_value(hand_bundle, publish):

@@ -551,3 +551,82 @@ def test_reference_is_the_validation_auc(tmp_path, make_params) -> None:
 def test_bad_monitor_params_name_the_key(make_params, override, key, rule) -> None:
     with pytest.raises(ParamsError, match=rf"^params\.yaml: key {re.escape(key)}: rule {rule}: "):
         make_params(MonitorParams, "monitor", "synthetic", override)
+
+
+def _snapshot_file(path, shuffled: bool) -> pd.DataFrame:
+    """25,000 snapshots (5,000 customers x 5 month ends) with the hand card's features, some in
+    default, one row the card cannot score; written to ``path`` in key order or shuffled."""
+    rng = np.random.default_rng(11)
+    n = 25_000
+    snaps = pd.DataFrame(
+        {
+            "customer_id": np.repeat([f"C{i:05d}" for i in range(5_000)], 5),
+            "as_of_date": np.tile(pd.date_range("2024-01-31", periods=5, freq="ME"), 5_000),
+            "label": rng.choice(["good", "bad", "in_default", None], n),
+            "is_bad": rng.choice([0.0, 1.0, np.nan], n),
+            "segment": rng.choice(["retail", "Wholesale", "other"], n),
+            "days_beyond_terms_max_12m": rng.choice([0.0, 7.0, 40.0, np.nan], n),
+            "net_collection_rate_12m": rng.uniform(0.8, 1.0, n).astype(object),
+            "avg_monthly_invoiced": rng.uniform(1e3, 5e4, n),
+        }
+    )
+    snaps.loc[123, "net_collection_rate_12m"] = "abc"  # an input error: left out with a warning
+    snaps["net_collection_rate_12m"] = snaps["net_collection_rate_12m"].astype(str)
+    frame = snaps.sample(frac=1.0, random_state=2) if shuffled else snaps
+    from pipeline.io import write_parquet
+
+    write_parquet(frame.reset_index(drop=True), path)
+    return snaps
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_population_scored_in_slices_equals_a_whole_read(tmp_path, make_params, shuffled) -> None:
+    """The monitor's streamed scoring (three slices at a tiny budget) gives every population row's
+    narrow columns and score, and the wide rows of the detail months, exactly as a whole read, sort,
+    in-default filter and `score_published` do; samples follow by position or by key."""
+    from pipeline.params.publish import PublishParams
+    from pipeline.snapshot_io import population_rows, samples_of
+    from tests.fixtures.cards import hand_bundle
+
+    bundle = hand_bundle(make_params(PublishParams, "publish"))
+    path = tmp_path / "snapshots.parquet"
+    snaps = _snapshot_file(path, shuffled)
+    columns = list(snaps.columns)
+    narrow = ["customer_id", "as_of_date", "is_bad", "segment"]
+    months = [pd.Timestamp("2024-05-31"), pd.Timestamp("2024-04-30")]
+    rows = population_rows(path)
+    scored, detail = review.score_population(bundle, path, columns, rows, narrow, months, 1)
+
+    whole = review.score_published(bundle, snaps[snaps["label"] != "in_default"])
+    assert len(whole) == int((snaps["label"] != "in_default").sum()) - 1  # the bad row left out
+    pd.testing.assert_frame_equal(scored, whole[[*narrow, "score", "grade"]])
+    want = whole[whole["as_of_date"].isin(months)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(detail, want)
+    samples = snaps[["customer_id", "as_of_date"]].assign(sample=np.arange(len(snaps)) % 3)
+    merged = scored.merge(samples, on=["customer_id", "as_of_date"], how="left")
+    pd.testing.assert_frame_equal(samples_of(scored, samples, path, rows), merged)
+
+
+def test_monitor_month_reads_features_from_the_detail_months(make_params) -> None:
+    """The review from narrow rows of every month plus the two detail months equals the review of
+    the whole frame."""
+    scored = _portfolio()
+    scored["policy_limit"] = 100.0
+    month = pd.Timestamp("2024-03-31")
+    development = scored[scored["as_of_date"] < month]
+    params = make_params(MonitorParams, "monitor")
+    claims = scored.iloc[0:0].assign(claim_date=pd.NaT)
+    whole = review.monitor_month(
+        scored, development, DBT_CARD, SCALE, month, params, claims, STRATEGY
+    )
+    detail = scored[scored["as_of_date"] >= pd.Timestamp("2024-02-29")].reset_index(drop=True)
+    narrow = scored[["customer_id", "as_of_date", "is_bad", "score", "grade", "overlay_notches"]]
+    split = review.monitor_month(
+        narrow, development, DBT_CARD, SCALE, month, params, claims, STRATEGY, None, detail
+    )
+    assert whole.keys() == split.keys()
+    for key, value in whole.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(split[key], value, obj=key)
+        else:
+            assert repr(split[key]) == repr(value), key  # repr: NaN equals NaN

@@ -6,25 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.bundle import build_bundle
 from pipeline.config import PipelineError
 from pipeline.io import write_json
 from pipeline.params.publish import PublishParams
-from pipeline.policy import band_statistics, letter_pds, limit_table
 from pipeline.score import load_bundle, main, score_customers
-from tests.fixtures.cards import hand_card, hand_cutoffs
+from tests.fixtures.cards import hand_bundle, hand_card
 
 
 @pytest.fixture(scope="module")
 def bundle(make_params) -> dict:
-    params = make_params(PublishParams, "publish")
-    cutoffs = hand_cutoffs()
-    limits = limit_table(
-        letter_pds(cutoffs["grades"]),
-        band_statistics([5000.0, 30000.0], params.size_bands),
-        params.limit_policy,
-    )
-    return build_bundle(hand_card(), cutoffs, params, limits)
+    return hand_bundle(make_params(PublishParams, "publish"))
 
 
 def frame() -> pd.DataFrame:

@@ -11,7 +11,6 @@ import pytest
 
 from pipeline.card import score_frame
 from pipeline.domain import PipelineError
-from pipeline.io import write_parquet
 from pipeline.samples import bounded_fit, max_fit_rows
 from pipeline.snapshot_io import (
     batch_rows,
@@ -19,12 +18,10 @@ from pipeline.snapshot_io import (
     in_key_order,
     iter_frames,
     map_batches,
-    population_rows,
     read_columns,
     read_rows,
     rows_in_samples,
-    samples_of,
-    scoring_population,
+    sort_by_keys,
 )
 
 
@@ -155,29 +152,14 @@ def test_max_fit_rows_from_the_budget() -> None:
     assert max_fit_rows(6 * 10**9, 40) == 564_759
 
 
-def test_scoring_population_and_samples_equal_a_whole_read(tmp_path) -> None:
-    """The population read (in-default rows left out while reading; sorted only when the file is
-    not in key order) and the samples read off by position equal a whole read, sort, filter and
-    merge, for a file in key order and for one that is not."""
-    rng = np.random.default_rng(3)
-    n = 500
+def test_key_order_and_sort_by_keys() -> None:
     snaps = pd.DataFrame(
         {
-            "customer_id": np.repeat([f"C{i:03d}" for i in range(100)], 5),
-            "as_of_date": np.tile(pd.date_range("2024-01-31", periods=5, freq="ME"), 100),
-            "label": rng.choice(["good", "bad", "in_default", None], n),
-            "x": rng.normal(size=n),
+            "customer_id": ["b", "a", "a", "b"],
+            "as_of_date": pd.to_datetime(["2024-01-31", "2024-02-29", "2024-01-31", "2023-12-31"]),
+            "x": [1, 2, 3, 4],
         }
     )
-    samples = snaps[["customer_id", "as_of_date"]].assign(sample=rng.choice(["train", "oot"], n))
-    for name, frame in (("sorted", snaps), ("shuffled", snaps.sample(frac=1.0, random_state=1))):
-        path = tmp_path / f"{name}.parquet"
-        write_parquet(frame.reset_index(drop=True), path)
-        want = frame.sort_values(["customer_id", "as_of_date"], kind="mergesort")
-        want = want[want["label"] != "in_default"].reset_index(drop=True)
-        rows = population_rows(path)
-        got = scoring_population(path, ["customer_id", "as_of_date", "label", "x"], rows)
-        pd.testing.assert_frame_equal(got, want)
-        merged = want.merge(samples, on=["customer_id", "as_of_date"], how="left")
-        pd.testing.assert_frame_equal(samples_of(got, samples, path, rows), merged)
-    assert not in_key_order(snaps.iloc[::-1])
+    assert not in_key_order(snaps)
+    ordered = sort_by_keys(snaps)
+    assert ordered["x"].tolist() == [3, 2, 4, 1] and in_key_order(ordered)
