@@ -6,14 +6,16 @@ Pure functions on the stage's inputs; the publish stage reads and writes.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.card import seal_bundle
-from pipeline.domain import SNAPSHOT_KEYS, PipelineError
+from pipeline.domain import PipelineError
 from pipeline.io import code_version
 from pipeline.params import to_dict
 from pipeline.params.features import LabelParams
 from pipeline.params.publish import PublishParams
+from pipeline.snapshot_io import in_key_order, sort_by_keys
 
 BUNDLE_SCHEMA = "1.0"
 GRADE_KEYS = ("grade", "letter_grade", "score_min", "pd")
@@ -38,13 +40,19 @@ def check_cutoffs(cutoffs: dict, source: str) -> list[dict]:
 
 
 def latest_sizes(snapshots: pd.DataFrame, size_measure: str) -> pd.Series:
-    """Each customer's size measure at their latest snapshot."""
+    """Each customer's size measure at their latest snapshot: the last row of each customer once
+    the rows are in key order (the snapshot file's contract; sorted only when they are not), found
+    where the customer id changes, so no per-customer grouping is built over every snapshot."""
     if size_measure not in snapshots.columns:
         raise PipelineError(
             f"snapshots.parquet: column '{size_measure}' (publish.size_measure) not found"
         )
-    last = snapshots.sort_values(SNAPSHOT_KEYS).groupby("customer_id", sort=True).tail(1)
-    return last[size_measure]
+    if not in_key_order(snapshots):
+        snapshots = sort_by_keys(snapshots)
+    ids = snapshots["customer_id"].to_numpy()
+    last = np.ones(len(ids), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    return snapshots.loc[last, size_measure]
 
 
 def build_bundle(

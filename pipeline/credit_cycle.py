@@ -138,7 +138,9 @@ def read_ledger_window(path: Path, t: pd.Timestamp) -> pd.DataFrame | None:
         ("invoice_date", ">", start.to_pydatetime()),
         ("invoice_date", "<=", pd.Timestamp(t).to_pydatetime()),
     ]
-    return pd.read_parquet(path, columns=INVOICE_COLUMNS, filters=window)
+    return pd.read_parquet(
+        path, columns=INVOICE_COLUMNS, filters=window, read_dictionary=["customer_id"]
+    )  # ids as a categorical: one string per customer, not per invoice
 
 
 def _optional(path: Path, **kw: Any) -> pd.DataFrame | None:

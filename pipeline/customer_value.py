@@ -48,26 +48,30 @@ terms) and the year before it (retention)."""
 def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     """Per customer, from invoices dated ≤ t: sales and late invoices of the last 12 months, months with
     an invoice in the last 12, mean agreed terms, and whether it bought in the 12 months before that
-    (only invoices dated within `LEDGER_MONTHS` months up to ``t`` count, so a reader may drop the rest)."""
-    inv = invoices[invoices["invoice_date"] <= t]
-    last = inv[inv["invoice_date"] > t - pd.DateOffset(months=12)]
-    prior = inv[
-        (inv["invoice_date"] <= t - pd.DateOffset(months=12))
-        & (inv["invoice_date"] > t - pd.DateOffset(months=LEDGER_MONTHS))
-    ]
-    g = last.groupby("customer_id")
+    (only invoices dated within `LEDGER_MONTHS` months up to ``t`` count, so a reader may drop the rest).
+    ``customer_id`` may be categorical (a ledger read with its ids as a dictionary); the result is the
+    same, indexed by plain ids in order."""
+    dates = invoices["invoice_date"]
+    year_ago = t - pd.DateOffset(months=12)
+    recent = ((dates <= t) & (dates > year_ago)).to_numpy()
+    prior = ((dates <= year_ago) & (dates > t - pd.DateOffset(months=LEDGER_MONTHS))).to_numpy()
+    last = invoices[recent]
+    ids = last["customer_id"]
     months = last["invoice_date"].dt.to_period("M")
     out = pd.DataFrame(
         {
-            "sales_12m": g["amount"].sum(),
-            "active_months_12m": months.groupby(last["customer_id"]).nunique(),
+            "sales_12m": last["amount"].groupby(ids, observed=True).sum(),
+            "active_months_12m": months.groupby(ids, observed=True).nunique(),
             "terms_days": (last["due_date"] - last["invoice_date"])
-            .dt.days.groupby(last["customer_id"])
+            .dt.days.groupby(ids, observed=True)
             .mean(),
         }
     )
-    out["bought_prior_year"] = out.index.isin(prior["customer_id"].unique())
-    prior_only = pd.Index(prior["customer_id"].unique()).difference(out.index)
+    out.index = out.index.astype(object)
+    out = out.sort_index()
+    prior_ids = pd.Index(invoices["customer_id"][prior].unique().astype(object))
+    out["bought_prior_year"] = out.index.isin(prior_ids)
+    prior_only = prior_ids.difference(out.index)
     extra = pd.DataFrame(
         {
             "sales_12m": 0.0,

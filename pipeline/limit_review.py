@@ -273,6 +273,7 @@ def limit_review(
                 p,
             )
         )
+        del frame, scored  # let the month go before the next one is read
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out.sort_values(["review_date", "customer_id"], kind="stable").reset_index(drop=True)
 

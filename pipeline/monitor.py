@@ -131,8 +131,8 @@ def run(dataset: str, month: str | None = None, root: Path | None = None) -> dic
     )
     del dates
     samples = read_columns(inputs["samples"], [*KEYS, "sample"])
-    scored = samples_of(scored, samples, inputs["snapshots"], rows)
-    development = scored[scored["sample"] == "train"].reset_index(drop=True)
+    scored = review.compact(samples_of(scored, samples, inputs["snapshots"], rows))
+    development = scored.loc[scored["sample"] == "train", ["is_bad", "score"]]
     tables = {
         "snapshots": detail,
         "claims": pd.read_parquet(inputs["claims"]),

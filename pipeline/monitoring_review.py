@@ -44,6 +44,16 @@ def score_published(
     return out
 
 
+def compact(scored: pd.DataFrame) -> pd.DataFrame:
+    """Every month's rows as the review reads them (in place): without ``customer_id`` (only the
+    detail months are read by customer), ``segment`` and ``sample`` as categories."""
+    scored.drop(columns="customer_id", inplace=True)
+    for name in ("segment", "sample"):
+        if name in scored:
+            scored[name] = scored[name].astype("category")
+    return scored
+
+
 def _with_scores(
     bundle: dict, snapshots: pd.DataFrame, budget_bytes: int | None
 ) -> tuple[pd.DataFrame, int, str | None]:
@@ -185,8 +195,8 @@ def stability(
     eps, n_bins, thresholds = p.psi_epsilon, p.score_bins, p.psi_thresholds
     score_value, score_table = mon.score_psi(development["score"], current["score"], n_bins, eps)
     psi_rows = []
-    for date, group in scored.groupby("as_of_date", sort=True):
-        value, _ = mon.score_psi(development["score"], group["score"], n_bins, eps)
+    for date, scores in scored["score"].groupby(scored["as_of_date"], sort=True):
+        value, _ = mon.score_psi(development["score"], scores, n_bins, eps)
         psi_rows.append(
             {"as_of_date": date, "psi": value, "status": mon.psi_status(value, thresholds)}
         )

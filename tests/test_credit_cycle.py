@@ -286,6 +286,8 @@ def test_retention_from_the_ledger():
         }
     )
     act = cv.ledger_activity(inv, T)
+    as_category = cv.ledger_activity(inv.astype({"customer_id": "category"}), T)
+    pd.testing.assert_frame_equal(as_category, act)  # a ledger read with dictionary ids
     # prior year (2023-06-30, 2024-06-30]: A, B, D; of them only A bought again -> 1/3
     assert act.loc["A", "sales_12m"] == 200.0 and act.loc["B", "sales_12m"] == 0.0
     assert set(act.index[act["bought_prior_year"]]) == {"A", "B", "D"}

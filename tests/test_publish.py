@@ -235,3 +235,29 @@ def test_bundle_policy_states_the_params_as_params_yaml_does(make_params):
         zip(limits["letter_grade"], limits["size_band"], strict=True)
     )
     assert policy == load_params()["publish"]
+
+
+def test_latest_sizes_take_each_customers_last_snapshot() -> None:
+    """Sizes at each customer's latest as-of date, whether or not the rows come in key order."""
+    from pipeline.bundle import latest_sizes
+
+    snaps = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "B", "C", "C", "C"],
+            "as_of_date": pd.to_datetime(
+                [
+                    "2024-01-31",
+                    "2024-02-29",
+                    "2024-01-31",
+                    "2023-12-31",
+                    "2024-01-31",
+                    "2024-02-29",
+                ]
+            ),
+            "avg_monthly_invoiced": [10.0, 20.0, 5.0, 1.0, 2.0, 3.0],
+        }
+    )
+    assert sorted(latest_sizes(snaps, "avg_monthly_invoiced")) == [3.0, 5.0, 20.0]
+    shuffled = snaps.iloc[[5, 0, 3, 2, 1, 4]]
+    assert sorted(latest_sizes(shuffled, "avg_monthly_invoiced")) == [3.0, 5.0, 20.0]
+    assert latest_sizes(snaps.iloc[0:0], "avg_monthly_invoiced").empty
