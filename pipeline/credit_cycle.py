@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,10 +84,11 @@ class SnapshotMonths:
 class CycleInputs:
     """What the credit cycle reads: recent snapshots (a frame in memory, or `SnapshotMonths` read
     from the file a month at a time) and the optional ledger and credit-file tables (None when the
-    file is absent)."""
+    file is absent). ``invoices`` may be a function reading the ledger window when customer value
+    needs it, after the limit review (the stage's reads), so the two are never held together."""
 
     snapshots: pd.DataFrame | SnapshotMonths
-    invoices: pd.DataFrame | None
+    invoices: pd.DataFrame | Callable[[], pd.DataFrame | None] | None
     customers: pd.DataFrame | None
     history: pd.DataFrame | None
     panels: pd.DataFrame | None
@@ -156,7 +158,10 @@ def read_cycle_inputs(paths: Paths, params: PublishParams, bundle: dict[str, Any
     snapshots = recent_snapshot_months(
         paths.processed / "snapshots.parquet", p_rev.months, cycle_columns(bundle)
     )
-    invoices = read_ledger_window(paths.interim / "invoices.parquet", snapshots.dates[-1])
+    ledger = paths.interim / "invoices.parquet"
+    invoices = (
+        partial(read_ledger_window, ledger, snapshots.dates[-1]) if ledger.is_file() else None
+    )
     customers = None
     if invoices is not None:
         customers = pd.read_parquet(
@@ -267,7 +272,9 @@ def value_tables(
     last = inputs.snapshots.month(t)
     scored = score_in_slices(bundle, last, budget_bytes)
     segment = segments_at(inputs.customers, inputs.history, t)
-    frame = value_inputs(last, scored, inputs.invoices, segment, p_val.min_segment_customers)
+    invoices = inputs.invoices() if callable(inputs.invoices) else inputs.invoices
+    frame = value_inputs(last, scored, invoices, segment, p_val.min_segment_customers)
+    del invoices
     values = cv.customer_value(frame, p_val)
     letter = pd.Series(scored["letter_grade"].astype(str).to_numpy(), index=last["customer_id"])
     letter = letter.where(last.set_index("customer_id").get("label") != "in_default", "D")

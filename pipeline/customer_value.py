@@ -50,26 +50,30 @@ def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     an invoice in the last 12, mean agreed terms, and whether it bought in the 12 months before that
     (only invoices dated within `LEDGER_MONTHS` months up to ``t`` count, so a reader may drop the rest).
     ``customer_id`` may be categorical (a ledger read with its ids as a dictionary); the result is the
-    same, indexed by plain ids in order."""
-    dates = invoices["invoice_date"]
+    same, indexed by plain ids in order. Grouped on the customer codes of the year's rows, column by
+    column, so no copy of the ledger is made."""
+    codes, customers = customer_codes(invoices["customer_id"])
+    dates = invoices["invoice_date"].to_numpy()
     year_ago = t - pd.DateOffset(months=12)
-    recent = ((dates <= t) & (dates > year_ago)).to_numpy()
-    prior = ((dates <= year_ago) & (dates > t - pd.DateOffset(months=LEDGER_MONTHS))).to_numpy()
-    last = invoices[recent]
-    ids = last["customer_id"]
-    months = last["invoice_date"].dt.to_period("M")
+    known = codes >= 0  # a missing id is no customer
+    recent = known & (dates <= np.datetime64(t)) & (dates > np.datetime64(year_ago))
+    prior = (
+        known
+        & (dates <= np.datetime64(year_ago))
+        & (dates > np.datetime64(t - pd.DateOffset(months=LEDGER_MONTHS)))
+    )
+    by, day = codes[recent], dates[recent]
+    terms = (invoices["due_date"].to_numpy()[recent] - day) / np.timedelta64(1, "D")
     out = pd.DataFrame(
         {
-            "sales_12m": last["amount"].groupby(ids, observed=True).sum(),
-            "active_months_12m": months.groupby(ids, observed=True).nunique(),
-            "terms_days": (last["due_date"] - last["invoice_date"])
-            .dt.days.groupby(ids, observed=True)
-            .mean(),
+            "sales_12m": pd.Series(invoices["amount"].to_numpy()[recent]).groupby(by).sum(),
+            "active_months_12m": pd.Series(day.astype("datetime64[M]")).groupby(by).nunique(),
+            "terms_days": pd.Series(terms).groupby(by).mean(),
         }
     )
-    out.index = out.index.astype(object)
+    out.index = pd.Index(customers[out.index], dtype=object)
     out = out.sort_index()
-    prior_ids = pd.Index(invoices["customer_id"][prior].unique().astype(object))
+    prior_ids = pd.Index(customers[np.unique(codes[prior])])
     out["bought_prior_year"] = out.index.isin(prior_ids)
     prior_only = prior_ids.difference(out.index)
     extra = pd.DataFrame(
@@ -82,6 +86,15 @@ def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
         index=prior_only,
     )
     return pd.concat([out, extra]).rename_axis("customer_id")
+
+
+def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of customer ids and the ids they stand for (a categorical's own codes, else
+    factorized)."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        return ids.cat.codes.to_numpy(), np.asarray(ids.cat.categories, dtype=object)
+    codes, uniques = pd.factorize(ids)
+    return codes, np.asarray(uniques, dtype=object)
 
 
 def retention_rates(activity: pd.DataFrame, segment: pd.Series, min_customers: int) -> pd.Series:
