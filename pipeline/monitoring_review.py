@@ -32,18 +32,6 @@ NO_STEP = "no dunning step (nothing past due)"
 
 
 # -------------------------------------------------------------------------------- published bundle
-def score_published(
-    bundle: dict, snapshots: pd.DataFrame, budget_bytes: int | None = None
-) -> pd.DataFrame:
-    """``snapshots`` with the published bundle's ``score``, ``grade`` and ``policy_limit``
-    (``pipeline.score.score_customers``: the same scoring the business runs), scored in slices
-    sized from ``budget_bytes`` (``base.memory_budget``; None: in one piece). Rows the bundle
-    cannot score (an input error) are dropped with a warning."""
-    out, dropped, error = _with_scores(bundle, snapshots, budget_bytes)
-    _warn_unscored(dropped, error)
-    return out
-
-
 def compact(scored: pd.DataFrame) -> pd.DataFrame:
     """Every month's rows as the review reads them (in place): without ``customer_id`` (only the
     detail months are read by customer), ``segment`` and ``sample`` as categories."""
@@ -54,11 +42,14 @@ def compact(scored: pd.DataFrame) -> pd.DataFrame:
     return scored
 
 
-def _with_scores(
-    bundle: dict, snapshots: pd.DataFrame, budget_bytes: int | None
+def with_published_scores(
+    bundle: dict, snapshots: pd.DataFrame, budget_bytes: int | None = None
 ) -> tuple[pd.DataFrame, int, str | None]:
-    """`score_published` without the warning: the scored rows, how many were dropped, the first
-    error."""
+    """``snapshots`` with the published bundle's ``score``, ``grade`` and ``policy_limit``
+    (``pipeline.score.score_customers``: the same scoring the business runs), scored in slices
+    sized from ``budget_bytes`` (None: in one piece), new columns on a shallow copy. Rows the
+    bundle cannot score (an input error) are left out; returns the frame, how many were left out
+    and the first error."""
     published = score_in_slices(
         bundle, snapshots, budget_bytes, columns=["score", "grade", "limit", "error"]
     )
@@ -74,11 +65,6 @@ def _with_scores(
     return out, int(bad.sum()), error
 
 
-def _warn_unscored(dropped: int, error: str | None) -> None:
-    if dropped:
-        log.warning("%d snapshots could not be scored and are left out: %s", dropped, error)
-
-
 def score_population(
     bundle: dict,
     path: Path,
@@ -89,7 +75,7 @@ def score_population(
     budget_bytes: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The population ``rows`` (a mask in file order) of the snapshot file at ``path`` scored with
-    the published bundle (`score_published`) slice by slice, the slices sized from
+    the published bundle (`with_published_scores`) slice by slice, the slices sized from
     ``budget_bytes``: returns every row's ``narrow`` columns with ``score`` and ``grade`` (file
     order), and the rows dated in ``detail_dates`` with all ``columns`` and ``policy_limit``.
 
@@ -102,11 +88,12 @@ def score_population(
     for batch in iter_frames(path, columns, size):
         mask = rows[start : start + len(batch)]
         start += len(batch)
-        scored, n_bad, first = _with_scores(bundle, batch[mask].reset_index(drop=True), None)
+        scored, n_bad, first = with_published_scores(bundle, batch[mask].reset_index(drop=True))
         dropped, error = dropped + n_bad, error or first
         detail_parts.append(scored[scored["as_of_date"].isin(detail_dates)])
         narrow_parts.append(scored[keep])
-    _warn_unscored(dropped, error)
+    if dropped:
+        log.warning("%d snapshots could not be scored and are left out: %s", dropped, error)
     scored, detail = (pd.concat(p, ignore_index=True) for p in (narrow_parts, detail_parts))
     if not in_key_order(scored):  # the file's contract is key order; sort only when it is not
         scored, detail = (sort_by_keys(frame) for frame in (scored, detail))

@@ -583,7 +583,7 @@ def _snapshot_file(path, shuffled: bool) -> pd.DataFrame:
 def test_population_scored_in_slices_equals_a_whole_read(tmp_path, make_params, shuffled) -> None:
     """The monitor's streamed scoring (three slices at a tiny budget) gives every population row's
     narrow columns and score, and the wide rows of the detail months, exactly as a whole read, sort,
-    in-default filter and `score_published` do; samples follow by position or by key."""
+    in-default filter and a one-piece `with_published_scores` do; samples follow by position or by key."""
     from pipeline.params.publish import PublishParams
     from pipeline.snapshot_io import population_rows, samples_of
     from tests.fixtures.cards import hand_bundle
@@ -597,8 +597,10 @@ def test_population_scored_in_slices_equals_a_whole_read(tmp_path, make_params, 
     rows = population_rows(path)
     scored, detail = review.score_population(bundle, path, columns, rows, narrow, months, 1)
 
-    whole = review.score_published(bundle, snaps[snaps["label"] != "in_default"])
-    assert len(whole) == int((snaps["label"] != "in_default").sum()) - 1  # the bad row left out
+    whole, dropped, error = review.with_published_scores(
+        bundle, snaps[snaps["label"] != "in_default"]
+    )
+    assert dropped == 1 and "'abc'" in error  # the bad row left out
     pd.testing.assert_frame_equal(scored, whole[[*narrow, "score", "grade"]])
     want = whole[whole["as_of_date"].isin(months)].reset_index(drop=True)
     pd.testing.assert_frame_equal(detail, want)
