@@ -32,7 +32,7 @@ from pipeline import metrics
 from pipeline.card import score_frame
 from pipeline.challenger import predict_pd
 from pipeline.domain import LETTER_GRADES, SNAPSHOT_KEYS, PipelineError
-from pipeline.snapshot_io import batch_rows, map_batches
+from pipeline.snapshot_io import batch_rows, map_batches, same_keys
 from pipeline.sufficiency import no_oot_error
 
 log = logging.getLogger("pipeline.evaluate")
@@ -126,6 +126,45 @@ def _rule_risk(frame: pd.DataFrame, rule_undefined: str, counts: dict[str, Any])
     return frame
 
 
+def _sample_rows(
+    snapshots: pd.DataFrame, samples: pd.DataFrame, chosen: np.ndarray
+) -> pd.DataFrame:
+    """The snapshots of the ``chosen`` samples rows, keys first, indexed by the rows' positions in
+    ``samples``: read off by position when ``snapshots`` holds the samples' keys row by row (the
+    stage reads them so), else joined on the keys (a key without a snapshot is an input error)."""
+    keys = SNAPSHOT_KEYS
+    wanted = samples.loc[chosen, keys].reset_index(drop=True)
+    if same_keys(snapshots, samples):
+        rest = snapshots.loc[chosen, [c for c in snapshots.columns if c not in keys]]
+        frame = pd.concat([wanted, rest.reset_index(drop=True)], axis=1)
+    else:
+        frame = wanted.merge(snapshots, on=keys, how="left", indicator=True, validate="one_to_one")
+        lost = frame["_merge"] != "both"
+        if lost.any():
+            row = frame.loc[lost, keys].iloc[0].to_dict()
+            raise PipelineError(
+                f"snapshots.parquet: OOT key {row} (row {int(np.flatnonzero(lost)[0])} of the OOT "
+                "sample) has no snapshot; samples.parquet and snapshots.parquet are out of step"
+            )
+        frame = frame.drop(columns="_merge")
+    frame.index = np.flatnonzero(chosen)
+    return frame
+
+
+def _with_boosting(
+    frame: pd.DataFrame, samples: pd.DataFrame, boosting: pd.DataFrame
+) -> pd.DataFrame:
+    """``frame`` (indexed by positions in ``samples``) with each row's ``pd_boosting``: read off by
+    position when the predictions follow the samples row by row, else joined on the keys."""
+    if same_keys(samples, boosting):
+        frame["pd_boosting"] = boosting["pd_boosting"].to_numpy()[frame.index.to_numpy()]
+        return frame
+    keys = SNAPSHOT_KEYS
+    return frame.merge(
+        boosting[[*keys, "pd_boosting"]], on=keys, how="left", validate="one_to_one"
+    )
+
+
 def oot_sample(
     snapshots: pd.DataFrame,
     samples: pd.DataFrame,
@@ -141,33 +180,24 @@ def oot_sample(
     counts of what was left out. Rows whose segment is missing are outside the observation
     population (e.g. already in default) and are counted by reason. A key in the sample with no
     snapshot or no boosting prediction is an input error; an empty ``oot`` sample names
-    ``train.split.oot_start`` (``oot_start``) and the value that would fit."""
+    ``train.split.oot_start`` (``oot_start``) and the value that would fit. Snapshots and
+    predictions that hold the samples' keys row by row are read off by position, not joined."""
     keys = SNAPSHOT_KEYS
     _unique_keys({"snapshots": snapshots, "samples": samples, "boosting_predictions": boosting})
-    oot = samples.loc[samples["sample"] == sample_name, keys]
-    if oot.empty:
+    chosen = (samples["sample"] == sample_name).to_numpy()
+    if not chosen.any():
         if sample_name == "oot":
             raise no_oot_error(snapshots, oot_start)
         raise PipelineError(
             f"samples.parquet: no row with sample == '{sample_name}'; rerun the train stage"
         )
-    frame = oot.merge(snapshots, on=keys, how="left", indicator=True, validate="one_to_one")
-    lost = frame["_merge"] != "both"
-    if lost.any():
-        row = frame.loc[lost, keys].iloc[0].to_dict()
-        raise PipelineError(
-            f"snapshots.parquet: OOT key {row} (row {int(np.flatnonzero(lost)[0])} of the OOT "
-            "sample) has no snapshot; samples.parquet and snapshots.parquet are out of step"
-        )
-    frame = frame.drop(columns="_merge")
+    frame = _sample_rows(snapshots, samples, chosen)
     counts: dict[str, Any] = {"oot_rows": int(len(frame))}
     frame = _observation_population(frame, counts)
     n_population = int(len(frame))
     frame = frame[frame["is_bad"].notna()].copy()
     counts["immature_or_indeterminate"] = n_population - int(len(frame))
-    frame = frame.merge(
-        boosting[[*keys, "pd_boosting"]], on=keys, how="left", validate="one_to_one"
-    )
+    frame = _with_boosting(frame, samples, boosting)
     if frame["pd_boosting"].isna().any():
         row = frame.loc[frame["pd_boosting"].isna(), keys].iloc[0].to_dict()
         raise PipelineError(
@@ -181,27 +211,54 @@ def oot_sample(
     return frame.reset_index(drop=True), counts
 
 
-def add_model_scores(
-    frame: pd.DataFrame, card: dict, logistic: dict, budget_bytes: int | None = None
+MODEL_COLUMNS = ("score", "pd_scorecard", "reason_1", "pd_logistic")
+"""What `model_scores` adds: the scorecard's score, PD and first reason code, the logistic PD."""
+
+
+def scoring_rows(card: dict, n_columns: int, budget_bytes: int | None) -> int | None:
+    """Rows per scoring slice of ``n_columns`` input columns within ``base.memory_budget``
+    (``budget_bytes``; None: in one piece)."""
+    if budget_bytes is None:
+        return None
+    return batch_rows(budget_bytes, 8 * (n_columns + 3 * len(card["features"]) + 16) + 256)
+
+
+def model_scores(
+    frame: pd.DataFrame, card: dict, logistic: dict, keep: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Scorecard score, PD and first reason code, and the logistic PD; ``risk_<method>`` = higher
-    is riskier. The card scores slices sized from ``budget_bytes`` (``base.memory_budget``; None:
-    in one piece), keeping only the columns used here.
-    """
-    keep = ["score", "pd_model", "reason_1"]
-    rows = len(frame) or 1
-    if budget_bytes is not None:
-        rows = batch_rows(budget_bytes, 8 * (3 * len(card["features"]) + 16) + 256)
-    scored = map_batches(lambda part: score_frame(card, part).filter(items=keep), frame, rows)
-    out = frame.copy()
+    """``frame`` (only its ``keep`` columns where given) with the `MODEL_COLUMNS`. A per-row map:
+    the stage scores the snapshots slice by slice as it reads them and lets the two models' feature
+    columns go before any sample is put together."""
+    scored = score_frame(card, frame)
+    out = frame if keep is None else frame[[c for c in frame.columns if c in set(keep)]]
+    out = out.copy()
     out["score"] = scored["score"].to_numpy()
     out["pd_scorecard"] = scored["pd_model"].to_numpy()
     out["reason_1"] = scored["reason_1"].to_numpy() if "reason_1" in scored else None
+    del scored
     out["pd_logistic"] = predict_pd(logistic, frame)
+    return out
+
+
+def model_risks(frame: pd.DataFrame) -> pd.DataFrame:
+    """``risk_<method>`` of the three models on scored rows (`model_scores`, with ``pd_boosting``):
+    higher is riskier."""
+    out = frame.copy()
     out["risk_scorecard"] = -out["score"].astype(float)
     out["risk_logistic"] = out["pd_logistic"]
     out["risk_boosting"] = out["pd_boosting"].astype(float)
     return out
+
+
+def add_model_scores(
+    frame: pd.DataFrame, card: dict, logistic: dict, budget_bytes: int | None = None
+) -> pd.DataFrame:
+    """Scorecard score, PD and first reason code, and the logistic PD; ``risk_<method>`` = higher
+    is riskier. Scored in slices sized from ``budget_bytes`` (``base.memory_budget``; None: in one
+    piece).
+    """
+    rows = scoring_rows(card, 0, budget_bytes) or len(frame) or 1
+    return model_risks(map_batches(lambda part: model_scores(part, card, logistic), frame, rows))
 
 
 def headline_sample(
@@ -431,19 +488,13 @@ def segment_cells(
 
 
 def models_on_all_rows(
-    snapshots: pd.DataFrame,
-    samples: pd.DataFrame,
-    boosting: pd.DataFrame,
-    card: dict,
-    logistic: dict,
-    budget_bytes: int | None = None,
+    snapshots: pd.DataFrame, samples: pd.DataFrame, boosting: pd.DataFrame
 ) -> dict[str, float]:
     """AUC by count of the three models on every matured OOT row of the current segment, rule
-    grade UNDEFINED included (the comparison itself uses the common sample)."""
+    grade UNDEFINED included (the comparison itself uses the common sample). ``snapshots`` are
+    scored (`model_scores`)."""
     full = oot_sample(snapshots, samples, boosting, "worst")[0]
-    full = add_model_scores(
-        full[full["segment"] == "current"].reset_index(drop=True), card, logistic, budget_bytes
-    )
+    full = model_risks(full[full["segment"] == "current"].reset_index(drop=True))
     return {m: metrics.auc(full["is_bad"], full[f"risk_{m}"]) for m in METHODS if m != "rules"} | {
         "n": int(len(full))
     }

@@ -15,10 +15,10 @@ reports/<ds>/evaluate/evaluate_gains.csv.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipeline import comparison as cmp
@@ -30,19 +30,27 @@ from pipeline.io import code_version, read_json, write_csv, write_json, write_te
 from pipeline.params import load, to_dict
 from pipeline.params.evaluate import EvaluateParams
 from pipeline.params.train import SplitParams, TrainParams
-from pipeline.snapshot_io import present, read_columns, read_rows, rows_in_samples, same_keys
+from pipeline.snapshot_io import (
+    map_rows,
+    present,
+    read_columns,
+    read_rows,
+    rows_in_samples,
+    same_keys,
+)
 
 log = logging.getLogger("pipeline.evaluate")
 
 SNAPSHOT_COLUMNS = (*SNAPSHOT_KEYS, "is_bad", "exposure", "rule_grade")
+COMPARED = (*SNAPSHOT_COLUMNS, "segment", "label", "true_pd", "rule_subgrade")
 EVALUATED = ("oot", "oot_known")
 """The samples the comparison reads (out of time; known customers at later dates)."""
 
 
-def read_inputs(paths: Paths) -> dict[str, Any]:
+def read_inputs(paths: Paths, budget_bytes: int | None = None) -> dict[str, Any]:
     """Samples, boosting predictions, the scorecard, the logistic challenger and the snapshots of
-    the ``oot`` and ``oot_known`` samples, with the columns the comparison uses (keys, outcome,
-    exposure, rule grade and sub-grade, segment, label, true PD and the two models' features)."""
+    the ``oot`` and ``oot_known`` samples with the `COMPARED` columns and the two models' scores
+    (`comparison.model_scores`, on slices sized from ``budget_bytes``, ``base.memory_budget``)."""
     files = {
         "snapshots": paths.processed / "snapshots.parquet",
         "samples": paths.processed / "samples.parquet",
@@ -56,14 +64,16 @@ def read_inputs(paths: Paths) -> dict[str, Any]:
         name: read_columns(files[name], [], [*SNAPSHOT_KEYS, column], "evaluate input contract")
         for name, column in (("samples", "sample"), ("boosting", "pd_boosting"))
     }
-    used = [*SNAPSHOT_COLUMNS, "segment", "label", "true_pd", "rule_subgrade"]
-    used += [f["name"] for f in card["features"]] + [f["name"] for f in logistic["features"]]
+    used = [*COMPARED, *(f["name"] for f in card["features"] + logistic["features"])]
     columns = present(files["snapshots"], used, SNAPSHOT_COLUMNS, "evaluate input contract")
     rows = rows_in_samples(files["snapshots"], tables["samples"], EVALUATED)
-    if not rows.any():  # the error names the matured dates of every snapshot
-        columns, rows = [*SNAPSHOT_KEYS, "is_bad"], np.ones(len(rows), dtype=bool)
     tables = evaluated_rows(**tables)  # before the read: every snapshot's keys are let go
-    snapshots = read_rows(files["snapshots"], columns, rows)
+    if not rows.any():  # the error names the matured dates of every snapshot
+        snapshots = read_rows(files["snapshots"], [*SNAPSHOT_KEYS, "is_bad"], ~rows)
+    else:  # scored as read: the models' feature columns are never held whole
+        score = partial(cmp.model_scores, card=card, logistic=logistic, keep=COMPARED)
+        slice_rows = cmp.scoring_rows(card, len(columns), budget_bytes)
+        snapshots = map_rows(files["snapshots"], columns, rows, score, slice_rows)
     return {**tables, "snapshots": snapshots, "card": card, "logistic": logistic}
 
 
@@ -95,9 +105,7 @@ def compared_samples(
                 name,
                 split.oot_start,
             )
-            frames[name] = cmp.add_model_scores(
-                frame, inputs["card"], inputs["logistic"], p.base.budget_bytes
-            )
+            frames[name] = cmp.model_risks(frame)
     return frames, counts["oot"]
 
 
@@ -129,12 +137,7 @@ def compare(
         "paired_tests": pairs,
         "segments": cmp.segment_cells(frames, level, n_resamples, seed, holdout),
         "models_all_matured_oot": cmp.models_on_all_rows(
-            inputs["snapshots"],
-            inputs["samples"],
-            inputs["boosting"],
-            inputs["card"],
-            inputs["logistic"],
-            p.base.budget_bytes,
+            inputs["snapshots"], inputs["samples"], inputs["boosting"]
         ),
         "params": {
             **{k: v for k, v in to_dict(p).items() if k != "base"},
@@ -159,7 +162,7 @@ def run(
     p = load(EvaluateParams, "evaluate", dataset) if params is None else params
     split = load(TrainParams, "train", dataset).split if split is None else split
     paths = Paths(dataset, root)
-    inputs = read_inputs(paths)
+    inputs = read_inputs(paths, p.base.budget_bytes)
     result, decisions, frame = compare(dataset, inputs, p, split)
     tables = report.chart_tables(frame, p.n_bands)
     for name, table in tables.items():

@@ -77,33 +77,70 @@ def _nullable_integers(parquet: pq.ParquetFile, columns: list[str]) -> list[str]
     return out
 
 
-def read_rows(path: Path, columns: Sequence[str], keep: np.ndarray) -> pd.DataFrame:
-    """The ``columns`` of the rows where ``keep`` (a boolean mask in file order) is true, read in
-    batches so that only the kept rows are ever converted to pandas; dtypes as a full read."""
-    parquet = pq.ParquetFile(path)
-    columns = list(columns)
+def _kept_batches(parquet: pq.ParquetFile, path: Path, columns: list[str], keep: np.ndarray):
+    """The ``columns`` of the rows where ``keep`` (a boolean mask in file order) is true, as Arrow
+    record batches in file order."""
     keep = np.asarray(keep, dtype=bool)
     if len(keep) != parquet.metadata.num_rows:
         raise PipelineError(
             f"{path}: row mask of {len(keep)} rows for {parquet.metadata.num_rows}"
         )
-    parts, start = [], 0
+    start = 0
     for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
         mask = keep[start : start + batch.num_rows]
         start += batch.num_rows
         if mask.any():
-            parts.append(batch.filter(pa.array(mask)))
+            yield batch.filter(pa.array(mask))
+
+
+def _to_pandas(
+    parquet: pq.ParquetFile, columns: list[str], parts: list, floats: list[str]
+) -> pd.DataFrame:
+    """Record batches of ``columns`` as one DataFrame, Arrow buffers freed as converted, the
+    integer columns ``floats`` (nulls somewhere in the file) as float64."""
     table = pa.Table.from_batches(
         parts, schema=pa.schema([parquet.schema_arrow.field(c) for c in columns])
     )
-    del parts
-    frame = table.to_pandas(
-        split_blocks=True, self_destruct=True
-    )  # Arrow buffers freed as converted
+    parts.clear()
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
-    for name in _nullable_integers(parquet, columns):
+    for name in floats:
         frame[name] = frame[name].astype("float64")
     return frame
+
+
+def read_rows(path: Path, columns: Sequence[str], keep: np.ndarray) -> pd.DataFrame:
+    """The ``columns`` of the rows where ``keep`` (a boolean mask in file order) is true, read in
+    batches so that only the kept rows are ever converted to pandas; dtypes as a full read."""
+    parquet, columns = pq.ParquetFile(path), list(columns)
+    parts = list(_kept_batches(parquet, path, columns, keep))
+    return _to_pandas(parquet, columns, parts, _nullable_integers(parquet, columns))
+
+
+def map_rows(
+    path: Path,
+    columns: Sequence[str],
+    keep: np.ndarray,
+    fn: Callable[[pd.DataFrame], pd.DataFrame],
+    rows: int | None = None,
+) -> pd.DataFrame:
+    """``fn(read_rows(path, columns, keep))`` for a per-row map ``fn`` (e.g. scoring, then keeping
+    a few columns), computed on slices of about ``rows`` kept rows (None: one slice) as they are
+    read, so that the wide ``columns`` are held in pandas one slice at a time. Each slice has the
+    dtypes of a full read; the results are concatenated in file order."""
+    parquet, columns = pq.ParquetFile(path), list(columns)
+    floats = _nullable_integers(parquet, columns)
+    rows = len(keep) if rows is None else rows
+    parts, held, out = [], 0, []
+    for batch in _kept_batches(parquet, path, columns, keep):
+        parts.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            out.append(fn(_to_pandas(parquet, columns, parts, floats)))
+            held = 0
+    if parts or not out:
+        out.append(fn(_to_pandas(parquet, columns, parts, floats)))
+    return out[0] if len(out) == 1 else pd.concat(out, ignore_index=True)
 
 
 def batch_rows(budget_bytes: int, bytes_per_row: int) -> int:

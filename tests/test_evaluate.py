@@ -345,6 +345,60 @@ def test_undefined_rule_exclude_and_worst():
         comparison.oot_sample(snaps, samples, boosting, "ignore")
 
 
+def test_oot_sample_by_position_equals_the_join_on_keys():
+    """Snapshots and predictions in the samples' row order are read off by position; in another
+    order they are joined on the keys: the same frame and counts either way. Sample: a, c, d, e, f
+    (b is train); f is immature; d and e are UNDEFINED, ranked D."""
+    snaps, samples, boosting = _mini()
+    samples = samples.assign(sample=["oot", "train", "oot", "oot", "oot", "oot"])
+    frame, counts = comparison.oot_sample(snaps, samples, boosting, "worst")
+    assert frame["customer_id"].tolist() == ["a", "c", "d", "e"]
+    assert frame["rule_grade_used"].tolist() == ["A", "D", "D", "D"]
+    assert frame["pd_boosting"].tolist() == [0.1, 0.3, 0.4, 0.5]
+    assert frame["weight"].tolist() == [1.0, 3.0, 4.0, 5.0]
+    assert counts["oot_rows"] == 5 and counts["immature_or_indeterminate"] == 1
+    assert counts["rule_grade_undefined"] == 2 and counts["compared"] == 4
+    shuffled_snaps = snaps.iloc[[3, 0, 5, 1, 4, 2]].reset_index(drop=True)
+    shuffled_boosting = boosting.iloc[::-1].reset_index(drop=True)
+    for other_snaps, other_boosting in (
+        (shuffled_snaps, boosting),
+        (snaps, shuffled_boosting),
+        (shuffled_snaps, shuffled_boosting),
+    ):
+        got, got_counts = comparison.oot_sample(other_snaps, samples, other_boosting, "worst")
+        pd.testing.assert_frame_equal(got, frame)
+        assert got_counts == counts
+
+
+def test_model_scores_keep_the_named_columns_and_add_the_scores():
+    """Scores by hand from tiny_card: 300 + 90, 220 + 50, missing 240 + 70; the first reason is
+    the largest shortfall (none when every feature has its baseline points)."""
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "days_beyond_terms_max_12m": [5.0, 40.0, np.nan],
+            "net_collection_rate_12m": [0.99, 0.8, 0.95],
+        }
+    )
+    got = comparison.model_scores(frame, tiny_card(), tiny_logistic(), keep=["customer_id"])
+    assert list(got.columns) == ["customer_id", *comparison.MODEL_COLUMNS]
+    assert got["score"].tolist() == [390, 270, 310]
+    assert got["reason_1"].tolist() == [None, "R01", "R01"]
+    pd_card = [1 / (1 + math.exp((s - OFFSET) / FACTOR)) for s in (390, 270, 310)]
+    assert got["pd_scorecard"].tolist() == pytest.approx(pd_card)
+    logit = [
+        -2.0 + 0.9 * (5 - 20) / 20 - 0.4 * (0.99 - 0.95) / 0.05,
+        -2.0 + 0.9 * (40 - 20) / 20 - 0.4 * (0.8 - 0.95) / 0.05,
+        -2.0 + 0.9 * (5 - 20) / 20 - 0.4 * (0.95 - 0.95) / 0.05,
+    ]
+    assert got["pd_logistic"].tolist() == pytest.approx([1 / (1 + math.exp(-z)) for z in logit])
+    risks = comparison.add_model_scores(
+        frame.assign(pd_boosting=0.2), tiny_card(), tiny_logistic()
+    )
+    assert risks["risk_scorecard"].tolist() == [-390.0, -270.0, -310.0]
+    assert risks["risk_logistic"].tolist() == got["pd_logistic"].tolist()
+
+
 def test_bad_inputs_name_file_row_and_column():
     snaps, samples, boosting = _mini()
     with pytest.raises(PipelineError, match=r"row 1 of the OOT sample .*'b'.*column rule_grade"):

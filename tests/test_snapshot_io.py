@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline import snapshot_io
 from pipeline.card import score_frame
 from pipeline.domain import PipelineError
 from pipeline.samples import bounded_fit, max_fit_rows
@@ -18,6 +19,7 @@ from pipeline.snapshot_io import (
     in_key_order,
     iter_frames,
     map_batches,
+    map_rows,
     read_columns,
     read_rows,
     rows_in_samples,
@@ -66,6 +68,36 @@ def test_iter_frames_slices_have_the_full_read_dtypes(snapshot_file) -> None:
     pd.testing.assert_frame_equal(
         pd.concat(parts, ignore_index=True), pd.read_parquet(snapshot_file)[["is_bad", "x"]]
     )
+
+
+def test_map_rows_maps_slices_like_one_read(snapshot_file, monkeypatch) -> None:
+    """Kept file rows 1, 2, 3 and 5, read three file rows at a time and mapped in slices of two,
+    and in one piece: the same frame, in file order, ``is_bad`` float64 in every slice (the file
+    has a null, the kept rows none)."""
+    monkeypatch.setattr(snapshot_io, "READ_BATCH_ROWS", 3)
+    keep = np.array([False, True, True, True, False, True])
+    sizes, dtypes = [], set()
+
+    def doubled(part: pd.DataFrame) -> pd.DataFrame:
+        sizes.append(len(part))
+        dtypes.add(part["is_bad"].dtype)
+        return part[["customer_id", "is_bad"]].assign(x2=part["x"] * 2)
+
+    want = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2", "c2", "c3"],
+            "is_bad": [0.0, 1.0, 0.0, 1.0],
+            "x2": [4.0, np.nan, 8.0, 12.0],
+        }
+    )
+    columns = ["customer_id", "is_bad", "x", "grade"]
+    pd.testing.assert_frame_equal(map_rows(snapshot_file, columns, keep, doubled, rows=2), want)
+    assert sizes == [2, 2] and dtypes == {np.dtype("float64")}
+    sizes.clear()
+    pd.testing.assert_frame_equal(map_rows(snapshot_file, columns, keep, doubled), want)
+    assert sizes == [4]
+    with pytest.raises(PipelineError, match="row mask of 5 rows for 6"):
+        map_rows(snapshot_file, columns, keep[:5], doubled)
 
 
 def test_rows_in_samples(snapshot_file) -> None:
