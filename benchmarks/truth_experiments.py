@@ -49,6 +49,7 @@ from pipeline.params import load
 from pipeline.params.calibrate import CalibrateParams
 from pipeline.params.train import TrainParams
 from pipeline.pd_calibration import calibrate, default_outcome
+from pipeline.schemas import EXPERT_SCORES
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ["customer_id", "as_of_date"]
@@ -233,16 +234,6 @@ def both_maps(name: str, rows: pd.DataFrame, risk, score_oot, table, boot: int) 
         report(
             f"{name}; grade PD = {kind}", rows, np.asarray(risk), grade.to_numpy(), published, b
         )
-
-
-EXPERT_SCORES = (
-    "expert_character",
-    "expert_capacity",
-    "expert_capital",
-    "expert_collateral",
-    "expert_conditions",
-    "expert_coverage",
-)
 
 
 def thin_file_cards(frame, card, features, rows, oot, n_grades: int, boot: int) -> None:
