@@ -62,6 +62,22 @@ def test_read_rows_matches_a_full_read_then_filter(snapshot_file) -> None:
     pd.testing.assert_frame_equal(got, want)
 
 
+def test_read_rows_by_column_groups_and_row_groups(snapshot_file, monkeypatch) -> None:
+    """Two columns decoded at a time, a row group with no kept row skipped: the rows and dtypes of a
+    full read then filter (file rows 3 and 5, both in the second row group)."""
+    monkeypatch.setattr("pipeline.snapshot_io.READ_COLUMN_GROUP", 2)
+    keep = np.array([False, False, False, True, False, True])
+    columns = ["customer_id", "as_of_date", "is_bad", "x", "grade"]
+    got = read_rows(snapshot_file, columns, keep)
+    assert got["customer_id"].tolist() == ["c2", "c3"]
+    assert got["x"].tolist() == [4.0, 6.0] and got["is_bad"].tolist() == [0.0, 1.0]
+    assert got["is_bad"].dtype == np.float64  # the null in the first row group still counts
+    want = pd.read_parquet(snapshot_file)[columns][keep].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    none = read_rows(snapshot_file, columns, np.zeros(6, dtype=bool))
+    assert len(none) == 0 and list(none.columns) == columns
+
+
 def test_iter_frames_slices_have_the_full_read_dtypes(snapshot_file) -> None:
     parts = list(iter_frames(snapshot_file, ["is_bad", "x"], rows=2))
     assert [len(p) for p in parts] == [2, 2, 2]
@@ -150,9 +166,15 @@ def test_bounded_fit_keeps_whole_customers_per_stratum() -> None:
     )  # the draw depends on the customers, not the row order
 
 
-def test_max_fit_rows_from_the_budget() -> None:
-    # 0.5 x 6e9 / (8 x 15 x 40 + 512) = 3e9 / 5312
-    assert max_fit_rows(6 * 10**9, 40) == 564_759
+def test_max_fit_rows_from_the_budget_less_the_snapshot_rows() -> None:
+    # no snapshot: 0.8 x 6e9 / (8 x 15 x 40 + 512) = 4.8e9 / 5312 = 903,614.4
+    assert max_fit_rows(6 * 10**9, 40, 0) == 903_614
+    # 10M snapshots hold 128 x 1e7 = 1.28e9: (4.8e9 - 1.28e9) / 5312 = 3.52e9 / 5312 = 662,650.6
+    assert max_fit_rows(6 * 10**9, 40, 10**7) == 662_650
+    # 1M customers (14,174,161 snapshots, 97 candidates): 4.8e9 - 1,814,292,608 = 2,985,707,392
+    # over 8 x 15 x 97 + 512 = 12,152 bytes: 12,152 x 245,696 = 2,985,697,792, remainder 9,600
+    assert max_fit_rows(6 * 10**9, 97, 14_174_161) == 245_696
+    assert max_fit_rows(6 * 10**9, 40, 10**8) == 0  # the snapshots alone exceed the share
 
 
 def test_scoring_population_and_samples_equal_a_whole_read(tmp_path) -> None:
