@@ -87,6 +87,16 @@ def test_iter_frames_slices_have_the_full_read_dtypes(snapshot_file) -> None:
     )
 
 
+def test_iter_frames_slices_span_row_groups(snapshot_file) -> None:
+    """Row groups of 3 rows read one at a time still give slices of ``rows`` rows: 4 + 2, or the
+    whole file in one slice; the values in file order."""
+    assert [len(p) for p in iter_frames(snapshot_file, ["x"], rows=4)] == [4, 2]
+    (whole,) = iter_frames(snapshot_file, ["customer_id", "x"], rows=10)
+    assert whole["customer_id"].tolist() == ["c1", "c1", "c2", "c2", "c3", "c3"]
+    parts = list(iter_frames(snapshot_file, ["x"], rows=4))
+    assert parts[1]["x"].tolist() == [5.0, 6.0]
+
+
 def test_rows_in_samples(snapshot_file) -> None:
     samples = pd.read_parquet(snapshot_file, columns=["customer_id", "as_of_date"])
     samples = samples.iloc[::-1].reset_index(drop=True)  # order of samples does not matter
