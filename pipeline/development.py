@@ -161,13 +161,20 @@ def predict_models(
     )
 
 
-def attach_predictions(fitted: dict[str, Any], keys: pd.DataFrame, pred: pd.DataFrame) -> None:
-    """Store the predictions (rows of ``keys``) in ``fitted`` as train_metrics and the boosting
-    predictions file want them."""
-    fitted["predictions"] = {m: pred[m].to_numpy() for m in ("scorecard", "logistic", "boosting")}
-    boosting = keys[SNAPSHOT_KEYS].copy()
-    boosting["pd_boosting"] = fitted["predictions"]["boosting"]
-    fitted["boosting"] = boosting
+MODELS = ("scorecard", "logistic", "boosting")
+"""The three fitted models, in the order of their predictions."""
+
+
+def attach_predictions(
+    fitted: dict[str, Any], keys: pd.DataFrame, pred: pd.DataFrame | dict[str, np.ndarray]
+) -> None:
+    """Store the predictions (rows of ``keys``; a frame or arrays by model) in ``fitted`` as
+    train_metrics and the boosting predictions file want them; the key columns are shared with
+    ``keys``, not copied."""
+    fitted["predictions"] = {m: np.asarray(pred[m]) for m in MODELS}
+    columns = {k: keys[k].to_numpy() for k in SNAPSHOT_KEYS}
+    columns["pd_boosting"] = fitted["predictions"]["boosting"]
+    fitted["boosting"] = pd.DataFrame(columns, copy=False)
 
 
 def train_models(

@@ -126,7 +126,8 @@ def assign_samples(snapshots: pd.DataFrame, split: SplitParams, seed: int) -> pd
     ``exclusion_reason`` is NULL unless ``sample == "excluded"``."""
     out = snapshots[SNAPSHOT_KEYS].copy()
     eligible = matured(snapshots)
-    sample = np.full(len(out), "excluded", dtype=object)
+    sample = np.empty(len(out), dtype=object)
+    sample.fill("excluded")  # one shared string (np.full makes a str object per row)
     labels = (
         snapshots["label"] if "label" in snapshots else pd.Series("unlabelled", index=out.index)
     )
@@ -162,24 +163,32 @@ FIT_ROW_COPIES = 15
 and challenger matrices, statsmodels' design, the boosting frame, and the challenger's median
 imputation, which sorts a masked copy with its index arrays). Measured at 1M customers: the fit of
 580,492 rows x 97 candidates took 6.5 GB above the narrow columns, 14.4 copies (it was 6)."""
-FIT_SHARE = 0.5
-"""Share of ``base.memory_budget`` the fit rows may take (the rest: the narrow columns of every
-snapshot, the predictions, the interpreter)."""
+FIT_SHARE = 0.8
+"""Share of ``base.memory_budget`` the snapshot rows held through the fit and the fit rows may take
+together (the rest: the interpreter and libraries, the Parquet reader's buffers)."""
+SNAPSHOT_ROW_BYTES = 128
+"""Bytes each snapshot holds through the fit, whatever the fit sample: its narrow columns (7) and
+its samples row (5), 8 bytes a value or string reference, and its share of the customer keys and
+masks. Estimated from 100k customers (12 x 8 = 96 bytes counted, a third more for the rest)."""
 FIT_SAMPLE_SALT = 1
 """Added to ``base.seed`` for the fit-sample hash, so that it is independent of the split hash."""
 
 
-def max_fit_rows(budget_bytes: int, n_features: int) -> int:
-    """Fit rows the budget allows: `FIT_SHARE` of it over the working bytes of one fit row,
-    8 x `FIT_ROW_COPIES` x candidate features + 512 (keys, outcome, indices)."""
-    return int(budget_bytes * FIT_SHARE // (8 * FIT_ROW_COPIES * n_features + 512))
+def max_fit_rows(budget_bytes: int, n_features: int, n_snapshots: int) -> int:
+    """Fit rows the budget allows once every snapshot's share is set aside: `FIT_SHARE` of it less
+    `SNAPSHOT_ROW_BYTES` x ``n_snapshots``, over the working bytes of one fit row, 8 x
+    `FIT_ROW_COPIES` x candidate features + 512 (keys, outcome, indices); never below 0. From the
+    row count, never from measured memory, so the same data gives the same cap."""
+    free = budget_bytes * FIT_SHARE - SNAPSHOT_ROW_BYTES * n_snapshots
+    return max(0, int(free // (8 * FIT_ROW_COPIES * n_features + 512)))
 
 
 def fit_sample_rule(max_rows: int) -> str:
     """The bounded fit-sample rule in one sentence (train report, sample design)."""
     return (
-        f"fit rows capped at {max_rows} = floor({FIT_SHARE} x base.memory_budget / "
-        f"(8 x {FIT_ROW_COPIES} x candidate features + 512 bytes)); above the cap whole customers "
+        f"fit rows capped at {max_rows} = floor(({FIT_SHARE} x base.memory_budget - "
+        f"{SNAPSHOT_ROW_BYTES} bytes x snapshots) / (8 x {FIT_ROW_COPIES} x candidate features + "
+        "512 bytes)); above the cap whole customers "
         f"are kept in the order of a hash of customer_id seeded with base.seed + {FIT_SAMPLE_SALT}, "
         "separately among customers with a bad fit row and those without, each stratum up to the "
         "same share of its rows (cap / rows available); below it every fit row is used"

@@ -31,6 +31,7 @@ import pandas as pd
 
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.development import (
+    MODELS,
     attach_predictions,
     fit_models,
     predict_models,
@@ -59,6 +60,7 @@ from pipeline.samples import (
 )
 from pipeline.snapshot_io import (
     batch_rows,
+    in_key_order,
     iter_frames,
     present,
     read_columns,
@@ -82,34 +84,44 @@ NARROW = (
 are read for the fit rows only, and streamed in slices for the predictions."""
 
 
-def read_snapshots(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """The narrow columns of the snapshots, checked and sorted by customer and date, and the file
-    row of each sorted row."""
+def read_snapshots(path: Path) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The narrow columns of the snapshots, checked and in key order (customer, date), and the file
+    row of each row when the file is not in key order (None when it is: no sorted copy is made)."""
     frame = read_columns(path, NARROW, [*SNAPSHOT_KEYS, "is_bad"], "snapshots contract")
-    order = frame.sort_values(SNAPSHOT_KEYS, kind="mergesort").index.to_numpy()
-    return frame.iloc[order].reset_index(drop=True), order
+    if in_key_order(frame):
+        return frame, None
+    order = frame[SNAPSHOT_KEYS].sort_values(SNAPSHOT_KEYS, kind="mergesort").index.to_numpy()
+    frame = frame.take(order)
+    frame.index = pd.RangeIndex(len(frame))
+    return frame, order
 
 
-def read_fit_rows(path: Path, columns: list[str], order: np.ndarray, fit: np.ndarray):
-    """The ``columns`` of the rows of ``fit`` (a mask in sorted order), in sorted order and indexed
-    by sorted position, as ``snapshots.loc[fit]`` of a full read would be."""
-    rows = order[fit]
-    keep = np.zeros(len(order), dtype=bool)
-    keep[rows] = True
-    frame = read_rows(path, columns, keep).iloc[np.searchsorted(np.sort(rows), rows)]
+def read_fit_rows(path: Path, columns: list[str], order: np.ndarray | None, fit: np.ndarray):
+    """The ``columns`` of the rows of ``fit`` (a mask in key order), in key order and indexed by
+    key-order position, as ``snapshots.loc[fit]`` of a full read would be."""
+    if order is None:
+        frame = read_rows(path, columns, fit)
+    else:
+        rows = order[fit]
+        keep = np.zeros(len(order), dtype=bool)
+        keep[rows] = True
+        frame = read_rows(path, columns, keep).iloc[np.searchsorted(np.sort(rows), rows)]
     frame.index = np.flatnonzero(fit)
     return frame
 
 
-def predict_all(path: Path, fitted: dict, features: dict, params: TrainParams, order):
-    """The three models' P(bad) of every snapshot, in sorted order, scored in file slices sized
-    from ``base.memory_budget``."""
+def predict_all(path: Path, fitted: dict, features: dict, params: TrainParams, order, n: int):
+    """The three models' P(bad) of the ``n`` snapshots, in key order, scored in file slices sized
+    from ``base.memory_budget`` into arrays allocated once."""
     rows = batch_rows(params.base.budget_bytes, prediction_row_bytes(len(features)))
-    parts = [
-        predict_models(fitted, part, params)
-        for part in iter_frames(path, present(path, features), rows)
-    ]
-    return pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
+    pred = {model: np.empty(n) for model in MODELS}
+    start = 0
+    for part in iter_frames(path, present(path, features), rows):
+        scored = predict_models(fitted, part, params)
+        for model in MODELS:
+            pred[model][start : start + len(part)] = scored[model].to_numpy()
+        start += len(part)
+    return pred if order is None else {model: p[order] for model, p in pred.items()}
 
 
 def main() -> None:
@@ -131,7 +143,7 @@ def main() -> None:
     t0 = time.perf_counter()
     samples = assign_samples(snapshots, params.split, params.base.seed)
     sufficiency = check_samples(snapshots, samples, params.split, dataset=args.dataset)
-    max_rows = max_fit_rows(params.base.budget_bytes, len(features))
+    max_rows = max_fit_rows(params.base.budget_bytes, len(features), len(snapshots))
     fit, fit_sample = bounded_fit(
         snapshots, fit_rows(snapshots, samples, params.split), max_rows, params.base.seed
     )
@@ -140,7 +152,8 @@ def main() -> None:
     train = read_fit_rows(snap_path, present(snap_path, [*NARROW, *features]), order, fit)
     fitted = fit_models(train, features, params, args.dataset, texts, code)
     del train
-    attach_predictions(fitted, snapshots, predict_all(snap_path, fitted, features, params, order))
+    pred = predict_all(snap_path, fitted, features, params, order, len(snapshots))
+    attach_predictions(fitted, snapshots, pred)
     metrics = train_metrics(snapshots, samples, fitted, features, params.split.method)
     report = train_report(fitted, samples, params, file_sha256(snap_path), code, fit_sample)
     timing = {

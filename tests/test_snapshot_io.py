@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import snapshot_io
 from pipeline.card import score_frame
 from pipeline.domain import PipelineError
 from pipeline.samples import bounded_fit, max_fit_rows
@@ -61,6 +60,22 @@ def test_read_rows_matches_a_full_read_then_filter(snapshot_file) -> None:
     pd.testing.assert_frame_equal(got, want)
 
 
+def test_read_rows_by_column_groups_and_row_groups(snapshot_file, monkeypatch) -> None:
+    """Two columns decoded at a time, a row group with no kept row skipped: the rows and dtypes of a
+    full read then filter (file rows 3 and 5, both in the second row group)."""
+    monkeypatch.setattr("pipeline.snapshot_io.READ_COLUMN_GROUP", 2)
+    keep = np.array([False, False, False, True, False, True])
+    columns = ["customer_id", "as_of_date", "is_bad", "x", "grade"]
+    got = read_rows(snapshot_file, columns, keep)
+    assert got["customer_id"].tolist() == ["c2", "c3"]
+    assert got["x"].tolist() == [4.0, 6.0] and got["is_bad"].tolist() == [0.0, 1.0]
+    assert got["is_bad"].dtype == np.float64  # the null in the first row group still counts
+    want = pd.read_parquet(snapshot_file)[columns][keep].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    none = read_rows(snapshot_file, columns, np.zeros(6, dtype=bool))
+    assert len(none) == 0 and list(none.columns) == columns
+
+
 def test_iter_frames_slices_have_the_full_read_dtypes(snapshot_file) -> None:
     parts = list(iter_frames(snapshot_file, ["is_bad", "x"], rows=2))
     assert [len(p) for p in parts] == [2, 2, 2]
@@ -71,10 +86,9 @@ def test_iter_frames_slices_have_the_full_read_dtypes(snapshot_file) -> None:
 
 
 def test_map_rows_maps_slices_like_one_read(snapshot_file, monkeypatch) -> None:
-    """Kept file rows 1, 2, 3 and 5, read three file rows at a time and mapped in slices of two,
+    """Kept file rows 1, 2, 3 and 5, read a row group (three file rows) at a time and mapped in slices of two,
     and in one piece: the same frame, in file order, ``is_bad`` float64 in every slice (the file
     has a null, the kept rows none)."""
-    monkeypatch.setattr(snapshot_io, "READ_BATCH_ROWS", 3)
     keep = np.array([False, True, True, True, False, True])
     sizes, dtypes = [], set()
 
@@ -98,6 +112,16 @@ def test_map_rows_maps_slices_like_one_read(snapshot_file, monkeypatch) -> None:
     assert sizes == [4]
     with pytest.raises(PipelineError, match="row mask of 5 rows for 6"):
         map_rows(snapshot_file, columns, keep[:5], doubled)
+
+
+def test_iter_frames_slices_span_row_groups(snapshot_file) -> None:
+    """Row groups of 3 rows read one at a time still give slices of ``rows`` rows: 4 + 2, or the
+    whole file in one slice; the values in file order."""
+    assert [len(p) for p in iter_frames(snapshot_file, ["x"], rows=4)] == [4, 2]
+    (whole,) = iter_frames(snapshot_file, ["customer_id", "x"], rows=10)
+    assert whole["customer_id"].tolist() == ["c1", "c1", "c2", "c2", "c3", "c3"]
+    parts = list(iter_frames(snapshot_file, ["x"], rows=4))
+    assert parts[1]["x"].tolist() == [5.0, 6.0]
 
 
 def test_rows_in_samples(snapshot_file) -> None:
@@ -179,9 +203,15 @@ def test_bounded_fit_keeps_whole_customers_per_stratum() -> None:
     )  # the draw depends on the customers, not the row order
 
 
-def test_max_fit_rows_from_the_budget() -> None:
-    # 0.5 x 6e9 / (8 x 15 x 40 + 512) = 3e9 / 5312
-    assert max_fit_rows(6 * 10**9, 40) == 564_759
+def test_max_fit_rows_from_the_budget_less_the_snapshot_rows() -> None:
+    # no snapshot: 0.8 x 6e9 / (8 x 15 x 40 + 512) = 4.8e9 / 5312 = 903,614.4
+    assert max_fit_rows(6 * 10**9, 40, 0) == 903_614
+    # 10M snapshots hold 128 x 1e7 = 1.28e9: (4.8e9 - 1.28e9) / 5312 = 3.52e9 / 5312 = 662,650.6
+    assert max_fit_rows(6 * 10**9, 40, 10**7) == 662_650
+    # 1M customers (14,174,161 snapshots, 97 candidates): 4.8e9 - 1,814,292,608 = 2,985,707,392
+    # over 8 x 15 x 97 + 512 = 12,152 bytes: 12,152 x 245,696 = 2,985,697,792, remainder 9,600
+    assert max_fit_rows(6 * 10**9, 97, 14_174_161) == 245_696
+    assert max_fit_rows(6 * 10**9, 40, 10**8) == 0  # the snapshots alone exceed the share
 
 
 def test_key_order_and_sort_by_keys() -> None:

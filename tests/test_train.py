@@ -417,3 +417,60 @@ def test_out_of_time_fit_on_synthetic_panel_tracks_true_pd(make_params) -> None:
     assert auc_card >= auc_true - 0.03, (auc_card, auc_true)
     kinds = {b["type"] for f in fitted["card"]["features"] for b in f["bins"]}
     assert "category" in kinds and "missing" in kinds
+
+
+def test_read_snapshots_sorts_only_a_file_out_of_key_order(tmp_path) -> None:
+    """A file in key order is returned as read (no file-row order); one out of order is sorted by
+    customer and date, with the file row of each sorted row."""
+    from pipeline.io import write_parquet
+    from pipeline.train import read_fit_rows, read_snapshots
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["C2", "C1", "C2", "C1"],
+            "as_of_date": pd.to_datetime(["2024-01-31", "2024-02-29", "2023-12-31", "2024-01-31"]),
+            "is_bad": pd.array([0, 1, None, 0], dtype="Int8"),
+            "label": ["good", "bad", "immature", "good"],
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    shuffled = tmp_path / "shuffled.parquet"
+    write_parquet(frame, shuffled)
+    got, order = read_snapshots(shuffled)
+    assert order.tolist() == [3, 1, 2, 0]
+    assert got["customer_id"].tolist() == ["C1", "C1", "C2", "C2"]
+    assert got["label"].tolist() == ["good", "bad", "immature", "good"]
+    assert list(got.index) == [0, 1, 2, 3]
+    fit = np.array([True, False, False, True])  # sorted rows 0 and 3: file rows 3 and 0
+    rows = read_fit_rows(shuffled, ["customer_id", "x"], order, fit)
+    assert rows["x"].tolist() == [4.0, 1.0] and list(rows.index) == [0, 3]
+    in_order = tmp_path / "in_order.parquet"
+    write_parquet(frame.iloc[order], in_order)
+    again, none = read_snapshots(in_order)
+    assert none is None
+    pd.testing.assert_frame_equal(again, got)
+    rows = read_fit_rows(in_order, ["customer_id", "x"], None, fit)
+    assert rows["x"].tolist() == [4.0, 1.0] and list(rows.index) == [0, 3]
+
+
+def test_excluded_rows_share_one_string(split) -> None:
+    """The ``sample`` column holds one string object per sample name, not one per row."""
+    s = assign_samples(panel(60), split(), seed=1)
+    assert (s["sample"] == "excluded").sum() > 1
+    assert len({id(v) for v in s["sample"]}) <= len(SAMPLES)
+
+
+def test_attach_predictions_from_arrays_shares_the_keys() -> None:
+    from pipeline.development import attach_predictions
+
+    keys = pd.DataFrame(
+        {"customer_id": ["C1", "C2"], "as_of_date": pd.to_datetime(["2024-01-31"] * 2)}
+    )
+    pred = {"scorecard": np.array([0.1, 0.2]), "logistic": np.array([0.3, 0.4])}
+    pred["boosting"] = np.array([0.5, 0.6])
+    fitted: dict = {}
+    attach_predictions(fitted, keys, pred)
+    assert fitted["boosting"]["pd_boosting"].tolist() == [0.5, 0.6]
+    assert list(fitted["boosting"].columns) == ["customer_id", "as_of_date", "pd_boosting"]
+    assert np.shares_memory(fitted["boosting"]["customer_id"].to_numpy(), keys["customer_id"])
+    assert list(fitted["predictions"]) == ["scorecard", "logistic", "boosting"]
