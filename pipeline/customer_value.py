@@ -37,6 +37,7 @@ from typing import get_args
 import numpy as np
 import pandas as pd
 
+from pipeline.card.scoring import value_codes
 from pipeline.params.publish import GRID_VALUE, LOYALTY, TIERS, CustomerValueParams, Strategy
 
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
@@ -52,7 +53,8 @@ def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
     ``customer_id`` may be categorical (a ledger read with its ids as a dictionary); the result is the
     same, indexed by plain ids in order. Grouped on the customer codes of the year's rows, column by
     column, so no copy of the ledger is made."""
-    codes, customers = customer_codes(invoices["customer_id"])
+    codes, customers = value_codes(invoices["customer_id"])
+    customers = np.asarray(customers, dtype=object)
     dates = invoices["invoice_date"].to_numpy()
     year_ago = t - pd.DateOffset(months=12)
     known = codes >= 0  # a missing id is no customer
@@ -86,15 +88,6 @@ def ledger_activity(invoices: pd.DataFrame, t: pd.Timestamp) -> pd.DataFrame:
         index=prior_only,
     )
     return pd.concat([out, extra]).rename_axis("customer_id")
-
-
-def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of customer ids and the ids they stand for (a categorical's own codes, else
-    factorized)."""
-    if isinstance(ids.dtype, pd.CategoricalDtype):
-        return ids.cat.codes.to_numpy(), np.asarray(ids.cat.categories, dtype=object)
-    codes, uniques = pd.factorize(ids)
-    return codes, np.asarray(uniques, dtype=object)
 
 
 def retention_rates(activity: pd.DataFrame, segment: pd.Series, min_customers: int) -> pd.Series:

@@ -134,6 +134,14 @@ def _range_slots(feature: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return slots, np.asarray(slot_bins, dtype=np.int64)
 
 
+def value_codes(values: pd.Series) -> tuple[np.ndarray, Any]:
+    """Integer codes of ``values`` (-1 for null) and the distinct values they stand for: a
+    categorical's own codes and categories, else factorized in order of appearance."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(), values.cat.categories
+    return pd.factorize(values, use_na_sentinel=True)
+
+
 def _category_slots(feature: dict, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Slot of each value and the bin position of each slot (-1 = unseen category).
 
@@ -151,10 +159,8 @@ def _category_slots(feature: dict, values: pd.Series) -> tuple[np.ndarray, np.nd
         if b["type"] == "category"
         for c in b["categories"]
     }
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
-    else:
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, uniques = value_codes(values)
+    if not isinstance(values.dtype, pd.CategoricalDtype):
         exact = pd.api.types.is_integer_dtype(uniques.dtype) or all(
             isinstance(u, str) for u in uniques
         )
