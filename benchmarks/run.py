@@ -109,15 +109,16 @@ def child_scoring(card_path: str, data_path: str, n_rows: int) -> None:
 
     sys.path.insert(0, str(ROOT))
     from pipeline.card import load_card, score_frame
+    from pipeline.card.routing import all_features, scoring_columns
     from pipeline.exports import DIALECTS, SQL_INPUT_TABLE, scorecard_sql, sql_identifier
 
     card = load_card(card_path)
-    names = [f["name"] for f in card["features"]]
+    names = [f["name"] for f in all_features(card)]
     keys = ["customer_id", "as_of_date"]
-    base = pd.read_parquet(data_path, columns=keys + names)
+    base = pd.read_parquet(data_path, columns=keys + scoring_columns(card))
     X = base.iloc[np.resize(np.arange(len(base)), n_rows)].reset_index(drop=True)
     t = time.perf_counter()
-    py = score_frame(card, X[names])
+    py = score_frame(card, X[scoring_columns(card)])
     t_py = time.perf_counter() - t
     con = duckdb.connect()
     con.execute("SET threads = 2")

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.card import load_card, score_frame
+from pipeline.card.routing import ROUTE_COLUMN, all_features, is_routed, segment_cards
 from pipeline.exports import SQL_INPUT_TABLE, scorecard_sql
 
 
@@ -107,7 +108,9 @@ def synthetic_card(n_numeric: int = 10, n_categorical: int = 2) -> dict:
 def synthetic_input(card: dict, n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     cols = {}
-    for f in card["features"]:
+    if is_routed(card):  # a card with segment cards routes rows by segment
+        cols[ROUTE_COLUMN] = rng.choice(["current", *segment_cards(card)], n)
+    for f in all_features(card):
         if f["dtype"] == "numeric":
             edges = [
                 b["upper"] for b in f["bins"] if b["type"] == "range" and b["upper"] is not None
@@ -149,7 +152,9 @@ def main() -> None:
     card = load_card(args.card) if args.card else synthetic_card()
     X = synthetic_input(card, args.rows)  # noqa: N806
     n = len(X)
-    print(f"card: {args.card or 'synthetic'}; {len(card['features'])} characteristics; {n:,} rows")
+    print(
+        f"card: {args.card or 'synthetic'}; {len(all_features(card))} characteristics; {n:,} rows"
+    )
     print(f"load average (1/5/15 min) before: {load_average()}; cpus: {os.cpu_count()}")
 
     def report(label: str, t: float, extra: str = "") -> None:

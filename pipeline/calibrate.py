@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from pipeline.calibrate_report import calibration_markdown, reliability_plot
 from pipeline.card import load_card
+from pipeline.card.routing import all_features, calibrated_segments
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version, file_sha256, write_csv, write_json, write_text
@@ -74,7 +75,7 @@ def _inputs(paths: Paths) -> tuple[Path, pd.DataFrame]:
 
 
 def _used(card: dict) -> list[str]:
-    return ["label", "segment", "true_pd", *(f["name"] for f in card["features"])]
+    return ["label", "segment", "true_pd", *(f["name"] for f in all_features(card))]
 
 
 def _outside_default(snapshots: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +95,7 @@ def scored_inputs(paths: Paths, budget_bytes: int) -> tuple[dict, pd.DataFrame]:
     card = load_card(paths.models / "scorecard.json")
     snap_path, samples = _inputs(paths)
     columns = present(snap_path, _used(card), SNAPSHOT_KEYS + ["is_bad"], "architecture contract")
-    rows = batch_rows(budget_bytes, 8 * (3 * len(card["features"]) + 16) + 256)
+    rows = batch_rows(budget_bytes, 8 * (3 * len(all_features(card)) + 16) + 256)
     parts, start = [], 0
     if len(samples) == pq.ParquetFile(snap_path).metadata.num_rows:
         for batch in iter_frames(snap_path, columns, rows):
@@ -147,7 +148,7 @@ def main() -> None:
     card, scored = scored_inputs(paths, load(BaseParams, "base", args.dataset).budget_bytes)
     warn_grades(scored, params.n_grades)
     try:
-        result = calibrate(scored, params)
+        result = calibrate(scored, params, calibrated_segments(card))
     except PipelineError as exc:
         raise explain_grade_failure(
             exc,

@@ -30,6 +30,7 @@ import pandas as pd
 
 from pipeline import metrics
 from pipeline.card import score_frame
+from pipeline.card.routing import all_features
 from pipeline.challenger import predict_pd
 from pipeline.domain import LETTER_GRADES, SNAPSHOT_KEYS, PipelineError
 from pipeline.snapshot_io import batch_rows, map_batches, same_keys
@@ -220,7 +221,8 @@ def scoring_rows(card: dict, n_columns: int, budget_bytes: int | None) -> int | 
     (``budget_bytes``; None: in one piece)."""
     if budget_bytes is None:
         return None
-    return batch_rows(budget_bytes, 8 * (n_columns + 3 * len(card["features"]) + 16) + 256)
+    n_features = len(all_features(card))
+    return batch_rows(budget_bytes, 8 * (n_columns + 3 * n_features + 16) + 256)
 
 
 def model_scores(

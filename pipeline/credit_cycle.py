@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from pipeline import customer_value as cv
 from pipeline import limit_review as lr
+from pipeline.card.routing import scoring_columns
 from pipeline.credit_file import attributes_as_of
 from pipeline.domain import SNAPSHOT_KEYS
 from pipeline.params.publish import PublishParams, policy_from_bundle
@@ -102,8 +103,7 @@ def cycle_columns(bundle: dict[str, Any]) -> list[str]:
     `score.score_customers` reads with the bundle (card features, size measure, limit and
     behaviour-trigger inputs)."""
     size = policy_from_bundle(bundle["policy"]).size_measure
-    features = [f["name"] for f in bundle["features"]]
-    return [*REVIEW_COLUMNS, *VALUE_COLUMNS, size, *POLICY_INPUTS, *features]
+    return [*REVIEW_COLUMNS, *VALUE_COLUMNS, size, *POLICY_INPUTS, *scoring_columns(bundle)]
 
 
 def months_in_memory(frame: pd.DataFrame, months: int) -> SnapshotMonths:

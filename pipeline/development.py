@@ -10,6 +10,7 @@ coefficients, VIF, IV and rounding drift a validator reviews.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline.boosting import fit_boosting, predict_boosting
 from pipeline.card import score_frame
+from pipeline.card.routing import SEGMENT_CARDS, segment_card
 from pipeline.challenger import fit_challenger, predict_pd
 from pipeline.domain import SAMPLES, SEGMENTS, SNAPSHOT_KEYS, PipelineError
 from pipeline.io import frame_sha256
@@ -26,6 +28,7 @@ from pipeline.params.train import TrainParams
 from pipeline.samples import SEGMENT_NONE, fit_rows, sample_rule
 from pipeline.scorecard import WoEScorecard
 from pipeline.snapshot_io import batch_rows, map_batches
+from pipeline.sufficiency import MINIMUMS
 
 TRUE_FLAGS = ("true", "1", "yes")
 
@@ -144,6 +147,63 @@ def fit_models(
         "booster": (booster, usable),
         "timing": timing,
     }
+
+
+def fit_segment_cards(
+    fitted: dict[str, Any],
+    snapshots: pd.DataFrame,
+    samples: pd.DataFrame,
+    read: Callable[[np.ndarray], pd.DataFrame],
+    features: dict[str, str],
+    params: TrainParams,
+    reason_texts: dict[str, str],
+) -> dict[str, dict]:
+    """Offer each of ``split.segment_cards`` its own scorecard and keep it where it earns its place.
+
+    A segment card is fitted on the segment's train rows (good/bad) with the train params, and kept
+    when it ranks the segment's calibration rows (customers it never saw) better than the main card
+    does: AUC strictly higher. The out-of-time sample plays no part in the choice, so its figures
+    stay out of sample. ``read(mask)`` returns the candidate features of the snapshots in ``mask``.
+    A kept card goes into ``fitted["card"]`` (`pipeline.card.routing`); the decisions, each with
+    its counts, AUCs and reason, are returned for the development report.
+    """
+    names, outcome = list(features), snapshots["is_bad"]
+    decisions: dict[str, dict] = {}
+    for segment in params.split.segment_cards:
+        in_segment = (samples["segment"] == segment).to_numpy() & outcome.notna().to_numpy()
+        train = in_segment & (samples["sample"] == "train").to_numpy()
+        bads = int(outcome[train].sum())
+        goods = int(train.sum()) - bads
+        decision: dict[str, Any] = {"train_bads": bads, "train_goods": goods, "kept": False}
+        decisions[segment] = decision
+        if bads < MINIMUMS["bads_train"] or goods < MINIMUMS["goods_train"]:
+            decision["reason"] = (
+                f"too few train rows to fit a card: {bads} bads, {goods} goods (need "
+                f"{MINIMUMS['bads_train']} bads and {MINIMUMS['goods_train']} goods)"
+            )
+            continue
+        frame = read(train)
+        card_model = build_scorecard(params, features).set_params(reason_texts=reason_texts)
+        card_model.fit(frame[names], frame["is_bad"].astype(int))
+        candidate = segment_card(segment, card_model.to_spec())
+        check = read(in_segment & (samples["sample"] == "calibration").to_numpy())
+        y = check["is_bad"].astype(int)
+        solo = {**fitted["card"], **candidate}
+        decision["calibration_rows"], decision["calibration_bads"] = len(y), int(y.sum())
+        if y.nunique() < 2:
+            decision["reason"] = "the calibration rows of the segment have one outcome"
+            continue
+        auc_own = float(roc_auc_score(y, score_frame(solo, check)["pd_model"]))
+        auc_main = float(roc_auc_score(y, score_frame(fitted["card"], check)["pd_model"]))
+        decision.update(auc_segment_card=auc_own, auc_main_card=auc_main, kept=auc_own > auc_main)
+        decision["reason"] = (
+            "ranks the calibration rows better than the main card"
+            if auc_own > auc_main
+            else "does not rank the calibration rows better than the main card"
+        )
+        if auc_own > auc_main:
+            fitted["card"].setdefault(SEGMENT_CARDS, {})[segment] = candidate
+    return decisions
 
 
 def predict_models(

@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline import comparison as cmp
 from pipeline import evaluate_report as report
-from pipeline.card import load_card
+from pipeline.card import all_features, load_card
 from pipeline.config import PROJ_ROOT, Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import code_version, read_json, write_csv, write_json, write_text
@@ -64,7 +64,7 @@ def read_inputs(paths: Paths, budget_bytes: int | None = None) -> dict[str, Any]
         name: read_columns(files[name], [], [*SNAPSHOT_KEYS, column], "evaluate input contract")
         for name, column in (("samples", "sample"), ("boosting", "pd_boosting"))
     }
-    used = [*COMPARED, *(f["name"] for f in card["features"] + logistic["features"])]
+    used = [*COMPARED, *(f["name"] for f in all_features(card) + logistic["features"])]
     columns = present(files["snapshots"], used, SNAPSHOT_COLUMNS, "evaluate input contract")
     rows = rows_in_samples(files["snapshots"], tables["samples"], EVALUATED)
     tables = evaluated_rows(**tables)  # before the read: every snapshot's keys are let go

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pipeline import metrics  # noqa: E402
+from pipeline.card.routing import cards  # noqa: E402
 from pipeline.domain import LETTER_GRADES as GRADES  # noqa: E402
 from pipeline.io import save_figure  # noqa: E402
 
@@ -674,7 +675,9 @@ def _customer_lines(result: dict[str, Any], frame: pd.DataFrame, card: dict) -> 
     swap_in_rows = frame[~accept_rules & accept_card]
     swap_out_rows = frame[accept_rules & ~accept_card]
     lines += _segment_profile(swap_in_rows, "rule_subgrade", "Rule sub-grade")
-    reasons = {f["reason_code"]: f"({f['reason_text']})" for f in card["features"]}
+    reasons = {
+        f["reason_code"]: f"({f['reason_text']})" for c in cards(card) for f in c["features"]
+    }
     lines += [
         "",
         "**Declined by the scorecard, approved by the rules** (swap-out), by the scorecard's "

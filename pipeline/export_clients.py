@@ -33,11 +33,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.card import score_to_pd
+from pipeline.card.routing import all_features, is_routed, routes
 from pipeline.domain import PipelineError
 from pipeline.exports import (
     DIALECTS,
     SQL_INPUT_TABLE,
     decimal_text,
+    input_features,
     scorecard_pmml,
     scorecard_sql,
     scorecard_workbook,
@@ -70,7 +72,7 @@ def agreement(card: dict, cases: pd.DataFrame, got: pd.DataFrame) -> pd.Series:
     matched on ``case_id``."""
     got = got.set_index("case_id").reindex(cases["case_id"].to_numpy())
     ok = np.ones(len(cases), dtype=bool)
-    cols = [f"points__{f['name']}" for f in card["features"] if f"points__{f['name']}" in got]
+    cols = [f"points__{f['name']}" for f in all_features(card) if f"points__{f['name']}" in got]
     for c in [*cols, "score"]:
         vals = pd.to_numeric(got[c], errors="coerce").to_numpy(float)
         ok &= vals == cases[f"expected_{c}"].to_numpy(float)
@@ -97,7 +99,7 @@ def agreement_counts(cases: pd.DataFrame, agrees: pd.Series) -> dict:
 
 
 def _inputs(card: dict, cases: pd.DataFrame) -> pd.DataFrame:
-    return cases[["case_id", *(f["name"] for f in card["features"])]]
+    return cases[["case_id", *(f["name"] for f in input_features(card))]]
 
 
 # ------------------------------------------------------------------------------- SQL clients
@@ -249,7 +251,7 @@ def run_postgres(
     """The PostgreSQL rendering on a real server: the boundary inputs (NaN as the float8 NaN,
     missing as NULL) in a temp table, the export's SELECT copied out as CSV."""
     pg = DIALECTS["postgres"]
-    feats = card["features"]
+    feats = input_features(card)
     cols = ["case_id integer"] + [
         f"{sql_identifier(f['name'], pg)} "
         + ("DOUBLE PRECISION" if f["dtype"] == "numeric" else "TEXT")
@@ -279,7 +281,7 @@ def run_spark(card: dict, cases: pd.DataFrame, grades: list[dict] | None, spark)
     explicit schema (NaN stays a double NaN, missing is null)."""
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-    feats = card["features"]
+    feats = input_features(card)
     schema = StructType(
         [StructField("case_id", LongType(), False)]
         + [
@@ -369,17 +371,22 @@ def pmml_available() -> str | None:
 
 def run_pmml(card: dict, cases: pd.DataFrame, grades: list[dict] | None) -> pd.DataFrame:
     """The PMML export evaluated by JPMML (the reference PMML engine, on the JVM through
-    JPype) on the boundary inputs: score, pd_model, reason codes, grade."""
+    JPype) on the boundary inputs: score, pd_model, reason codes, grade. A card with segment
+    cards has one PMML document per card; each scores the rows of its segment."""
     from jpmml_evaluator import make_evaluator
 
-    evaluator = make_evaluator(scorecard_pmml(card, grades).encode("utf-8")).verify()
     X = _inputs(card, cases)
-    res = evaluator.evaluateAll(X.drop(columns="case_id"))
     top_n = int(card.get("reason_codes", {}).get("top_n", 4))
     keep = ["score", "pd_model", *(f"reason_{k}" for k in range(1, top_n + 1))]
-    out = res[keep + (["grade"] if grades else [])].copy()
-    out.insert(0, "case_id", X["case_id"].to_numpy())
-    return out
+    parts = []
+    for sub, rows in routes(card, X) if is_routed(card) else [(card, np.arange(len(X)))]:
+        evaluator = make_evaluator(scorecard_pmml(sub, grades).encode("utf-8")).verify()
+        part = X.iloc[rows]
+        res = evaluator.evaluateAll(part[[f["name"] for f in sub["features"]]])
+        out = res[keep + (["grade"] if grades else [])].copy()
+        out.insert(0, "case_id", part["case_id"].to_numpy())
+        parts.append(out)
+    return pd.concat(parts, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------- measuring

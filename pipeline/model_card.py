@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.card.routing import ROUTE_COLUMN, main_card, segment_cards
+
 
 def _fmt(v: Any, spec: str = ".4f") -> str:
     if v is None or (isinstance(v, float) and v != v):
@@ -114,7 +116,8 @@ def model_card_markdown(
         f"{scaling.get('base_odds')}:1, {scaling.get('pdo')} points to double the odds. "
         "Full points table: scorecard.csv / scorecard.xlsx.",
         "",
-        *_table(_features_table(card)),
+        *_table(_features_table(main_card(card))),
+        *_segment_cards_section(card),
         "",
         "## Discrimination",
         *_discrimination(evaluation),
@@ -151,6 +154,25 @@ def _data_section(card: dict, dataset: str, bad_definition: str | None) -> list[
         f"`{prov.get('code_version', '–')}`.",
         f"- Bad definition: {bad_definition or card.get('target', {}).get('event', 'bad')}.",
     ]
+
+
+def _segment_cards_section(card: dict) -> list[str]:
+    """Each segment card's characteristics, after the routing rule."""
+    lines = []
+    for segment, sub in segment_cards(card).items():
+        lines += [
+            "",
+            f"### Segment card `{segment}`",
+            f"Rows whose `{ROUTE_COLUMN}` is `{segment}` are scored by this card "
+            f"({len(sub['features'])} characteristics, fitted on the segment's "
+            f"{sub.get('sample', {}).get('n_train', '?')} train rows); every other row by the "
+            "card above. Same points scaling, calibration and master scale. SQL and the workbook "
+            f"route by `{ROUTE_COLUMN}`; the PMML export is one document per card "
+            f"(scorecard.{segment}.pmml for this one).",
+            "",
+            *_table(_features_table(sub)),
+        ]
+    return lines
 
 
 def _features_table(card: dict) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import monitoring_review as review
+from pipeline.card.routing import scoring_columns
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.domain import SNAPSHOT_KEYS, PipelineError
 from pipeline.io import read_json, write_csv, write_json, write_text
@@ -74,8 +75,7 @@ def monitor_columns(bundle: dict, dbt_measure: str) -> list[str]:
     """The snapshot columns the month's review uses: `MONITOR_COLUMNS`, ``dbt_measure``, the
     card's features and what the published policy reads (size measure, limit and trigger inputs)."""
     size = policy_from_bundle(bundle["policy"]).size_measure
-    features = [f["name"] for f in bundle["features"]]
-    return [*MONITOR_COLUMNS, dbt_measure, size, *POLICY_INPUTS, *features]
+    return [*MONITOR_COLUMNS, dbt_measure, size, *POLICY_INPUTS, *scoring_columns(bundle)]
 
 
 def monitored_month(snapshots: pd.DataFrame, month: str | None, path: Path) -> pd.Timestamp:

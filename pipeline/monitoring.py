@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline import metrics
 from pipeline.card import assign_bins
+from pipeline.card.routing import is_routed, routes, segment_cards
 
 PSI_SMOOTHING = (
     "additive epsilon on shares: p_i = (share_i + eps) / (1 + k*eps), k = bins in the union"
@@ -183,6 +184,16 @@ def characteristic_stability(
     detail: feature + the ``psi_table`` columns). Bins with zero development and zero current count
     (the placeholder missing/unseen bins) are left out so they do not add ε noise.
     """
+    if is_routed(
+        card
+    ):  # each card against the rows it scores; "segment: feature" for a segment card
+        tables = []
+        for seg, (sub, rows) in zip([*segment_cards(card), None], routes(card, X), strict=True):
+            pair = characteristic_stability(sub, X.iloc[rows], epsilon, thresholds)
+            if seg is not None:
+                pair = tuple(t.assign(feature=f"{seg}: " + t["feature"]) for t in pair)
+            tables.insert(0, pair)
+        return tuple(pd.concat(list(t), ignore_index=True) for t in zip(*tables, strict=True))
     summary, detail = [], []
     for feature in card["features"]:
         name = feature["name"]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import monitoring as mon
+from pipeline.card.routing import all_features
 from pipeline.domain import PipelineError
 from pipeline.io import code_version
 from pipeline.params.monitor import MonitorParams
@@ -82,7 +83,7 @@ def score_population(
     The month's review reads the card's features and policy inputs only for the reviewed and the
     previous month (stability, limits, early warnings), so they are never held for every
     snapshot."""
-    size = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
+    size = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(all_features(bundle)))
     keep = [*narrow, "score", "grade"]
     narrow_parts, detail_parts, start, dropped, error = [], [], 0, 0, None
     for batch in iter_frames(path, columns, size):

@@ -7,6 +7,7 @@ does the I/O. Method and conventions: docs/validation.md section 7.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from pipeline.calibration import (
     pd_band_boundaries,
 )
 from pipeline.card import score_frame
+from pipeline.card.routing import all_features
 from pipeline.domain import SEGMENTS, SNAPSHOT_KEYS, PipelineError
 from pipeline.params.calibrate import CalibrateParams
 from pipeline.snapshot_io import batch_rows, map_batches
@@ -63,7 +65,7 @@ def scored_samples(
     """Every snapshot with its sample, integer score, (synthetic) true PD and outcome ``is_bad`` =
     `default_outcome` (bad vs not bad: indeterminates count as 0). Scored in slices sized from
     ``budget_bytes`` (``base.memory_budget``; None: in one piece)."""
-    names = {f["name"] for f in card["features"]} - {
+    names = {f["name"] for f in all_features(card)} - {
         *KEYS,
         "is_bad",
         "label",
@@ -91,7 +93,7 @@ def scored_samples(
         out["true_pd"] = merged["true_pd"].astype(float)
     rows = len(snapshots) or 1
     if budget_bytes is not None:
-        rows = batch_rows(budget_bytes, 8 * (3 * len(card["features"]) + 16) + 256)
+        rows = batch_rows(budget_bytes, 8 * (3 * len(all_features(card)) + 16) + 256)
     scores = map_batches(lambda part: score_frame(card, part)["score"], snapshots, rows)
     out["score"] = scores.to_numpy()
     return out
@@ -171,10 +173,12 @@ def cohort_dates(dates: pd.Series) -> list[pd.Timestamp]:
     return sorted(out)
 
 
-def long_run_central_tendency(scored: pd.DataFrame) -> dict:
+def long_run_central_tendency(
+    scored: pd.DataFrame, segments: Sequence[str] = (HEADLINE_SEGMENT,)
+) -> dict:
     """Long-run default rate: the mean of the annual cohort default rates over every matured
-    cohort (one snapshot per customer per cohort date, current segment, all samples)."""
-    matured = scored[(scored["segment"] == HEADLINE_SEGMENT) & scored["is_bad"].notna()]
+    cohort (one snapshot per customer per cohort date, the calibrated ``segments``, all samples)."""
+    matured = scored[scored["segment"].isin(list(segments)) & scored["is_bad"].notna()]
     cohorts = []
     for date in cohort_dates(matured["as_of_date"]):
         part = matured[matured["as_of_date"] == date]
@@ -194,13 +198,19 @@ def long_run_central_tendency(scored: pd.DataFrame) -> dict:
     return {
         "value": float(np.mean([c["default_rate"] for c in cohorts])),
         "rule": "mean of the annual cohort default rates (latest matured as-of date and every 12 "
-        "months before it; one snapshot per customer per cohort date; current segment; all "
-        "samples, out-of-time cohorts included)",
+        "months before it; one snapshot per customer per cohort date; "
+        f"{_segments_text(segments)}; all samples, out-of-time cohorts included)",
         "cohorts": cohorts,
     }
 
 
-def resolve_central_tendency(scored: pd.DataFrame, setting: Any) -> dict | None:
+def _segments_text(segments: Sequence[str]) -> str:
+    return f"{' and '.join(segments)} segment{'s' if len(segments) > 1 else ''}"
+
+
+def resolve_central_tendency(
+    scored: pd.DataFrame, setting: Any, segments: Sequence[str] = (HEADLINE_SEGMENT,)
+) -> dict | None:
     """``null`` (no anchor), a number, or ``long_run`` (:func:`long_run_central_tendency`)."""
     if setting is None:
         return None
@@ -210,7 +220,7 @@ def resolve_central_tendency(scored: pd.DataFrame, setting: Any) -> dict | None:
                 f"params.yaml calibrate.central_tendency: {setting!r} (use null, a PD in (0, 1) "
                 "or long_run)"
             )
-        return long_run_central_tendency(scored)
+        return long_run_central_tendency(scored, segments)
     return {"value": float(setting), "rule": "given in params.yaml", "cohorts": []}
 
 
@@ -364,10 +374,13 @@ def grade_count_reason(attempts: list[dict], requested: int) -> str:
     return text + (f"; {last['reason']}" if last["reason"] else "")
 
 
-def calibrate(scored: pd.DataFrame, params: CalibrateParams) -> dict:
-    """Fit the calibrator and master scale on the calibration sample (current segment); test on
-    calibration (in sample, HL df k−2), oot and oot_known (HL df k) per segment, and back-test
-    annual cohorts.
+def calibrate(
+    scored: pd.DataFrame, params: CalibrateParams, segments: Sequence[str] = (HEADLINE_SEGMENT,)
+) -> dict:
+    """Fit the calibrator and master scale on the calibration sample of ``segments`` (the current
+    segment, plus each segment the card scores with its own card: one scale for every row the
+    card grades); test on calibration (in sample, HL df k−2), oot and oot_known (HL df k) per
+    segment, and back-test annual cohorts.
 
     Returns ``calibrator``, ``table`` (master scale with the calibration sample's counts and
     observed bad rates), ``graded`` (scored rows with ``pd_calibrated`` and ``grade``), ``tests``
@@ -376,13 +389,14 @@ def calibrate(scored: pd.DataFrame, params: CalibrateParams) -> dict:
     """
     if "segment" not in scored.columns:
         scored = scored.assign(segment=HEADLINE_SEGMENT)
-    current = scored["segment"] == HEADLINE_SEGMENT
+    current = scored["segment"].isin(list(segments))
     cal = scored[(scored["sample"] == "calibration") & scored["is_bad"].notna() & current]
     if cal.empty:
         raise PipelineError(
-            "samples.parquet: no rows with sample == 'calibration', an outcome and segment current"
+            "samples.parquet: no rows with sample == 'calibration', an outcome and segment in "
+            f"{list(segments)}"
         )
-    central = resolve_central_tendency(scored, params.central_tendency)
+    central = resolve_central_tendency(scored, params.central_tendency, segments)
     fitted = choose_calibration(cal, params, None if central is None else central["value"])
     calibrator, table, scale_args = fitted["calibrator"], fitted["table"], fitted["scale_args"]
     target_bounds = pd_band_boundaries(

@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline.bundle import bad_definition, build_bundle, check_cutoffs, latest_sizes
 from pipeline.card import SCHEMA_FILE, load_card, units_from_dictionary, write_schema
+from pipeline.card.routing import all_features, main_card, segment_cards
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.credit_cycle import credit_cycle, read_cycle_inputs
 from pipeline.domain import SNAPSHOT_KEYS
@@ -107,7 +108,7 @@ def main() -> None:
         "boundary_cases": len(cases),
         "executed_at_publish": verify_sql(card, grades, cases),
         "edge_digits": {
-            f["name"]: f.get("edge_digits") for f in card["features"] if f["dtype"] == "numeric"
+            f["name"]: f.get("edge_digits") for f in all_features(card) if f["dtype"] == "numeric"
         },
     }
     bundle = build_bundle(card, cutoffs, params, limits, inp["units"])
@@ -135,7 +136,9 @@ def main() -> None:
     write_text(sql["duckdb"], out / "scorecard.sql")
     for name, text in sql.items():
         write_text(text, out / "sql" / f"scorecard.{name}.sql")
-    write_text(scorecard_pmml(card, grades), out / "scorecard.pmml")
+    write_text(scorecard_pmml(main_card(card), grades), out / "scorecard.pmml")
+    for segment, sub in segment_cards(card).items():
+        write_text(scorecard_pmml(sub, grades), out / f"scorecard.{segment}.pmml")
     write_bytes(workbook_bytes(workbook), out / "scorecard.xlsx")
     write_csv(points_table_csv(card), out / "scorecard.csv")
     write_json(checks, out / "export_checks.json")
@@ -152,7 +155,7 @@ def main() -> None:
     log.info(
         "published %s: %d features, %d grades, %d boundary cases checked on DuckDB and SQLite",
         out,
-        len(card["features"]),
+        len(all_features(card)),
         len(grades),
         len(cases),
     )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.card import calibrated_pd, clean_inputs, score_frame
 from pipeline.card import load_bundle as _load_bundle
+from pipeline.card.routing import all_features, cards
 from pipeline.config import run_stage
 from pipeline.domain import PipelineError
 from pipeline.io import write_csv
@@ -153,7 +154,7 @@ def score_in_slices(
     message numbers its row within the slice."""
     rows = len(X) or 1
     if budget_bytes is not None:
-        rows = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(bundle["features"]))
+        rows = batch_rows(budget_bytes, SCORE_ROW_BYTES + 24 * len(all_features(bundle)))
 
     def part(piece: pd.DataFrame) -> pd.DataFrame:
         scored = score_customers(bundle, piece)
@@ -190,7 +191,7 @@ def _policy_columns(
 
 def _reason_columns(bundle: dict, scored: pd.DataFrame) -> dict[str, object]:
     """``reason_<k>`` codes and ``reason_text_<k>`` texts, best reason first."""
-    texts = {f["reason_code"]: f.get("reason_text") for f in bundle["features"]}
+    texts = {f["reason_code"]: f.get("reason_text") for c in cards(bundle) for f in c["features"]}
     out: dict[str, object] = {}
     for k in range(1, bundle.get("reason_codes", {}).get("top_n", 4) + 1):
         codes = scored[f"reason_{k}"]

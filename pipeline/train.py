@@ -29,11 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.card.routing import ROUTE_COLUMN
 from pipeline.config import Paths, require_files, run_stage, stage_argparser
 from pipeline.development import (
     MODELS,
     attach_predictions,
     fit_models,
+    fit_segment_cards,
     predict_models,
     prediction_row_bytes,
     reason_texts,
@@ -116,7 +118,7 @@ def predict_all(path: Path, fitted: dict, features: dict, params: TrainParams, o
     rows = batch_rows(params.base.budget_bytes, prediction_row_bytes(len(features)))
     pred = {model: np.empty(n) for model in MODELS}
     start = 0
-    for part in iter_frames(path, present(path, features), rows):
+    for part in iter_frames(path, present(path, [*features, ROUTE_COLUMN]), rows):
         scored = predict_models(fitted, part, params)
         for model in MODELS:
             pred[model][start : start + len(part)] = scored[model].to_numpy()
@@ -149,13 +151,24 @@ def main() -> None:
     )
     design = sample_design(samples, snapshots, params.split, fit_sample)
     texts = reason_texts(dictionary, features)
-    train = read_fit_rows(snap_path, present(snap_path, [*NARROW, *features]), order, fit)
+    columns = present(snap_path, [*NARROW, *features])
+    train = read_fit_rows(snap_path, columns, order, fit)
     fitted = fit_models(train, features, params, args.dataset, texts, code)
     del train
+    decisions = fit_segment_cards(
+        fitted,
+        snapshots,
+        samples,
+        lambda mask: read_fit_rows(snap_path, columns, order, mask),
+        features,
+        params,
+        texts,
+    )
     pred = predict_all(snap_path, fitted, features, params, order, len(snapshots))
     attach_predictions(fitted, snapshots, pred)
     metrics = train_metrics(snapshots, samples, fitted, features, params.split.method)
     report = train_report(fitted, samples, params, file_sha256(snap_path), code, fit_sample)
+    report["segment_cards"] = decisions
     timing = {
         **fitted["timing"],
         "total_s": time.perf_counter() - t0,

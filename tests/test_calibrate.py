@@ -417,3 +417,18 @@ def test_streamed_scoring_equals_the_whole_table_path(tmp_path):
     shuffled = samples.sample(frac=1.0, random_state=0)
     write_parquet(shuffled, root / "data/processed/fab/samples.parquet")
     pd.testing.assert_frame_equal(stage.scored_inputs(paths, 10**7)[1], want)
+
+
+def test_one_scale_is_fitted_on_every_segment_the_card_scores(params):
+    """With a segment card, calibration and the long-run anchor pool the current and the
+    card's segment; without, the delinquent rows stay out of the fit (tested, not fitted)."""
+    snaps, samples = fabricated_data()
+    snaps["segment"] = np.where(np.arange(len(snaps)) % 5 == 0, "delinquent", "current")
+    scored = scored_samples(fabricated_card(), snaps, samples)
+    cal = scored[(scored["sample"] == "calibration") & scored["is_bad"].notna()]
+    pooled = calibrate(scored, params(central_tendency="long_run"), ("current", "delinquent"))
+    alone = calibrate(scored, params())
+    assert pooled["calibrator"].n_fit_ == len(cal)
+    assert alone["calibrator"].n_fit_ == int((cal["segment"] == "current").sum())
+    assert "current and delinquent segments" in pooled["central_tendency"]["rule"]
+    assert "calibration_delinquent" in alone["tests"]

@@ -38,7 +38,7 @@ from pipeline.exports import (
     scorecard_pmml,
     scorecard_sql,
 )
-from tests.fixtures.cards import HOSTILE, wide_card, wide_cutoffs
+from tests.fixtures.cards import HOSTILE, hand_cutoffs, routed_card, wide_card, wide_cutoffs
 
 REQUIRE = os.environ.get("REQUIRE_EXPORT_CLIENTS") == "1"
 CARD = wide_card()
@@ -253,3 +253,50 @@ def test_measuring_command_prints_counts_per_client(tmp_path, capsys):
     assert lines[1:] == [
         f"wide,{c},{n},{n},{n - ulp},{n - ulp},{ulp},{ulp}" for c in ("DuckDB", "SQLite")
     ]
+
+
+ROUTED = routed_card()
+ROUTED_GRADES = hand_cutoffs()["grades"]
+
+
+@pytest.fixture(scope="module")
+def routed_cases() -> pd.DataFrame:
+    return boundary_cases(ROUTED, ROUTED_GRADES)
+
+
+def assert_routed_agree(cases: pd.DataFrame, got: pd.DataFrame, client: str) -> None:
+    """Every case of a card with a delinquent-segment card, in the client, equals Python."""
+    assert set(cases.segment.map(str)) == {"current", "delinquent", "None"}
+    agrees = agreement(ROUTED, cases, got)
+    bad = cases.loc[~agrees, ["case_id", "segment", "case_feature", "case"]]
+    assert agrees.all(), f"{client} routes differently from Python on {len(bad)} cases:\n{bad}"
+
+
+def test_routed_sql_on_postgresql_equals_python(routed_cases, postgres):
+    got = run_postgres(ROUTED, routed_cases, ROUTED_GRADES, postgres)
+    assert_routed_agree(routed_cases, got, "PostgreSQL")
+
+
+def test_routed_workbook_recalculated_by_libreoffice_calc(routed_cases, tmp_path):
+    need(calc_available())
+    got = run_calc_workbook(ROUTED, routed_cases, ROUTED_GRADES, workdir=tmp_path)
+    decimal = (routed_cases.precision == "decimal").to_numpy()
+    assert_routed_agree(routed_cases[decimal], got[decimal], "LibreOffice Calc")
+
+
+@pytest.mark.spark
+def test_routed_pmml_documents_evaluated_by_jpmml_equal_python(routed_cases):
+    need(pmml_available())
+    got = run_pmml(ROUTED, routed_cases, ROUTED_GRADES)
+    assert len(got) == len(routed_cases)
+    assert_routed_agree(routed_cases, got, "JPMML")
+
+
+@pytest.mark.spark
+def test_routed_sql_on_spark_equals_python(routed_cases):
+    from pipeline.export_clients import run_spark
+    from pipeline.features.spark import spark_available, spark_session
+
+    need(spark_available())
+    got = run_spark(ROUTED, routed_cases, ROUTED_GRADES, spark_session(threads=2))
+    assert_routed_agree(routed_cases, got, "Spark SQL")

@@ -8,6 +8,7 @@ numpy, pandas and the card.
 - `pipeline.card.scoring`: PDO scaling, bin lookup, `score_frame`, reason codes, calibrated PD.
 - `pipeline.card.inputs`: a frame checked against the card's declared domains before scoring.
 - `pipeline.card.bundle`: the published bundle's JSON Schema, content hash and loading.
+- `pipeline.card.routing`: segment cards, and which card scores which row.
 """
 
 from pipeline.card.bundle import (
@@ -24,6 +25,7 @@ from pipeline.card.bundle import (
     write_schema,
 )
 from pipeline.card.inputs import SIZE_DOMAIN, clean_inputs
+from pipeline.card.routing import all_features
 from pipeline.card.scoring import (
     assign_bins,
     attribute_points,
@@ -38,6 +40,7 @@ from pipeline.card.scoring import (
 from pipeline.card.spec import CARD_KIND, HALDANE, SCHEMA_VERSION, card_spec, load_card
 
 __all__ = [
+    "all_features",
     "BUNDLE_KEYS",
     "BUNDLE_SCHEMA",
     "CARD_KIND",

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.card.routing import SEGMENT_CARDS
 from pipeline.domain import PipelineError
 from pipeline.io import json_text
 
@@ -143,6 +144,19 @@ BUNDLE_SCHEMA: dict[str, Any] = {
     },
 }
 
+BUNDLE_SCHEMA["properties"][SEGMENT_CARDS] = {
+    "type": "object",
+    "description": "segment -> the card scoring rows whose 'segment' column has that value",
+    "additionalProperties": {
+        "type": "object",
+        "required": ["intercept", "features"],
+        "properties": {
+            "intercept": _number,
+            "features": BUNDLE_SCHEMA["properties"]["features"],
+        },
+    },
+}
+
 # the value domain of a characteristic by its unit in the feature dictionary; a share is a ratio
 # whose name says share
 UNIT_DOMAIN: dict[str, dict[str, float]] = {
@@ -183,11 +197,20 @@ def content_hash(bundle: dict) -> str:
 def seal_bundle(bundle: dict, units: dict[str, str] | None = None) -> dict:
     """The bundle with each feature's declared ``domain`` and the content hash."""
     units = units or {}
+
+    def with_domains(features: list[dict]) -> list[dict]:
+        return [
+            {**f, "domain": f.get("domain") or feature_domain(f["name"], units.get(f["name"]))}
+            for f in features
+        ]
+
     out = dict(bundle)
-    out["features"] = [
-        {**f, "domain": f.get("domain") or feature_domain(f["name"], units.get(f["name"]))}
-        for f in bundle["features"]
-    ]
+    out["features"] = with_domains(bundle["features"])
+    if SEGMENT_CARDS in bundle:
+        out[SEGMENT_CARDS] = {
+            seg: {**sub, "features": with_domains(sub["features"])}
+            for seg, sub in bundle[SEGMENT_CARDS].items()
+        }
     out.pop(HASH_KEY, None)
     # hash what is written: the JSON text round-trips to the same text (floats already rounded)
     out = json.loads(json_text(out))
@@ -247,7 +270,10 @@ def check_bundle(bundle: Any, path: Path | str) -> dict:
             "damaged after publishing; republish it (python -m pipeline.publish)"
         )
     for j, feature in enumerate(bundle["features"]):
-        _check_feature(feature, j, path)
+        _check_feature(feature, f"$.features[{j}]", path)
+    for seg, sub in bundle.get(SEGMENT_CARDS, {}).items():
+        for j, feature in enumerate(sub["features"]):
+            _check_feature(feature, f"$.{SEGMENT_CARDS}.{seg}.features[{j}]", path)
     scores = [g["score_min"] for g in bundle["master_scale"]["grades"][:-1]]
     if any(s is None for s in scores) or any(
         b >= a for a, b in zip(scores, scores[1:], strict=False)
@@ -259,9 +285,9 @@ def check_bundle(bundle: Any, path: Path | str) -> dict:
     return bundle
 
 
-def _check_feature(feature: dict, j: int, path: Path | str) -> None:
+def _check_feature(feature: dict, at: str, path: Path | str) -> None:
     name = feature["name"]
-    where = f"{path}: $.features[{j}] (feature {name!r})"
+    where = f"{path}: {at} (feature {name!r})"
     kinds = [b["type"] for b in feature["bins"]]
     if feature["dtype"] == "numeric":
         if "category" in kinds:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.card.routing import ROUTE_COLUMN, all_features, is_routed
+
 # policy inputs that are not characteristics: sizes and amounts cannot be negative
 SIZE_DOMAIN = {
     "avg_monthly_invoiced": {"min": 0},
@@ -74,7 +76,7 @@ def clean_inputs(
     """Numeric features and size columns as floats, plus the errors by row position."""
     errors: dict[int, str] = {}
     columns: dict[str, object] = {}  # built first, framed once (no per-column frame copies)
-    for feat in card["features"]:
+    for feat in all_features(card):
         name = feat["name"]
         if name not in X.columns:
             continue
@@ -83,6 +85,8 @@ def clean_inputs(
             if feat["dtype"] == "numeric"
             else X[name].astype(object).to_numpy()
         )
+    if is_routed(card) and ROUTE_COLUMN in X.columns:
+        columns[ROUTE_COLUMN] = X[ROUTE_COLUMN].astype(object).to_numpy()
     for name in size_columns:
         if name in X.columns and name not in columns:
             columns[name] = checked_numbers(X[name], name, errors, SIZE_DOMAIN.get(name))

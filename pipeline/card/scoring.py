@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.card.routing import all_features, is_routed, routes
 from pipeline.domain import PipelineError
 
 log = logging.getLogger("pipeline.card")
@@ -230,7 +231,9 @@ def _reason_ranks(
 
 def score_frame(card: dict, X: pd.DataFrame) -> pd.DataFrame:
     """Score ``X`` with a scorecard card: points per feature, integer score, PD and top reason
-    codes.
+    codes. A card with segment cards (`pipeline.card.routing`) scores each row with the card of
+    its ``segment``; ``points__<feature>`` then covers every card's characteristics, 0 where the
+    row's card does not have the feature.
 
     Returns ``score`` (int), ``pd_model`` (float), ``points__<feature>`` (int) and ``reason_1``…
     ``reason_<top_n>`` (codes, null where fewer shortfalls), indexed like ``X``. A feature absent
@@ -240,6 +243,40 @@ def score_frame(card: dict, X: pd.DataFrame) -> pd.DataFrame:
     distinct categories), points and reason ranks are read from per-bin tables, and the top
     reasons are kept by a running top-n insertion on small integer ranks.
     """
+    if is_routed(card):
+        return _score_routed(card, X)
+    return _score_card(card, X)
+
+
+def _score_routed(card: dict, X: pd.DataFrame) -> pd.DataFrame:
+    """`score_frame` of a card with segment cards: each card scores its rows, stitched back in
+    the order of ``X``."""
+    names = [f"points__{f['name']}" for f in all_features(card)]
+    top_n = card.get("reason_codes", {}).get("top_n", 4)
+    n = len(X)
+    block = np.zeros((1 + len(names), n), dtype=np.int64)
+    reasons = np.full((top_n, n), None, dtype=object)
+    for sub, rows in routes(card, X):
+        if not len(rows):
+            continue
+        part = _score_card(sub, X.iloc[rows])
+        block[0, rows] = part["score"].to_numpy()
+        for col in part.columns:
+            if col.startswith("points__"):
+                block[1 + names.index(col), rows] = part[col].to_numpy()
+        for k in range(top_n):
+            reasons[k, rows] = part[f"reason_{k + 1}"].to_numpy()
+    out = pd.DataFrame(block.T, index=X.index, columns=["score", *names])
+    scaling = card["scaling"]
+    out.insert(1, "pd_model", score_to_pd(block[0], scaling["factor"], scaling["offset"]))
+    codes = pd.DataFrame(
+        reasons.T, index=X.index, columns=[f"reason_{k + 1}" for k in range(top_n)]
+    )
+    return pd.concat([out, codes], axis=1, copy=False)
+
+
+def _score_card(card: dict, X: pd.DataFrame) -> pd.DataFrame:
+    """`score_frame` of one card (no routing)."""
     features = card["features"]
     n = len(X)
     top_n = card.get("reason_codes", {}).get("top_n", 4)

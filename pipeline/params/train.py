@@ -49,13 +49,16 @@ class SplitParams:
     ``out_of_time`` needs ``oot_start`` (ISO date); ``oot_customer_share`` of the development customers
     is held out whole. ``stratified_holdout`` (one observation date) holds out ``holdout_share`` of the
     customers. ``calibration_share`` of the remaining customers form the calibration sample. Models are
-    fitted on the train rows of ``fit_segments``."""
+    fitted on the train rows of ``fit_segments``; each of ``segment_cards`` gets its own scorecard
+    (`pipeline.development.fit_segment_cards`), kept where it ranks that segment's calibration rows
+    better than the main card."""
 
     method: SplitMethod
     oot_start: str | None
     calibration_share: float
     oot_customer_share: float
     fit_segments: tuple[str, ...]
+    segment_cards: tuple[str, ...]
     holdout_share: float
 
     def __post_init__(self) -> None:
@@ -85,6 +88,13 @@ class SplitParams:
             f"{key}.fit_segments",
             "segments",
             f"need a non-empty list from {list(SEGMENTS)}, got {list(self.fit_segments)}",
+        )
+        require(
+            set(self.segment_cards) <= set(SEGMENTS) - set(self.fit_segments),
+            f"{key}.segment_cards",
+            "segments",
+            f"need segments from {list(SEGMENTS)} outside fit_segments "
+            f"{list(self.fit_segments)}, got {list(self.segment_cards)}",
         )
 
 
