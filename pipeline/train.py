@@ -168,7 +168,7 @@ def main() -> None:
     attach_predictions(fitted, snapshots, pred)
     metrics = train_metrics(snapshots, samples, fitted, features, params.split.method)
     report = train_report(fitted, samples, params, file_sha256(snap_path), code, fit_sample)
-    report["segment_cards"] = decisions
+    report["segment_cards"] = design["fit"]["segment_cards"] = decisions
     timing = {
         **fitted["timing"],
         "total_s": time.perf_counter() - t0,

@@ -64,6 +64,21 @@ def design_rows(counts: dict[str, Any], samples: pd.DataFrame) -> list[dict[str,
     return sorted(rows, key=lambda r: (r["sample"], r["segment"]))
 
 
+def segment_card_note(segment: str, decision: dict[str, Any]) -> str:
+    """One line on the card offered to ``segment``: kept or not, and why, with its evidence."""
+    verdict = "its own card, kept" if decision.get("kept") else "no card of its own"
+    auc = (
+        f"; calibration AUC {decision['auc_segment_card']:.3f} (own card) vs "
+        f"{decision['auc_main_card']:.3f} (main card)"
+        if decision.get("auc_segment_card") is not None
+        else ""
+    )
+    return (
+        f"{segment} segment: {verdict}: {decision.get('reason', '')} (train "
+        f"{decision.get('train_bads')} bads, {decision.get('train_goods')} goods{auc})"
+    )
+
+
 def sample_design(train_design: dict[str, Any], samples: pd.DataFrame, path: Path) -> dict:
     """The page's sample-design section from the train stage's sample_design.json (``path``):
     counts per sample x segment, exclusions by reason, customer overlaps between samples, what the
@@ -79,6 +94,8 @@ def sample_design(train_design: dict[str, Any], samples: pd.DataFrame, path: Pat
         notes.append(f"oot sample: {train_design['oot_is']}")
     for sample, (first, last) in (train_design.get("as_of_range") or {}).items():
         notes.append(f"{sample}: as-of dates {first} to {last}")
+    for segment, d in ((train_design.get("fit") or {}).get("segment_cards") or {}).items():
+        notes.append(segment_card_note(segment, d))
     return {
         "source": f"{path.name} (train stage); customers per sample and segment from "
         "samples.parquet",

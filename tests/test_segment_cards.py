@@ -265,3 +265,20 @@ def test_each_cards_characteristics_are_monitored_on_the_rows_it_scores():
     assert own["actual_count"].sum() == 2
     main = detail[detail["feature"] == "net_collection_rate_12m"]
     assert main["actual_count"].sum() == 2  # the current and the null-segment rows
+
+
+def test_validation_report_states_each_segment_card_decision():
+    from pipeline.validate import segment_card_note
+
+    kept = {"kept": True, "reason": "ranks the calibration rows better than the main card"}
+    kept |= {"train_bads": 873, "train_goods": 331}
+    kept |= {"auc_segment_card": 0.6196, "auc_main_card": 0.5057}
+    assert segment_card_note("delinquent", kept) == (
+        "delinquent segment: its own card, kept: ranks the calibration rows better than the main "
+        "card (train 873 bads, 331 goods; calibration AUC 0.620 (own card) vs 0.506 (main card))"
+    )
+    dropped = {"kept": False, "reason": "too few train rows", "train_bads": 209}
+    dropped["train_goods"] = 0
+    assert segment_card_note("delinquent", dropped).startswith(
+        "delinquent segment: no card of its own: too few train rows (train 209 bads, 0 goods)"
+    )
