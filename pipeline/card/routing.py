@@ -91,11 +91,11 @@ def routes(card: dict, X: pd.DataFrame) -> list[tuple[dict, np.ndarray]]:
             f"column '{ROUTE_COLUMN}' missing from the input (rule: the card routes rows by segment "
             f"to its segment cards {sorted(card[SEGMENT_CARDS])}); add the snapshot's segment"
         )
-    segment = X[ROUTE_COLUMN].astype(object).to_numpy()
+    segment = X[ROUTE_COLUMN]
     taken = np.zeros(len(X), dtype=bool)
     out = []
     for seg, sub in segment_cards(card).items():
-        rows = segment == seg
+        rows = segment.eq(seg).fillna(False).to_numpy(dtype=bool)
         taken |= rows
         out.append((sub, np.flatnonzero(rows)))
     out.append((main_card(card), np.flatnonzero(~taken)))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.card.routing import all_features, is_routed, routes
+from pipeline.card.routing import all_features, is_routed, main_card, routes
 from pipeline.domain import PipelineError
 
 log = logging.getLogger("pipeline.card")
@@ -249,30 +249,31 @@ def score_frame(card: dict, X: pd.DataFrame) -> pd.DataFrame:
 
 
 def _score_routed(card: dict, X: pd.DataFrame) -> pd.DataFrame:
-    """`score_frame` of a card with segment cards: each card scores its rows, stitched back in
-    the order of ``X``."""
+    """`score_frame` of a card with segment cards: the main card scores every row, then each
+    segment card re-scores its own rows (cheaper than splitting the frame: the main card's rows
+    are most of it)."""
+    segment_parts = routes(card, X)[:-1]
+    main = _score_card(main_card(card), X)
     names = [f"points__{f['name']}" for f in all_features(card)]
-    top_n = card.get("reason_codes", {}).get("top_n", 4)
-    n = len(X)
-    block = np.zeros((1 + len(names), n), dtype=np.int64)
-    reasons = np.full((top_n, n), None, dtype=object)
-    for sub, rows in routes(card, X):
+    reasons = [c for c in main.columns if c.startswith("reason_")]
+    block = np.zeros((1 + len(names), len(X)), dtype=np.int64)  # score, then points
+    for j, col in enumerate(["score", *names]):
+        if col in main.columns:
+            block[j] = main[col].to_numpy()
+    codes = {c: main[c].to_numpy(dtype=object) for c in reasons}
+    del main
+    for sub, rows in segment_parts:
         if not len(rows):
             continue
         part = _score_card(sub, X.iloc[rows])
-        block[0, rows] = part["score"].to_numpy()
-        for col in part.columns:
-            if col.startswith("points__"):
-                block[1 + names.index(col), rows] = part[col].to_numpy()
-        for k in range(top_n):
-            reasons[k, rows] = part[f"reason_{k + 1}"].to_numpy()
+        for j, col in enumerate(["score", *names]):
+            block[j, rows] = part[col].to_numpy() if col in part.columns else 0
+        for c in reasons:
+            codes[c][rows] = part[c].to_numpy()
     out = pd.DataFrame(block.T, index=X.index, columns=["score", *names])
     scaling = card["scaling"]
     out.insert(1, "pd_model", score_to_pd(block[0], scaling["factor"], scaling["offset"]))
-    codes = pd.DataFrame(
-        reasons.T, index=X.index, columns=[f"reason_{k + 1}" for k in range(top_n)]
-    )
-    return pd.concat([out, codes], axis=1, copy=False)
+    return pd.concat([out, pd.DataFrame(codes, index=X.index)], axis=1, copy=False)
 
 
 def _score_card(card: dict, X: pd.DataFrame) -> pd.DataFrame:
