@@ -29,6 +29,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from pipeline.card import load_card, score_frame
+from pipeline.card.routing import cards
 from pipeline.config import Paths
 from pipeline.io import read_json
 from pipeline.monitoring import card_bin_label
@@ -43,6 +44,15 @@ print(
     f"card {card['dataset']}: {len(card['features'])} characteristics, scaling {card['scaling']}"
 )
 print("sample:", card.get("sample"), "| code version:", card["provenance"]["code_version"])
+
+# %% [markdown]
+# ## Segment cards
+# Each delinquency segment offered its own card (`train.split.segment_cards`) and whether it was kept:
+# only where it ranks the segment's calibration rows better than the main card. A kept card scores the
+# rows of its segment everywhere (`pipeline.card.routing`); the tables below show the main card.
+
+# %%
+pd.DataFrame(train_report.get("segment_cards", {})).T
 
 # %% [markdown]
 # ## Selection decisions
@@ -177,7 +187,10 @@ print(
 
 # %%
 reason = before["reason_1"].iloc[0]
-feature = next((f for f in card["features"] if f["reason_code"] == reason), card["features"][0])
+feature = next(
+    (f for c in cards(card) for f in c["features"] if f["reason_code"] == reason),
+    card["features"][0],
+)
 best = max(feature["bins"], key=lambda b: b.get("points", -1e9))
 what_if = row.copy()
 if best["type"] == "range":

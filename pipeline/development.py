@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline.boosting import fit_boosting, predict_boosting
 from pipeline.card import score_frame
-from pipeline.card.routing import SEGMENT_CARDS, segment_card
+from pipeline.card.routing import SEGMENT_CARDS, main_card, segment_card
 from pipeline.challenger import fit_challenger, predict_pd
 from pipeline.domain import SAMPLES, SEGMENTS, SNAPSHOT_KEYS, PipelineError
 from pipeline.io import frame_sha256
@@ -188,7 +188,7 @@ def fit_segment_cards(
         candidate = segment_card(segment, card_model.to_spec())
         check = read(in_segment & (samples["sample"] == "calibration").to_numpy())
         y = check["is_bad"].astype(int)
-        solo = {**fitted["card"], **candidate}
+        solo = {**main_card(fitted["card"]), **candidate}
         decision["calibration_rows"], decision["calibration_bads"] = len(y), int(y.sum())
         if y.nunique() < 2:
             decision["reason"] = "the calibration rows of the segment have one outcome"

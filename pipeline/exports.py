@@ -30,13 +30,7 @@ from openpyxl.compat import safe_string
 from openpyxl.utils import get_column_letter, quote_sheetname
 
 from pipeline.card import score_frame, score_to_pd
-from pipeline.card.routing import (
-    ROUTE_COLUMN,
-    all_features,
-    is_routed,
-    main_card,
-    segment_cards,
-)
+from pipeline.card.routing import ROUTE_COLUMN, all_features, is_routed, labelled_cards
 from pipeline.domain import SEGMENTS, PipelineError
 
 SQL_INPUT_TABLE = "scorecard_input"
@@ -66,7 +60,7 @@ def padded_cards(card: dict) -> list[tuple[str | None, dict]]:
     so the cards' results stack (`pipeline.card.routing`)."""
     names = all_features(card)
     out = []
-    for seg, sub in [(None, main_card(card)), *segment_cards(card).items()]:
+    for seg, sub in labelled_cards(card):
         own = {f["name"]: f for f in sub["features"]}
         features = [own.get(f["name"]) or _zero_feature(f) for f in names]
         out.append((seg, {**sub, "features": features}))
@@ -413,10 +407,7 @@ def points_table(card: dict) -> pd.DataFrame:
     segment whose rows that card scores)."""
     if is_routed(card):
         return pd.concat(
-            [
-                _points_rows(sub).assign(card=seg or "main")
-                for seg, sub in [(None, main_card(card)), *segment_cards(card).items()]
-            ],
+            [_points_rows(sub).assign(card=seg or "main") for seg, sub in labelled_cards(card)],
             ignore_index=True,
         ).pipe(lambda t: t[["card", *t.columns[:-1]]])
     return _points_rows(card)

@@ -29,7 +29,7 @@ def scoring_columns(card: dict) -> list[str]:
     """The input columns scoring with ``card`` reads: every card's characteristics, and the
     routing column when the card has segment cards."""
     names = [f["name"] for f in all_features(card)]
-    return [*names, ROUTE_COLUMN] if is_routed(card) and ROUTE_COLUMN not in names else names
+    return [*names, ROUTE_COLUMN] if is_routed(card) else names
 
 
 def segment_cards(card: dict) -> dict[str, dict]:
@@ -43,9 +43,15 @@ def main_card(card: dict) -> dict:
     return {k: v for k, v in card.items() if k != SEGMENT_CARDS}
 
 
+def labelled_cards(card: dict) -> list[tuple[str | None, dict]]:
+    """(segment, card): the main card (segment None: every row not routed elsewhere), then each
+    segment card, each complete."""
+    return [(None, main_card(card)), *segment_cards(card).items()]
+
+
 def cards(card: dict) -> list[dict]:
     """The main card, then each segment card, each complete."""
-    return [main_card(card), *segment_cards(card).values()]
+    return [sub for _, sub in labelled_cards(card)]
 
 
 def is_routed(card: dict) -> bool:
@@ -68,7 +74,7 @@ def calibrated_segments(card: dict) -> tuple[str, ...]:
     return (SEGMENTS[0], *card.get(SEGMENT_CARDS, {}))
 
 
-def segment_card(segment: str, fitted: dict, main_features: list[dict] | None = None) -> dict:
+def segment_card(segment: str, fitted: dict) -> dict:
     """The segment-card entry of a fitted card: its own keys, reason codes prefixed by the
     segment (`ROUTE_COLUMN` values are lower-case words: ``delinquent`` -> ``DEL01``)."""
     prefix = segment[:3].upper()
