@@ -184,7 +184,11 @@ def fit_segment_cards(
             continue
         frame = read(train)
         card_model = build_scorecard(params, features).set_params(reason_texts=reason_texts)
-        card_model.fit(frame[names], frame["is_bad"].astype(int))
+        try:
+            card_model.fit(frame[names], frame["is_bad"].astype(int))
+        except PipelineError as exc:  # the offer is optional: the main card keeps the segment
+            decision["reason"] = f"no card could be fitted: {exc}"
+            continue
         candidate = segment_card(segment, card_model.to_spec())
         check = read(in_segment & (samples["sample"] == "calibration").to_numpy())
         y = check["is_bad"].astype(int)

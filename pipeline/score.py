@@ -17,9 +17,9 @@ import pandas as pd
 
 from pipeline.card import calibrated_pd, clean_inputs, score_frame
 from pipeline.card import load_bundle as _load_bundle
-from pipeline.card.routing import all_features, cards
+from pipeline.card.routing import ROUTE_COLUMN, all_features, cards, is_routed
 from pipeline.config import run_stage
-from pipeline.domain import PipelineError
+from pipeline.domain import SEGMENTS, PipelineError
 from pipeline.io import write_csv
 from pipeline.params.publish import LimitPolicy, policy_from_bundle
 from pipeline.policy import customer_limits, limit_action
@@ -211,6 +211,11 @@ def main(argv: list[str] | None = None) -> None:
     def run() -> None:
         bundle = load_bundle(args.card)
         X = read_input(args.input)
+        if is_routed(bundle) and ROUTE_COLUMN not in X.columns:
+            raise PipelineError(
+                f"{args.input}: row 1, column {ROUTE_COLUMN}: missing (rule routing: the card "
+                f"scores each row by the card of its segment, {list(SEGMENTS)}); add the column"
+            )
         out = score_customers(bundle, X)
         target = (
             Path(args.output)

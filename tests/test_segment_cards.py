@@ -282,3 +282,38 @@ def test_validation_report_states_each_segment_card_decision():
     assert segment_card_note("delinquent", dropped).startswith(
         "delinquent segment: no card of its own: too few train rows (train 209 bads, 0 goods)"
     )
+
+
+def test_a_segment_card_that_cannot_be_fitted_leaves_the_main_card(make_params):
+    snaps, samples = segment_data()
+    features = {"x1": "numeric", "x2": "numeric"}
+    texts = {f: f for f in features}
+    params = make_params(TrainParams, "train", "synthetic")
+    fit = (samples["sample"] == "train") & (samples["segment"] == "current")
+    fitted = fit_models(snaps[fit], features, params, "t", texts, "test")
+    strict = make_params(TrainParams, "train", "synthetic", {"selection": {"min_iv": 4.0}})
+    d = fit_segment_cards(fitted, snaps, samples, lambda m: snaps[m], features, strict, texts)
+    assert not d["delinquent"]["kept"]
+    assert d["delinquent"]["reason"].startswith("no card could be fitted: no characteristic")
+    assert "segment_cards" not in fitted["card"]
+
+
+def test_score_command_needs_the_segment_and_flags_an_unknown_one(make_params, tmp_path, capsys):
+    from pipeline.io import write_json
+    from pipeline.score import main
+
+    bundle = hand_bundle(make_params(PublishParams, "publish"), routed_card())
+    card = tmp_path / "scorecard.json"
+    write_json(bundle, card)
+    frame = rows().assign(avg_monthly_invoiced=5000.0)
+    frame.loc[1, "segment"] = "Delinquent"  # a typo must not route silently to the main card
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    main(["--card", str(card), "--input", str(tmp_path / "new.csv")])
+    out = pd.read_csv(tmp_path / "new_scored.csv")
+    assert out["score"].tolist()[:1] == [60] and np.isnan(out["score"][1])
+    assert "column segment: 'Delinquent' is not a segment" in out["error"][1]
+    frame.drop(columns="segment").to_csv(tmp_path / "flat.csv", index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["--card", str(card), "--input", str(tmp_path / "flat.csv")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "flat.csv: row 1, column segment: missing" in err

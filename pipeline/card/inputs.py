@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.card.routing import ROUTE_COLUMN, all_features, is_routed
+from pipeline.domain import SEGMENTS
 
 # policy inputs that are not characteristics: sizes and amounts cannot be negative
 SIZE_DOMAIN = {
@@ -70,6 +71,22 @@ def checked_numbers(
     return coerced
 
 
+def checked_segments(values: pd.Series, errors: dict[int, str]) -> np.ndarray:
+    """The routing column as objects; a value that is no segment (a typo would silently route the
+    row to the main card) adds to the row's error and becomes missing."""
+    out = values.astype(object).to_numpy().copy()
+    known = values.isna().to_numpy() | values.isin(SEGMENTS).to_numpy()
+    for i in np.flatnonzero(~known):
+        _add_error(
+            errors,
+            int(i),
+            f"column {ROUTE_COLUMN}: {str(out[i])[:40]!r} is not a segment {list(SEGMENTS)} "
+            "(rule segment)",
+        )
+        out[i] = None
+    return out
+
+
 def clean_inputs(
     card: dict, X: pd.DataFrame, size_columns: list[str]
 ) -> tuple[pd.DataFrame, dict[int, str]]:
@@ -86,7 +103,7 @@ def clean_inputs(
             else X[name].astype(object).to_numpy()
         )
     if is_routed(card) and ROUTE_COLUMN in X.columns:
-        columns[ROUTE_COLUMN] = X[ROUTE_COLUMN].astype(object).to_numpy()
+        columns[ROUTE_COLUMN] = checked_segments(X[ROUTE_COLUMN], errors)
     for name in size_columns:
         if name in X.columns and name not in columns:
             columns[name] = checked_numbers(X[name], name, errors, SIZE_DOMAIN.get(name))
