@@ -42,10 +42,12 @@ STAGES = (
     "monitor",
 )
 UNLIMITED = "1000GB"
-STAMP = [  # code stamps, digests and the budget settings themselves (the cards record their params)
+STAMP = [  # code stamps, digests, the budget settings and the fit-row cap derived from the budget
     (re.compile(r"\d+\.\d+\.\d+\+[0-9a-f]{12}"), "VERSION"),
     (re.compile(r"[0-9a-f]{64}"), "HASH"),
     (re.compile(r'"(memory_budget|memory_limit)": "[^"]*"'), r'"\1": "BUDGET"'),
+    (re.compile(r'"max_rows": \d+'), '"max_rows": CAP'),  # whether it binds stays compared
+    (re.compile(r"fit rows capped at \d+"), "fit rows capped at CAP"),
 ]
 
 

@@ -55,3 +55,16 @@ def test_output_differences_masks_stamps_and_budgets_but_not_figures(tmp_path):
         "content differs: data/processed/s.parquet",
         "text differs: models/synthetic/scorecard.json",
     ]
+
+
+def test_the_fit_row_cap_is_a_budget_setting_but_whether_it_binds_is_compared(tmp_path):
+    def report(cap: int, bound: bool) -> str:
+        rule = f"fit rows capped at {cap} = floor((0.8 x base.memory_budget - ...))"
+        return f'{{"fit_sample": {{"max_rows": {cap}, "bound": {str(bound).lower()}, "rule": "{rule}"}}}}'
+
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    _write(a, report(903_614, False), [1.0])
+    _write(b, report(166_000_000, False), [1.0])
+    _write(c, report(903_614, True), [1.0])
+    assert output_differences(a, b) == []
+    assert output_differences(a, c) == ["text differs: models/synthetic/scorecard.json"]
