@@ -174,13 +174,9 @@ def table(results: dict[str, dict], budget: str, label: str) -> list[str]:
         "|---|---|---|---|---|---",
     ]
     for stage, r in results.items():
-        verdict = (
-            "FAILED"
-            if not r["ok"]
-            else ("met" if r["peak_gb"] * 2**30 / 1e9 <= limit else "missed")
-        )
+        verdict = "FAILED" if not r["ok"] else ("met" if r["peak_gb"] <= limit else "missed")
         lines.append(
-            f"| {stage} | {label} | {fmt(r['seconds'], 1)} | {fmt(r['peak_gb'] * 2**30 / 1e9)} | "
+            f"| {stage} | {label} | {fmt(r['seconds'], 1)} | {fmt(r['peak_gb'])} | "
             f"{fmt(limit)} | {verdict}"
         )
     return lines
