@@ -221,7 +221,9 @@ def features_pair(
     from benchmarks.features_bench import bench_params
 
     params = bench_params(months - 1, n_as_of)
-    params["memory_limit"] = "2.5GB"  # DuckDB's share of the 3 GB peak target (the process adds ~0.4 GB)
+    params["memory_limit"] = (
+        "2.5GB"  # DuckDB's share of the 3 GB peak target (the process adds ~0.4 GB)
+    )
     (data / "spill").mkdir(exist_ok=True)
     params["customer_chunks"] = max(CUSTOMER_CHUNKS, 1)  # 0 = no chunked run (one pass)
     script = {"duckdb_chunked": [__file__, "--child", "features_chunked"]}
